@@ -1,0 +1,3 @@
+"""provisioner: Exchange Full Access for mailbox-sync accounts, from desired state."""
+
+__version__ = "0.1.0"
