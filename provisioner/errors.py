@@ -1,0 +1,39 @@
+"""The exception tree, and the one map from exceptions to exit codes (used only at the CLI edge)."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0  # done / compliant
+    ITEMS_FAILED = 1  # some items failed, blocked or unknown; the rest was still done
+    USAGE = 2  # usage or input error: nothing was sent
+    DRIFT = 3  # audit found drift
+    CONNECTION = 4  # connection or authentication failure
+
+
+class ProvisionerError(Exception):
+    """Base of every error the tool reports to the user as a message (never as a traceback)."""
+
+    exit_code: ExitCode = ExitCode.USAGE
+
+
+class InputError(ProvisionerError):
+    """Bad input (users file, config, options). Raised before anything is sent to Exchange."""
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, message: str, *, where: str | None = None) -> None:
+        self.where = where
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class ConnectionFailure(ProvisionerError):
+    """The endpoint could not be reached, refused us, or the session could not be opened."""
+
+    exit_code = ExitCode.CONNECTION
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.hint = hint
+        super().__init__(f"{message} {hint}" if hint else message)

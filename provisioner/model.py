@@ -1,0 +1,221 @@
+"""Domain values: identities, trustees, permission entries, plan items and outcomes. Pure, no I/O."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+
+MAX_IDENTITY_LENGTH = 512
+"""Longer than any real identity (a DN is the longest form; AD caps CN at 64 and DNs well below this)."""
+
+
+def identity_problem(raw: str) -> str | None:
+    """Why ``raw`` cannot be an Exchange identity, or None if it can.
+
+    Refused: empty or blank values (Exchange Get-* cmdlets treat an empty identity as "all objects"), NUL,
+    line breaks and any other control or format-control character, unpaired surrogates, and absurd lengths.
+    """
+    if not raw.strip():
+        return "empty identity"
+    if len(raw) > MAX_IDENTITY_LENGTH:
+        return f"identity is {len(raw)} characters long (at most {MAX_IDENTITY_LENGTH})"
+    for index, char in enumerate(raw):
+        category = unicodedata.category(char)
+        if char == "\x00":
+            return f"NUL character at position {index + 1}"
+        if char in "\r\n\u0085\u2028\u2029":
+            return f"line break (U+{ord(char):04X}) at position {index + 1}"
+        if category in ("Cc", "Cs", "Cf"):
+            return f"control character U+{ord(char):04X} at position {index + 1}"
+    return None
+
+
+@dataclass(frozen=True, order=True)
+class Identity:
+    """A mailbox or trustee identity exactly as the admin wrote it. Compares case-insensitively; never empty."""
+
+    key: str = field(init=False, repr=False, compare=True)
+    value: str = field(compare=False)
+
+    def __init__(self, value: str) -> None:
+        problem = identity_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        object.__setattr__(self, "value", value)
+        object.__setattr__(self, "key", value.casefold())
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Trustee:
+    """An account that must hold Full Access: the console user, the service account or an extra trustee."""
+
+    identity: Identity
+    automapping: bool = False
+    role: str = "trustee"  # "admin-user", "service-account" or "trustee": shown in reports and scripts
+
+
+class AccessState(Enum):
+    """What was observed for one (mailbox, trustee)."""
+
+    PRESENT = "present"  # an explicit or inherited Allow FullAccess entry, and no Deny
+    ABSENT = "absent"  # the read succeeded and found no Allow FullAccess entry
+    DENIED = "denied"  # a Deny FullAccess entry for this trustee exists
+    UNKNOWN = "unknown"  # the state could not be read; never treated as absent
+
+
+@dataclass(frozen=True)
+class PermissionEntry:
+    """One entry of Get-MailboxPermission -User <trustee>, reduced to what the planner needs."""
+
+    access_rights: frozenset[str]
+    deny: bool
+    inherited: bool
+
+    @property
+    def grants_full_access(self) -> bool:
+        return not self.deny and "fullaccess" in self.access_rights
+
+    @property
+    def denies_full_access(self) -> bool:
+        return self.deny and "fullaccess" in self.access_rights
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """An error record as Exchange reported it: decided on by reason/category/FQEID, the message is for humans."""
+
+    message: str
+    reason: str = ""  # CategoryInfo.Reason, e.g. ManagementObjectNotFoundException
+    category: str = ""  # ErrorCategory name, e.g. ObjectNotFound
+    fq_error_id: str = ""
+
+    @property
+    def not_found(self) -> bool:
+        return self.reason.endswith("ManagementObjectNotFoundException") or "NotFound" in self.fq_error_id
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        tag = ", ".join(part for part in (self.reason, self.fq_error_id) if part)
+        if tag:
+            parts.append(f"[{tag}]")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What was read for one (mailbox, trustee): the relevant entries, or the error that stopped the read."""
+
+    explicit_allow: bool = False
+    inherited_allow: bool = False
+    deny: bool = False
+    error: ErrorInfo | None = None  # set: the state could not be read
+
+    @classmethod
+    def from_entries(cls, entries: Iterable[PermissionEntry]) -> Observation:
+        explicit_allow = inherited_allow = deny = False
+        for entry in entries:
+            if entry.denies_full_access:
+                deny = True
+            elif entry.grants_full_access:
+                if entry.inherited:
+                    inherited_allow = True
+                else:
+                    explicit_allow = True
+        return cls(explicit_allow=explicit_allow, inherited_allow=inherited_allow, deny=deny)
+
+    @classmethod
+    def unreadable(cls, error: ErrorInfo) -> Observation:
+        return cls(error=error)
+
+    @property
+    def state(self) -> AccessState:
+        if self.error is not None:
+            return AccessState.UNKNOWN
+        if self.deny:
+            return AccessState.DENIED
+        if self.explicit_allow or self.inherited_allow:
+            return AccessState.PRESENT
+        return AccessState.ABSENT
+
+
+class Action(Enum):
+    GRANT = "grant"
+    REVOKE = "revoke"
+    AUDIT = "audit"
+
+
+class ItemState(Enum):
+    """Where each (mailbox, trustee) of a plan ends up before anything runs."""
+
+    TO_ADD = "to-add"
+    ALREADY_PRESENT = "already-present"
+    BLOCKED = "blocked"  # a Deny FullAccess entry exists: reported, never "fixed"
+    UNKNOWN = "unknown"  # state unreadable: nothing is done, never treated as absent
+    TO_REMOVE = "to-remove"
+    ABSENT = "absent"  # revoke: nothing to remove
+    INHERITED_ONLY = "inherited-only"  # revoke: access is inherited, Remove-MailboxPermission cannot remove it
+
+
+CHANGING_STATES = frozenset({ItemState.TO_ADD, ItemState.TO_REMOVE})
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    mailbox: Identity
+    trustee: Trustee
+    state: ItemState
+    detail: str = ""
+
+    @property
+    def changes(self) -> bool:
+        return self.state in CHANGING_STATES
+
+
+@dataclass(frozen=True)
+class Plan:
+    action: Action
+    items: tuple[PlanItem, ...]
+    trustees: tuple[Trustee, ...]
+    observed: bool  # False when planned offline (every grant listed, nothing read)
+
+    @property
+    def changes(self) -> tuple[PlanItem, ...]:
+        return tuple(item for item in self.items if item.changes)
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for item in self.items:
+            counts[item.state.value] = counts.get(item.state.value, 0) + 1
+        return counts
+
+
+class Result(Enum):
+    """The one final outcome of each (mailbox, trustee)."""
+
+    GRANTED = "granted"
+    ALREADY_PRESENT = "already-present"
+    REMOVED = "removed"
+    ABSENT = "absent"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+    UNKNOWN = "unknown"
+    PLANNED = "planned"  # dry-run: would be changed
+    INHERITED_ONLY = "inherited-only"
+
+
+PROBLEM_RESULTS = frozenset({Result.FAILED, Result.BLOCKED, Result.UNKNOWN})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    mailbox: Identity
+    trustee: Trustee
+    result: Result
+    detail: str = ""
+    error: ErrorInfo | None = None
+    warnings: tuple[str, ...] = ()
