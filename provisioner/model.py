@@ -93,6 +93,7 @@ class ErrorInfo:
     reason: str = ""  # CategoryInfo.Reason, e.g. ManagementObjectNotFoundException
     category: str = ""  # ErrorCategory name, e.g. ObjectNotFound
     fq_error_id: str = ""
+    target: str = ""  # TargetObject: usually the identity the error is about
 
     @property
     def not_found(self) -> bool:
@@ -170,6 +171,7 @@ class PlanItem:
     trustee: Trustee
     state: ItemState
     detail: str = ""
+    error: ErrorInfo | None = None  # why the state is UNKNOWN
 
     @property
     def changes(self) -> bool:

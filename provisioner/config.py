@@ -1,0 +1,233 @@
+"""The TOML configuration file -> typed settings. The only module that reads configuration.
+
+Every key is checked: an unknown key, a wrong type or a bad value stops the run with the file and the key
+named (TOML syntax errors also carry the line), before anything is sent. Passwords are never read from here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal, cast, get_args
+
+from provisioner.errors import InputError
+from provisioner.model import identity_problem
+
+Auth = Literal["kerberos", "negotiate", "ntlm", "basic", "certificate", "credssp"]
+Scheme = Literal["http", "https"]
+Mode = Literal["command", "script"]
+AUTH_METHODS: tuple[str, ...] = get_args(Auth)
+DEFAULT_CONFIG = Path("provisioner.toml")
+
+
+@dataclass(frozen=True)
+class Connection:
+    server: str | None = None
+    port: int | None = None  # default: 80 for http, 443 for https
+    scheme: Scheme = "http"
+    path: str = "PowerShell"
+    configuration_name: str = "Microsoft.Exchange"
+    auth: Auth = "kerberos"
+    username: str | None = None
+    cert_validation: bool = True
+    ca_bundle: str | None = None
+    certificate_pem: str | None = None
+    certificate_key_pem: str | None = None
+    operation_timeout: int = 20
+    connection_timeout: int = 30
+    insecure_lab: bool = False  # allows Basic over plain http: only for the lab endpoint
+    mode: Mode = "command"
+    preamble: str | None = None  # script mode: run before the steps (e.g. Connect-ExchangeOnline ...)
+    domain_controller: str | None = None
+    spn_service: str = "HTTP"  # Exchange's /PowerShell vdir is HTTP/<fqdn>; pypsrp would ask for WSMAN/<fqdn>
+    spn_hostname: str | None = None  # SPN host for load-balanced namespaces or connecting by IP
+
+    @property
+    def effective_port(self) -> int:
+        return self.port if self.port is not None else (443 if self.scheme == "https" else 80)
+
+    def with_overrides(self, **overrides: Any) -> Connection:
+        return replace(self, **{name: value for name, value in overrides.items() if value is not None})
+
+
+@dataclass(frozen=True)
+class TrusteeSpec:
+    identity: str
+    role: str
+    automapping: bool | None = None  # None: the run's default (off)
+
+
+@dataclass(frozen=True)
+class Config:
+    source: Path | None = None
+    connection: Connection = field(default_factory=Connection)
+    trustees: tuple[TrusteeSpec, ...] = ()
+    automapping: bool = False
+    mailboxes: tuple[str, ...] = ()
+    users_files: tuple[Path, ...] = ()
+
+
+_CONNECTION_TYPES: dict[str, type | tuple[type, ...]] = {
+    "server": str,
+    "port": int,
+    "scheme": str,
+    "path": str,
+    "configuration_name": str,
+    "auth": str,
+    "username": str,
+    "cert_validation": bool,
+    "ca_bundle": str,
+    "certificate_pem": str,
+    "certificate_key_pem": str,
+    "operation_timeout": int,
+    "connection_timeout": int,
+    "insecure_lab": bool,
+    "mode": str,
+    "preamble": str,
+    "domain_controller": str,
+    "spn_service": str,
+    "spn_hostname": str,
+}
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "scheme": get_args(Scheme),
+    "auth": AUTH_METHODS,
+    "mode": get_args(Mode),
+}
+_SECTIONS = ("connection", "trustees", "targets")
+
+
+class _Reader:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, key: str, message: str) -> InputError:
+        return InputError(f"{key}: {message}", where=str(self.path))
+
+    def check_keys(self, table: Mapping[str, Any], allowed: tuple[str, ...] | list[str], prefix: str) -> None:
+        for name in table:
+            if name not in allowed:
+                close = difflib.get_close_matches(name, allowed, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(allowed)})"
+                raise self.fail(f"{prefix}{name}", "unknown key" + hint)
+
+    def typed(self, table: Mapping[str, Any], name: str, kind: type | tuple[type, ...], prefix: str) -> Any:
+        value = table[name]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        # bool is an int in Python; TOML keeps them apart, so do we.
+        if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+            expected = " or ".join(k.__name__ for k in kinds)
+            raise self.fail(f"{prefix}{name}", f"expected {expected}, got {type(value).__name__}")
+        return value
+
+    def text(self, value: str, key: str, *, identity: bool = False) -> str:
+        problem = identity_problem(value)
+        if problem is not None and (identity or value):
+            raise self.fail(key, problem)
+        return value
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate ``path``. Relative users-file paths are relative to the config file's folder."""
+    reader = _Reader(path)
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise InputError("configuration file not found", where=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read configuration file: {exc}", where=str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"invalid TOML: {exc}", where=str(path)) from None
+    reader.check_keys(data, _SECTIONS, "")
+    for section in _SECTIONS:
+        if section in data and not isinstance(data[section], dict):
+            raise reader.fail(section, "expected a table")
+    connection = _connection(reader, data.get("connection", {}))
+    trustees, automapping = _trustees(reader, data.get("trustees", {}))
+    mailboxes, users_files = _targets(reader, data.get("targets", {}), path.parent)
+    return Config(path, connection, trustees, automapping, mailboxes, users_files)
+
+
+def _connection(reader: _Reader, table: Mapping[str, Any]) -> Connection:
+    reader.check_keys(table, list(_CONNECTION_TYPES), "connection.")
+    values: dict[str, Any] = {}
+    for name, kind in _CONNECTION_TYPES.items():
+        if name not in table:
+            continue
+        value = reader.typed(table, name, kind, "connection.")
+        if name in _CHOICES and value not in _CHOICES[name]:
+            raise reader.fail(f"connection.{name}", f"'{value}' is not one of {', '.join(_CHOICES[name])}")
+        if isinstance(value, str) and name != "preamble":
+            reader.text(value, f"connection.{name}", identity=name in ("server", "domain_controller"))
+        values[name] = value
+    port = values.get("port")
+    if port is not None and not 0 < port < 65536:
+        raise reader.fail("connection.port", f"{port} is not a TCP port")
+    for name in ("operation_timeout", "connection_timeout"):
+        if name in values and values[name] <= 0:
+            raise reader.fail(f"connection.{name}", "must be a positive number of seconds")
+    return Connection(**values)
+
+
+_TRUSTEE_KEYS = ("admin_user", "service_account", "automapping", "extra")
+
+
+def _trustees(reader: _Reader, table: Mapping[str, Any]) -> tuple[tuple[TrusteeSpec, ...], bool]:
+    reader.check_keys(table, _TRUSTEE_KEYS, "trustees.")
+    specs: list[TrusteeSpec] = []
+    for name, role in (("admin_user", "admin-user"), ("service_account", "service-account")):
+        if name in table:
+            value = reader.typed(table, name, str, "trustees.")
+            specs.append(TrusteeSpec(reader.text(value, f"trustees.{name}", identity=True), role))
+    automapping = bool(reader.typed(table, "automapping", bool, "trustees.")) if "automapping" in table else False
+    extra = table.get("extra", [])
+    if not isinstance(extra, list):
+        raise reader.fail("trustees.extra", "expected an array of tables ([[trustees.extra]])")
+    for index, entry in enumerate(extra, start=1):
+        key = f"trustees.extra[{index}]"
+        if isinstance(entry, str):
+            specs.append(TrusteeSpec(reader.text(entry, key, identity=True), "trustee"))
+            continue
+        if not isinstance(entry, dict):
+            raise reader.fail(key, "expected a table with 'identity' and optional 'automapping', or a string")
+        reader.check_keys(entry, ("identity", "automapping"), f"{key}.")
+        if "identity" not in entry:
+            raise reader.fail(key, "missing 'identity'")
+        identity = reader.text(reader.typed(entry, "identity", str, f"{key}."), f"{key}.identity", identity=True)
+        mapping = cast(bool, reader.typed(entry, "automapping", bool, f"{key}.")) if "automapping" in entry else None
+        specs.append(TrusteeSpec(identity, "trustee", mapping))
+    return tuple(specs), automapping
+
+
+def _targets(reader: _Reader, table: Mapping[str, Any], base: Path) -> tuple[tuple[str, ...], tuple[Path, ...]]:
+    reader.check_keys(table, ("mailboxes", "users_file", "users_files"), "targets.")
+    mailboxes: list[str] = []
+    raw_mailboxes = table.get("mailboxes", [])
+    if not isinstance(raw_mailboxes, list):
+        raise reader.fail("targets.mailboxes", "expected an array of strings")
+    for index, value in enumerate(raw_mailboxes, start=1):
+        if not isinstance(value, str):
+            raise reader.fail(f"targets.mailboxes[{index}]", f"expected a string, got {type(value).__name__}")
+        mailboxes.append(reader.text(value, f"targets.mailboxes[{index}]", identity=True))
+    files: list[Path] = []
+    for name in ("users_file", "users_files"):
+        raw = table.get(name)
+        if raw is None:
+            continue
+        for index, value in enumerate(raw if isinstance(raw, list) else [raw], start=1):
+            if not isinstance(value, str) or not value:
+                raise reader.fail(f"targets.{name}", f"entry {index}: expected a file path")
+            files.append(base / value)
+    return tuple(mailboxes), tuple(files)
+
+
+def discover(path: Path | None) -> Config:
+    """``--config PATH``, else ``provisioner.toml`` in the current folder if present, else an empty config."""
+    if path is not None:
+        return load_config(path)
+    if DEFAULT_CONFIG.is_file():
+        return load_config(DEFAULT_CONFIG)
+    return Config()

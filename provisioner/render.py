@@ -1,0 +1,105 @@
+"""The single Jinja2 environment, and rendering of plans and steps as PowerShell.
+
+Escaping is the environment's default, not a habit of the templates: ``autoescape`` is on and the finalizer
+turns every expression's value into PowerShell source with :func:`provisioner.pwsh.literal` (strings become
+single-quoted literals) and marks it safe. A template that prints a variable with no filter at all therefore
+still prints a quoted literal. Only values the code marks as trusted pass unchanged: :class:`~provisioner.pwsh.Bare`
+tokens (cmdlet and parameter names, enum values) and ``Markup`` (macro output, the config author's preamble).
+Strings with control characters are refused outright: a line break could end a comment line and start code.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from provisioner import __version__
+from provisioner.model import Plan
+from provisioner.pwsh import Bare, literal
+from provisioner.steps import Step
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+class RenderError(ValueError):
+    """A value cannot be written into a script safely."""
+
+
+def template_dir() -> Path:
+    """Templates ship inside the wheel as ``provisioner/templates``; in a source checkout they are top level."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "templates", here.parent / "templates"):
+        if (candidate / "script.ps1.j2").is_file():
+            return candidate
+    raise RenderError(f"templates not found next to {here}")
+
+
+def _finalize(value: Any) -> Markup:
+    if isinstance(value, Markup):
+        return value
+    if isinstance(value, str) and _CONTROL.search(value):
+        raise RenderError(f"refusing to render a value with a control character: {value!r}")
+    return Markup(literal(value))
+
+
+def _oneline(value: object) -> str:
+    """Free text (e.g. an error message from the server) folded onto one line, for a comment."""
+    return " ".join(_CONTROL.sub(" ", str(value)).split())
+
+
+@functools.cache
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(template_dir()),
+        undefined=jinja2.StrictUndefined,
+        autoescape=True,
+        finalize=_finalize,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["oneline"] = _oneline
+    return env
+
+
+def render_step(step: Step) -> str:
+    """One step as one command line (the same macro the full script uses)."""
+    return environment().get_template("step.ps1.j2").render(step=step).strip()
+
+
+@dataclass(frozen=True)
+class ScriptContext:
+    server: str
+    domain_controller: str | None = None
+    preamble: str | None = None  # trusted: written by the config author
+
+
+def render_script(plan: Plan, steps: Sequence[Step], context: ScriptContext, *, now: datetime | None = None) -> str:
+    """The reviewable script: header, preamble, one command per change, and the unchanged items as comments."""
+    generated = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    unchanged = [item for item in plan.items if not item.changes]
+    return environment().get_template("script.ps1.j2").render(
+        version=__version__,
+        action=Bare(plan.action.value),
+        generated=generated,
+        server=context.server,
+        domain_controller=context.domain_controller,
+        observed=plan.observed,
+        trustees=plan.trustees,
+        counts=sorted(plan.counts().items()),
+        preamble=Markup(context.preamble) if context.preamble else None,
+        steps=steps,
+        unchanged=unchanged,
+    )
+
+
+def render_lines(steps: Iterable[Step]) -> list[str]:
+    return [render_step(step) for step in steps]

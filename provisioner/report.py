@@ -1,0 +1,119 @@
+"""Run results as a JSON report, a CSV, or a human table. Files are created owner-only (0600)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from provisioner import __version__
+from provisioner.jobs import RunResult
+from provisioner.model import Outcome
+
+
+def outcome_record(outcome: Outcome) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "mailbox": outcome.mailbox.value,
+        "trustee": outcome.trustee.identity.value,
+        "role": outcome.trustee.role,
+        "result": outcome.result.value,
+        "detail": outcome.detail,
+    }
+    if outcome.error is not None:
+        record["error"] = {
+            "message": outcome.error.message,
+            "reason": outcome.error.reason,
+            "category": outcome.error.category,
+            "fq_error_id": outcome.error.fq_error_id,
+            "target": outcome.error.target,
+        }
+    if outcome.warnings:
+        record["warnings"] = list(outcome.warnings)
+    return record
+
+
+def report_document(result: RunResult) -> dict[str, Any]:
+    job = result.job
+    return {
+        "tool": "provisioner",
+        "version": __version__,
+        "action": job.action.value,
+        "dry_run": job.dry_run,
+        "offline": job.offline,
+        "server": job.connection.server,
+        "mode": job.connection.mode,
+        "started": result.started.isoformat(),
+        "finished": result.finished.isoformat(),
+        "duration_seconds": round((result.finished - result.started).total_seconds(), 3),
+        "trustees": [
+            {"identity": t.identity.value, "role": t.role, "automapping": t.automapping} for t in job.trustees
+        ],
+        "summary": {
+            "mailboxes": len(job.mailboxes),
+            "items": len(result.outcomes),
+            "results": result.counts,
+            "plan": result.plan.counts(),
+            "exit_code": int(result.exit_code),
+        },
+        "notes": result.notes,
+        "items": [outcome_record(outcome) for outcome in result.outcomes],
+    }
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, readable and writable by the owner only, replacing any earlier file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_report(result: RunResult, path: Path) -> None:
+    write_private(path, json.dumps(report_document(result), indent=2, ensure_ascii=False) + "\n")
+
+
+CSV_FIELDS = ("mailbox", "trustee", "role", "result", "detail", "reason", "fq_error_id")
+
+
+def as_csv(result: RunResult) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for outcome in result.outcomes:
+        row = outcome_record(outcome)
+        error = row.pop("error", None) or {}
+        row["reason"] = error.get("reason", "")
+        row["fq_error_id"] = error.get("fq_error_id", "")
+        writer.writerow(row)
+    return buffer.getvalue()
+
+
+def as_table(result: RunResult) -> str:
+    rows = [("MAILBOX", "TRUSTEE", "RESULT", "DETAIL")]
+    for outcome in result.outcomes:
+        detail = outcome.detail
+        if outcome.error is not None and outcome.error.reason:
+            detail = f"{detail} [{outcome.error.reason}]" if detail else outcome.error.reason
+        rows.append((outcome.mailbox.value, outcome.trustee.identity.value, outcome.result.value, detail))
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3]
+        for row in rows
+    ]
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def summary_line(result: RunResult) -> str:
+    counts = ", ".join(f"{name} {count}" for name, count in sorted(result.counts.items()))
+    seconds = (result.finished - result.started).total_seconds()
+    return f"{result.job.action.value}: {len(result.outcomes)} items ({counts}) in {seconds:.1f}s"

@@ -1,0 +1,172 @@
+"""Opening a PowerShell remoting session (pypsrp WSMan + RunspacePool): auth, TLS, credentials, diagnosis.
+
+The password comes from the ``PROVISIONER_PASSWORD`` environment variable or an interactive prompt, never from
+the command line or the config file. Transport failures become :class:`ConnectionFailure` with one clear
+sentence (exit 4); the password is never part of any message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+import socket
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import requests
+from pypsrp.exceptions import AuthenticationError, WinRMError, WinRMTransportError, WSManFaultError
+from pypsrp.powershell import RunspacePool
+from pypsrp.wsman import WSMan
+
+from provisioner.config import Connection
+from provisioner.errors import ConnectionFailure, InputError
+
+PASSWORD_ENV = "PROVISIONER_PASSWORD"
+PASSWORD_AUTHS = frozenset({"negotiate", "ntlm", "basic", "credssp"})
+
+
+def resolve_password(connection: Connection, prompt: Callable[[str], str] | None = None) -> str | None:
+    """The password for ``connection.username``: the environment first, then an interactive prompt.
+
+    Certificate auth needs none; Kerberos uses the ticket cache (after kinit) unless a username is configured
+    and the environment holds a password.
+    """
+    password = os.environ.get(PASSWORD_ENV)
+    if connection.auth == "certificate" or (connection.auth == "kerberos" and not (connection.username and password)):
+        return None
+    if password is not None:
+        return password
+    if prompt is None and sys.stdin.isatty():
+        prompt = getpass.getpass
+    if prompt is None:
+        raise InputError(f"{connection.auth} authentication needs a password: set {PASSWORD_ENV} or run interactively")
+    return prompt(f"Password for {connection.username}: ")
+
+
+def check_connection_settings(connection: Connection) -> None:
+    """Refuse settings that would be unsafe or cannot work, before connecting."""
+    if not connection.server:
+        raise InputError("no server configured: set connection.server in the config file or pass --server")
+    if connection.auth == "basic" and connection.scheme == "http" and not connection.insecure_lab:
+        raise InputError(
+            "Basic authentication over plain http would send the password unencrypted; "
+            "use https, or Kerberos/NTLM (encrypted over http). Only the lab endpoint may allow it (--insecure-lab)."
+        )
+    if connection.auth in PASSWORD_AUTHS and not connection.username:
+        raise InputError(f"{connection.auth} authentication needs a username (connection.username or --username)")
+    if connection.auth == "certificate" and not (connection.certificate_pem and connection.certificate_key_pem):
+        raise InputError("certificate authentication needs connection.certificate_pem and certificate_key_pem")
+    if connection.mode == "script" and connection.configuration_name == "Microsoft.Exchange":
+        raise InputError(
+            "script mode needs a full-language endpoint (e.g. a management host's Microsoft.PowerShell); "
+            "the Microsoft.Exchange endpoint runs in NoLanguage mode and refuses script text"
+        )
+
+
+def build_wsman(connection: Connection, password: str | None) -> WSMan:
+    kwargs: dict[str, Any] = {}
+    if connection.auth in ("kerberos", "negotiate"):
+        kwargs["negotiate_service"] = connection.spn_service
+        if connection.spn_hostname:
+            kwargs["negotiate_hostname_override"] = connection.spn_hostname
+        kwargs["negotiate_delegate"] = False
+    if connection.auth == "certificate":
+        kwargs["certificate_pem"] = connection.certificate_pem
+        kwargs["certificate_key_pem"] = connection.certificate_key_pem
+    encryption = "auto"
+    if connection.auth == "basic" and connection.scheme == "http":
+        encryption = "never"  # only reachable with insecure_lab, see check_connection_settings
+    cert_validation: bool | str = connection.cert_validation
+    if connection.cert_validation and connection.ca_bundle:
+        cert_validation = connection.ca_bundle
+    return WSMan(
+        connection.server or "",
+        port=connection.effective_port,
+        path=connection.path,
+        ssl=connection.scheme == "https",
+        auth=connection.auth,
+        username=connection.username,
+        password=password,
+        cert_validation=cert_validation,
+        connection_timeout=connection.connection_timeout,
+        read_timeout=connection.operation_timeout + 10,
+        operation_timeout=connection.operation_timeout,
+        encryption=encryption,
+        no_proxy=True,
+        **kwargs,
+    )
+
+
+def describe_failure(exc: BaseException, connection: Connection) -> ConnectionFailure:
+    """One sentence for a transport or authentication failure, without any secret."""
+    where = f"{connection.scheme}://{connection.server}:{connection.effective_port}/{connection.path}"
+    if isinstance(exc, AuthenticationError) or (isinstance(exc, WinRMTransportError) and exc.code == 401):
+        return ConnectionFailure(
+            f"authentication to {where} failed ({connection.auth}, user {connection.username or 'from ticket'}).",
+            hint="Check the username and password, or the Kerberos ticket (klist).",
+        )
+    if isinstance(exc, WinRMTransportError):
+        hint = "Check connection.path (Exchange uses 'PowerShell')." if exc.code == 404 else None
+        return ConnectionFailure(f"{where} answered HTTP {exc.code}.", hint=hint)
+    if isinstance(exc, WSManFaultError):
+        reason = " ".join(str(exc.reason or "").split())
+        hint = None
+        if "resource uri" in reason.lower() or exc.code in (2150858811, 2152992674):
+            hint = f"Check connection.configuration_name ('{connection.configuration_name}')."
+        return ConnectionFailure(f"{where} refused the session: {reason} (WSMan fault {exc.code}).", hint=hint)
+    if isinstance(exc, requests.exceptions.SSLError):
+        return ConnectionFailure(
+            f"TLS certificate of {where} could not be verified.",
+            hint="Set connection.ca_bundle to your CA's certificate.",
+        )
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        text = str(exc)
+        if isinstance(_root(exc), socket.gaierror) or "Name or service not known" in text:
+            return ConnectionFailure(f"cannot resolve {connection.server}.", hint="Check connection.server (DNS).")
+        if "refused" in text.lower():
+            return ConnectionFailure(f"connection to {where} was refused.", hint="Is the server and port right?")
+        return ConnectionFailure(f"cannot connect to {where}: {_first_line(text)}")
+    if isinstance(exc, requests.exceptions.Timeout):
+        return ConnectionFailure(f"{where} did not answer in time.", hint="Check the network or raise the timeouts.")
+    text = _first_line(str(exc))
+    if "not found in Kerberos database" in text:
+        spn_host = connection.spn_hostname or connection.server
+        return ConnectionFailure(
+            f"Kerberos has no service principal {connection.spn_service}/{spn_host}.",
+            hint="Connect by the server's FQDN, or set connection.spn_hostname to the name that has the SPN.",
+        )
+    return ConnectionFailure(f"cannot open a session on {where}: {type(exc).__name__}: {text}")
+
+
+def _root(exc: BaseException) -> BaseException:
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return exc
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else "no detail"
+
+
+@contextmanager
+def open_pool(connection: Connection, password: str | None) -> Iterator[RunspacePool]:
+    """An open RunspacePool with one runspace (state such as a preamble persists), closed on exit."""
+    check_connection_settings(connection)
+    try:
+        wsman = build_wsman(connection, password)
+        pool = RunspacePool(wsman, configuration_name=connection.configuration_name)
+        pool.open()
+    except ConnectionFailure:
+        raise
+    except (WinRMError, requests.exceptions.RequestException, OSError, ValueError) as exc:
+        raise describe_failure(exc, connection) from None
+    except Exception as exc:  # spnego/gssapi errors have no common base class
+        raise describe_failure(exc, connection) from None
+    try:
+        yield pool
+    finally:
+        with contextlib.suppress(Exception):  # best effort: the session expires on the server anyway
+            pool.close()
