@@ -1,0 +1,349 @@
+"""The command line: parse, call, print. Exceptions become exit codes here and only here."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from provisioner import __version__
+from provisioner import report as reports
+from provisioner.config import AUTH_METHODS, Config, Connection, discover
+from provisioner.desired import Desired, TrusteeOptions, desired
+from provisioner.errors import InputError, ProvisionerError
+from provisioner.executors.psrp import Progress
+from provisioner.jobs import Job, RunResult, run
+from provisioner.model import Action
+from provisioner.report import write_private
+from provisioner.session import resolve_password
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Grant, audit and revoke Exchange Full Access for mailbox-sync accounts, from desired state.",
+)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="TOML config (default: ./provisioner.toml if present)")
+]
+MailboxOpt = Annotated[list[str] | None, typer.Option("--mailbox", "-m", help="Target mailbox (repeatable)")]
+UsersFileOpt = Annotated[
+    list[Path] | None, typer.Option("--users-file", "-u", help="Users file: one identity per line, or CSV")
+]
+AdminOpt = Annotated[str | None, typer.Option("--admin-user", help="The sync product's admin-console user")]
+ServiceOpt = Annotated[str | None, typer.Option("--service-account", help="The sync service's account")]
+TrusteeOpt = Annotated[list[str] | None, typer.Option("--trustee", help="Another trustee (repeatable)")]
+AutomapOpt = Annotated[
+    bool | None,
+    typer.Option("--automapping/--no-automapping", help="Outlook AutoMapping for new grants (default: off)"),
+]
+ServerOpt = Annotated[str | None, typer.Option("--server", help="Exchange server FQDN")]
+PortOpt = Annotated[int | None, typer.Option("--port", help="Port (default 80 for http, 443 for https)")]
+SchemeOpt = Annotated[str | None, typer.Option("--scheme", help="http or https")]
+AuthOpt = Annotated[str | None, typer.Option("--auth", help=f"One of: {', '.join(AUTH_METHODS)} (default kerberos)")]
+UserOpt = Annotated[
+    str | None, typer.Option("--username", help="Account to connect as (password: PROVISIONER_PASSWORD)")
+]
+DcOpt = Annotated[str | None, typer.Option("--domain-controller", help="Pin reads and writes to this DC")]
+ModeOpt = Annotated[str | None, typer.Option("--mode", help="command (NoLanguage endpoints) or script")]
+LabOpt = Annotated[bool, typer.Option("--insecure-lab", help="Allow Basic over plain http (lab endpoint only)")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Change nothing; write the PowerShell that would run")]
+OfflineOpt = Annotated[bool, typer.Option("--offline", help="With --dry-run: never connect; list every change")]
+ScriptOpt = Annotated[Path | None, typer.Option("--script", help="Write the dry-run script here (default: stdout)")]
+ReportOpt = Annotated[Path | None, typer.Option("--report", help="Write a JSON report here")]
+
+
+def _err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+@contextmanager
+def _edge() -> Iterator[None]:
+    """Domain errors become a message and an exit code; nothing else is caught (a bug should show)."""
+    try:
+        yield
+    except ProvisionerError as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(int(exc.exit_code)) from None
+    except KeyboardInterrupt:
+        _err("interrupted")
+        raise typer.Exit(130) from None
+
+
+def _connection(config: Config, **overrides: Any) -> Connection:
+    for name, choices in (("scheme", ("http", "https")), ("auth", AUTH_METHODS), ("mode", ("command", "script"))):
+        value = overrides.get(name)
+        if value is not None and value not in choices:
+            raise InputError(f"--{name} must be one of {', '.join(choices)}, not '{value}'")
+    if overrides.get("insecure_lab") is False:
+        overrides["insecure_lab"] = None  # a flag that is not given does not switch the config's setting off
+    return config.connection.with_overrides(**overrides)
+
+
+def _desired(
+    config: Config, mailbox: list[str] | None, users_file: list[Path] | None, options: TrusteeOptions
+) -> Desired:
+    wanted = desired(config, options, mailbox or [], users_file or [])
+    for duplicate in wanted.targets.duplicates:
+        _err(f"{duplicate.target.source}: duplicate of {duplicate.first.source} ({duplicate.first.identity}); folded")
+    for warning in wanted.targets.warnings:
+        _err(f"warning: {warning.source}: {warning.message}")
+    for note in wanted.notes:
+        _err(f"warning: {note}")
+    return wanted
+
+
+def _progress_factory() -> Callable[[str, int], Progress] | None:
+    if not sys.stderr.isatty():
+        return None
+
+    def factory(label: str, total: int) -> Progress:
+        done = 0
+
+        def tick(count: int) -> None:
+            nonlocal done
+            done += count
+            end = "\n" if done >= total else ""
+            sys.stderr.write(f"\r{label}: {done}/{total}{end}")
+            sys.stderr.flush()
+
+        return tick
+
+    return factory
+
+
+def _execute(job: Job, report: Path | None) -> RunResult:
+    password = None if job.offline else resolve_password(job.connection)
+    result = run(job, password=password, progress=_progress_factory())
+    for note in result.notes:
+        _err(f"warning: {note}")
+    if report is not None:
+        reports.write_report(result, report)
+    return result
+
+
+def _change_command(
+    action: Action,
+    *,
+    config: Path | None,
+    mailbox: list[str] | None,
+    users_file: list[Path] | None,
+    trustees: TrusteeOptions,
+    dry_run: bool,
+    offline: bool,
+    script: Path | None,
+    report: Path | None,
+    overrides: dict[str, Any],
+) -> None:
+    with _edge():
+        if offline and not dry_run:
+            raise InputError("--offline only makes sense with --dry-run (nothing can be applied without reading)")
+        if script is not None and not dry_run:
+            raise InputError("--script is written by --dry-run; add --dry-run")
+        settings = discover(config)
+        connection = _connection(settings, **overrides)
+        wanted = _desired(settings, mailbox, users_file, trustees)
+        job = Job(action, wanted.mailboxes, wanted.trustees, connection, dry_run=dry_run, offline=offline)
+        result = _execute(job, report)
+        if result.script is not None:
+            if script is None:
+                sys.stdout.write(result.script)
+            else:
+                write_private(script, result.script)
+                _err(f"script written to {script}")
+        problems = [o for o in result.outcomes if o.result.value in ("failed", "blocked", "unknown")]
+        for outcome in problems:
+            detail = f": {outcome.error}" if outcome.error else (f": {outcome.detail}" if outcome.detail else "")
+            _err(f"{outcome.result.value}: {outcome.mailbox} / {outcome.trustee.identity}{detail}")
+        _err(reports.summary_line(result))
+        raise typer.Exit(int(result.exit_code))
+
+
+@app.command()
+def grant(
+    config: ConfigOpt = None,
+    mailbox: MailboxOpt = None,
+    users_file: UsersFileOpt = None,
+    admin_user: AdminOpt = None,
+    service_account: ServiceOpt = None,
+    trustee: TrusteeOpt = None,
+    automapping: AutomapOpt = None,
+    dry_run: DryRunOpt = False,
+    offline: OfflineOpt = False,
+    script: ScriptOpt = None,
+    report: ReportOpt = None,
+    server: ServerOpt = None,
+    port: PortOpt = None,
+    scheme: SchemeOpt = None,
+    auth: AuthOpt = None,
+    username: UserOpt = None,
+    domain_controller: DcOpt = None,
+    mode: ModeOpt = None,
+    insecure_lab: LabOpt = False,
+) -> None:
+    """Give the trustees Full Access on every target mailbox (only what is missing)."""
+    _change_command(
+        Action.GRANT,
+        config=config,
+        mailbox=mailbox,
+        users_file=users_file,
+        trustees=TrusteeOptions(admin_user, service_account, trustee or (), automapping),
+        dry_run=dry_run,
+        offline=offline,
+        script=script,
+        report=report,
+        overrides=dict(
+            server=server, port=port, scheme=scheme, auth=auth, username=username,
+            domain_controller=domain_controller, mode=mode, insecure_lab=insecure_lab,
+        ),
+    )
+
+
+@app.command()
+def revoke(
+    config: ConfigOpt = None,
+    mailbox: MailboxOpt = None,
+    users_file: UsersFileOpt = None,
+    admin_user: AdminOpt = None,
+    service_account: ServiceOpt = None,
+    trustee: TrusteeOpt = None,
+    dry_run: DryRunOpt = False,
+    offline: OfflineOpt = False,
+    script: ScriptOpt = None,
+    report: ReportOpt = None,
+    server: ServerOpt = None,
+    port: PortOpt = None,
+    scheme: SchemeOpt = None,
+    auth: AuthOpt = None,
+    username: UserOpt = None,
+    domain_controller: DcOpt = None,
+    mode: ModeOpt = None,
+    insecure_lab: LabOpt = False,
+) -> None:
+    """Remove the trustees' explicit Full Access from the target mailboxes (inherited and Deny entries stay)."""
+    _change_command(
+        Action.REVOKE,
+        config=config,
+        mailbox=mailbox,
+        users_file=users_file,
+        trustees=TrusteeOptions(admin_user, service_account, trustee or (), None),
+        dry_run=dry_run,
+        offline=offline,
+        script=script,
+        report=report,
+        overrides=dict(
+            server=server, port=port, scheme=scheme, auth=auth, username=username,
+            domain_controller=domain_controller, mode=mode, insecure_lab=insecure_lab,
+        ),
+    )
+
+
+@app.command()
+def audit(
+    config: ConfigOpt = None,
+    mailbox: MailboxOpt = None,
+    users_file: UsersFileOpt = None,
+    admin_user: AdminOpt = None,
+    service_account: ServiceOpt = None,
+    trustee: TrusteeOpt = None,
+    output_format: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
+    report: ReportOpt = None,
+    server: ServerOpt = None,
+    port: PortOpt = None,
+    scheme: SchemeOpt = None,
+    auth: AuthOpt = None,
+    username: UserOpt = None,
+    domain_controller: DcOpt = None,
+    mode: ModeOpt = None,
+    insecure_lab: LabOpt = False,
+) -> None:
+    """Read-only: which targets have, lack, block or could not be read for each trustee. Exit 3 on drift."""
+    with _edge():
+        formatters = {"table": reports.as_table, "csv": reports.as_csv, "json": _json}
+        if output_format not in formatters:
+            raise InputError(f"--format must be one of {', '.join(formatters)}, not '{output_format}'")
+        settings = discover(config)
+        connection = _connection(
+            settings, server=server, port=port, scheme=scheme, auth=auth, username=username,
+            domain_controller=domain_controller, mode=mode, insecure_lab=insecure_lab,
+        )
+        wanted = _desired(settings, mailbox, users_file, TrusteeOptions(admin_user, service_account, trustee or ()))
+        result = _execute(Job(Action.AUDIT, wanted.mailboxes, wanted.trustees, connection), report)
+        sys.stdout.write(formatters[output_format](result))
+        drift = sum(1 for item in result.plan.items if item.state.value in ("to-add", "blocked"))
+        _err(f"audit: {len(result.plan.items)} items, {drift} with drift; " + reports.summary_line(result))
+        raise typer.Exit(int(result.exit_code))
+
+
+def _json(result: RunResult) -> str:
+    import json
+
+    return json.dumps(reports.report_document(result), indent=2, ensure_ascii=False) + "\n"
+
+
+@app.command()
+def check(
+    config: ConfigOpt = None,
+    server: ServerOpt = None,
+    port: PortOpt = None,
+    scheme: SchemeOpt = None,
+    auth: AuthOpt = None,
+    username: UserOpt = None,
+    mode: ModeOpt = None,
+    insecure_lab: LabOpt = False,
+) -> None:
+    """Connect and report: reachable, authenticated, configuration, language mode, cmdlets available."""
+    from provisioner.check import run_check
+
+    with _edge():
+        settings = discover(config)
+        connection = _connection(
+            settings, server=server, port=port, scheme=scheme, auth=auth, username=username, mode=mode,
+            insecure_lab=insecure_lab,
+        )
+        findings = run_check(connection, resolve_password(connection))
+        for finding in findings.lines:
+            typer.echo(finding)
+        raise typer.Exit(int(findings.exit_code))
+
+
+@app.command()
+def lab(
+    port: Annotated[int, typer.Option("--port", help="TCP port on 127.0.0.1 (0: any free port)")] = 0,
+    mailboxes: Annotated[int, typer.Option("--mailboxes", help="Generate N mailboxes instead of the demo org")] = 0,
+    seed: Annotated[Path | None, typer.Option("--seed", help="Organisation seed file (TOML)")] = None,
+    full_language: Annotated[bool, typer.Option("--full-language", help="Accept script text (script mode)")] = False,
+    latency_ms: Annotated[int, typer.Option("--latency-ms", help="Added latency per HTTP request")] = 0,
+    ready_file: Annotated[Path | None, typer.Option("--ready-file", help="Write the port here once listening")] = None,
+) -> None:
+    """Run the built-in lab endpoint (a fake Exchange on 127.0.0.1) until interrupted."""
+    from provisioner.lab.run import serve
+
+    with _edge():
+        serve(
+            port=port, mailboxes=mailboxes, seed=seed, full_language=full_language, latency_ms=latency_ms,
+            ready_file=ready_file, echo=_err,
+        )
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"provisioner {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version")
+    ] = False,
+) -> None:
+    """Exchange Full Access for mailbox-sync accounts: grant, audit, revoke, check, lab."""
+
+
+def main() -> None:
+    app()
