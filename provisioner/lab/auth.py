@@ -1,0 +1,172 @@
+"""HTTP authentication for the lab endpoint: Basic, and NTLM/Negotiate with WinRM message encryption.
+
+Lab users are a ``username -> password`` dict. NTLM is accepted with pyspnego's pure-Python acceptor, which reads
+its credential store from the file named by the ``NTLM_USER_FILE`` environment variable; each :class:`LabUsers`
+writes its own store (smbpasswd format with NT hashes, so any password character works) into a private temporary
+directory, and every acceptor call runs with the variable pointing at that file under a process-wide lock, so
+several lab servers with different users can live in one process.
+
+Negotiate (SPNEGO) without Kerberos falls back to NTLM inside SPNEGO; a raw NTLM token sent with either the
+``Negotiate`` or ``NTLM`` scheme is accepted as well (that is what pypsrp's ``auth="ntlm"`` does).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import os
+import re
+import shutil
+import struct
+import tempfile
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import spnego
+from spnego._ntlm_raw.crypto import lmowfv1, ntowfv1
+
+ENCRYPTED_PROTOCOL = "application/HTTP-SPNEGO-session-encrypted"
+_BOUNDARY = "Encrypted Boundary"
+_ENV_LOCK = threading.Lock()
+_SCHEME = re.compile(r"^\s*(Negotiate|NTLM|Kerberos|Basic)\s+(\S+)\s*$", re.I)
+
+
+class AuthFailed(Exception):
+    """Credentials were wrong or the token was invalid (answer 401)."""
+
+
+class LabUsers:
+    """The lab's user store: Basic checks and the NTLM credential file."""
+
+    def __init__(self, users: dict[str, str]) -> None:
+        self._users = dict(users)
+        self._by_lower = {name.lower(): name for name in self._users}
+        self._dir = tempfile.mkdtemp(prefix="provisioner-lab-ntlm-")
+        self.ntlm_file = os.path.join(self._dir, "ntlm_users")
+        lines = []
+        for name, password in self._users.items():
+            lm = binascii.hexlify(lmowfv1(password)).decode().upper()
+            nt = binascii.hexlify(ntowfv1(password)).decode().upper()
+            lines.append(f"{name}:1000:{lm}:{nt}:[U]:LCT-00000000")
+        fd = os.open(self.ntlm_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n")
+
+    def canonical(self, name: str) -> str | None:
+        """The configured spelling of ``name`` (usernames are case-insensitive, as on Windows)."""
+        return self._by_lower.get(name.lower())
+
+    def check_basic(self, header_value: str) -> str:
+        """Validate a Basic credential (the base64 part); return the canonical username."""
+        try:
+            decoded = base64.b64decode(header_value, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise AuthFailed("malformed Basic credential") from exc
+        name, sep, password = decoded.partition(":")
+        canonical = self.canonical(name)
+        if not sep or canonical is None or self._users[canonical] != password:
+            raise AuthFailed("wrong username or password")
+        return canonical
+
+    def principal_to_user(self, principal: str | None) -> str | None:
+        if not principal:
+            return None
+        found = self.canonical(principal)
+        if found is None and "\\" in principal:
+            found = self.canonical(principal.split("\\", 1)[1])
+        return found or principal
+
+    @contextlib.contextmanager
+    def ntlm_store(self) -> Iterator[None]:
+        """Point ``NTLM_USER_FILE`` at this store for the duration of an acceptor call."""
+        with _ENV_LOCK:
+            previous = os.environ.get("NTLM_USER_FILE")
+            os.environ["NTLM_USER_FILE"] = self.ntlm_file
+            try:
+                yield
+            finally:
+                if previous is None:
+                    os.environ.pop("NTLM_USER_FILE", None)
+                else:
+                    os.environ["NTLM_USER_FILE"] = previous
+
+    def close(self) -> None:
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def parse_authorization(value: str) -> tuple[str, str] | None:
+    """Split an Authorization header into (scheme lower-cased, credential)."""
+    match = _SCHEME.match(value)
+    if not match:
+        return None
+    return match.group(1).lower(), match.group(2)
+
+
+class SecurityContext:
+    """One connection's NTLM/SPNEGO acceptor; after completion it seals and unseals WinRM messages."""
+
+    def __init__(self, users: LabUsers, scheme: str) -> None:
+        self._users = users
+        self.scheme = scheme  # the scheme name the client used ("Negotiate" or "NTLM"), echoed back
+        with users.ntlm_store():
+            self._context: Any = spnego.server(protocol="negotiate" if scheme.lower() == "negotiate" else "ntlm")
+        self.user: str | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def complete(self) -> bool:
+        return bool(self._context.complete)
+
+    def step(self, token_b64: str) -> bytes | None:
+        """Process one client token; returns the token to send back. Raises AuthFailed."""
+        try:
+            token = base64.b64decode(token_b64)
+        except binascii.Error as exc:
+            raise AuthFailed("malformed token") from exc
+        try:
+            with self._users.ntlm_store():
+                out: bytes | None = self._context.step(token)
+        except Exception as exc:  # spnego raises many types (SpnegoError, InvalidTokenError, ...)
+            raise AuthFailed(str(exc)) from exc
+        if self._context.complete:
+            self.user = self._users.principal_to_user(self._context.client_principal)
+        return out
+
+    def unwrap(self, body: bytes, content_type: str) -> bytes:
+        """Decrypt a ``multipart/encrypted`` WinRM body."""
+        match = re.search(r'boundary="?([^";]+)"?', content_type)
+        boundary = match.group(1) if match else _BOUNDARY
+        parts = [p for p in re.split(rb"--\s*" + re.escape(boundary.encode()) + rb"(?:--)?\r\n", body) if p]
+        message = b""
+        with self._lock:
+            for index in range(0, len(parts) - 1, 2):
+                header_part, payload = parts[index], parts[index + 1]
+                length_match = re.search(rb"Length=(\d+)", header_part)
+                payload = payload.replace(b"\tContent-Type: application/octet-stream\r\n", b"", 1)
+                header_len = struct.unpack("<i", payload[:4])[0]
+                sig = payload[4 : 4 + header_len]
+                data = payload[4 + header_len :]
+                try:
+                    plain: bytes = self._context.unwrap_winrm(sig, data)
+                except Exception as exc:
+                    raise AuthFailed(f"cannot decrypt message: {exc}") from exc
+                if length_match and int(length_match.group(1)) != len(plain):
+                    raise AuthFailed("decrypted length does not match")
+                message += plain
+        return message
+
+    def wrap(self, message: bytes) -> tuple[str, bytes]:
+        """Encrypt a response; returns (Content-Type, body)."""
+        with self._lock:
+            result = self._context.wrap_winrm(message)
+        header, data, padding = result
+        head = (
+            f"--{_BOUNDARY}\r\n\tContent-Type: {ENCRYPTED_PROTOCOL}\r\n"
+            f"\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length={len(message) + padding}\r\n"
+            f"--{_BOUNDARY}\r\n\tContent-Type: application/octet-stream\r\n"
+        ).encode()
+        body = head + struct.pack("<i", len(header)) + header + data + f"--{_BOUNDARY}--\r\n".encode()
+        content_type = f'multipart/encrypted;protocol="{ENCRYPTED_PROTOCOL}";boundary="{_BOUNDARY}"'
+        return content_type, body

@@ -1,0 +1,270 @@
+"""PSRP over psrpcore: one :class:`Shell` per runspace pool, its pipelines, and the per-target output queues.
+
+psrpcore keeps one outgoing buffer per runspace pool; after every operation :meth:`Shell._drain` cuts it into
+fragment chunks and files each chunk under its target (the pool, or a pipeline by CommandId) so a Receive for one
+pipeline never returns another's data. A pipeline runs when its CREATE_PIPELINE message is complete (and, if it takes
+input, after END_OF_PIPELINE_INPUT); the engine is called without holding the shell lock.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import psrpcore
+from psrpcore.types import PSInvocationState, PSRPMessageType
+
+from provisioner.lab import convert
+from provisioner.lab.api import Engine, LabError, PipelineResult
+
+log = logging.getLogger(__name__)
+
+#: Largest fragment chunk queued for a Receive; must fit the smallest MaxEnvelopeSize (153600) after base64.
+CHUNK_SIZE = 32768
+
+
+class ShellClosed(Exception):
+    """The shell was deleted (or the server stopped) while a request waited on it."""
+
+
+@dataclass
+class _Command:
+    command_id: str
+    pipeline: Any  # psrpcore.ServerPipeline
+    metadata: Any = None  # psrpcore PowerShell once CREATE_PIPELINE is complete
+    no_input: bool = True
+    input: list[Any] = field(default_factory=list)
+    input_done: bool = False
+    started: bool = False
+    finished: bool = False
+    chunks: deque[bytes] = field(default_factory=deque)
+
+
+@dataclass
+class ReceiveResult:
+    data: bytes
+    done: bool
+
+
+class Shell:
+    """A runspace pool (WinRS shell) and its pipelines."""
+
+    def __init__(
+        self,
+        shell_id: str,
+        engine: Engine,
+        *,
+        user: str | None,
+        resource_uri: str,
+        client_ip: str,
+    ) -> None:
+        self.shell_id = shell_id
+        self.user = user
+        self.resource_uri = resource_uri
+        self.client_ip = client_ip
+        self._engine = engine
+        self._cond = threading.Condition()
+        self._pool = psrpcore.ServerRunspacePool()
+        self._pool_chunks: deque[bytes] = deque()
+        self._commands: dict[str, _Command] = {}
+        self.closed = False
+
+    # --- input ----------------------------------------------------------------------------------------------------
+
+    def receive_creation(self, data: bytes) -> None:
+        """Process the ``creationXml`` fragments (SESSION_CAPABILITY + INIT_RUNSPACEPOOL) of transfer/Create."""
+        self._feed(data, None)
+
+    def create_command(self, command_id: str, data: bytes) -> None:
+        """shell/Command: register the pipeline and process its first CREATE_PIPELINE fragment(s)."""
+        with self._cond:
+            self._check_open()
+            pipeline_id = uuid.UUID(command_id)
+            pipeline = psrpcore.ServerPipeline(self._pool, pipeline_id)
+            self._commands[command_id] = _Command(command_id, pipeline)
+        self._feed(data, command_id)
+
+    def send(self, data: bytes, command_id: str | None) -> None:
+        """shell/Send: further fragments for the pool or a pipeline."""
+        if command_id is not None and command_id not in self._commands:
+            raise KeyError(command_id)
+        self._feed(data, command_id)
+
+    def _feed(self, data: bytes, command_id: str | None) -> None:
+        ready: list[_Command] = []
+        with self._cond:
+            self._check_open()
+            pipeline_id = uuid.UUID(command_id) if command_id else None
+            self._pool.receive_data(psrpcore.PSRPPayload(data, psrpcore.StreamType.default, pipeline_id))
+            while True:
+                event = self._pool.next_event()
+                if event is None:
+                    break
+                cmd = self._handle_event(event)
+                if cmd is not None and not cmd.started and cmd.metadata is not None and (cmd.no_input or cmd.input_done):
+                    cmd.started = True
+                    ready.append(cmd)
+            self._drain()
+            self._cond.notify_all()
+        for cmd in ready:
+            self._execute(cmd)
+
+    def _handle_event(self, event: Any) -> _Command | None:
+        pool = self._pool
+        if isinstance(event, psrpcore.CreatePipelineEvent):
+            cmd = self._commands.get(str(event.pipeline_id).upper())
+            if cmd is not None:
+                cmd.metadata = event.pipeline
+                cmd.no_input = bool(event.pipeline.no_input)
+            return cmd
+        if isinstance(event, psrpcore.PipelineInputEvent):
+            cmd = self._commands.get(str(event.pipeline_id).upper())
+            if cmd is not None:
+                cmd.input.append(convert.to_plain(event.data))
+            return cmd
+        if isinstance(event, psrpcore.EndOfPipelineInputEvent):
+            cmd = self._commands.get(str(event.pipeline_id).upper())
+            if cmd is not None:
+                cmd.input_done = True
+            return cmd
+        if isinstance(event, psrpcore.GetAvailableRunspacesEvent):
+            pool.runspace_availability_response(event.ci, max(pool.max_runspaces, 1))
+        elif isinstance(
+            event, (psrpcore.SetMaxRunspacesEvent, psrpcore.SetMinRunspacesEvent, psrpcore.ResetRunspaceStateEvent)
+        ):
+            pool.runspace_availability_response(event.ci, True)
+        return None
+
+    # --- execution ------------------------------------------------------------------------------------------------
+
+    def _execute(self, cmd: _Command) -> None:
+        started = time.perf_counter()
+        try:
+            statements = convert.statements_from_pipeline(cmd.metadata)
+            result = self._engine.run(statements, cmd.input, user=self.user)
+        except Exception as exc:  # an engine bug must not hang the client: fail the pipeline instead
+            log.exception("lab engine raised")
+            result = PipelineResult(
+                failure=LabError(
+                    message=f"{type(exc).__name__}: {exc}",
+                    exception_type="System.Management.Automation.RuntimeException",
+                    category="NotSpecified",
+                    reason="RuntimeException",
+                    fq_error_id="LabEngineException",
+                )
+            )
+        log.debug("pipeline %s ran in %.1f ms", cmd.command_id, (time.perf_counter() - started) * 1000)
+        with self._cond:
+            if self.closed or cmd.command_id not in self._commands:
+                return
+            self._write_result(cmd, result)
+            self._drain()
+            self._cond.notify_all()
+
+    def _write_result(self, cmd: _Command, result: PipelineResult) -> None:
+        pipeline = cmd.pipeline
+        pipeline.state = PSInvocationState.Running  # no Running PIPELINE_STATE message; PowerShell sends none
+        for item in result.output:
+            pipeline.write_output(convert.to_ps(item))
+        for text in result.verbose:
+            pipeline.write_verbose(text)
+        for text in result.warnings:
+            pipeline.write_warning(text)
+        for error in result.errors:
+            pipeline.prepare_message(convert.error_record(error), message_type=PSRPMessageType.ErrorRecord)
+        if result.failure is not None:
+            pipeline._change_state(PSInvocationState.Failed, convert.error_record(result.failure))
+        else:
+            pipeline.complete()
+        pipeline.close()
+        cmd.finished = True
+
+    # --- output ---------------------------------------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        while True:
+            payload = self._pool.data_to_send(CHUNK_SIZE)
+            if payload is None:
+                return
+            if payload.pipeline_id is None:
+                self._pool_chunks.append(payload.data)
+                continue
+            cmd = self._commands.get(str(payload.pipeline_id).upper())
+            if cmd is not None:
+                cmd.chunks.append(payload.data)
+
+    def receive(self, command_id: str | None, max_bytes: int, timeout: float, stop: threading.Event) -> ReceiveResult:
+        """Wait up to ``timeout`` for output; raise TimeoutError if none, KeyError for an unknown command."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                self._check_open()
+                if command_id is None:
+                    queue = self._pool_chunks
+                    finished = False
+                else:
+                    cmd = self._commands.get(command_id)
+                    if cmd is None:
+                        raise KeyError(command_id)
+                    queue = cmd.chunks
+                    finished = cmd.finished
+                if queue or finished:
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or stop.is_set():
+                    raise TimeoutError
+                self._cond.wait(min(remaining, 0.5))
+            parts: list[bytes] = []
+            size = 0
+            while queue and (not parts or size + len(queue[0]) <= max_bytes):
+                chunk = queue.popleft()
+                parts.append(chunk)
+                size += len(chunk)
+            done = finished and not queue
+            if done and command_id is not None:
+                self._commands.pop(command_id, None)
+        return ReceiveResult(b"".join(parts), done)
+
+    def signal(self, command_id: str | None, code: str) -> None:
+        """ctrl_c/terminate: pipelines run to completion synchronously, so this just forgets the command."""
+        with self._cond:
+            if command_id is None:
+                return
+            cmd = self._commands.pop(command_id.upper(), None)
+            if cmd is not None and cmd.pipeline.state == PSInvocationState.Running:
+                cmd.pipeline.stop()
+                cmd.pipeline.close()
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            if self.closed:
+                return
+            self.closed = True
+            for cmd in self._commands.values():
+                try:
+                    if cmd.pipeline.state == PSInvocationState.Running:
+                        cmd.pipeline.stop()
+                    cmd.pipeline.close()
+                except psrpcore.PSRPCoreError:
+                    pass
+            self._commands.clear()
+            try:
+                self._pool.close()
+            except psrpcore.PSRPCoreError:
+                pass
+            self._cond.notify_all()
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ShellClosed(self.shell_id)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
