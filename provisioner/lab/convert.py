@@ -114,7 +114,8 @@ def _enum_member(type_names: tuple[str, ...], value: int, text: str) -> Any:
     """A psrpcore enum member whose ToString is ``text`` and whose type names are ``type_names``."""
     name = type_names[0].rsplit(".", 1)[-1] if type_names else "LabEnum"
     with _enum_lock:
-        enum_cls: Any = PSEnumBase(name, [(text, value)], module=__name__)  # type: ignore[call-overload]
+        enum_factory: Any = PSEnumBase
+        enum_cls: Any = enum_factory(name, [(text, value)], module=__name__)
         names = list(type_names) + [t for t in _ENUM_BASES if t not in type_names]
         enum_cls.PSObject = PSObjectMeta(names)
     return enum_cls(value)

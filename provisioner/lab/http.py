@@ -11,6 +11,7 @@ what that returns.
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import socket
 import socketserver
@@ -83,10 +84,8 @@ class LabHTTPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         with self._conns_lock:
             conns = list(self._conns)
         for sock in conns:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -103,12 +102,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def finish(self) -> None:
         self.server.track(self.connection, False)
-        try:
+        with contextlib.suppress(OSError):
             super().finish()
-        except OSError:
-            pass
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - signature from the base class
+    def log_message(self, format: str, *args: object) -> None:
         log.debug("%s - %s", self.address_string(), format % args)
 
     # --- plumbing -------------------------------------------------------------------------------------------------
@@ -145,18 +142,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _drop(self) -> None:
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
     # --- methods --------------------------------------------------------------------------------------------------
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+    def do_GET(self) -> None:
         self._read_body()
         self._write(405, b"", [("Allow", "POST")], None)
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server naming
+    def do_POST(self) -> None:
         backend = self.server.backend
         body = self._read_body()
         backend.note_http(status=0, bytes_in=len(body), bytes_out=0)

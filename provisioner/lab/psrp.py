@@ -9,6 +9,7 @@ input, after END_OF_PIPELINE_INPUT); the engine is called without holding the sh
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import threading
 import time
@@ -44,6 +45,9 @@ class _Command:
     started: bool = False
     finished: bool = False
     chunks: deque[bytes] = field(default_factory=deque)
+
+    def runnable(self) -> bool:
+        return not self.started and self.metadata is not None and (self.no_input or self.input_done)
 
 
 @dataclass
@@ -107,7 +111,7 @@ class Shell:
                 if event is None:
                     break
                 cmd = self._handle_event(event)
-                if cmd is not None and not cmd.started and cmd.metadata is not None and (cmd.no_input or cmd.input_done):
+                if cmd is not None and cmd.runnable():
                     cmd.started = True
                     ready.append(cmd)
             self._drain()
@@ -255,10 +259,8 @@ class Shell:
                 except psrpcore.PSRPCoreError:
                     pass
             self._commands.clear()
-            try:
+            with contextlib.suppress(psrpcore.PSRPCoreError):
                 self._pool.close()
-            except psrpcore.PSRPCoreError:
-                pass
             self._cond.notify_all()
 
     def _check_open(self) -> None:

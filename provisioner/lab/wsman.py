@@ -200,49 +200,44 @@ RECEIVE_OVERHEAD = 2048
 
 def fault_envelope(fault: WSManFault, relates_to: str | None) -> bytes:
     action = "http://schemas.dmtf.org/wbem/wsman/1/wsman/fault"
+    sub, reason, machine = escape(fault.subcode), escape(fault.reason), quoteattr(fault.machine)
     body = (
-        '<s:Fault><s:Code><s:Value>s:Receiver</s:Value><s:Subcode><s:Value>{sub}</s:Value></s:Subcode></s:Code>'
-        '<s:Reason><s:Text xml:lang="en-US">{reason}</s:Text></s:Reason><s:Detail>'
-        '<f:WSManFault xmlns:f="{fns}" Code="{code}" Machine={machine}><f:Message>{reason}</f:Message>'
+        f"<s:Fault><s:Code><s:Value>s:Receiver</s:Value><s:Subcode><s:Value>{sub}</s:Value></s:Subcode></s:Code>"
+        f'<s:Reason><s:Text xml:lang="en-US">{reason}</s:Text></s:Reason><s:Detail>'
+        f'<f:WSManFault xmlns:f="{NS_FAULT}" Code="{fault.code}" Machine={machine}><f:Message>{reason}</f:Message>'
         "</f:WSManFault></s:Detail></s:Fault>"
-    ).format(
-        sub=escape(fault.subcode),
-        reason=escape(fault.reason),
-        fns=NS_FAULT,
-        code=fault.code,
-        machine=quoteattr(fault.machine),
     )
     return envelope(action, relates_to or "", body)
 
 
+def _shell_fields(shell_id: str, resource_uri: str, owner: str, client_ip: str) -> str:
+    return (
+        f"<rsp:ShellId>{escape(shell_id)}</rsp:ShellId><rsp:Name>WinRM1</rsp:Name>"
+        f"<rsp:ResourceUri>{escape(resource_uri)}</rsp:ResourceUri><rsp:Owner>{escape(owner)}</rsp:Owner>"
+        f"<rsp:ClientIP>{escape(client_ip)}</rsp:ClientIP>"
+    )
+
+
 def create_response(req: Request, shell_id: str, address: str, owner: str, client_ip: str) -> bytes:
+    sid, uri = escape(shell_id), escape(req.resource_uri)
     body = (
-        "<x:ResourceCreated><a:Address>{addr}</a:Address><a:ReferenceParameters>"
-        "<w:ResourceURI>{uri}</w:ResourceURI><w:SelectorSet><w:Selector Name=\"ShellId\">{sid}</w:Selector>"
+        f"<x:ResourceCreated><a:Address>{escape(address)}</a:Address><a:ReferenceParameters>"
+        f'<w:ResourceURI>{uri}</w:ResourceURI><w:SelectorSet><w:Selector Name="ShellId">{sid}</w:Selector>'
         "</w:SelectorSet></a:ReferenceParameters></x:ResourceCreated>"
-        "<rsp:Shell xmlns:rsp=\"{rsp}\"><rsp:ShellId>{sid}</rsp:ShellId><rsp:Name>WinRM1</rsp:Name>"
-        "<rsp:ResourceUri>{uri}</rsp:ResourceUri><rsp:Owner>{owner}</rsp:Owner><rsp:ClientIP>{ip}</rsp:ClientIP>"
+        f'<rsp:Shell xmlns:rsp="{NS_RSP}">{_shell_fields(shell_id, req.resource_uri, owner, client_ip)}'
         "<rsp:IdleTimeOut>PT7200.000S</rsp:IdleTimeOut><rsp:InputStreams>stdin pr</rsp:InputStreams>"
         "<rsp:OutputStreams>stdout</rsp:OutputStreams><rsp:ShellRunTime>P0DT0H0M0S</rsp:ShellRunTime>"
         "<rsp:ShellInactivity>P0DT0H0M0S</rsp:ShellInactivity></rsp:Shell>"
-    ).format(
-        addr=escape(address),
-        uri=escape(req.resource_uri),
-        sid=escape(shell_id),
-        rsp=NS_RSP,
-        owner=escape(owner),
-        ip=escape(client_ip),
     )
     return envelope(ACTION_CREATE + "Response", req.message_id, body)
 
 
 def get_shell_response(req: Request, shell_id: str, resource_uri: str, owner: str, client_ip: str) -> bytes:
     body = (
-        "<rsp:Shell><rsp:ShellId>{sid}</rsp:ShellId><rsp:Name>WinRM1</rsp:Name>"
-        "<rsp:ResourceUri>{uri}</rsp:ResourceUri><rsp:Owner>{owner}</rsp:Owner><rsp:ClientIP>{ip}</rsp:ClientIP>"
+        f"<rsp:Shell>{_shell_fields(shell_id, resource_uri, owner, client_ip)}"
         "<rsp:ProcessId>0</rsp:ProcessId><rsp:State>Connected</rsp:State><rsp:InputStreams>stdin pr"
         "</rsp:InputStreams><rsp:OutputStreams>stdout</rsp:OutputStreams></rsp:Shell>"
-    ).format(sid=escape(shell_id), uri=escape(resource_uri), owner=escape(owner), ip=escape(client_ip))
+    )
     return envelope(ACTION_GET + "Response", req.message_id, body)
 
 
