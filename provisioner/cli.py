@@ -19,7 +19,7 @@ from provisioner.executors.psrp import Progress
 from provisioner.jobs import Job, RunResult, run
 from provisioner.model import Action
 from provisioner.report import write_private
-from provisioner.session import resolve_password
+from provisioner.session import check_connection_settings, resolve_password
 
 app = typer.Typer(
     add_completion=False,
@@ -117,7 +117,10 @@ def _progress_factory() -> Callable[[str, int], Progress] | None:
 
 
 def _execute(job: Job, report: Path | None) -> RunResult:
-    password = None if job.offline else resolve_password(job.connection)
+    password = None
+    if not job.offline:
+        check_connection_settings(job.connection)  # refuse unsafe settings before asking for a password
+        password = resolve_password(job.connection)
     result = run(job, password=password, progress=_progress_factory())
     for note in result.notes:
         _err(f"warning: {note}")
@@ -305,6 +308,7 @@ def check(
             settings, server=server, port=port, scheme=scheme, auth=auth, username=username, mode=mode,
             insecure_lab=insecure_lab,
         )
+        check_connection_settings(connection)
         findings = run_check(connection, resolve_password(connection))
         for finding in findings.lines:
             typer.echo(finding)
