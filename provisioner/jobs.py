@@ -122,11 +122,11 @@ def merge_outcomes(plan: Plan, applied: Iterator[Outcome]) -> list[Outcome]:
         if not item.changes:
             outcomes.append(unchanged_outcome(item))
             continue
-        outcome = done.get(planner.key(item.mailbox, item.trustee))
-        if outcome is None:
+        found = done.get(planner.key(item.mailbox, item.trustee))
+        if found is None:
             detail = f"session lost before the outcome was known: {lost}" if lost else "not run"
-            outcome = Outcome(item.mailbox, item.trustee, Result.UNKNOWN, detail, ErrorInfo(detail))
-        outcomes.append(outcome)
+            found = Outcome(item.mailbox, item.trustee, Result.UNKNOWN, detail, ErrorInfo(detail))
+        outcomes.append(found)
     return outcomes
 
 

@@ -90,7 +90,7 @@ def build_wsman(connection: Connection, password: str | None) -> WSMan:
         auth=connection.auth,
         username=connection.username,
         password=password,
-        cert_validation=cert_validation,
+        cert_validation=cert_validation,  # type: ignore[arg-type]  # pypsrp passes it to requests' verify: a CA path works
         connection_timeout=connection.connection_timeout,
         read_timeout=connection.operation_timeout + 10,
         operation_timeout=connection.operation_timeout,

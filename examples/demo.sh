@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The demo: start the built-in lab endpoint (a fake Exchange on 127.0.0.1), then run provisioner against it
+# exactly as against a real server: audit (drift), a reviewed dry-run, the real grant, a re-run that changes
+# nothing, and a final audit. Run it with `make demo`.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+work="$(mktemp -d)"
+trap 'kill "${lab_pid:-0}" 2>/dev/null || true; wait "${lab_pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
+
+provisioner lab --ready-file "$work/port" 2>"$work/lab.log" &
+lab_pid=$!
+for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.1; done
+[ -s "$work/port" ] || { cat "$work/lab.log"; echo "lab did not start" >&2; exit 1; }
+port="$(cat "$work/port")"
+
+# The lab's account; on a real server use Kerberos (kinit) or PROVISIONER_PASSWORD from a protected env file.
+export PROVISIONER_PASSWORD='Lab-Passw0rd!'
+conn=(--config "$here/provisioner.toml" --server 127.0.0.1 --port "$port" --auth ntlm --username lab-admin)
+
+step() { printf '\n\033[1m== %s\033[0m\n$ %s\n' "$1" "$2"; }
+
+step "1. Audit: who lacks Full Access? (exit 3 = drift)" "provisioner audit ${conn[*]}"
+provisioner audit "${conn[@]}" || echo "(exit $?)"
+
+step "2. Dry-run: the exact PowerShell that would run, for review" "provisioner grant --dry-run ${conn[*]}"
+provisioner grant --dry-run "${conn[@]}" --script "$work/grant.ps1"
+cat "$work/grant.ps1"
+
+step "3. Grant for real, with a JSON report" "provisioner grant ${conn[*]} --report report.json"
+provisioner grant "${conn[@]}" --report "$work/report.json"
+python3 - "$work/report.json" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+print("report summary:", json.dumps(doc["summary"]))
+for item in doc["items"][:4]:
+    print(f"  {item['mailbox']:<28} {item['trustee']:<26} {item['result']}")
+print(f"  ... {len(doc['items'])} items in all")
+PY
+
+step "4. Re-run: idempotent, nothing left to do" "provisioner grant ${conn[*]}"
+provisioner grant "${conn[@]}"
+
+step "5. Audit again: compliant (exit 0)" "provisioner audit ${conn[*]} --format csv"
+provisioner audit "${conn[@]}" --format csv | head -5
+echo
+echo "Demo done. The lab was a fake Exchange in memory; see README.md for real servers."
