@@ -59,16 +59,24 @@ class LabUsers:
         return self._by_lower.get(name.lower())
 
     def check_basic(self, header_value: str) -> str:
-        """Validate a Basic credential (the base64 part); return the canonical username."""
+        """Validate a Basic credential (the base64 part); return the canonical username.
+
+        Clients differ in how they encode non-ASCII (requests uses Latin-1, others UTF-8): both are tried.
+        """
         try:
-            decoded = base64.b64decode(header_value, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError) as exc:
+            raw = base64.b64decode(header_value, validate=True)
+        except binascii.Error as exc:
             raise AuthFailed("malformed Basic credential") from exc
-        name, sep, password = decoded.partition(":")
-        canonical = self.canonical(name)
-        if not sep or canonical is None or self._users[canonical] != password:
-            raise AuthFailed("wrong username or password")
-        return canonical
+        for encoding in ("utf-8", "latin-1"):
+            try:
+                decoded = raw.decode(encoding)
+            except UnicodeDecodeError:
+                continue
+            name, sep, password = decoded.partition(":")
+            canonical = self.canonical(name)
+            if sep and canonical is not None and self._users[canonical] == password:
+                return canonical
+        raise AuthFailed("wrong username or password")
 
     def principal_to_user(self, principal: str | None) -> str | None:
         if not principal:

@@ -157,7 +157,7 @@ class _Handler(BaseHTTPRequestHandler):
         backend.note_http(status=0, bytes_in=len(body), bytes_out=0)
         path = urlsplit(self.path).path
         if path.rstrip("/").lower() != backend.path.rstrip("/").lower():
-            self._write(404, b"<html><body>404 Not Found</body></html>", [], "text/html")
+            self._write(404, _NOT_FOUND, [], "text/html; charset=us-ascii")
             return
 
         auth = self._authenticate()
@@ -236,6 +236,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._challenge()
         return None
 
+
+
+# What HTTP.sys answers for an unknown URL (not well-formed XML, so pypsrp reports the HTTP status, not a fault).
+_NOT_FOUND = (
+    b'<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01//EN""http://www.w3.org/TR/html4/strict.dtd">\r\n'
+    b'<HTML><HEAD><TITLE>Not Found</TITLE>\r\n<META HTTP-EQUIV="Content-Type" Content="text/html; charset=us-ascii">'
+    b"</HEAD>\r\n<BODY><h2>Not Found</h2>\r\n<hr><p>HTTP Error 404. The requested resource is not found.</p>\r\n"
+    b"</BODY></HTML>\r\n"
+)
 
 
 def _b64(data: bytes) -> str:

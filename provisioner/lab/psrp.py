@@ -3,7 +3,8 @@
 psrpcore keeps one outgoing buffer per runspace pool; after every operation :meth:`Shell._drain` cuts it into
 fragment chunks and files each chunk under its target (the pool, or a pipeline by CommandId) so a Receive for one
 pipeline never returns another's data. A pipeline runs when its CREATE_PIPELINE message is complete (and, if it takes
-input, after END_OF_PIPELINE_INPUT); the engine is called without holding the shell lock.
+input, after END_OF_PIPELINE_INPUT) in a thread of its own, as WinRM answers the Command at once and the client
+polls with Receive; the engine is called without holding the shell lock.
 """
 
 from __future__ import annotations
@@ -117,7 +118,9 @@ class Shell:
             self._drain()
             self._cond.notify_all()
         for cmd in ready:
-            self._execute(cmd)
+            # Like WinRM, answer the Command/Send at once and run the pipeline in the background; Receive waits.
+            name = f"lab-pipeline-{cmd.command_id}"
+            threading.Thread(target=self._execute, args=(cmd,), name=name, daemon=True).start()
 
     def _handle_event(self, event: Any) -> _Command | None:
         pool = self._pool

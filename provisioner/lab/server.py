@@ -180,6 +180,13 @@ class LabServer:
         self.stop()
         self.users.close()
 
+    def close_pools(self) -> int:
+        """Close every open runspace pool server-side (as a restarted endpoint would); returns how many."""
+        with self._shells_lock:
+            count = len(self._shells)
+        self._close_all()
+        return count
+
     def _close_all(self) -> None:
         with self._shells_lock:
             shells = list(self._shells.values())
