@@ -97,7 +97,9 @@ class ErrorInfo:
 
     @property
     def not_found(self) -> bool:
-        return self.reason.endswith("ManagementObjectNotFoundException") or "NotFound" in self.fq_error_id
+        """Exchange's "couldn't be found" (ManagementObjectNotFoundException), by exception type, not by text."""
+        marker = "ManagementObjectNotFoundException"
+        return marker in self.reason or marker in self.fq_error_id
 
     def __str__(self) -> str:
         parts = [self.message]
