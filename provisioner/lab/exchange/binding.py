@@ -1,0 +1,539 @@
+"""Parameter binding driven by ``exchange-cmdlets.json``, following PowerShell's binder where it matters.
+
+* names are case-insensitive; a unique prefix binds; an exact name or alias wins over prefixes;
+* unknown name -> ``NamedParameterNotFound``, ambiguous prefix -> ``AmbiguousParameter``, the same parameter
+  twice -> ``ParameterAlreadyBound``, a positional argument with no positional slot left ->
+  ``PositionalParameterNotFound`` (all terminating ParameterBindingExceptions with FQEID ``Id,<Cmdlet>``);
+* the parameter set is the default one when it fits, else the only one that fits; missing mandatory
+  parameters -> ``MissingMandatoryParameter`` (a remote runspace cannot prompt for them);
+* values are converted by parameter type: ``Boolean`` takes only bool or a number (a string is refused the
+  way PowerShell refuses it), ``SwitchParameter`` takes ``None`` (present) or bool, arrays take a scalar or a
+  list, enum values are validated case-insensitively, ``Unlimited`` takes ``Unlimited`` or an integer;
+* pipeline input binds ByValue and/or ByPropertyName exactly as the JSON says; an input record that binds
+  to nothing gives a non-terminating ``InputObjectNotBound`` error and is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from provisioner.lab.api import Argument, LabEnum, LabObject
+from provisioner.lab.exchange.enums import ENUMS, MAILBOX_RIGHTS, canonical_name
+from provisioner.lab.exchange.errors import (
+    ARGUMENT_TRANSFORMATION,
+    PARAMETER_BINDING,
+    VALIDATION,
+    CmdletError,
+    binding_error,
+    engine_error,
+)
+
+ACTION_PREFERENCES = ("SilentlyContinue", "Stop", "Continue", "Inquire", "Ignore", "Suspend", "Break")
+
+# PowerShell's common parameters: name -> (type, alias). WhatIf/Confirm come from the JSON where supported.
+COMMON_PARAMETERS: dict[str, tuple[str, str]] = {
+    "Verbose": ("SwitchParameter", "vb"),
+    "Debug": ("SwitchParameter", "db"),
+    "ErrorAction": ("ActionPreference", "ea"),
+    "WarningAction": ("ActionPreference", "wa"),
+    "InformationAction": ("ActionPreference", "infa"),
+    "ErrorVariable": ("String", "ev"),
+    "WarningVariable": ("String", "wv"),
+    "InformationVariable": ("String", "iv"),
+    "OutVariable": ("String", "ov"),
+    "OutBuffer": ("Int32", "ob"),
+    "PipelineVariable": ("String", "pv"),
+}
+
+DEFAULT_SETS = {
+    "Add-MailboxPermission": "AccessRights",
+    "Get-MailboxPermission": "AccessRights",
+    "Remove-MailboxPermission": "AccessRights",
+    "Get-Mailbox": "Identity",
+    "Get-Recipient": "Identity",
+    "Get-User": "Identity",
+    "Get-DistributionGroupMember": "(Default)",
+}
+
+_FQDN = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*$")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    type: str
+    aliases: tuple[str, ...] = ()
+    by_value: bool = False
+    by_property_name: bool = False
+    positional: bool = False
+    common: bool = False
+
+
+@dataclass(frozen=True)
+class SetSpec:
+    name: str
+    mandatory: frozenset[str]
+    members: frozenset[str]
+
+
+@dataclass(frozen=True)
+class CmdletSpec:
+    name: str
+    params: dict[str, ParamSpec]
+    sets: tuple[SetSpec, ...]
+    default_set: str
+
+    @property
+    def supports_should_process(self) -> bool:
+        return "Confirm" in self.params
+
+
+def load_specs() -> dict[str, CmdletSpec]:
+    """The cmdlet specifications, read from the package's copy of exchange-cmdlets.json."""
+    text = resources.files("provisioner.lab").joinpath("data", "exchange-cmdlets.json").read_text("utf-8")
+    data = json.loads(text)
+    specs: dict[str, CmdletSpec] = {}
+    for name, cmdlet in data["cmdlets"].items():
+        params: dict[str, ParamSpec] = {}
+        for pname, pdata in cmdlet["parameters"].items():
+            pipeline = pdata.get("pipeline_input") or {}
+            alias = pdata.get("aliases")
+            aliases = tuple(a.strip() for a in alias.split(",")) if isinstance(alias, str) else tuple(alias or ())
+            params[pname] = ParamSpec(
+                name=pname, type=pdata["type"], aliases=aliases,
+                by_value=bool(pipeline.get("by_value")), by_property_name=bool(pipeline.get("by_property_name")),
+                positional=str(pdata.get("position")) not in ("Named", "None", ""),
+            )
+        sets = tuple(
+            SetSpec(
+                pset["name"],
+                frozenset(p["name"] for p in pset["parameters"] if p["mandatory"]),
+                frozenset(p["name"] for p in pset["parameters"]),
+            )
+            for pset in cmdlet["parameter_sets"]
+        )
+        for cname, (ctype, calias) in COMMON_PARAMETERS.items():
+            params.setdefault(cname, ParamSpec(cname, ctype, (calias,), common=True))
+        for risk in ("Confirm", "WhatIf"):
+            if risk in params:
+                params[risk] = ParamSpec(risk, "SwitchParameter", params[risk].aliases, common=True)
+        specs[name] = CmdletSpec(name, params, sets, DEFAULT_SETS.get(name, sets[0].name))
+    return specs
+
+
+@dataclass
+class BoundCommand:
+    """A command whose parameters are bound: canonical names -> converted values, and the parameter set."""
+
+    cmdlet: str
+    parameter_set: str
+    values: dict[str, Any]
+    common: dict[str, Any] = field(default_factory=dict)
+
+    def has(self, name: str) -> bool:
+        return name in self.values
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.values.get(name, default)
+
+    def switch(self, name: str) -> bool:
+        return bool(self.values.get(name, False))
+
+    def display(self) -> dict[str, Any]:
+        """Bound parameters as plain values, for error records' InvocationInfo."""
+        out: dict[str, Any] = {}
+        for key, value in {**self.values, **self.common}.items():
+            out[key] = value.to_string if isinstance(value, LabObject) else value
+        return out
+
+
+@dataclass
+class PreparedCommand:
+    """A command after its arguments are bound, before pipeline input (if any) is bound."""
+
+    spec: CmdletSpec
+    values: dict[str, Any]
+    common: dict[str, Any]
+    candidates: list[SetSpec]
+
+
+def _type_label(value: Any) -> str:
+    if isinstance(value, bool):
+        return "System.Boolean"
+    if isinstance(value, int):
+        return "System.Int32"
+    if isinstance(value, str):
+        return "System.String"
+    if isinstance(value, list | tuple):
+        return "System.Object[]"
+    if isinstance(value, LabObject | LabEnum):
+        return value.type_names[0]
+    return "System.Object"
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, LabObject):
+        return value.to_string
+    if isinstance(value, LabEnum):
+        return value.text
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    return str(value)
+
+
+class Binder:
+    """Binds :class:`Argument` lists and pipeline records to one cmdlet's parameters."""
+
+    def __init__(self, specs: Mapping[str, CmdletSpec]) -> None:
+        self.specs = specs
+
+    # ------------------------------------------------------------------ names
+    def _resolve_name(self, spec: CmdletSpec, given: str) -> ParamSpec:
+        key = given.lower()
+        for param in spec.params.values():
+            if param.name.lower() == key or key in (alias.lower() for alias in param.aliases):
+                return param
+        matches = [param for param in spec.params.values() if param.name.lower().startswith(key)]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise binding_error(
+                f"A parameter cannot be found that matches parameter name '{given}'.",
+                "NamedParameterNotFound", spec.name, target=given,
+            )
+        options = " ".join(f"-{param.name}" for param in matches)
+        raise binding_error(
+            f"Parameter cannot be processed because the parameter name '{given}' is ambiguous. "
+            f"Possible matches include: {options}.",
+            "AmbiguousParameter", spec.name, target=given,
+        )
+
+    def param(self, cmdlet: str, given: str) -> ParamSpec:
+        """The parameter ``given`` (a name, prefix or alias) binds to; CmdletError when none or ambiguous."""
+        return self._resolve_name(self.specs[cmdlet], given)
+
+    # ------------------------------------------------------------------ values
+    def convert(self, spec: CmdletSpec, param: ParamSpec, value: Any, *, mandatory: bool) -> Any:
+        ptype = param.type
+        cmdlet = spec.name
+        if ptype == "SwitchParameter":
+            if value is None:
+                return True
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, LabObject) and "IsPresent" in value.properties:
+                return bool(value.properties["IsPresent"])
+            raise self._transform_error(cmdlet, param, value, "System.Management.Automation.SwitchParameter")
+        if ptype == "Boolean":
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, int):
+                return value != 0
+            raise binding_error(
+                f"Cannot process argument transformation on parameter '{param.name}'. Cannot convert value "
+                f"\"{_type_label(value)}\" to type \"System.Boolean\". Boolean parameters accept only Boolean "
+                "values and numbers, such as $True, $False, 1 or 0.",
+                "ParameterArgumentTransformationError", cmdlet, exception_type=ARGUMENT_TRANSFORMATION,
+                category="InvalidData", target=value,
+            )
+        if value is None or (isinstance(value, str) and value == "" and mandatory):
+            if mandatory:
+                what = "null" if value is None else "an empty string"
+                suffix = "NullNotAllowed" if value is None else "EmptyStringNotAllowed"
+                raise binding_error(
+                    f"Cannot bind argument to parameter '{param.name}' because it is {what}.",
+                    f"ParameterArgumentValidationError{suffix}", cmdlet, exception_type=VALIDATION,
+                    category="InvalidData",
+                )
+            return None
+        base = ptype[:-2] if ptype.endswith("[]") else ptype
+        if base in ENUMS:
+            items = list(value) if isinstance(value, list | tuple) else [value]
+            if not ptype.endswith("[]") and len(items) != 1:
+                raise self._convert_error(cmdlet, param, value, ENUMS[base][0])
+            names = [self._enum_item(cmdlet, param, base, item) for item in items]
+            flat = [name for group in names for name in group]
+            if base == "MailboxRights":
+                mask = 0
+                for name in flat:
+                    mask |= MAILBOX_RIGHTS[name]
+                return mask
+            return flat if ptype.endswith("[]") else flat[0]
+        if base == "ActionPreference":
+            text = _text(value).strip().lower()
+            for option in ACTION_PREFERENCES:
+                if option.lower() == text:
+                    return option
+            raise self._enum_error(cmdlet, param, value, "System.Management.Automation.ActionPreference",
+                                   ACTION_PREFERENCES)
+        if ptype == "Unlimited":
+            if isinstance(value, bool):
+                raise self._convert_error(cmdlet, param, value, "Microsoft.Exchange.Data.Unlimited`1[System.UInt32]")
+            if isinstance(value, int) and value >= 0:
+                return value
+            if isinstance(value, str):
+                text = value.strip()
+                if text.lower() == "unlimited":
+                    return None
+                if text.isdigit():
+                    return int(text)
+            raise binding_error(
+                f"Cannot bind parameter '{param.name}'. Cannot convert value \"{_text(value)}\" to type "
+                "\"Microsoft.Exchange.Data.Unlimited`1[System.UInt32]\". Error: \"The value isn't valid. Valid "
+                "values are 'Unlimited' or a non-negative integer.\"",
+                "CannotConvertArgumentNoMessage", cmdlet, target=value,
+            )
+        if ptype == "Fqdn":
+            if isinstance(value, str) and _FQDN.match(value.strip()):
+                return value.strip().lower()
+            raise binding_error(
+                f"Cannot bind parameter '{param.name}'. Cannot convert value \"{_text(value)}\" to type "
+                f"\"Microsoft.Exchange.Data.Fqdn\". Error: \"\"{_text(value)}\" isn't a valid FQDN.\"",
+                "CannotConvertArgumentNoMessage", cmdlet, target=value,
+            )
+        if ptype in ("Int32", "Int64"):
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+                return int(value)
+            raise self._convert_error(cmdlet, param, value, "System.Int32")
+        if ptype.endswith("[]"):
+            items = list(value) if isinstance(value, list | tuple) else [value]
+            return [_text(item) for item in items] if base == "String" else items
+        if isinstance(value, list | tuple):
+            if len(value) == 1 and ptype == "String":
+                return _text(value[0])
+            raise binding_error(
+                f"Cannot bind parameter '{param.name}'. Cannot convert the \"System.Object[]\" value of type "
+                f"\"System.Object[]\" to type \"{ptype}\".",
+                "CannotConvertArgument", cmdlet, target=value,
+            )
+        if ptype == "String":
+            return _text(value)
+        return value  # identity parameters and the rest: interpreted by the cmdlet
+
+    def _enum_item(self, cmdlet: str, param: ParamSpec, enum: str, item: Any) -> list[str]:
+        full, values = ENUMS[enum]
+        if isinstance(item, LabEnum):
+            item = item.text
+        if isinstance(item, int) and not isinstance(item, bool):
+            if enum == "MailboxRights":
+                names = [name for name, bit in values.items() if item & bit]
+                if item and sum(values[name] for name in names) == item:
+                    return names
+            else:
+                for name, number in values.items():
+                    if number == item:
+                        return [name]
+            raise self._convert_error(cmdlet, param, item, full)
+        if not isinstance(item, str):
+            raise self._convert_error(cmdlet, param, item, full)
+        names = []
+        for part in item.split(","):
+            name = canonical_name(enum, part)
+            if name is None:
+                raise self._enum_error(cmdlet, param, item, full, tuple(values), bad=part.strip())
+            names.append(name)
+        return names
+
+    def _enum_error(
+        self, cmdlet: str, param: ParamSpec, value: Any, full: str, names: Sequence[str], bad: str | None = None
+    ) -> CmdletError:
+        bad = bad if bad is not None else _text(value)
+        return binding_error(
+            f"Cannot bind parameter '{param.name}'. Cannot convert value \"{_text(value)}\" to type \"{full}\". "
+            f"Error: \"Unable to match the identifier name {bad} to a valid enumerator name. Specify one of the "
+            f"following enumerator names and try again:\n{', '.join(names)}\"",
+            "CannotConvertArgumentNoMessage", cmdlet, target=value,
+        )
+
+    def _convert_error(self, cmdlet: str, param: ParamSpec, value: Any, full: str) -> CmdletError:
+        return binding_error(
+            f"Cannot bind parameter '{param.name}'. Cannot convert the \"{_text(value)}\" value of type "
+            f"\"{_type_label(value)}\" to type \"{full}\".",
+            "CannotConvertArgumentNoMessage", cmdlet, target=value,
+        )
+
+    def _transform_error(self, cmdlet: str, param: ParamSpec, value: Any, full: str) -> CmdletError:
+        return binding_error(
+            f"Cannot process argument transformation on parameter '{param.name}'. Cannot convert value "
+            f"\"{_text(value)}\" to type \"{full}\".",
+            "ParameterArgumentTransformationError", cmdlet, exception_type=ARGUMENT_TRANSFORMATION,
+            category="InvalidData", target=value,
+        )
+
+    # ------------------------------------------------------------------ sets
+    def _candidates(self, spec: CmdletSpec, names: set[str]) -> list[SetSpec]:
+        candidates = [pset for pset in spec.sets if names <= pset.members]
+        if not candidates:
+            raise binding_error(
+                "Parameter set cannot be resolved using the specified named parameters.",
+                "AmbiguousParameterSet", spec.name,
+            )
+        return candidates
+
+    def _is_mandatory_somewhere(self, spec: CmdletSpec, name: str) -> bool:
+        return any(name in pset.mandatory for pset in spec.sets) and all(
+            name in pset.mandatory for pset in spec.sets if name in pset.members
+        )
+
+    def prepare(self, cmdlet: str, arguments: Sequence[Argument]) -> PreparedCommand:
+        """Bind named and positional arguments (terminating errors on any binding problem)."""
+        spec = self.specs[cmdlet]
+        values: dict[str, Any] = {}
+        common: dict[str, Any] = {}
+        positional: list[Any] = []
+        for argument in arguments:
+            if argument.name is None:
+                positional.append(argument.value)
+                continue
+            param = self._resolve_name(spec, argument.name.lstrip("-"))
+            if param.name in values or param.name in common:
+                raise binding_error(
+                    f"Cannot bind parameter because parameter '{param.name}' is specified more than once. To "
+                    "provide multiple values to parameters that can accept multiple values, use the array syntax. "
+                    "For example, \"-parameter value1,value2,value3\".",
+                    "ParameterAlreadyBound", cmdlet, target=argument.name,
+                )
+            mandatory = self._is_mandatory_somewhere(spec, param.name)
+            converted = self.convert(spec, param, argument.value, mandatory=mandatory)
+            (common if param.common else values)[param.name] = converted
+        candidates = self._candidates(spec, set(values))
+        for value in positional:
+            slot = next(
+                (
+                    param for param in spec.params.values()
+                    if param.positional and param.name not in values
+                    and any(param.name in pset.members for pset in candidates)
+                ),
+                None,
+            )
+            if slot is None:
+                raise binding_error(
+                    f"A positional parameter cannot be found that accepts argument '{_text(value)}'.",
+                    "PositionalParameterNotFound", cmdlet, target=value,
+                )
+            values[slot.name] = self.convert(
+                spec, slot, value, mandatory=self._is_mandatory_somewhere(spec, slot.name)
+            )
+            candidates = self._candidates(spec, set(values))
+        return PreparedCommand(spec, values, common, candidates)
+
+    def _choose(self, prepared: PreparedCommand, names: set[str], pending_pipeline: bool) -> SetSpec:
+        spec = prepared.spec
+        candidates = [pset for pset in prepared.candidates if names <= pset.members]
+        if not candidates:
+            raise binding_error(
+                "Parameter set cannot be resolved using the specified named parameters.",
+                "AmbiguousParameterSet", spec.name,
+            )
+
+        def missing(pset: SetSpec) -> list[str]:
+            return [
+                name for name in sorted(pset.mandatory)
+                if name not in names
+                and not (pending_pipeline and (spec.params[name].by_value or spec.params[name].by_property_name))
+            ]
+
+        fitting = [pset for pset in candidates if not missing(pset)]
+        default = next((pset for pset in candidates if pset.name == spec.default_set), None)
+        if default is not None and default in fitting:
+            return default
+        if len(fitting) == 1:
+            return fitting[0]
+        target = default if default is not None else (candidates[0] if len(candidates) == 1 else None)
+        if target is None or (fitting and default is None):
+            raise binding_error(
+                "Parameter set cannot be resolved using the specified named parameters.",
+                "AmbiguousParameterSet", spec.name,
+            )
+        raise binding_error(
+            "Cannot process command because of one or more missing mandatory parameters: "
+            f"{' '.join(missing(target))}.",
+            "MissingMandatoryParameter", spec.name,
+        )
+
+    def complete(self, prepared: PreparedCommand) -> BoundCommand:
+        """Finish binding for a command that gets no pipeline input."""
+        pset = self._choose(prepared, set(prepared.values), pending_pipeline=False)
+        return BoundCommand(prepared.spec.name, pset.name, dict(prepared.values), dict(prepared.common))
+
+    def check_begin(self, prepared: PreparedCommand) -> None:
+        """Before input arrives: mandatory parameters that cannot come from the pipeline must be bound."""
+        self._choose(prepared, set(prepared.values), pending_pipeline=True)
+
+    def bind_record(self, prepared: PreparedCommand, record: Any) -> BoundCommand:
+        """Bind one pipeline input record; non-terminating InputObjectNotBound when nothing takes it."""
+        spec = prepared.spec
+        values = dict(prepared.values)
+        bound_any = False
+        open_params = [
+            param for param in spec.params.values()
+            if param.name not in values and (param.by_value or param.by_property_name)
+            and any(param.name in pset.members for pset in prepared.candidates)
+        ]
+        properties = _properties(record)
+        for param in open_params:
+            if param.by_value and _accepts_by_value(param, record):
+                values[param.name] = record
+                bound_any = True
+            elif param.by_property_name and properties is not None:
+                found = _lookup(properties, (param.name, *param.aliases))
+                if found is not _MISSING:
+                    try:
+                        values[param.name] = self.convert(spec, param, found, mandatory=True)
+                    except CmdletError as error:
+                        raise CmdletError(error.record, terminating=False) from None
+                    bound_any = True
+        if not bound_any:
+            record_error = engine_error(
+                "The input object cannot be bound to any parameters for the command either because the command "
+                "does not take pipeline input or the input and its properties do not match any of the parameters "
+                "that take pipeline input.",
+                PARAMETER_BINDING, "InvalidArgument", f"InputObjectNotBound,{spec.name}",
+                target=record, command=spec.name,
+            )
+            raise CmdletError(record_error, terminating=False)
+        try:
+            pset = self._choose(prepared, set(values), pending_pipeline=False)
+        except CmdletError as error:
+            raise CmdletError(error.record, terminating=False) from None
+        return BoundCommand(spec.name, pset.name, values, dict(prepared.common))
+
+
+_MISSING = object()
+
+
+def _properties(record: Any) -> Mapping[str, Any] | None:
+    if isinstance(record, LabObject):
+        return record.properties
+    if isinstance(record, Mapping):
+        return record
+    return None
+
+
+def _lookup(properties: Mapping[str, Any], names: Sequence[str]) -> Any:
+    wanted = {name.lower() for name in names}
+    for key, value in properties.items():
+        if str(key).lower() in wanted:
+            return value
+    return _MISSING
+
+
+def _accepts_by_value(param: ParamSpec, record: Any) -> bool:
+    """Identity parameter types take strings and Exchange objects by value (via their constructors)."""
+    if param.type.endswith("IdParameter"):
+        if isinstance(record, str):
+            return bool(record)
+        if isinstance(record, LabObject):
+            return any(name.startswith("Microsoft.Exchange.") for name in record.type_names)
+        return False
+    if param.type == "MailboxAcePresentationObject":
+        return isinstance(record, LabObject) and any(name.endswith("MailboxAcePresentationObject")
+                                                     for name in record.type_names)
+    return False

@@ -1,0 +1,169 @@
+"""Add-, Get- and Remove-MailboxPermission.
+
+Behaviour sources (see the package docstring for the full list): one output object per handled ACE, also
+when it was already present, plus a warning [code]; AutoMapping only for UserMailbox trustees [code];
+Remove has ConfirmImpact High and writes no output [code]; the "ACE doesn't exist" warning text [doc];
+the "inherited ACE ... was ignored" warning text [3p]; the "already present" warning text is UNCONFIRMED.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from provisioner.lab.exchange.context import Context
+from provisioner.lab.exchange.directory import PermissionEntry, Recipient
+from provisioner.lab.exchange.enums import FULL_ACCESS, SEND_AS, ad_rights_text
+from provisioner.lab.exchange.errors import INVALID_OPERATION, TASK
+from provisioner.lab.exchange.objects import ace_object
+
+OUTLOOK_LIMIT_WARNING = (
+    "Some delegates added may not show up automatically in Outlook. Outlook is limited to displaying only the "
+    "first 32 entries (If a delegate user has an archive, the user counts as 2 entries)."
+)
+
+
+def _canonical_order(entries: list[PermissionEntry]) -> list[PermissionEntry]:
+    """Explicit deny, explicit allow, inherited deny, inherited allow (stable within each group)."""
+    return sorted(entries, key=lambda entry: (entry.inherited, not entry.deny))
+
+
+def _apply_automapping(ctx: Context, mailbox: Recipient, sid: str, automapping: bool) -> None:
+    trustee = ctx.directory.by_sid.get(sid)
+    if not automapping:
+        ctx.directory.set_delegate(mailbox, sid, present=False)
+        return
+    if trustee is None or trustee.kind != "mailbox" or trustee.recipient_type_details != "UserMailbox":
+        ctx.say(f"AutoMapping isn't applied for '{ctx.directory.account_of(sid)}' because it isn't a user mailbox.")
+        return
+    if ctx.directory.set_delegate(mailbox, sid, present=True) and trustee.delegate_of >= 16:
+        ctx.warn(OUTLOOK_LIMIT_WARNING)
+
+
+def add_mailbox_permission(ctx: Context) -> list[Any]:
+    bound = ctx.bound
+    if bound.parameter_set != "AccessRights":
+        raise ctx.unsupported()
+    ctx.check_dc()
+    mailbox = ctx.resolve_mailbox(bound.get("Identity"))
+    if mailbox is None:
+        return []
+    sid = ctx.resolve_trustee(bound.get("User"))
+    if sid is None:
+        return []
+    rights: int = bound.get("AccessRights")
+    deny = bound.switch("Deny")
+    inheritance: str = bound.get("InheritanceType") or "All"
+    automapping = bound.get("AutoMapping", True)
+    if rights & SEND_AS:
+        # [code] ErrorSetSendAsOnMailboxPermissionNotAllowed; English text UNCONFIRMED.
+        ctx.error(ctx.exchange_error(
+            "Send As permission can't be granted with Add-MailboxPermission. Use Add-ADPermission instead.",
+            INVALID_OPERATION, "InvalidArgument", bound.get("Identity"),
+        ))
+        return []
+    if bound.has("AutoMapping") and automapping and not rights & FULL_ACCESS:
+        # [code] ErrorSpecifyAutoMappingOnNonFullAccess; English text UNCONFIRMED.
+        ctx.error(ctx.exchange_error(
+            "The AutoMapping parameter can only be specified together with FullAccess permission.",
+            TASK, "InvalidArgument", bound.get("Identity"),
+        ))
+        return []
+    if not ctx.should_process(high_impact=False):
+        return []
+    entries = list(ctx.read_acl(mailbox))
+    account = ctx.directory.account_of(sid)
+    same = next(
+        (
+            index for index, entry in enumerate(entries)
+            if entry.sid == sid and entry.deny == deny and entry.inheritance == inheritance
+        ),
+        None,
+    )
+    if same is not None and entries[same].rights & rights == rights:
+        # [code] InfoAceAlreadyPresent(<DN>, <account>); English text UNCONFIRMED.
+        ctx.warn(
+            f"Can't add the access control entry on the object \"{mailbox.dn}\" for account \"{account}\" "
+            "because the ACE is already present on the object."
+        )
+    else:
+        if same is not None:
+            entries[same] = replace(entries[same], rights=entries[same].rights | rights)
+        else:
+            entries.append(PermissionEntry(sid, rights, deny=deny, inherited=False, inheritance=inheritance))
+        ctx.write_acl(mailbox, _canonical_order(entries))
+    if rights & FULL_ACCESS and not deny:
+        _apply_automapping(ctx, mailbox, sid, bool(automapping))
+    return [ace_object(ctx.directory, mailbox, PermissionEntry(sid, rights, deny, False, inheritance))]
+
+
+def get_mailbox_permission(ctx: Context) -> list[Any]:
+    bound = ctx.bound
+    if bound.parameter_set != "AccessRights":
+        raise ctx.unsupported()
+    ctx.check_dc()
+    mailbox = ctx.resolve_mailbox(bound.get("Identity"))
+    if mailbox is None:
+        return []
+    sid: str | None = None
+    if bound.get("User") is not None:
+        sid = ctx.resolve_trustee(bound.get("User"))
+        if sid is None:
+            return []
+    entries = _canonical_order([*ctx.read_acl(mailbox), *ctx.directory.inherited_defaults])
+    if sid is not None:
+        entries = [entry for entry in entries if entry.sid == sid]
+    return [ace_object(ctx.directory, mailbox, entry) for entry in ctx.limit(entries)]
+
+
+def remove_mailbox_permission(ctx: Context) -> list[Any]:
+    bound = ctx.bound
+    if bound.parameter_set != "AccessRights":
+        raise ctx.unsupported()
+    ctx.check_dc()
+    mailbox = ctx.resolve_mailbox(bound.get("Identity"))
+    if mailbox is None:
+        return []
+    sid = ctx.resolve_trustee(bound.get("User"))
+    if sid is None:
+        return []
+    if not ctx.should_process(high_impact=True):
+        return []
+    rights: int = bound.get("AccessRights")
+    deny = bound.switch("Deny")
+    inheritance: str | None = bound.get("InheritanceType")
+    account = ctx.directory.account_of(sid)
+    entries = list(ctx.read_acl(mailbox))
+
+    def matches(entry: PermissionEntry) -> bool:
+        return (
+            entry.sid == sid and entry.deny == deny and bool(entry.rights & rights)
+            and (inheritance is None or entry.inheritance == inheritance)
+        )
+
+    if not any(matches(entry) for entry in entries):
+        inherited = [entry for entry in ctx.directory.inherited_defaults if matches(entry)]
+        if inherited:
+            control = "Deny" if deny else "Allow"
+            ctx.warn(
+                f"An inherited access control entry has been specified: [Rights: {ad_rights_text(rights)}, "
+                f"ControlType: {control}] and was ignored on object \"{mailbox.dn}\"."
+            )
+        else:
+            ctx.warn(
+                f"Can't remove the access control entry on the object \"{mailbox.dn}\" for account \"{account}\" "
+                "because the ACE doesn't exist on the object."
+            )
+        return []
+    kept: list[PermissionEntry] = []
+    for entry in entries:
+        if matches(entry):
+            remaining = entry.rights & ~rights
+            if remaining:
+                kept.append(replace(entry, rights=remaining))
+        else:
+            kept.append(entry)
+    ctx.write_acl(mailbox, kept)
+    if rights & FULL_ACCESS and not deny:
+        ctx.directory.set_delegate(mailbox, sid, present=False)
+    return []

@@ -1,0 +1,294 @@
+"""The engine: runs PSRP pipelines (lists of statements) against a :class:`Directory`.
+
+``ExchangeEngine.run`` implements :class:`provisioner.lab.api.Engine`. Statements run in order; within a
+statement each command's output objects are the next command's input records. A terminating error stops
+the whole pipeline (``PipelineResult.failure``); non-terminating errors are collected and execution goes on.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from provisioner.lab.api import Invocation, LabError, PipelineResult, Statement
+from provisioner.lab.exchange.binding import Binder, BoundCommand, load_specs
+from provisioner.lab.exchange.cmdlets import (
+    add_mailbox_permission,
+    get_mailbox_permission,
+    remove_mailbox_permission,
+)
+from provisioner.lab.exchange.context import Context
+from provisioner.lab.exchange.directory import Directory
+from provisioner.lab.exchange.errors import (
+    COMMAND_NOT_FOUND,
+    NO_LANGUAGE_MESSAGE,
+    PARSE,
+    TRANSPORT,
+    CmdletError,
+    engine_error,
+)
+from provisioner.lab.exchange.recipients import (
+    get_distribution_group_member,
+    get_mailbox,
+    get_recipient,
+    get_user,
+)
+from provisioner.lab.exchange.script import ScriptError, parse_script
+
+Handler = Callable[[Context], list[Any]]
+
+HANDLERS: dict[str, Handler] = {
+    "Add-MailboxPermission": add_mailbox_permission,
+    "Get-MailboxPermission": get_mailbox_permission,
+    "Remove-MailboxPermission": remove_mailbox_permission,
+    "Get-Mailbox": get_mailbox,
+    "Get-Recipient": get_recipient,
+    "Get-User": get_user,
+    "Get-DistributionGroupMember": get_distribution_group_member,
+}
+WRITE_CMDLETS = frozenset({"Add-MailboxPermission", "Remove-MailboxPermission"})
+
+THROTTLE_MESSAGE = (
+    "The WS-Management service cannot process the request. The user load quota of {max} requests per {period} "
+    "seconds has been exceeded. Send future requests at a slower rate or raise the quota for this user. The next "
+    "request from this user will not be approved for at least {wait} milliseconds."
+)
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Engine behaviour; every fault is off by default.
+
+    ``language_mode``: ``NoLanguage`` (Exchange's endpoint: any script text fails) or ``FullLanguage`` (scripts
+    in the subset of :mod:`script` run).
+    ``throttle_max_cmdlets``: cmdlet invocations allowed per user per ``throttle_window_seconds``; the next one
+    fails the pipeline with the on-prem PowerShellMaxCmdlets text. With ``throttle_refill=False`` the budget
+    never refills: every invocation after the first N fails.
+    ``replication_delay_seconds``: a permission write becomes visible to reads after this many seconds, unless
+    the read names the same ``-DomainController`` as the write.
+    """
+
+    language_mode: Literal["NoLanguage", "FullLanguage"] = "NoLanguage"
+    server_name: str = "EX01"
+    throttle_max_cmdlets: int | None = None
+    throttle_window_seconds: float = 60.0
+    throttle_refill: bool = True
+    replication_delay_seconds: float = 0.0
+
+
+@dataclass
+class Counters:
+    """What the engine did: cmdlet invocations by name and by user, permission writes, throttled calls."""
+
+    invocations: Counter[str] = field(default_factory=Counter)
+    by_user: Counter[str] = field(default_factory=Counter)
+    writes: int = 0
+    throttled: int = 0
+    pipelines: int = 0
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "invocations": dict(self.invocations),
+            "by_user": dict(self.by_user),
+            "writes": self.writes,
+            "throttled": self.throttled,
+            "pipelines": self.pipelines,
+        }
+
+    def reset(self) -> None:
+        self.invocations.clear()
+        self.by_user.clear()
+        self.writes = self.throttled = self.pipelines = 0
+
+
+class _Failure(Exception):
+    def __init__(self, record: LabError) -> None:
+        super().__init__(record.message)
+        self.record = record
+
+
+class ExchangeEngine:
+    """An in-memory Exchange organisation behind the ``Microsoft.Exchange`` endpoint's cmdlets."""
+
+    def __init__(
+        self,
+        directory: Directory,
+        options: EngineOptions | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.directory = directory
+        self.options = options or EngineOptions()
+        self.clock = clock or time.monotonic
+        self.counters = Counters()
+        self.binder = Binder(load_specs())
+        self._names = {name.lower(): name for name in HANDLERS}
+        self._calls: dict[str, deque[float]] = {}
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_seed(
+        cls, path: str | Path | None = None, options: EngineOptions | None = None,
+        *, clock: Callable[[], float] | None = None,
+    ) -> ExchangeEngine:
+        """An engine over the org in a seed TOML file (the shipped ``demo.toml`` when ``path`` is None)."""
+        from provisioner.lab.exchange.seed import load_seed
+
+        return cls(load_seed(path), options, clock=clock)
+
+    @classmethod
+    def generated(
+        cls, n_mailboxes: int, options: EngineOptions | None = None,
+        *, clock: Callable[[], float] | None = None, **generate_options: Any,
+    ) -> ExchangeEngine:
+        """An engine over :func:`seed.generate` (``n_mailboxes`` synthetic mailboxes plus the trustees)."""
+        from provisioner.lab.exchange.seed import generate
+
+        return cls(generate(n_mailboxes, **generate_options), options, clock=clock)
+
+    # ------------------------------------------------------------------ running
+    def run(self, statements: list[Statement], pipeline_input: list[Any], *, user: str | None) -> PipelineResult:
+        """Run the statements in order (see :class:`provisioner.lab.api.Engine`)."""
+        with self._lock:
+            result = PipelineResult()
+            self.counters.pipelines += 1
+            try:
+                if self.options.language_mode == "NoLanguage" and any(
+                    command.is_script for statement in statements for command in statement.commands
+                ):
+                    raise _Failure(engine_error(NO_LANGUAGE_MESSAGE, PARSE, "ParserError", "ScriptsNotAllowed"))
+                for index, statement in enumerate(statements):
+                    records = list(pipeline_input) if index == 0 and pipeline_input else None
+                    self._run_statement(statement, records, user, result)
+            except _Failure as failure:
+                result.failure = failure.record
+            return result
+
+    def _run_statement(
+        self, statement: Statement, records: list[Any] | None, user: str | None, result: PipelineResult
+    ) -> None:
+        current = records
+        for command in statement.commands:
+            if command.is_script:
+                current = self._run_script(command.name, user, result)
+            else:
+                current = self._run_command(command, current, user, result)
+        result.output.extend(current or [])
+
+    def _run_script(self, text: str, user: str | None, result: PipelineResult) -> list[Any]:
+        try:
+            statements = parse_script(text, self._is_switch)
+        except ScriptError as error:
+            raise _Failure(engine_error(str(error), PARSE, "ParserError", error.error_id)) from None
+        inner = PipelineResult()
+        try:
+            for statement in statements:
+                self._run_statement(statement, None, user, inner)
+        finally:
+            result.errors.extend(inner.errors)
+            result.warnings.extend(inner.warnings)
+            result.verbose.extend(inner.verbose)
+        return inner.output
+
+    def _is_switch(self, cmdlet: str, parameter: str) -> bool:
+        name = self._names.get(cmdlet.lower())
+        if name is None:
+            return False
+        try:
+            return self.binder.param(name, parameter).type == "SwitchParameter"
+        except CmdletError:
+            return False
+
+    def _throttle(self, user: str | None) -> None:
+        limit = self.options.throttle_max_cmdlets
+        if limit is None:
+            return
+        now = self.clock()
+        window = self.options.throttle_window_seconds
+        calls = self._calls.setdefault(user or "", deque())
+        if self.options.throttle_refill:
+            while calls and calls[0] <= now - window:
+                calls.popleft()
+        if len(calls) >= limit:
+            self.counters.throttled += 1
+            wait = (calls[0] + window - now) if (self.options.throttle_refill and calls) else window
+            message = THROTTLE_MESSAGE.format(max=limit, period=int(window), wait=max(1, int(wait * 1000)))
+            # Exchange answers with a WS-Management fault; a PSRP client sees it as a transport error.
+            raise _Failure(engine_error(message, TRANSPORT, "OperationStopped", "JobFailure", target=user))
+        calls.append(now)
+
+    def _run_command(
+        self, command: Invocation, records: list[Any] | None, user: str | None, result: PipelineResult
+    ) -> list[Any]:
+        name = self._names.get(command.name.strip().lower())
+        if name is None:
+            raise _Failure(engine_error(
+                f"The term '{command.name}' is not recognized as the name of a cmdlet, function, script file, or "
+                "operable program. Check the spelling of the name, or if a path was included, verify that the path "
+                "is correct and try again.",
+                COMMAND_NOT_FOUND, "ObjectNotFound", "CommandNotFoundException", target=command.name,
+            ))
+        self._throttle(user)
+        self.counters.invocations[name] += 1
+        self.counters.by_user[user or ""] += 1
+        try:
+            prepared = self.binder.prepare(name, command.arguments)
+            if records is None:
+                return self._invoke(self.binder.complete(prepared), result)
+            self.binder.check_begin(prepared)
+        except CmdletError as error:
+            raise _Failure(error.record) from None
+        outputs: list[Any] = []
+        for record in records:
+            try:
+                bound = self.binder.bind_record(prepared, record)
+            except CmdletError as error:
+                self._emit_errors([error.record], prepared.common.get("ErrorAction"), result)
+                continue
+            outputs.extend(self._invoke(bound, result))
+        return outputs
+
+    def _emit_errors(self, errors: list[LabError], action: str | None, result: PipelineResult) -> None:
+        if not errors or action in ("SilentlyContinue", "Ignore"):
+            return
+        if action == "Stop":
+            raise _Failure(errors[0])
+        result.errors.extend(errors)
+
+    def _invoke(self, bound: BoundCommand, result: PipelineResult) -> list[Any]:
+        def count_write() -> None:
+            self.counters.writes += 1
+
+        ctx = Context(
+            directory=self.directory,
+            bound=bound,
+            now=self.clock(),
+            server=self.options.server_name,
+            timestamp=datetime.now(UTC).strftime("%m/%d/%Y %I:%M:%S %p"),
+            replication_delay=self.options.replication_delay_seconds,
+            on_write=count_write,
+        )
+        failure: CmdletError | None = None
+        output: list[Any] = []
+        try:
+            output = HANDLERS[bound.cmdlet](ctx)
+        except CmdletError as error:
+            if not error.terminating:
+                ctx.streams.errors.append(error.record)
+            else:
+                failure = error
+        if bound.common.get("WarningAction") not in ("SilentlyContinue", "Ignore"):
+            result.warnings.extend(ctx.streams.warnings)
+        if bound.common.get("Verbose"):
+            result.verbose.extend(ctx.streams.verbose)
+        self._emit_errors(ctx.streams.errors, bound.common.get("ErrorAction"), result)
+        if failure is not None:
+            raise _Failure(failure.record)
+        return output

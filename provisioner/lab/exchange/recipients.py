@@ -1,0 +1,120 @@
+"""Get-Mailbox, Get-Recipient, Get-User and Get-DistributionGroupMember."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from provisioner.lab.api import LabObject
+from provisioner.lab.exchange.context import Context, identity_text
+from provisioner.lab.exchange.directory import Recipient
+from provisioner.lab.exchange.errors import PARAMETER_BINDING, CmdletError, engine_error
+from provisioner.lab.exchange.filters import FilterError, compile_filter
+from provisioner.lab.exchange.objects import mailbox_object, reduced_recipient_object
+
+USER_TYPES = (
+    "Microsoft.Exchange.Data.Directory.Management.User",
+    "Microsoft.Exchange.Data.Directory.Management.MailEnabledOrgPerson",
+    "Microsoft.Exchange.Data.Directory.ADPresentationObject",
+    "Microsoft.Exchange.Data.Directory.ADObject",
+    "Microsoft.Exchange.Data.Directory.ADRawEntry",
+    "Microsoft.Exchange.Data.ConfigurableObject",
+    "System.Object",
+)
+
+
+def _wildcard(text: str) -> re.Pattern[str]:
+    return re.compile("^" + ".*".join(re.escape(part) for part in text.split("*")) + "$", re.IGNORECASE)
+
+
+def _select(
+    ctx: Context,
+    accept: Callable[[Recipient], bool],
+    render: Callable[[Recipient], LabObject],
+    *,
+    default_scope: Callable[[Recipient], bool] | None = None,
+) -> list[Any]:
+    bound = ctx.bound
+    if bound.parameter_set not in ("Identity", "AnrSet"):
+        raise ctx.unsupported()
+    ctx.check_dc()
+    ou = ctx.resolve_ou()
+    predicate: Callable[[Recipient], bool] | None = None
+    if bound.get("Filter") is not None:
+        try:
+            predicate = compile_filter(str(bound.get("Filter")))
+        except FilterError as error:
+            record = engine_error(
+                f"Cannot bind parameter 'Filter' to the target. Exception setting \"Filter\": \"{error}\"",
+                PARAMETER_BINDING, "InvalidArgument", f"ParameterBindingFailed,{bound.cmdlet}",
+                target=bound.get("Filter"), command=bound.cmdlet, bound=bound.display(),
+            )
+            raise CmdletError(record, terminating=True) from None
+    types = {name.lower() for name in bound.get("RecipientTypeDetails") or []}
+    kinds = {name.lower() for name in bound.get("RecipientType") or []}
+    identity = bound.get("Identity")
+    if identity is not None and identity_text(identity) != "":
+        text = identity_text(identity)
+        if isinstance(identity, str) and "*" in text:
+            pattern = _wildcard(text)
+            candidates = [
+                r for r in ctx.directory.recipients
+                if accept(r) and any(pattern.match(v or "") for v in (r.name, r.alias, r.display_name, r.primary_smtp))
+            ]
+            if ou is not None:
+                candidates = [r for r in candidates if ctx.directory.in_ou(r, ou)]
+        else:
+            found = ctx.resolve(identity, accept, ou)
+            if found is None:
+                return []
+            candidates = [found]
+    else:
+        scope = default_scope if default_scope is not None and not types and not kinds else accept
+        candidates = [r for r in ctx.directory.recipients if scope(r)]
+        if ou is not None:
+            candidates = [r for r in candidates if ctx.directory.in_ou(r, ou)]
+    if bound.get("Anr"):
+        anr = str(bound.get("Anr")).lower()
+        candidates = [
+            r for r in candidates
+            if any((v or "").lower().startswith(anr) for v in (r.name, r.alias, r.display_name, r.primary_smtp, r.sam))
+        ]
+    if types:
+        candidates = [r for r in candidates if r.recipient_type_details.lower() in types]
+    if kinds:
+        candidates = [r for r in candidates if r.recipient_type.lower() in kinds]
+    if predicate is not None:
+        candidates = [r for r in candidates if predicate(r)]
+    return [render(r) for r in ctx.limit(candidates)]
+
+
+def get_mailbox(ctx: Context) -> list[Any]:
+    return _select(ctx, lambda r: r.is_mailbox, lambda r: mailbox_object(ctx.directory, r))
+
+
+def get_recipient(ctx: Context) -> list[Any]:
+    return _select(
+        ctx,
+        lambda r: r.kind != "wellknown",
+        lambda r: reduced_recipient_object(ctx.directory, r),
+        default_scope=lambda r: r.is_mail_enabled,
+    )
+
+
+def get_user(ctx: Context) -> list[Any]:
+    def render(recipient: Recipient) -> LabObject:
+        reduced = reduced_recipient_object(ctx.directory, recipient)
+        props = dict(reduced.properties)
+        props["UserPrincipalName"] = recipient.upn
+        return LabObject(USER_TYPES, props, recipient.name)
+
+    return _select(ctx, lambda r: r.kind in ("mailbox", "user"), render)
+
+
+def get_distribution_group_member(ctx: Context) -> list[Any]:
+    ctx.check_dc()
+    group = ctx.resolve(ctx.bound.get("Identity"), lambda r: r.is_distribution_group)
+    if group is None:
+        return []
+    return [reduced_recipient_object(ctx.directory, member) for member in ctx.limit(group.members)]
