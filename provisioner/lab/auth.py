@@ -43,6 +43,14 @@ class LabUsers:
     def __init__(self, users: dict[str, str]) -> None:
         self._users = dict(users)
         self._by_lower = {name.lower(): name for name in self._users}
+        self._dir: str | None = None
+        self.ntlm_file = ""
+        self.ensure_store()
+
+    def ensure_store(self) -> None:
+        """(Re)write the NTLM credential store into a private temporary directory if it is not there."""
+        if self._dir is not None and os.path.isfile(self.ntlm_file):
+            return
         self._dir = tempfile.mkdtemp(prefix="provisioner-lab-ntlm-")
         self.ntlm_file = os.path.join(self._dir, "ntlm_users")
         lines = []
@@ -101,7 +109,10 @@ class LabUsers:
                     os.environ["NTLM_USER_FILE"] = previous
 
     def close(self) -> None:
-        shutil.rmtree(self._dir, ignore_errors=True)
+        """Remove the credential store (``ensure_store`` writes it again if the server restarts)."""
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
 
 
 def parse_authorization(value: str) -> tuple[str, str] | None:

@@ -136,6 +136,7 @@ class LabServer:
     def _bind(self) -> LabHTTPServer:
         if self._httpd is None:
             self._stopping.clear()
+            self.users.ensure_store()
             self._httpd = LabHTTPServer((self.host, self._requested_port), self)
         return self._httpd
 
@@ -156,13 +157,15 @@ class LabServer:
         try:
             httpd.serve_forever(poll_interval=0.2)
         finally:
-            self._close_all()
+            self.stop()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop serving, close open pools and connections. Bounded: never waits more than ``timeout``."""
+        """Stop serving, close open pools and connections, remove the NTLM store. Bounded by ``timeout`` per join;
+        ``start()`` may be called again afterwards."""
         self._stopping.set()
         httpd = self._httpd
         if httpd is None:
+            self.users.close()
             return
         stopper = threading.Thread(target=httpd.shutdown, daemon=True)
         stopper.start()
@@ -174,11 +177,11 @@ class LabServer:
             self._thread.join(timeout)
         self._thread = None
         self._httpd = None
+        self.users.close()
 
     def close(self) -> None:
-        """Stop and remove the temporary NTLM credential store."""
+        """Same as :meth:`stop` (kept for symmetry with other closable resources)."""
         self.stop()
-        self.users.close()
 
     def close_pools(self) -> int:
         """Close every open runspace pool server-side (as a restarted endpoint would); returns how many."""

@@ -513,3 +513,24 @@ def test_stop_closes_open_pools_without_hanging(engine: FakeEngine) -> None:
     assert time.perf_counter() - start < 3
     assert server.open_shells == 0
     assert pool.is_alive() is False
+    # a stopped server can be started again (new port when port=0), NTLM store included
+    with server, open_pool(server, auth="ntlm") as again:
+        assert again.is_alive()
+
+
+def test_serve_forever_in_foreground_thread(engine: FakeEngine) -> None:
+    server = LabServer(engine, users={USER: PASSWORD})
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            server.port  # noqa: B018 - raises until bound
+            break
+        except RuntimeError:
+            time.sleep(0.01)
+    with open_pool(server) as pool:
+        assert pool.is_alive()
+    server.stop()
+    thread.join(5)
+    assert not thread.is_alive()
