@@ -333,21 +333,21 @@ class Binder:
             raise self._convert_error(cmdlet, param, item, full)
         if not isinstance(item, str):
             raise self._convert_error(cmdlet, param, item, full)
-        names = []
+        parsed: list[str] = []
         for part in item.split(","):
-            name = canonical_name(enum, part)
-            if name is None:
+            member = canonical_name(enum, part)
+            if member is None:
                 raise self._enum_error(cmdlet, param, item, full, tuple(values), bad=part.strip())
-            names.append(name)
-        return names
+            parsed.append(member)
+        return parsed
 
     def _enum_error(
         self, cmdlet: str, param: ParamSpec, value: Any, full: str, names: Sequence[str], bad: str | None = None
     ) -> CmdletError:
-        bad = bad if bad is not None else _text(value)
+        shown = bad if bad is not None else _text(value)
         return binding_error(
             f"Cannot bind parameter '{param.name}'. Cannot convert value \"{_text(value)}\" to type \"{full}\". "
-            f"Error: \"Unable to match the identifier name {bad} to a valid enumerator name. Specify one of the "
+            f"Error: \"Unable to match the identifier name {shown} to a valid enumerator name. Specify one of the "
             f"following enumerator names and try again:\n{', '.join(names)}\"",
             "CannotConvertArgumentNoMessage", cmdlet, target=value,
         )

@@ -14,7 +14,7 @@ replicated state once its time has come, and is visible earlier only to a reader
 from __future__ import annotations
 
 import random
-import uuid
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -157,16 +157,20 @@ class Recipient:
         return "User"
 
     def identity_keys(self) -> set[str]:
-        keys = {self.name, self.display_name, self.sam, self.account, self.guid, self.dn, self.sid}
+        keys = [self.name, self.display_name, self.sam, self.account, self.guid, self.dn, self.sid,
+                self.alias, self.primary_smtp, self.upn, self.exchange_guid]
         if self.ou:
-            keys.add(self.canonical_name)
-        for value in (self.alias, self.primary_smtp, self.upn, self.exchange_guid):
-            if value:
-                keys.add(value)
+            keys.append(f"{self.ou}/{self.name}")
         return {key.lower() for key in keys if key}
 
 
+_RDN_SPECIAL = re.compile(r'[,+"\\<>;=]|^[# ]| $')
+
+
 def escape_rdn(value: str) -> str:
+    """Escape a value for use in a DN's RDN (RFC 4514 special characters)."""
+    if not _RDN_SPECIAL.search(value):
+        return value
     out = []
     for index, char in enumerate(value):
         if char in ',+"\\<>;=' or (char == "#" and index == 0) or (char == " " and index in (0, len(value) - 1)):
@@ -232,7 +236,8 @@ class Directory:
         return self.domain_controllers[0]
 
     def new_guid(self) -> str:
-        return str(uuid.UUID(int=self._random.getrandbits(128), version=4))
+        text = f"{self._random.getrandbits(128):032x}"
+        return f"{text[:8]}-{text[8:12]}-4{text[13:16]}-a{text[17:20]}-{text[20:]}"
 
     def new_sid(self) -> str:
         self._next_rid += 1
@@ -321,11 +326,12 @@ class Directory:
         name = name or display_name
         sam = sam or alias[:20]
         smtp = primary_smtp or f"{alias}@{self.domain}"
+        upn = upn or (smtp if recipient_type_details == "UserMailbox" else f"{alias}@{self.domain}")
         recipient = Recipient(
             kind="mailbox", name=name, sid=sid or self.new_sid(), guid=self.new_guid(), ou=container.canonical,
             dn=f"CN={escape_rdn(name)},{container.dn}", sam=sam, account=f"{self.netbios}\\{sam}",
             display_name=display_name, recipient_type_details=recipient_type_details, alias=alias,
-            primary_smtp=smtp, upn=upn or (smtp if recipient_type_details == "UserMailbox" else f"{alias}@{self.domain}"),
+            primary_smtp=smtp, upn=upn,
             exchange_guid=self.new_guid(), department=department, custom_attributes=dict(custom_attributes or {}),
             acl=MailboxAcl((PermissionEntry(SELF_SID, FULL_ACCESS | READ_PERMISSION, inheritance="All"),)),
         )

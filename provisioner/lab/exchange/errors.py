@@ -24,7 +24,9 @@ TRANSPORT = "System.Management.Automation.Remoting.PSRemotingTransportException"
 INVALID_OPERATION = "System.InvalidOperationException"
 TASK = "Microsoft.Exchange.Configuration.Tasks.TaskException"
 
-NO_LANGUAGE_MESSAGE = "The syntax is not supported by this runspace. This can occur if the runspace is in no-language mode."
+NO_LANGUAGE_MESSAGE = (
+    "The syntax is not supported by this runspace. This can occur if the runspace is in no-language mode."
+)
 NON_INTERACTIVE_MESSAGE = "PowerShell is in NonInteractive mode. Read and Prompt functionality is not available."
 
 # The .NET class behind each cmdlet, for Exchange's FullyQualifiedErrorId suffix.

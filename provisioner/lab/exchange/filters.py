@@ -40,8 +40,14 @@ _PROPERTIES: dict[str, Callable[[Recipient], str | None]] = {
     "exchangeguid": lambda r: r.exchange_guid,
     "organizationalunit": lambda r: r.ou,
 }
+
+
+def _custom_attribute(number: int) -> Callable[[Recipient], str | None]:
+    return lambda recipient: recipient.custom_attributes.get(number, "")
+
+
 for _number in range(1, 16):
-    _PROPERTIES[f"customattribute{_number}"] = lambda r, n=_number: r.custom_attributes.get(n, "")
+    _PROPERTIES[f"customattribute{_number}"] = _custom_attribute(_number)
 
 _TOKEN = re.compile(
     r"""\s*(?:

@@ -225,7 +225,8 @@ class _Parser:
     def statement(self) -> Statement | None:
         first = self.peek()
         if first.kind == "variable":
-            return self.assignment()
+            self.assignment()
+            return None
         commands: list[Invocation] = []
         while True:
             commands.append(self.command())

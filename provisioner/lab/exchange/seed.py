@@ -43,6 +43,7 @@ Allow entries), see :mod:`directory`.
 
 from __future__ import annotations
 
+import gc
 import tomllib
 from collections.abc import Iterable
 from importlib import resources
@@ -111,10 +112,8 @@ def build(data: dict[str, Any]) -> Directory:
             directory.add_member(group, _one(directory, member, "group member"))
     for row in data.get("permission", []):
         mailbox = _one(directory, row["mailbox"], "mailbox", lambda r: r.is_mailbox)
-        if "sid" in row:
-            sid = str(row["sid"])
-        else:
-            sid = _one(directory, row["user"], "trustee", lambda r: r.is_principal).sid
+        principal = None if "sid" in row else _one(directory, row["user"], "trustee", lambda r: r.is_principal)
+        sid = principal.sid if principal else str(row["sid"])
         inheritance = row.get("inheritance", "All")
         if inheritance not in INHERITANCE:
             raise SeedError(f"unknown inheritance type {inheritance!r}")
@@ -147,6 +146,25 @@ def generate(
     ``shared_every``-th one is a SharedMailbox. The trustees of the demo seed are always present:
     ``svc-codetwo`` (user without mailbox), ``sync.admin`` (mailbox) and the ``Mailbox Sync Admins`` group.
     """
+    collecting = gc.isenabled()
+    gc.disable()  # hundreds of thousands of small objects: the cyclic GC would rescan them again and again
+    try:
+        return _generate(n_mailboxes, domain, netbios, domain_controllers, ous, departments, shared_every, seed)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _generate(
+    n_mailboxes: int,
+    domain: str,
+    netbios: str,
+    domain_controllers: Iterable[str],
+    ous: Iterable[str],
+    departments: Iterable[str],
+    shared_every: int,
+    seed: int,
+) -> Directory:
     directory = Directory(domain, netbios, domain_controllers=domain_controllers, seed=seed)
     containers = [directory.add_ou(f"{directory.domain}/{name}").canonical for name in ous]
     department_list = list(departments)
