@@ -68,8 +68,10 @@ class Shell:
         user: str | None,
         resource_uri: str,
         client_ip: str,
+        inline_wait: float = 0.25,
     ) -> None:
         self.shell_id = shell_id
+        self.inline_wait = inline_wait
         self.user = user
         self.resource_uri = resource_uri
         self.client_ip = client_ip
@@ -118,9 +120,13 @@ class Shell:
             self._drain()
             self._cond.notify_all()
         for cmd in ready:
-            # Like WinRM, answer the Command/Send at once and run the pipeline in the background; Receive waits.
+            # The pipeline runs in a thread of its own, so a slow engine cannot hold up the Command/Send answer
+            # (the client then polls with Receive, as against WinRM). A quick one is waited for, though: answering
+            # while the pipeline thread holds the GIL would stall the answer for a whole switch interval (5 ms).
             name = f"lab-pipeline-{cmd.command_id}"
             threading.Thread(target=self._execute, args=(cmd,), name=name, daemon=True).start()
+            with self._cond:
+                self._cond.wait_for(lambda c=cmd: c.finished or self.closed, timeout=self.inline_wait)
 
     def _handle_event(self, event: Any) -> _Command | None:
         pool = self._pool

@@ -104,6 +104,7 @@ class LabServer:
         auth: Iterable[str] = ("basic", "ntlm", "negotiate"),
         faults: FaultOptions | None = None,
         capture_wire: bool = False,
+        pipeline_wait: float = 0.25,
     ) -> None:
         self.engine = engine
         self.host = host
@@ -121,6 +122,8 @@ class LabServer:
         #: Request bodies exactly as received (before decryption), when ``capture_wire`` is on (last 10000).
         self.wire: deque[bytes] = deque(maxlen=10000)
         self.capture_wire = capture_wire
+        #: How long a Command/Send answer waits for the pipeline it started to finish (then Receive polls).
+        self.pipeline_wait = pipeline_wait
 
         self._shells: dict[str, Shell] = {}
         self._shells_lock = threading.Lock()
@@ -335,7 +338,14 @@ class LabServer:
         creation = body.find(f"{{{wsman.NS_PWSH}}}creationXml")
         if creation is None or not creation.text:
             raise wsman.fault_invalid("A PowerShell shell needs creationXml.")
-        shell = Shell(shell_id, self.engine, user=call.user, resource_uri=req.resource_uri, client_ip=call.client_ip)
+        shell = Shell(
+            shell_id,
+            self.engine,
+            user=call.user,
+            resource_uri=req.resource_uri,
+            client_ip=call.client_ip,
+            inline_wait=self.pipeline_wait,
+        )
         try:
             shell.receive_creation(_decode(creation.text))
         except PSRPCoreError as exc:
