@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -93,6 +94,7 @@ class CmdletSpec:
         return "Confirm" in self.params
 
 
+@functools.cache
 def load_specs() -> dict[str, CmdletSpec]:
     """The cmdlet specifications, read from the package's copy of exchange-cmdlets.json."""
     text = resources.files("provisioner.lab").joinpath("data", "exchange-cmdlets.json").read_text("utf-8")
@@ -502,7 +504,16 @@ class Binder:
         try:
             pset = self._choose(prepared, set(values), pending_pipeline=False)
         except CmdletError as error:
-            raise CmdletError(error.record, terminating=False) from None
+            record_error = error.record
+            if record_error.fq_error_id.startswith("MissingMandatoryParameter,"):
+                missing = record_error.message.rsplit(":", 1)[1].strip().rstrip(".")
+                record_error = engine_error(
+                    "The input object cannot be bound because it did not contain the information required to bind "
+                    f"all mandatory parameters:  {missing}",
+                    PARAMETER_BINDING, "InvalidArgument", f"InputObjectMissingMandatory,{spec.name}",
+                    target=record, command=spec.name,
+                )
+            raise CmdletError(record_error, terminating=False) from None
         return BoundCommand(spec.name, pset.name, values, dict(prepared.common))
 
 

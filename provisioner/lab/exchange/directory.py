@@ -46,6 +46,9 @@ class PermissionEntry:
     inheritance: str = "All"
 
 
+_DEFAULT_EXPLICIT = (PermissionEntry(SELF_SID, FULL_ACCESS | READ_PERMISSION, inheritance="All"),)
+
+
 @dataclass(slots=True)
 class _Pending:
     visible_at: float
@@ -59,7 +62,7 @@ class MailboxAcl:
     __slots__ = ("base", "pending")
 
     def __init__(self, entries: Iterable[PermissionEntry]) -> None:
-        self.base: tuple[PermissionEntry, ...] = tuple(entries)
+        self.base: tuple[PermissionEntry, ...] = entries if isinstance(entries, tuple) else tuple(entries)
         self.pending: list[_Pending] = []
 
     def _settle(self, now: float) -> None:
@@ -156,12 +159,13 @@ class Recipient:
             return "MailUser"
         return "User"
 
-    def identity_keys(self) -> set[str]:
+    def identity_keys(self) -> list[str]:
+        """The lower-cased identity forms (may repeat; the index ignores repeats)."""
         keys = [self.name, self.display_name, self.sam, self.account, self.guid, self.dn, self.sid,
                 self.alias, self.primary_smtp, self.upn, self.exchange_guid]
         if self.ou:
             keys.append(f"{self.ou}/{self.name}")
-        return {key.lower() for key in keys if key}
+        return [key.lower() for key in keys if key]
 
 
 _RDN_SPECIAL = re.compile(r'[,+"\\<>;=]|^[# ]| $')
@@ -219,6 +223,9 @@ class Directory:
             raise ValueError("at least one domain controller is needed")
         self.domain_dn = ",".join(f"DC={part}" for part in self.domain.split("."))
         self._random = random.Random(seed)
+        prefix = f"{self._random.getrandbits(80):020x}"
+        self._guid_prefix = f"{prefix[:8]}-{prefix[8:12]}-4{prefix[13:16]}-a{prefix[17:20]}-"
+        self._guid_counter = self._random.getrandbits(32) << 8
         self._next_rid = 1104
         self.recipients: list[Recipient] = []
         self.by_sid: dict[str, Recipient] = {}
@@ -236,8 +243,9 @@ class Directory:
         return self.domain_controllers[0]
 
     def new_guid(self) -> str:
-        text = f"{self._random.getrandbits(128):032x}"
-        return f"{text[:8]}-{text[8:12]}-4{text[13:16]}-a{text[17:20]}-{text[20:]}"
+        # A random per-directory prefix and a counter: unique, deterministic for a seed, and cheap to make.
+        self._guid_counter += 1
+        return f"{self._guid_prefix}{self._guid_counter:012x}"
 
     def new_sid(self) -> str:
         self._next_rid += 1
@@ -292,14 +300,16 @@ class Directory:
         return found if found else self.add_ou(ou)
 
     def _register(self, recipient: Recipient) -> Recipient:
+        index = self._index
         for key in recipient.identity_keys():
-            current = self._index.get(key)
-            if current is None:
-                self._index[key] = recipient
-            elif isinstance(current, list):
-                current.append(recipient)
+            current = index.setdefault(key, recipient)
+            if current is recipient:
+                continue
+            if isinstance(current, list):
+                if recipient not in current:
+                    current.append(recipient)
             else:
-                self._index[key] = [current, recipient]
+                index[key] = [current, recipient]
         self.recipients.append(recipient)
         self.by_sid[recipient.sid] = recipient
         return recipient
@@ -333,7 +343,7 @@ class Directory:
             display_name=display_name, recipient_type_details=recipient_type_details, alias=alias,
             primary_smtp=smtp, upn=upn,
             exchange_guid=self.new_guid(), department=department, custom_attributes=dict(custom_attributes or {}),
-            acl=MailboxAcl((PermissionEntry(SELF_SID, FULL_ACCESS | READ_PERMISSION, inheritance="All"),)),
+            acl=MailboxAcl(_DEFAULT_EXPLICIT),
         )
         return self._register(recipient)
 
