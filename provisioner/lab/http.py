@@ -120,8 +120,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             lines.append("Connection: close")
         data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-        self.wfile.write(data)
+        # count first: the client may act on the answer (and a test read the counters) before this thread resumes
         self.server.backend.note_http(status=status, bytes_in=0, bytes_out=len(data))
+        self.wfile.write(data)
 
     def _challenge(self, detail: str = "") -> None:
         methods = self.server.backend.auth_methods

@@ -31,6 +31,32 @@ log = logging.getLogger(__name__)
 CHUNK_SIZE = 32768
 
 
+def call_id(event: Any) -> int:
+    """The ``ci`` of a pool-level request. pypsrp 0.9.1 spells it ``CI`` in SET_MAX/MIN_RUNSPACES; PowerShell
+    reads property names case-insensitively, so both are accepted."""
+    obj = event._ps_object
+    for name in ("ci", "CI", "Ci"):
+        try:
+            return int(getattr(obj, name))
+        except AttributeError:
+            continue
+    raise psrpcore.PSRPCoreError("pool request without a call id")
+
+
+class _LabRunspacePool(psrpcore.ServerRunspacePool):
+    """psrpcore's server pool, tolerant of pypsrp's ``CI`` spelling (see :func:`call_id`)."""
+
+    def _process_SetMaxRunspaces(self, event: Any) -> None:
+        ci = call_id(event)
+        self._ci_events[ci] = event
+        self._ci_handlers[ci] = lambda _e: setattr(self, "_max_runspaces", int(event._ps_object.MaxRunspaces))
+
+    def _process_SetMinRunspaces(self, event: Any) -> None:
+        ci = call_id(event)
+        self._ci_events[ci] = event
+        self._ci_handlers[ci] = lambda _e: setattr(self, "_min_runspaces", int(event._ps_object.MinRunspaces))
+
+
 class ShellClosed(Exception):
     """The shell was deleted (or the server stopped) while a request waited on it."""
 
@@ -77,7 +103,7 @@ class Shell:
         self.client_ip = client_ip
         self._engine = engine
         self._cond = threading.Condition()
-        self._pool = psrpcore.ServerRunspacePool()
+        self._pool = _LabRunspacePool()
         self._pool_chunks: deque[bytes] = deque()
         self._commands: dict[str, _Command] = {}
         self.closed = False
@@ -125,8 +151,13 @@ class Shell:
             # while the pipeline thread holds the GIL would stall the answer for a whole switch interval (5 ms).
             name = f"lab-pipeline-{cmd.command_id}"
             threading.Thread(target=self._execute, args=(cmd,), name=name, daemon=True).start()
+            deadline = time.monotonic() + self.inline_wait
             with self._cond:
-                self._cond.wait_for(lambda c=cmd: c.finished or self.closed, timeout=self.inline_wait)
+                while not (cmd.finished or self.closed):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
 
     def _handle_event(self, event: Any) -> _Command | None:
         pool = self._pool
@@ -147,11 +178,11 @@ class Shell:
                 cmd.input_done = True
             return cmd
         if isinstance(event, psrpcore.GetAvailableRunspacesEvent):
-            pool.runspace_availability_response(event.ci, max(pool.max_runspaces, 1))
+            pool.runspace_availability_response(call_id(event), max(pool.max_runspaces, 1))
         elif isinstance(
             event, (psrpcore.SetMaxRunspacesEvent, psrpcore.SetMinRunspacesEvent, psrpcore.ResetRunspaceStateEvent)
         ):
-            pool.runspace_availability_response(event.ci, True)
+            pool.runspace_availability_response(call_id(event), True)
         return None
 
     # --- execution ------------------------------------------------------------------------------------------------

@@ -258,6 +258,11 @@ class LabServer:
                 log.info("lab fault for %s: %s", req.name, fault.reason)
             self.counters.add("faults")
             return Reply(500, wsman.fault_envelope(fault, req.message_id))
+        except Exception as exc:  # a lab bug: answer like a WinRM internal error instead of dropping the connection
+            log.exception("lab server error on %s", req.name)
+            self.counters.add("faults")
+            internal = wsman.WSManFault(2147500037, "w:InternalError", f"Lab server internal error: {exc!r}")
+            return Reply(500, wsman.fault_envelope(internal, req.message_id))
 
     def _inject(self, action: str) -> Reply | None:
         faults = self.faults

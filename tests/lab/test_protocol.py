@@ -534,3 +534,43 @@ def test_serve_forever_in_foreground_thread(engine: FakeEngine) -> None:
     server.stop()
     thread.join(5)
     assert not thread.is_alive()
+
+
+def test_stop_signal_on_a_running_pipeline(engine: FakeEngine) -> None:
+    gate = threading.Event()
+
+    def slow(statements: list[Statement], pipeline_input: list[Any]) -> PipelineResult:
+        gate.wait(5)
+        return PipelineResult(output=["too late"])
+
+    engine.handlers["Slow-Stop"] = slow
+    with LabServer(engine, users={USER: PASSWORD}, pipeline_wait=0.05) as server, open_pool(server) as pool:
+        ps = _ps(pool)
+        ps.add_cmdlet("Slow-Stop")
+        ps.begin_invoke()
+        ps.stop()
+        assert server.counters["Signal"] == 1
+        gate.set()
+        ps2 = _ps(pool)
+        ps2.add_cmdlet("Get-Nothing")
+        assert ps2.invoke() == []
+
+
+def test_pool_level_messages(lab: LabServer) -> None:
+    with open_pool(lab) as pool:
+        before = lab.counters.snapshot()
+        assert pool.get_available_runspaces() >= 1
+        pool.max_runspaces = 3
+        pool.min_runspaces = 2
+        pool.reset_runspace_state()
+        after = lab.counters.snapshot()
+        assert after["Send"] - before["Send"] == 4  # pool-level Sends (no CommandId)
+        ps = _ps(pool)
+        ps.add_cmdlet("Get-Nothing")
+        assert ps.invoke() == []
+
+
+def test_session_key_exchange(lab: LabServer) -> None:
+    with open_pool(lab) as pool:
+        pool.exchange_keys()
+        assert pool._key_exchanged is True
