@@ -197,14 +197,14 @@ class ExchangeEngine:
             result.verbose.extend(inner.verbose)
         return inner.output
 
-    def _is_switch(self, cmdlet: str, parameter: str) -> bool:
+    def _is_switch(self, cmdlet: str, parameter: str) -> bool | None:
         name = self._names.get(cmdlet.lower())
         if name is None:
-            return False
+            return None
         try:
             return self.binder.param(name, parameter).type == "SwitchParameter"
         except CmdletError:
-            return False
+            return None  # the binder reports the unknown/ambiguous name when the command runs
 
     def _throttle(self, user: str | None) -> None:
         limit = self.options.throttle_max_cmdlets

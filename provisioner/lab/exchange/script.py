@@ -26,9 +26,11 @@ SINGLE_QUOTES = frozenset("'\u2018\u2019\u201a\u201b")
 DOUBLE_QUOTES = frozenset('"\u201c\u201d\u201e')
 DASHES = frozenset("-\u2013\u2014\u2015")
 NO_OP_COMMANDS = frozenset({"add-pssnapin", "set-strictmode"})
-_WORD_STOP = frozenset(" \t\r\n|;,(){}`&<>@$#") | SINGLE_QUOTES | DOUBLE_QUOTES
+_WORD_STOP = frozenset(" \t\r\n|;,(){}`&<>") | SINGLE_QUOTES | DOUBLE_QUOTES  # ends a bareword
+_START_STOP = _WORD_STOP | frozenset("@$#=")  # cannot start one
 
-SwitchLookup = Callable[[str, str], bool]
+# is_switch(cmdlet, parameter): True for a switch, False for a parameter that takes a value, None if unknown.
+SwitchLookup = Callable[[str, str], bool | None]
 
 
 class ScriptError(ValueError):
@@ -52,8 +54,8 @@ class Token:
 
 class _Lexer:
     def __init__(self, text: str) -> None:
-        self.text = text.replace("\r\n", "\n").replace("\r", "\n")
-        self.lines = self.text.split("\n")
+        self.text = text
+        self.lines = text.split("\n")
         self.index = 0
 
     def where(self, index: int | None = None) -> tuple[int, int]:
@@ -82,6 +84,8 @@ class _Lexer:
             elif char == "`":
                 if self.peek(1) == "\n":
                     self.index += 2
+                elif self.peek(1) == "\r":
+                    self.index += 3 if self.peek(2) == "\n" else 2
                 else:
                     raise self.error("Escape sequences (backtick) are not supported by the lab's script subset.")
             elif char == "<" and self.peek(1) == "#":
@@ -92,7 +96,9 @@ class _Lexer:
             elif char == "#":
                 end = text.find("\n", self.index)
                 self.index = len(text) if end < 0 else end
-            elif char in "\n;":
+            elif char == "\r" and self.peek(1) == "\n":
+                self.index += 1
+            elif char in "\r\n;":
                 out.append(Token("end", char, line, column))
                 self.index += 1
             elif char == "|":
@@ -125,7 +131,7 @@ class _Lexer:
                 if colon:
                     self.index += 1
                 out.append(Token("param", name, line, column, colon))
-            elif char in _WORD_STOP:
+            elif char in _START_STOP:
                 raise self.error(f"Unexpected token '{char}': this construct is not supported by the lab.")
             else:
                 word = self._word_text()
@@ -139,10 +145,8 @@ class _Lexer:
 
     def _word_text(self, stop: str = "") -> str:
         start = self.index
-        while self.index < len(self.text) and self.text[self.index] not in _WORD_STOP and self.text[self.index] not in (
-            stop
-        ):
-            if self.text[self.index] == "=" and self.index == start:
+        while self.index < len(self.text) and self.text[self.index] not in _WORD_STOP:
+            if self.text[self.index] in stop:
                 break
             self.index += 1
         return self.text[start:self.index]
@@ -233,7 +237,7 @@ class _Parser:
             token = self.peek()
             if token.kind == "pipe":
                 self.take()
-                while self.peek().kind == "end" and self.peek().value == "\n":
+                while self.peek().kind == "end" and self.peek().value in ("\n", "\r"):
                     self.take()
                 continue
             if token.kind == "end":
@@ -273,12 +277,20 @@ class _Parser:
                 self.take()
                 if token.colon:
                     arguments.append(Argument(token.value, self.value()))
-                elif self.is_switch is not None and self.is_switch(name, token.value):
-                    arguments.append(Argument(token.value, None))
-                elif self.peek().kind in ("word", "string"):
-                    arguments.append(Argument(token.value, self.value()))
                 else:
-                    arguments.append(Argument(token.value, None))
+                    switch = self.is_switch(name, token.value) if self.is_switch is not None else None
+                    if switch is True:
+                        arguments.append(Argument(token.value, None))
+                    elif self.peek().kind in ("word", "string"):
+                        arguments.append(Argument(token.value, self.value()))
+                    elif switch is False:
+                        end = self.peek()
+                        raise self.error(
+                            end, f"Missing an argument for parameter '{token.value}'. Specify a parameter of the "
+                            "required type and try again.", "MissingArgument",
+                        )
+                    else:
+                        arguments.append(Argument(token.value, None))
             elif token.kind in ("word", "string"):
                 arguments.append(Argument(None, self.value()))
             else:
@@ -292,7 +304,7 @@ class _Parser:
         values = [token.value]
         while self.peek().kind == "comma":
             self.take()
-            while self.peek().kind == "end" and self.peek().value == "\n":
+            while self.peek().kind == "end" and self.peek().value in ("\n", "\r"):
                 self.take()
             item = self.take()
             if item.kind not in ("word", "string"):
