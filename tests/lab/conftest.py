@@ -66,8 +66,9 @@ def lab(engine: FakeEngine) -> Iterator[LabServer]:
 def _clean_lab(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if "lab" in request.fixturenames:
-        server: LabServer = request.getfixturevalue("lab")
-        server.set_faults(FaultOptions())
+        server = request.getfixturevalue("lab")
+        if isinstance(server, LabServer):
+            server.set_faults(FaultOptions())
 
 
 def connect(

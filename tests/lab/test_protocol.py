@@ -11,6 +11,7 @@ import requests
 from pypsrp.exceptions import AuthenticationError, WinRMTransportError, WSManFaultError
 from pypsrp.powershell import PowerShell
 
+from provisioner.lab import wsman
 from provisioner.lab.api import Argument, LabEnum, LabError, LabObject, PipelineResult, Statement
 from provisioner.lab.server import FaultOptions, LabServer
 
@@ -216,13 +217,24 @@ def test_output_objects(lab: LabServer, engine: FakeEngine) -> None:
     assert nested.types[0] == "Lab.Nested" and nested.adapted_properties["Inner"] == ["x", 2]
 
 
-def test_large_output_spans_several_receives(lab: LabServer, engine: FakeEngine) -> None:
+def test_large_output_spans_several_receives(
+    lab: LabServer, engine: FakeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     notes = "n" * 1500  # bulky objects: many Receive responses without making pypsrp's slow parser the bottleneck
 
     def big(statements: list[Statement], pipeline_input: list[Any]) -> PipelineResult:
         return PipelineResult(output=[LabObject(("Lab.Row",), {"N": n, "Notes": notes}, str(n)) for n in range(1500)])
 
     engine.handlers["Get-Recipient"] = big
+    sizes: list[tuple[int, int]] = []
+    real_receive_response = wsman.receive_response
+
+    def recording(req: wsman.Request, command_id: str | None, b64_data: str, done: bool) -> bytes:
+        body = real_receive_response(req, command_id, b64_data, done)
+        sizes.append((len(body), req.max_envelope_size))
+        return body
+
+    monkeypatch.setattr(wsman, "receive_response", recording)
     with open_pool(lab) as pool:
         before = lab.counters["Receive"]
         ps = _ps(pool)
@@ -232,6 +244,9 @@ def test_large_output_spans_several_receives(lab: LabServer, engine: FakeEngine)
     assert [o.adapted_properties["N"] for o in out] == list(range(1500))
     assert out[-1].adapted_properties["Notes"] == notes
     assert receives >= 4
+    assert all(size <= limit for size, limit in sizes)
+    assert max(limit for _, limit in sizes) == 512000  # pypsrp raised it after SESSION_CAPABILITY 2.3
+    assert max(size for size, _ in sizes) > 153600  # and the server used the larger envelopes
 
 
 NOT_FOUND = LabError(
