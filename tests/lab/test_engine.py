@@ -667,3 +667,49 @@ def test_generate_100000() -> None:
     assert result.errors == [] and len(result.output) == 2
     result = run(engine, cmd("Get-Mailbox", OrganizationalUnit="contoso.com/Sales", ResultSize=5))
     assert len(result.output) == 5
+
+
+# ---------------------------------------------------------------------------------------------- Instance set
+def test_get_permission_piped_into_remove_uses_the_instance_set(engine: ExchangeEngine) -> None:
+    run(engine, cmd("Add-MailboxPermission", "alice.wong", User=SVC, AccessRights=["FullAccess", "ReadPermission"]))
+    result = run(engine, (cmd("Get-MailboxPermission", "alice.wong", User=SVC),
+                          cmd("Remove-MailboxPermission", Confirm=False)))
+    assert result.failure is None and result.errors == [] and result.warnings == []
+    assert explicit(engine, "alice.wong", SVC) == []
+    # the piped seeded Deny ACE removes the deny entry
+    result = run(engine, (cmd("Get-MailboxPermission", "judy.nakamura", User=SVC),
+                          cmd("Remove-MailboxPermission", Confirm=False)))
+    assert result.errors == [] and explicit(engine, "judy.nakamura", SVC) == []
+    # inherited entries piped in are ignored with a warning
+    result = run(engine, (cmd("Get-MailboxPermission", "bob.meyer", User="NT AUTHORITY\\SYSTEM"),
+                          cmd("Remove-MailboxPermission", Confirm=False)))
+    assert result.warnings and result.warnings[0].startswith("An inherited access control entry")
+
+
+def test_ignore_default_scope_with_domain_controller(engine: ExchangeEngine) -> None:
+    failure = _failure(run(engine, grant("alice.wong", IgnoreDefaultScope=None, DomainController="dc01.contoso.com")))
+    assert "IgnoreDefaultScope" in failure.message
+
+
+def test_error_records_carry_bound_parameters(engine: ExchangeEngine) -> None:
+    [error] = run(engine, grant("ghost")).errors
+    assert error.bound_parameters == {"Identity": "ghost", "User": SVC, "AccessRights": ["FullAccess"]}
+
+
+def test_demo_seed_matches_users_csv(engine: ExchangeEngine) -> None:
+    import csv
+    from pathlib import Path
+
+    lines = Path(__file__).parents[2].joinpath("examples", "users.csv").read_text("utf-8").splitlines()
+    rows = list(csv.DictReader(line for line in lines if not line.startswith("#")))
+    assert len(rows) == 8
+    for row in rows:
+        mailbox = engine.directory.mailbox(row["PrimarySmtpAddress"])
+        assert mailbox.display_name == row["DisplayName"]
+        assert mailbox.department == row["Department"]
+        assert mailbox.recipient_type_details == "UserMailbox"
+        assert explicit(engine, row["PrimarySmtpAddress"], SVC) == []  # clean slate for the sync account
+    assert engine.directory.principal(SVC).upn == "svc-codetwo@contoso.com"
+    assert not engine.directory.principal(SVC).is_mailbox
+    assert engine.directory.mailbox("sync.admin@contoso.com").recipient_type_details == "UserMailbox"
+    assert engine.directory.default_dc == "dc01.contoso.com"

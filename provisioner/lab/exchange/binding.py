@@ -150,7 +150,10 @@ class BoundCommand:
         """Bound parameters as plain values, for error records' InvocationInfo."""
         out: dict[str, Any] = {}
         for key, value in {**self.values, **self.common}.items():
-            out[key] = value.to_string if isinstance(value, LabObject) else value
+            if key == "AccessRights" and isinstance(value, int):
+                out[key] = [name for name, bit in MAILBOX_RIGHTS.items() if value & bit]
+            else:
+                out[key] = value.to_string if isinstance(value, LabObject) else value
         return out
 
 
@@ -443,6 +446,8 @@ class Binder:
             ]
 
         fitting = [pset for pset in candidates if not missing(pset)]
+        if pending_pipeline and fitting:
+            return fitting[0]  # which set applies is decided per input record
         default = next((pset for pset in candidates if pset.name == spec.default_set), None)
         if default is not None and default in fitting:
             return default

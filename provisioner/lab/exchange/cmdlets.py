@@ -8,12 +8,14 @@ the "inherited ACE ... was ignored" warning text [3p]; the "already present" war
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
+from provisioner.lab.api import LabEnum, LabObject
 from provisioner.lab.exchange.context import Context
 from provisioner.lab.exchange.directory import PermissionEntry, Recipient
-from provisioner.lab.exchange.enums import FULL_ACCESS, SEND_AS, ad_rights_text
+from provisioner.lab.exchange.enums import FULL_ACCESS, MAILBOX_RIGHTS, SEND_AS, ad_rights_text, canonical_name
 from provisioner.lab.exchange.errors import INVALID_OPERATION, TASK
 from provisioner.lab.exchange.objects import ace_object
 
@@ -21,6 +23,62 @@ OUTLOOK_LIMIT_WARNING = (
     "Some delegates added may not show up automatically in Outlook. Outlook is limited to displaying only the "
     "first 32 entries (If a delegate user has an archive, the user counts as 2 entries)."
 )
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What an Add/Remove call asks for, from its parameters or (Instance set) a piped ACE object."""
+
+    identity: Any
+    user: Any
+    rights: int
+    deny: bool
+    inheritance: str | None
+
+
+def _instance_field(instance: Any, name: str) -> Any:
+    if isinstance(instance, LabObject):
+        return instance.properties.get(name)
+    if isinstance(instance, Mapping):
+        return instance.get(name)
+    return None
+
+
+def _rights_of(value: Any) -> int:
+    mask = 0
+    for item in value if isinstance(value, list | tuple) else [value]:
+        if isinstance(item, LabEnum):
+            mask |= item.value
+        elif isinstance(item, int):
+            mask |= item
+        elif isinstance(item, str):
+            for part in item.split(","):
+                name = canonical_name("MailboxRights", part)
+                mask |= MAILBOX_RIGHTS[name] if name else 0
+    return mask
+
+
+def _request(ctx: Context) -> _Request:
+    """The request of the AccessRights set, or of the Instance set (explicit parameters override the ACE)."""
+    bound = ctx.bound
+    if bound.parameter_set == "AccessRights":
+        return _Request(bound.get("Identity"), bound.get("User"), bound.get("AccessRights"), bound.switch("Deny"),
+                        bound.get("InheritanceType"))
+    if bound.parameter_set != "Instance":
+        raise ctx.unsupported()
+    instance = bound.get("Instance")
+    inheritance = _instance_field(instance, "InheritanceType")
+    deny = _instance_field(instance, "Deny")
+    return _Request(
+        bound.get("Identity") if bound.has("Identity") else _instance_field(instance, "Identity"),
+        bound.get("User") if bound.has("User") else _instance_field(instance, "User"),
+        bound.get("AccessRights") if bound.has("AccessRights")
+        else _rights_of(_instance_field(instance, "AccessRights")),
+        bound.switch("Deny") if bound.has("Deny") else str(deny).lower() == "true",
+        bound.get("InheritanceType") if bound.has("InheritanceType") else (
+            inheritance.text if isinstance(inheritance, LabEnum) else (str(inheritance) if inheritance else None)
+        ),
+    )
 
 
 def _canonical_order(entries: list[PermissionEntry]) -> list[PermissionEntry]:
@@ -42,31 +100,30 @@ def _apply_automapping(ctx: Context, mailbox: Recipient, sid: str, automapping: 
 
 def add_mailbox_permission(ctx: Context) -> list[Any]:
     bound = ctx.bound
-    if bound.parameter_set != "AccessRights":
-        raise ctx.unsupported()
+    request = _request(ctx)
     ctx.check_dc()
-    mailbox = ctx.resolve_mailbox(bound.get("Identity"))
+    mailbox = ctx.resolve_mailbox(request.identity)
     if mailbox is None:
         return []
-    sid = ctx.resolve_trustee(bound.get("User"))
+    sid = ctx.resolve_trustee(request.user)
     if sid is None:
         return []
-    rights: int = bound.get("AccessRights")
-    deny = bound.switch("Deny")
-    inheritance: str = bound.get("InheritanceType") or "All"
+    rights = request.rights
+    deny = request.deny
+    inheritance = request.inheritance or "All"
     automapping = bound.get("AutoMapping", True)
     if rights & SEND_AS:
         # [code] ErrorSetSendAsOnMailboxPermissionNotAllowed; English text UNCONFIRMED.
         ctx.error(ctx.exchange_error(
             "Send As permission can't be granted with Add-MailboxPermission. Use Add-ADPermission instead.",
-            INVALID_OPERATION, "InvalidArgument", bound.get("Identity"),
+            INVALID_OPERATION, "InvalidArgument", request.identity,
         ))
         return []
     if bound.has("AutoMapping") and automapping and not rights & FULL_ACCESS:
         # [code] ErrorSpecifyAutoMappingOnNonFullAccess; English text UNCONFIRMED.
         ctx.error(ctx.exchange_error(
             "The AutoMapping parameter can only be specified together with FullAccess permission.",
-            TASK, "InvalidArgument", bound.get("Identity"),
+            TASK, "InvalidArgument", request.identity,
         ))
         return []
     if not ctx.should_process(high_impact=False):
@@ -117,21 +174,19 @@ def get_mailbox_permission(ctx: Context) -> list[Any]:
 
 
 def remove_mailbox_permission(ctx: Context) -> list[Any]:
-    bound = ctx.bound
-    if bound.parameter_set != "AccessRights":
-        raise ctx.unsupported()
+    request = _request(ctx)
     ctx.check_dc()
-    mailbox = ctx.resolve_mailbox(bound.get("Identity"))
+    mailbox = ctx.resolve_mailbox(request.identity)
     if mailbox is None:
         return []
-    sid = ctx.resolve_trustee(bound.get("User"))
+    sid = ctx.resolve_trustee(request.user)
     if sid is None:
         return []
     if not ctx.should_process(high_impact=True):
         return []
-    rights: int = bound.get("AccessRights")
-    deny = bound.switch("Deny")
-    inheritance: str | None = bound.get("InheritanceType")
+    rights = request.rights
+    deny = request.deny
+    inheritance = request.inheritance
     account = ctx.directory.account_of(sid)
     entries = list(ctx.read_acl(mailbox))
 

@@ -119,6 +119,12 @@ class Context:
     def check_dc(self) -> None:
         """A named domain controller must exist (terminating error otherwise; text UNCONFIRMED)."""
         value = self.bound.get("DomainController")
+        if value and self.bound.switch("IgnoreDefaultScope"):
+            # [doc] the two cannot be combined; the English text is the lab's.
+            raise self.fail(
+                "The DomainController parameter can't be used together with the IgnoreDefaultScope parameter.",
+                "System.ArgumentException", "InvalidArgument", value,
+            )
         if value and str(value).lower() not in self.directory.domain_controllers:
             raise self.fail(
                 f"Active Directory server {value} is not available. Error message: Active directory response: "
