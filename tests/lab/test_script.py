@@ -176,6 +176,11 @@ def test_script_with_binding_error_and_unknown_identity(engine: ExchangeEngine) 
     assert not engine.directory.has_full_access("carol.diaz", "svc-codetwo")
 
 
+def test_lone_literal_statement_is_accepted(engine: ExchangeEngine) -> None:
+    result = run_script(engine, "$null")
+    assert result.failure is None and result.errors == [] and result.output == []
+
+
 def test_no_language_engine_still_refuses(engine: ExchangeEngine) -> None:
     strict = ExchangeEngine.from_seed()
     result = run_script(strict, "Get-Mailbox")

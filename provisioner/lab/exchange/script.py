@@ -9,7 +9,8 @@ Only used when the engine runs in full-language mode (the real Exchange endpoint
   literals decoded exactly as PowerShell does (a quote is any of U+0027, U+2018, U+2019, U+201A, U+201B; two
   consecutive quote characters inside the literal stand for one quote, the second of the pair), and
   double-quoted strings without expansion (``$`` or a backtick inside one is refused; ``""`` is a quote);
-* ``Add-PSSnapin ...``, ``Set-StrictMode ...`` and ``$ErrorActionPreference = '...'`` are accepted and ignored.
+* ``Add-PSSnapin ...``, ``Set-StrictMode ...`` and ``$ErrorActionPreference = '...'`` are accepted and ignored,
+  and so is a statement that is a lone literal (``$null``, as a language-mode probe sends; no output).
 
 Everything else raises :class:`ScriptError` naming the line and column.
 """
@@ -230,6 +231,11 @@ class _Parser:
         first = self.peek()
         if first.kind == "variable":
             self.assignment()
+            return None
+        if first.kind == "string" and self.tokens[self.position + 1].kind == "end":
+            # a lone literal such as `$null` (a language-mode probe): accepted, its value is not output
+            self.take()
+            self.take()
             return None
         commands: list[Invocation] = []
         while True:
