@@ -22,8 +22,8 @@ from typing import Any
 import psrpcore
 from psrpcore.types import PSInvocationState, PSRPMessageType
 
-from provisioner.lab import convert
-from provisioner.lab.api import Engine, LabError, PipelineResult
+from provisioner.lab import clixml, convert
+from provisioner.lab.api import Engine, LabError, PipelineResult, Statement
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,26 @@ def call_id(event: Any) -> int:
     raise psrpcore.PSRPCoreError("pool request without a call id")
 
 
+@dataclass
+class FastCreatePipelineEvent:
+    """A CREATE_PIPELINE read by :mod:`provisioner.lab.clixml` instead of psrpcore's generic deserialiser."""
+
+    pipeline_id: uuid.UUID
+    parsed: clixml.CreatePipeline
+
+
 class _LabRunspacePool(psrpcore.ServerRunspacePool):
-    """psrpcore's server pool, tolerant of pypsrp's ``CI`` spelling (see :func:`call_id`)."""
+    """psrpcore's server pool, with a fast path for CREATE_PIPELINE and tolerant of pypsrp's ``CI`` spelling."""
+
+    def _process_message(self, message: Any) -> Any:
+        if message.message_type == PSRPMessageType.CreatePipeline and message.pipeline_id in self.pipeline_table:
+            try:
+                parsed = clixml.parse_create_pipeline(bytes(message.data))
+            except (clixml.Unsupported, ValueError):
+                pass  # psrpcore's generic path below
+            else:
+                return FastCreatePipelineEvent(message.pipeline_id, parsed)
+        return super()._process_message(message)
 
     def _process_SetMaxRunspaces(self, event: Any) -> None:
         ci = call_id(event)
@@ -65,7 +83,7 @@ class ShellClosed(Exception):
 class _Command:
     command_id: str
     pipeline: Any  # psrpcore.ServerPipeline
-    metadata: Any = None  # psrpcore PowerShell once CREATE_PIPELINE is complete
+    statements: list[Statement] | None = None  # set once CREATE_PIPELINE is complete
     no_input: bool = True
     input: list[Any] = field(default_factory=list)
     input_done: bool = False
@@ -74,7 +92,7 @@ class _Command:
     chunks: deque[bytes] = field(default_factory=deque)
 
     def runnable(self) -> bool:
-        return not self.started and self.metadata is not None and (self.no_input or self.input_done)
+        return not self.started and self.statements is not None and (self.no_input or self.input_done)
 
 
 @dataclass
@@ -161,11 +179,18 @@ class Shell:
 
     def _handle_event(self, event: Any) -> _Command | None:
         pool = self._pool
+        if isinstance(event, FastCreatePipelineEvent):
+            cmd = self._commands.get(str(event.pipeline_id).upper())
+            if cmd is not None:
+                cmd.statements = event.parsed.statements
+                cmd.no_input = event.parsed.no_input
+            return cmd
         if isinstance(event, psrpcore.CreatePipelineEvent):
             cmd = self._commands.get(str(event.pipeline_id).upper())
             if cmd is not None:
-                cmd.metadata = event.pipeline
-                cmd.no_input = bool(event.pipeline.no_input)
+                pipeline = event.pipeline  # a property that rebuilds the object on every access
+                cmd.statements = convert.statements_from_pipeline(pipeline)
+                cmd.no_input = bool(pipeline.no_input)
             return cmd
         if isinstance(event, psrpcore.PipelineInputEvent):
             cmd = self._commands.get(str(event.pipeline_id).upper())
@@ -190,8 +215,7 @@ class Shell:
     def _execute(self, cmd: _Command) -> None:
         started = time.perf_counter()
         try:
-            statements = convert.statements_from_pipeline(cmd.metadata)
-            result = self._engine.run(statements, cmd.input, user=self.user)
+            result = self._engine.run(list(cmd.statements or []), cmd.input, user=self.user)
         except Exception as exc:  # an engine bug must not hang the client: fail the pipeline instead
             log.exception("lab engine raised")
             result = PipelineResult(

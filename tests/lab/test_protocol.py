@@ -11,7 +11,7 @@ import requests
 from pypsrp.exceptions import AuthenticationError, WinRMTransportError, WSManFaultError
 from pypsrp.powershell import PowerShell
 
-from provisioner.lab import wsman
+from provisioner.lab import clixml, wsman
 from provisioner.lab.api import Argument, LabEnum, LabError, LabObject, PipelineResult, Statement
 from provisioner.lab.server import FaultOptions, LabServer
 
@@ -79,7 +79,19 @@ def test_wrong_configuration_name_faults(lab: LabServer) -> None:
 # --- commands in -----------------------------------------------------------------------------------------------
 
 
-def test_parameters_arrive_exactly(lab: LabServer, engine: FakeEngine) -> None:
+@pytest.fixture(params=["fast", "psrpcore"])
+def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with the fast CREATE_PIPELINE reader and again with psrpcore's generic deserialiser."""
+    if request.param == "psrpcore":
+
+        def unsupported(data: bytes) -> Any:
+            raise clixml.Unsupported("forced")
+
+        monkeypatch.setattr(clixml, "parse_create_pipeline", unsupported)
+    return str(request.param)
+
+
+def test_parameters_arrive_exactly(lab: LabServer, engine: FakeEngine, parser: str) -> None:
     with open_pool(lab) as pool:
         for value in HOSTILE:
             ps = _ps(pool)
@@ -89,7 +101,7 @@ def test_parameters_arrive_exactly(lab: LabServer, engine: FakeEngine) -> None:
             assert args == (Argument("Identity", value), Argument(None, value)), repr(value[:60])
 
 
-def test_parameter_types_and_switches(lab: LabServer, engine: FakeEngine) -> None:
+def test_parameter_types_and_switches(lab: LabServer, engine: FakeEngine, parser: str) -> None:
     with open_pool(lab) as pool:
         ps = _ps(pool)
         ps.add_cmdlet("Add-MailboxPermission")
@@ -100,6 +112,8 @@ def test_parameter_types_and_switches(lab: LabServer, engine: FakeEngine) -> Non
         ps.add_parameter("ResultSize", 5000)
         ps.add_parameter("Deny")  # no value: a present switch
         ps.add_parameter("Nothing", [])
+        ps.add_parameter("Nested", ["a", ["b", 1], {"k": "v"}])
+        ps.add_parameter("Add", {"Name": "x", "Count": 2, "Flag": True, "None": None})
         ps.invoke()
     command = engine.last.statements[0].commands[0]
     assert command.name == "Add-MailboxPermission"
@@ -112,6 +126,8 @@ def test_parameter_types_and_switches(lab: LabServer, engine: FakeEngine) -> Non
         Argument("ResultSize", 5000),
         Argument("Deny", None),
         Argument("Nothing", []),
+        Argument("Nested", ["a", ["b", 1], {"k": "v"}]),
+        Argument("Add", {"Name": "x", "Count": 2, "Flag": True, "None": None}),
     )
     values = [a.value for a in command.arguments]
     assert type(values[0]) is str and type(values[2]) is bool and type(values[4]) is int
@@ -119,7 +135,7 @@ def test_parameter_types_and_switches(lab: LabServer, engine: FakeEngine) -> Non
     assert engine.last.user == USER
 
 
-def test_statements_pipes_and_scripts(lab: LabServer, engine: FakeEngine) -> None:
+def test_statements_pipes_and_scripts(lab: LabServer, engine: FakeEngine, parser: str) -> None:
     with open_pool(lab) as pool:
         ps = _ps(pool)
         ps.add_cmdlet("Get-Mailbox").add_parameter("Identity", "a")
@@ -139,7 +155,7 @@ def test_statements_pipes_and_scripts(lab: LabServer, engine: FakeEngine) -> Non
     assert statements[1].commands[1].arguments == (Argument("First", 1),)
 
 
-def test_many_statements_in_one_pipeline(lab: LabServer, engine: FakeEngine) -> None:
+def test_many_statements_in_one_pipeline(lab: LabServer, engine: FakeEngine, parser: str) -> None:
     with open_pool(lab) as pool:
         ps = _ps(pool)
         for i in range(200):
