@@ -713,3 +713,16 @@ def test_demo_seed_matches_users_csv(engine: ExchangeEngine) -> None:
     assert not engine.directory.principal(SVC).is_mailbox
     assert engine.directory.mailbox("sync.admin@contoso.com").recipient_type_details == "UserMailbox"
     assert engine.directory.default_dc == "dc01.contoso.com"
+
+
+def test_directory_derived_identity_forms() -> None:
+    from provisioner.lab.exchange import Directory
+
+    directory = Directory()
+    odd = directory.add_mailbox("obrien", "Brien, O'", "contoso.com/Users")
+    assert odd.dn == "CN=Brien\\, O',CN=Users,DC=contoso,DC=com"
+    for form in (odd.dn, odd.dn.lower(), "contoso.com/Users/Brien, O'", "CONTOSO\\obrien", odd.sid, odd.sid.lower(),
+                 odd.guid, "Brien, O'", "obrien@contoso.com"):
+        assert directory.lookup(form) == [odd], form
+    assert directory.lookup("OTHERDOMAIN\\obrien") == []
+    assert directory.lookup("NT AUTHORITY\\SYSTEM")[0].sid == "S-1-5-18"

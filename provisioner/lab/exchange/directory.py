@@ -160,12 +160,25 @@ class Recipient:
         return "User"
 
     def identity_keys(self) -> list[str]:
-        """The lower-cased identity forms (may repeat; the index ignores repeats)."""
-        keys = [self.name, self.display_name, self.sam, self.account, self.guid, self.dn, self.sid,
-                self.alias, self.primary_smtp, self.upn, self.exchange_guid]
-        if self.ou:
-            keys.append(f"{self.ou}/{self.name}")
-        return [key.lower() for key in keys if key]
+        """The lower-cased identity forms kept in the index (may repeat; the index ignores repeats).
+
+        ``DOMAIN\\sam``, DN, canonical name and SID are not stored: :meth:`Directory.lookup` derives them
+        from sam/name and the SID table, which halves the index of a large organisation.
+        """
+        keys = [self.name, self.sam, self.guid]
+        if self.display_name != self.name:
+            keys.append(self.display_name)
+        if self.alias and self.alias != self.sam:
+            keys.append(self.alias)
+        if self.primary_smtp:
+            keys.append(self.primary_smtp)
+        if self.upn and self.upn != self.primary_smtp:
+            keys.append(self.upn)
+        if self.exchange_guid:
+            keys.append(self.exchange_guid)
+        if not self.ou:
+            keys.append(self.account)
+        return [key.lower() for key in keys]
 
 
 _RDN_SPECIAL = re.compile(r'[,+"\\<>;=]|^[# ]| $')
@@ -182,6 +195,23 @@ def escape_rdn(value: str) -> str:
         else:
             out.append(char)
     return "".join(out)
+
+
+def _first_rdn_value(dn: str) -> str:
+    """The unescaped value of a DN's first RDN (``CN=O\\, Brien,OU=x`` -> ``O, Brien``)."""
+    value = []
+    index = dn.index("=") + 1
+    while index < len(dn):
+        char = dn[index]
+        if char == "\\" and index + 1 < len(dn):
+            value.append(dn[index + 1])
+            index += 2
+            continue
+        if char == ",":
+            break
+        value.append(char)
+        index += 1
+    return "".join(value)
 
 
 def _default_inherited(netbios: str, sid_of: Callable[[str], str]) -> tuple[PermissionEntry, ...]:
@@ -252,10 +282,10 @@ class Directory:
         return f"{self.domain_sid}-{self._next_rid}"
 
     def _sid_of_account(self, account: str) -> str:
-        found = self._index.get(account.lower())
-        if not isinstance(found, Recipient):
+        found = [r for r in self.lookup(account) if r.account.lower() == account.lower()]
+        if len(found) != 1:
             raise KeyError(account)
-        return found.sid
+        return found[0].sid
 
     def _add_builtin_principals(self) -> None:
         for name, sid in (("SELF", SELF_SID), ("SYSTEM", SYSTEM_SID), ("NETWORK SERVICE", NETWORK_SERVICE_SID)):
@@ -431,12 +461,38 @@ class Directory:
         return False
 
     # ----------------------------------------------------------------- lookup
-    def lookup(self, identity: str) -> list[Recipient]:
-        """Every object having ``identity`` as one of its identity forms (case-insensitive)."""
-        found = self._index.get(identity.strip().lower())
+    def _indexed(self, key: str) -> list[Recipient]:
+        found = self._index.get(key)
         if found is None:
             return []
         return list(found) if isinstance(found, list) else [found]
+
+    def lookup(self, identity: str) -> list[Recipient]:
+        """Every object having ``identity`` as one of its identity forms (case-insensitive).
+
+        Forms: name, display name, alias, sam, primary SMTP, UPN, GUID, Exchange GUID (indexed), and
+        ``DOMAIN\\sam``, DN, canonical name, SID (derived here).
+        """
+        key = identity.strip().lower()
+        found = self._indexed(key)
+        derived: list[Recipient] = []
+        if key.startswith("s-1-"):
+            by_sid = self.by_sid.get(key.upper())
+            derived = [by_sid] if by_sid else []
+        elif "\\" in key:
+            domain, _, sam = key.partition("\\")
+            if domain == self.netbios.lower():
+                derived = [r for r in self._indexed(sam) if r.account.lower() == key]
+        elif key.startswith("cn=") and key.endswith(self.domain_dn.lower()):
+            name = _first_rdn_value(identity.strip())
+            derived = [r for r in self._indexed(name.lower()) if r.dn.lower() == key]
+        elif "/" in key:
+            name = key.rsplit("/", 1)[1]
+            derived = [r for r in self._indexed(name) if r.canonical_name.lower() == key]
+        for recipient in derived:
+            if recipient not in found:
+                found.append(recipient)
+        return found
 
     def find(self, identity: str, accept: Callable[[Recipient], bool]) -> list[Recipient]:
         """The objects matching ``identity`` that ``accept`` allows (empty: not found; >1: ambiguous)."""
