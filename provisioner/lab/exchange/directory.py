@@ -479,16 +479,16 @@ class Directory:
         if key.startswith("s-1-"):
             by_sid = self.by_sid.get(key.upper())
             derived = [by_sid] if by_sid else []
+        elif key.startswith("cn=") and key.endswith(self.domain_dn.lower()):
+            name = _first_rdn_value(identity.strip())
+            derived = [r for r in self._indexed(name.lower()) if r.dn.lower() == key]
+        elif key.startswith(self.domain + "/"):
+            name = key.rsplit("/", 1)[1]
+            derived = [r for r in self._indexed(name) if r.canonical_name.lower() == key]
         elif "\\" in key:
             domain, _, sam = key.partition("\\")
             if domain == self.netbios.lower():
                 derived = [r for r in self._indexed(sam) if r.account.lower() == key]
-        elif key.startswith("cn=") and key.endswith(self.domain_dn.lower()):
-            name = _first_rdn_value(identity.strip())
-            derived = [r for r in self._indexed(name.lower()) if r.dn.lower() == key]
-        elif "/" in key:
-            name = key.rsplit("/", 1)[1]
-            derived = [r for r in self._indexed(name) if r.canonical_name.lower() == key]
         for recipient in derived:
             if recipient not in found:
                 found.append(recipient)
