@@ -726,3 +726,18 @@ def test_directory_derived_identity_forms() -> None:
         assert directory.lookup(form) == [odd], form
     assert directory.lookup("OTHERDOMAIN\\obrien") == []
     assert directory.lookup("NT AUTHORITY\\SYSTEM")[0].sid == "S-1-5-18"
+
+
+def test_null_optional_identity_returns_everything_and_wildcards(engine: ExchangeEngine) -> None:
+    assert len(run(engine, cmd("Get-Mailbox", Identity=None)).output) == 15
+    assert sorted(o.properties["Alias"] for o in run(engine, cmd("Get-Mailbox", "chris*")).output) == [
+        "chris.taylor", "christopher.taylor"]
+    assert [o.properties["Alias"] for o in run(engine, cmd("Get-Mailbox", Anr="Frank")).output] == ["frank.oconnor"]
+    users = run(engine, cmd("Get-User", SVC)).output
+    assert [u.properties["UserPrincipalName"] for u in users] == ["svc-codetwo@contoso.com"]
+    assert users[0].type_names[0] == "Microsoft.Exchange.Data.Directory.Management.User"
+
+
+def test_owner_set_is_reported_as_not_implemented(engine: ExchangeEngine) -> None:
+    failure = _failure(run(engine, cmd("Get-MailboxPermission", "alice.wong", Owner=None)))
+    assert failure.category == "NotImplemented"

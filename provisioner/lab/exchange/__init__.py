@@ -43,9 +43,17 @@ Approximations (UNCONFIRMED or invented for the lab)
     Get-DistributionGroupMember;
   * replication: only mailbox ACLs lag (delegate lists, recipients are immediate); a write is visible early
     only to reads naming the same ``-DomainController``; ``-ReadFromDomainController`` does not help;
-  * not implemented: the Owner/Instance/ClearAutoMapping/ResetDefault parameter sets, Get-Mailbox
+  * the Instance set of Add-/Remove-MailboxPermission (a piped ACE object, e.g. ``Get-MailboxPermission |
+    Remove-MailboxPermission -Confirm:$false``) takes Identity/User/AccessRights/Deny/InheritanceType from the
+    object, explicit parameters winning; a $null/empty optional ``-Identity`` on Get-Mailbox/Get-Recipient
+    returns everything (the docs' caution), a mandatory one is a binding error (PowerShell's rule);
+  * wildcards (``*``) in Get-Mailbox/Get-Recipient/Get-User ``-Identity`` and ``-Anr`` are prefix/glob matches
+    over name, alias, display name and SMTP address;
+  * not implemented: the Owner/ClearAutoMapping/ResetDefault parameter sets, Get-Mailbox
     Database/Server/MailboxPlan sets, SID history, RBAC scopes, the 500-ACE limit, ``-IgnoreDefaultScope``
-    semantics, deny-overrides-allow evaluation (entries are stored and shown, not evaluated).
+    semantics (only its clash with ``-DomainController``), Set-ADServerSettings and runspace state,
+    deny-overrides-allow evaluation (entries are stored and shown, not evaluated), core cmdlets such as
+    Select-Object (CommandNotFoundException, as their availability on the real endpoint is UNCONFIRMED).
 """
 
 from provisioner.lab.exchange.directory import Directory, PermissionEntry, Recipient

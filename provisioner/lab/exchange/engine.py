@@ -70,8 +70,11 @@ class EngineOptions:
     ``throttle_max_cmdlets``: cmdlet invocations allowed per user per ``throttle_window_seconds``; the next one
     fails the pipeline with the on-prem PowerShellMaxCmdlets text. With ``throttle_refill=False`` the budget
     never refills: every invocation after the first N fails.
+    The failure is a ``System.Management.Automation.Remoting.PSRemotingTransportException`` error record
+    (category OperationStopped, FQEID ``JobFailure``), which is how a PowerShell client reports Exchange's
+    WS-Management throttling fault; a real server sends the fault at the WS-Management layer instead.
     ``replication_delay_seconds``: a permission write becomes visible to reads after this many seconds, unless
-    the read names the same ``-DomainController`` as the write.
+    the read names the same ``-DomainController`` as the write. Time comes from the engine's ``clock``.
     """
 
     language_mode: Literal["NoLanguage", "FullLanguage"] = "NoLanguage"
