@@ -85,7 +85,7 @@ def to_plain(value: Any) -> Any:
         if props:
             return props
         text = value.PSObject.to_string
-        return str(text) if text is not None else None
+        return str(text) if text is not None else str(value)  # e.g. PSDecimal, PSDateTime: their text
     return str(value)
 
 

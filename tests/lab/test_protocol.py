@@ -69,9 +69,10 @@ def test_wrong_path_gives_http_404(lab: LabServer) -> None:
     assert info.value.code == 404
 
 
-def test_wrong_configuration_name_faults(lab: LabServer) -> None:
+@pytest.mark.parametrize("auth", ["basic", "ntlm"])
+def test_wrong_configuration_name_faults(lab: LabServer, auth: str) -> None:
     with pytest.raises(WSManFaultError) as info:
-        open_pool(lab, configuration_name="Microsoft.PowerShell")
+        open_pool(lab, auth=auth, configuration_name="Microsoft.PowerShell")
     assert info.value.code == 2150858770
     assert "Microsoft.PowerShell" in str(info.value.reason)
 
@@ -468,8 +469,9 @@ def test_latency_injection(lab: LabServer) -> None:
     assert elapsed >= requests_made * 0.040
 
 
-def test_http_500_injection_surfaces_and_recovers(lab: LabServer) -> None:
-    with open_pool(lab) as pool:
+@pytest.mark.parametrize("auth", ["basic", "ntlm"])
+def test_http_500_injection_surfaces_and_recovers(lab: LabServer, auth: str) -> None:
+    with open_pool(lab, auth=auth) as pool:
         lab.set_faults(FaultOptions(error_requests=frozenset({1}), actions=frozenset({"Command"})))
         ps = _ps(pool)
         ps.add_cmdlet("Get-Nothing")
