@@ -61,6 +61,12 @@ THROTTLE_MESSAGE = (
 )
 
 
+def _exchange_timestamp(moment: datetime) -> str:
+    """``12/17/2015 9:12:25 AM``: the US format Exchange prints in its FullyQualifiedErrorId."""
+    hour = moment.hour % 12 or 12
+    return f"{moment.month}/{moment.day}/{moment.year} {hour}:{moment:%M:%S} {'AM' if moment.hour < 12 else 'PM'}"
+
+
 @dataclass(frozen=True)
 class EngineOptions:
     """Engine behaviour; every fault is off by default.
@@ -274,7 +280,7 @@ class ExchangeEngine:
             bound=bound,
             now=self.clock(),
             server=self.options.server_name,
-            timestamp=datetime.now(UTC).strftime("%m/%d/%Y %I:%M:%S %p"),
+            timestamp=_exchange_timestamp(datetime.now(UTC)),
             replication_delay=self.options.replication_delay_seconds,
             on_write=count_write,
         )
