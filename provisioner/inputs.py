@@ -1,0 +1,508 @@
+"""Target mailboxes from --mailbox options, users files and config: parsed, checked, de-duplicated.
+
+A users file is either a plain list (one identity per physical line, taken whole, so DNs with commas work)
+or a CSV file whose header names the identity column. Which one is decided from the first line that is
+neither blank nor a ``#`` comment: it is a CSV header only if, split as CSV with ``,``, ``;`` or tab, one of
+its fields is a known identity column name (see ``IDENTITY_COLUMNS``).
+
+Everything here raises ``InputError`` (never anything else) for bad input, with ``where`` naming the file
+and 1-based physical line (``users.csv:12``), so the run stops before anything is sent.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import itertools
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from provisioner.errors import InputError
+from provisioner.model import Identity
+
+IDENTITY_COLUMNS = ("Identity", "PrimarySmtpAddress", "UserPrincipalName", "Alias", "Mailbox")
+"""CSV header names of the identity column, in priority order (matched case-insensitively)."""
+
+CSV_DELIMITERS = (",", ";", "\t")
+MAX_LINE_LENGTH = 1_000_000
+"""A physical line longer than this is refused (no real users file has one; it bounds memory)."""
+
+_CHUNK_SIZE = 1 << 16
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)")
+_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
+
+
+# --------------------------------------------------------------------------------------------- public types
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a value came from: a file path as given, ``--mailbox`` or ``config:<path>``; line is 1-based."""
+
+    origin: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        return self.origin if self.line is None else f"{self.origin}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Target:
+    identity: Identity
+    source: Source
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    target: Target  # the later occurrence, folded away
+    first: Target  # the one kept
+
+
+@dataclass(frozen=True)
+class InputWarning:
+    source: Source
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.message}"
+
+
+@dataclass
+class TargetList:
+    targets: list[Target] = field(default_factory=list)  # unique (case-insensitive), in first-seen order
+    duplicates: list[Duplicate] = field(default_factory=list)
+    warnings: list[InputWarning] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------------- identity
+
+
+def _is_space(char: str) -> bool:
+    """Whitespace that is stripped (with a warning) around an identity: space separators and tab."""
+    return char == "\t" or unicodedata.category(char) == "Zs"
+
+
+def _strip_space(text: str) -> tuple[str, str, str]:
+    """``(leading, core, trailing)``: ``text`` split around its leading and trailing ``_is_space`` chars."""
+    if text == text.strip():  # fast path: no whitespace of any kind at either end
+        return "", text, ""
+    start, end = 0, len(text)
+    while start < end and _is_space(text[start]):
+        start += 1
+    while end > start and _is_space(text[end - 1]):
+        end -= 1
+    return text[:start], text[start:end], text[end:]
+
+
+def _is_blank(text: str) -> bool:
+    return not text.strip() and all(_is_space(char) for char in text)
+
+
+def _char_name(char: str) -> str:
+    if char == "\t":
+        return "tab"
+    name = unicodedata.name(char, "")
+    return f"U+{ord(char):04X} {name}" if name else f"U+{ord(char):04X}"
+
+
+# Lookalikes of ASCII characters used in identities (addresses, UPNs, DOMAIN\user, DNs) that NFKC does not
+# map to ASCII; characters whose NFKC form is ASCII (fullwidth @ and ., NBSP, ...) are caught generically.
+_LOOKALIKES = {
+    **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2043\u2212\u02d7\u058a\u2e3a", "-"),
+    **dict.fromkeys("\u3002\uff61\u00b7\u2027\u2219\u22c5\u06d4\u0701\u0702\u2e33", "."),
+    **dict.fromkeys("\u2018\u2019\u201b\u2032\u02bc\u02b9\u00b4\u02c8\u275b\u275c", "'"),
+    **dict.fromkeys("\u201c\u201d\u201f\u2033\u02ba\u275d\u275e", '"'),
+    **dict.fromkeys("\u201a\u060c\u3001\u02cf", ","),
+    **dict.fromkeys("\u2044\u2215\u29f8", "/"),
+    **dict.fromkeys("\u2216\u29f5\u29f9", "\\"),
+    **dict.fromkeys("\u2017", "_"),
+}
+
+# Script sets that may be mixed in one identity (UTS #39 "highly restrictive"): Latin with Japanese, Chinese
+# or Korean. Any other mix, Latin with Cyrillic or Greek above all, is how lookalike addresses are built.
+_ALLOWED_SCRIPT_MIXES = (
+    frozenset({"Latin", "Han", "Hiragana", "Katakana"}),
+    frozenset({"Latin", "Han", "Bopomofo"}),
+    frozenset({"Latin", "Han", "Hangul"}),
+)
+
+
+def _script(char: str) -> str | None:
+    """The script of a letter, from its Unicode name (after NFKC), or None for non-letters."""
+    if not unicodedata.category(char).startswith("L"):
+        return None
+    normal = unicodedata.normalize("NFKC", char)[:1] or char
+    words = unicodedata.name(normal, "").split()
+    if words and words[0] in ("FULLWIDTH", "HALFWIDTH"):
+        words = words[1:]
+    if not words or words[0] in ("MODIFIER", "KATAKANA-HIRAGANA"):
+        return None
+    if words[0] == "CJK":
+        return "Han"
+    return words[0].title()
+
+
+def _listing(items: list[str], limit: int = 5) -> str:
+    shown = ", ".join(items[:limit])
+    return f"{shown} and {len(items) - limit} more" if len(items) > limit else shown
+
+
+def _lookalike_warnings(value: str) -> list[str]:
+    """Messages for mixed scripts and for lookalikes of ASCII characters in ``value``; none for ASCII."""
+    if value.isascii():
+        return []
+    messages = []
+    lookalikes: list[str] = []
+    letters: dict[str, list[tuple[int, str]]] = {}
+    for index, char in enumerate(value, start=1):
+        if char.isascii():
+            if char.isalpha():
+                letters.setdefault("Latin", []).append((index, char))
+            continue
+        normal = unicodedata.normalize("NFKC", char)
+        if char in _LOOKALIKES or (normal.isascii() and normal):
+            looks_like = _LOOKALIKES.get(char, normal)
+            lookalikes.append(f"{char!r} ({_char_name(char)}, looks like {looks_like!r}) at position {index}")
+            continue
+        script = _script(char)
+        if script is not None:
+            letters.setdefault(script, []).append((index, char))
+    scripts = set(letters)
+    if len(scripts) > 1 and not any(scripts <= allowed for allowed in _ALLOWED_SCRIPT_MIXES):
+        main = max(sorted(scripts), key=lambda name: (len(letters[name]), name == "Latin"))
+        others = sorted(scripts - {main})
+        odd = sorted((index, char) for name in others for index, char in letters[name])
+        details = [f"{char!r} ({_char_name(char)}) at position {index}" for index, char in odd]
+        messages.append(
+            f"{value!r} mixes {' and '.join([main, *others])} letters: {_listing(details)};"
+            " check it is not a lookalike of another identity"
+        )
+    if lookalikes:
+        messages.append(f"{value!r} contains lookalike characters: {_listing(lookalikes)}")
+    return messages
+
+
+def parse_identity(raw: str, source: Source) -> tuple[Identity, list[InputWarning]]:
+    """Check one identity. Surrounding spaces and tabs are stripped with a warning; lookalikes warn.
+
+    Raises ``InputError(reason, where=str(source))`` when ``identity_problem`` refuses the value.
+    """
+    leading, value, trailing = _strip_space(raw)
+    try:
+        identity = Identity(value)  # checks identity_problem(value)
+    except ValueError as exc:
+        raise InputError(str(exc), where=str(source)) from None
+    warnings = []
+    if leading or trailing:
+        side = " and ".join(name for name, part in (("leading", leading), ("trailing", trailing)) if part)
+        odd = sorted(set(leading + trailing) - {" "})
+        kinds = f" ({', '.join(_char_name(char) for char in odd)})" if odd else ""
+        warnings.append(InputWarning(source, f"removed {side} whitespace{kinds} around {value!r}"))
+    warnings.extend(InputWarning(source, message) for message in _lookalike_warnings(value))
+    return identity, warnings
+
+
+# ---------------------------------------------------------------------------------------- physical lines
+
+
+def _sniff_encoding(head: bytes, origin: str) -> tuple[str, int]:
+    """``(codec, BOM length)`` from the first bytes: UTF-8 (BOM optional) or UTF-16 with a BOM."""
+    if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        raise InputError("UTF-32 files are not supported; save the file as UTF-8", where=f"{origin}:1")
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8", 3
+    if head.startswith(codecs.BOM_UTF16_LE):
+        return "utf-16-le", 2
+    if head.startswith(codecs.BOM_UTF16_BE):
+        return "utf-16-be", 2
+    return "utf-8", 0
+
+
+def _split_lines(buffer: str, final: bool) -> tuple[list[str], str]:
+    """Complete lines (with their CRLF, CR or LF terminator) of ``buffer``, and the unterminated rest.
+
+    A trailing CR is held back unless ``final``: it may be the first half of a CRLF split across chunks.
+    """
+    end = len(buffer) - 1 if buffer.endswith("\r") and not final else len(buffer)
+    cut = max(buffer.rfind("\n", 0, end), buffer.rfind("\r", 0, end)) + 1
+    return _LINE.findall(buffer, 0, cut), buffer[cut:]
+
+
+def _read_chunks(stream: BinaryIO, origin: str) -> Iterator[bytes]:
+    while True:
+        try:
+            chunk = stream.read(_CHUNK_SIZE)
+        except OSError as exc:
+            raise InputError(f"cannot read the file: {exc.strerror or exc}", where=origin) from None
+        if not chunk:
+            return
+        yield chunk
+
+
+def _physical_lines(stream: BinaryIO, origin: str) -> Iterator[tuple[int, str]]:
+    """``(line number, line with its terminator)`` for each physical line, decoded as it is read.
+
+    Lines end at CRLF, LF or a lone CR (as in editors). Undecodable bytes raise ``InputError`` at the line
+    holding the first bad byte, after every complete line before it has been yielded.
+    """
+    chunks = _read_chunks(stream, origin)
+    head = b""
+    for chunk in chunks:  # the BOM needs the first 4 bytes; chunks are rarely shorter, but may be
+        head += chunk
+        if len(head) >= 4:
+            break
+    encoding, bom = _sniff_encoding(head, origin)
+    label = "UTF-8" if encoding == "utf-8" else "UTF-16"
+    decoder = codecs.getincrementaldecoder(encoding)("strict")
+    number = 0
+    pending = ""
+    for data, final in itertools.chain(((head[bom:], False),), ((chunk, False) for chunk in chunks), [(b"", True)]):
+        try:
+            text = decoder.decode(data, final)
+        except UnicodeDecodeError as exc:
+            lines, _ = _split_lines(pending + exc.object[: exc.start].decode(encoding, "replace"), final=True)
+            for line in lines:
+                number += 1
+                yield number, line
+            bad = " ".join(f"0x{byte:02X}" for byte in exc.object[exc.start : exc.end][:4])
+            hint = "; save the file as UTF-8" + (' (Excel: "CSV UTF-8")' if label == "UTF-8" else "")
+            raise InputError(f"not valid {label}: {exc.reason} ({bad}){hint}", where=f"{origin}:{number + 1}") from None
+        lines, pending = _split_lines(pending + text, final)
+        for line in lines:
+            number += 1
+            yield number, line
+        if len(pending) > MAX_LINE_LENGTH:
+            raise InputError(f"line is longer than {MAX_LINE_LENGTH} characters", where=f"{origin}:{number + 1}")
+    if pending:
+        yield number + 1, pending
+
+
+def _content(line: str) -> str:
+    """The line without its terminator."""
+    return line.rstrip("\r\n")
+
+
+def _skipped(line: str) -> bool:
+    """Blank lines and ``#`` comment lines (first non-blank character ``#``)."""
+    _, core, _ = _strip_space(_content(line))
+    return not core or core.startswith("#")
+
+
+def _line_breaks(text: str) -> int:
+    return text.count("\n") + text.count("\r") - text.count("\r\n")
+
+
+# -------------------------------------------------------------------------------------------- users files
+
+
+@dataclass(frozen=True)
+class _Header:
+    delimiter: str
+    fields: tuple[str, ...]
+    column: int  # index of the identity column
+    line: int
+
+    @property
+    def name(self) -> str:
+        return self.fields[self.column].strip()
+
+
+def _csv_fields(line: str, delimiter: str) -> list[str] | None:
+    try:
+        return next(csv.reader([line], delimiter=delimiter, strict=True), [])
+    except csv.Error:
+        return None
+
+
+def _detect_header(line: str, number: int, origin: str) -> _Header | None:
+    """The CSV header that ``line`` is, or None if it is not one (then the file is a plain list)."""
+    priority = {name.casefold(): rank for rank, name in enumerate(IDENTITY_COLUMNS)}
+    found: list[_Header] = []
+    for delimiter in CSV_DELIMITERS:
+        fields = _csv_fields(line, delimiter)
+        if fields is None:
+            continue
+        ranks = [priority.get(_strip_space(name)[1].casefold(), len(priority)) for name in fields]
+        best = min(ranks, default=len(priority))
+        if best == len(priority):
+            continue
+        if ranks.count(best) > 1:
+            raise InputError(
+                f"the header has more than one {IDENTITY_COLUMNS[best]} column", where=f"{origin}:{number}"
+            )
+        found.append(_Header(delimiter, tuple(fields), ranks.index(best), number))
+    # A delimiter absent from the line gives one field, the whole line: a one-column header (read with ",").
+    split = [header for header in found if len(header.fields) > 1]
+    if len(split) > 1:
+        names = " or ".join(_DELIMITER_NAMES[header.delimiter] for header in split)
+        raise InputError(
+            f"cannot tell the CSV delimiter: the header names an identity column when split by {names}",
+            where=f"{origin}:{number}",
+        )
+    return split[0] if split else found[0] if found else None
+
+
+def _plain_items(origin: str, lines: Iterable[tuple[int, str]]) -> Iterator[Target | InputWarning]:
+    for number, line in lines:
+        if _skipped(line):
+            continue
+        source = Source(origin, number)
+        identity, warnings = parse_identity(_content(line), source)
+        yield from warnings
+        value = identity.value
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            yield InputWarning(
+                source, f"{value!r} is in double quotes, which are kept: this is a plain list, not a CSV file"
+            )
+        yield Target(identity, source)
+
+
+def _csv_reason(exc: csv.Error) -> str:
+    text = str(exc)
+    if text == "unexpected end of data":
+        return 'unterminated quote: no closing " before the end of the file'
+    if text.startswith("field larger than field limit"):
+        return f"field longer than {csv.field_size_limit()} characters (unterminated quote?)"
+    if "expected after" in text:
+        return f'malformed CSV: {text} (characters after a closing quote; double quotes inside a field: "")'
+    return f"malformed CSV: {text}"
+
+
+def _csv_records(origin: str, lines: Iterator[tuple[int, str]], delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """``(first physical line, fields)`` per CSV record; blank and comment lines between records skipped."""
+    start = 0
+    at_record_start = True
+
+    def feed() -> Iterator[str]:
+        nonlocal start, at_record_start
+        for number, line in lines:
+            if at_record_start:
+                if _skipped(line):
+                    continue
+                start, at_record_start = number, False
+            yield line  # a continuation line of a quoted field is data, even if it looks like a comment
+
+    reader = csv.reader(feed(), delimiter=delimiter, strict=True)
+    while True:
+        at_record_start = True
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise InputError(_csv_reason(exc), where=f"{origin}:{start}") from None
+        yield start, row
+
+
+def _all_blank(values: list[str]) -> bool:
+    return not "".join(values).strip() and all(_is_blank(value) for value in values)
+
+
+def _csv_items(origin: str, lines: Iterator[tuple[int, str]], header: _Header) -> Iterator[Target | InputWarning]:
+    width, column = len(header.fields), header.column
+    folded_header = [_strip_space(name)[1].casefold() for name in header.fields]
+    for start, row in _csv_records(origin, lines, header.delimiter):
+        if _all_blank(row):
+            continue  # e.g. ",,," rows that Excel writes for formatted but empty rows
+        if len(row) < width:
+            raise InputError(f"row has {len(row)} fields, the header has {width}", where=f"{origin}:{start}")
+        if len(row) > width and not _all_blank(row[width:]):
+            raise InputError(
+                f"row has {len(row)} fields, the header has {width}"
+                f" (an unquoted {_DELIMITER_NAMES[header.delimiter]} inside a value?)",
+                where=f"{origin}:{start}",
+            )
+        raw = row[column]
+        folded = _strip_space(raw)[1].casefold()
+        if folded == folded_header[column] and [_strip_space(v)[1].casefold() for v in row[:width]] == folded_header:
+            yield InputWarning(Source(origin, start), "repeated header line skipped")
+            continue
+        # The identity's own line: quoted fields before it may span lines (their line breaks are kept).
+        line = start + sum(_line_breaks(value) for value in row[:column] if "\n" in value or "\r" in value)
+        source = Source(origin, line)
+        if not folded:
+            raise InputError(f"empty identity in column {header.name}", where=str(source))
+        identity, warnings = parse_identity(raw, source)
+        yield from warnings
+        yield Target(identity, source)
+
+
+def _users_file_items(path: Path) -> Iterator[Target | InputWarning]:
+    """Targets and warnings of one users file, in file order, read as a stream."""
+    origin = str(path)
+    try:
+        stream = path.open("rb")
+    except FileNotFoundError:
+        raise InputError("no such file", where=origin) from None
+    except IsADirectoryError:
+        raise InputError("is a directory, not a users file", where=origin) from None
+    except PermissionError:
+        raise InputError("permission denied", where=origin) from None
+    except OSError as exc:
+        raise InputError(f"cannot open the file: {exc.strerror or exc}", where=origin) from None
+    with stream:
+        lines = _physical_lines(stream, origin)
+        for number, line in lines:
+            if _skipped(line):
+                continue
+            header = _detect_header(_content(line), number, origin)
+            if header is None:
+                yield from _plain_items(origin, itertools.chain([(number, line)], lines))
+            else:
+                yield from _csv_items(origin, lines, header)
+            return
+
+
+# ------------------------------------------------------------------------------------------------ folding
+
+
+class _Folder:
+    """Accumulates targets in first-seen order, folding case-insensitive duplicates."""
+
+    def __init__(self) -> None:
+        self._seen: dict[Identity, Target] = {}
+        self.result = TargetList()
+
+    def add(self, item: Target | InputWarning) -> None:
+        if isinstance(item, InputWarning):
+            self.result.warnings.append(item)
+            return
+        first = self._seen.setdefault(item.identity, item)
+        if first is item:
+            self.result.targets.append(item)
+        else:
+            self.result.duplicates.append(Duplicate(item, first))
+
+
+def read_users_file(path: Path) -> TargetList:
+    """Read one users file (plain list or CSV). Raises ``InputError`` naming the file (and line)."""
+    folder = _Folder()
+    for item in _users_file_items(Path(path)):
+        folder.add(item)
+    return folder.result
+
+
+def collect_targets(
+    mailboxes: Sequence[str], users_files: Sequence[Path], config_targets: Sequence[Target] = ()
+) -> TargetList:
+    """All targets: config targets first, then each users file in order, then ``--mailbox`` values.
+
+    Duplicates within and across sources are folded onto the first occurrence and reported.
+    """
+    folder = _Folder()
+    for target in config_targets:
+        folder.add(target)
+    for path in users_files:
+        for item in _users_file_items(Path(path)):
+            folder.add(item)
+    for raw in mailboxes:
+        source = Source("--mailbox")
+        identity, warnings = parse_identity(raw, source)
+        for warning in warnings:
+            folder.add(warning)
+        folder.add(Target(identity, source))
+    return folder.result
