@@ -741,3 +741,9 @@ def test_null_optional_identity_returns_everything_and_wildcards(engine: Exchang
 def test_owner_set_is_reported_as_not_implemented(engine: ExchangeEngine) -> None:
     failure = _failure(run(engine, cmd("Get-MailboxPermission", "alice.wong", Owner=None)))
     assert failure.category == "NotImplemented"
+
+
+def test_null_identity_refused_where_mandatory_in_some_set(engine: ExchangeEngine) -> None:
+    for name in ("Add-MailboxPermission", "Remove-MailboxPermission"):
+        failure = _failure(run(engine, cmd(name, Identity=None, User=SVC, AccessRights="FullAccess", Confirm=False)))
+        assert failure.fq_error_id == f"ParameterArgumentValidationErrorNullNotAllowed,{name}"

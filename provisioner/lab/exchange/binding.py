@@ -383,9 +383,8 @@ class Binder:
         return candidates
 
     def _is_mandatory_somewhere(self, spec: CmdletSpec, name: str) -> bool:
-        return any(name in pset.mandatory for pset in spec.sets) and all(
-            name in pset.mandatory for pset in spec.sets if name in pset.members
-        )
+        """Mandatory in some parameter set: then $null and '' are refused (PowerShell's validation)."""
+        return any(name in pset.mandatory for pset in spec.sets)
 
     def prepare(self, cmdlet: str, arguments: Sequence[Argument]) -> PreparedCommand:
         """Bind named and positional arguments (terminating errors on any binding problem)."""
