@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psrpcore
+from psrpcore._payload import PSRPMessage, create_message
 from psrpcore.types import PSInvocationState, PSRPMessageType
 
 from provisioner.lab import clixml, convert
@@ -51,8 +52,32 @@ class FastCreatePipelineEvent:
     parsed: clixml.CreatePipeline
 
 
+@dataclass(frozen=True)
+class RawClixml:
+    """An output object already rendered to CLIXML by :class:`provisioner.lab.clixml.Writer`."""
+
+    data: bytes
+
+
 class _LabRunspacePool(psrpcore.ServerRunspacePool):
-    """psrpcore's server pool, with a fast path for CREATE_PIPELINE and tolerant of pypsrp's ``CI`` spelling."""
+    """psrpcore's server pool with fast paths (CREATE_PIPELINE in, pre-rendered output out); also tolerant of
+    pypsrp's ``CI`` spelling. The overrides use psrpcore 0.3.1 internals (the version is pinned)."""
+
+    def prepare_message(
+        self,
+        message: Any,
+        message_type: Any = None,
+        pipeline_id: uuid.UUID | None = None,
+        stream_type: psrpcore.StreamType = psrpcore.StreamType.default,
+    ) -> None:
+        if not isinstance(message, RawClixml):
+            super().prepare_message(message, message_type, pipeline_id, stream_type)
+            return
+        kind = message_type or PSRPMessageType.PipelineOutput
+        b_msg = create_message(self._is_client, kind, message.data, self.runspace_pool_id, pipeline_id)
+        self._send_buffer.append(
+            PSRPMessage(kind, bytearray(b_msg), self.runspace_pool_id, pipeline_id, self._fragment_counter, stream_type)
+        )
 
     def _process_message(self, message: Any) -> Any:
         if message.message_type == PSRPMessageType.CreatePipeline and message.pipeline_id in self.pipeline_table:
@@ -238,8 +263,12 @@ class Shell:
     def _write_result(self, cmd: _Command, result: PipelineResult) -> None:
         pipeline = cmd.pipeline
         pipeline.state = PSInvocationState.Running  # no Running PIPELINE_STATE message; PowerShell sends none
+        writer = clixml.Writer()
         for item in result.output:
-            pipeline.write_output(convert.to_ps(item))
+            try:
+                pipeline.write_output(RawClixml(clixml.render_output(writer, item)))
+            except clixml.Unsupported:
+                pipeline.write_output(convert.to_ps(item))
         for text in result.verbose:
             pipeline.write_verbose(text)
         for text in result.warnings:

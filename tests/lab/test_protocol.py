@@ -92,6 +92,18 @@ def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
     return str(request.param)
 
 
+@pytest.fixture(params=["fast", "psrpcore"])
+def writer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with the fast output writer and again with psrpcore's serialiser."""
+    if request.param == "psrpcore":
+
+        def unsupported(w: clixml.Writer, item: Any) -> bytes:
+            raise clixml.Unsupported("forced")
+
+        monkeypatch.setattr(clixml, "render_output", unsupported)
+    return str(request.param)
+
+
 def test_parameters_arrive_exactly(lab: LabServer, engine: FakeEngine, parser: str) -> None:
     with open_pool(lab) as pool:
         for value in HOSTILE:
@@ -208,7 +220,7 @@ def _ace(user: str) -> LabObject:
     )
 
 
-def test_output_objects(lab: LabServer, engine: FakeEngine) -> None:
+def test_output_objects(lab: LabServer, engine: FakeEngine, writer: str) -> None:
     engine.handlers["Get-MailboxPermission"] = lambda s, i: PipelineResult(output=[_ace("CONTOSO\\bob"), "text", 5])
     with open_pool(lab) as pool:
         ps = _ps(pool)
@@ -235,7 +247,7 @@ def test_output_objects(lab: LabServer, engine: FakeEngine) -> None:
 
 
 def test_large_output_spans_several_receives(
-    lab: LabServer, engine: FakeEngine, monkeypatch: pytest.MonkeyPatch
+    lab: LabServer, engine: FakeEngine, monkeypatch: pytest.MonkeyPatch, writer: str
 ) -> None:
     notes = "n" * 1500  # bulky objects: many Receive responses without making pypsrp's slow parser the bottleneck
 
