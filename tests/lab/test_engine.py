@@ -747,3 +747,14 @@ def test_null_identity_refused_where_mandatory_in_some_set(engine: ExchangeEngin
     for name in ("Add-MailboxPermission", "Remove-MailboxPermission"):
         failure = _failure(run(engine, cmd(name, Identity=None, User=SVC, AccessRights="FullAccess", Confirm=False)))
         assert failure.fq_error_id == f"ParameterArgumentValidationErrorNullNotAllowed,{name}"
+
+
+def test_output_written_before_a_failure_is_kept(engine: ExchangeEngine) -> None:
+    sales = cmd("Get-Mailbox", OrganizationalUnit="contoso.com/Sales", RecipientTypeDetails="UserMailbox")
+    result = run(engine, (sales, cmd("Add-MailboxPermission", User=SVC, AccessRights="FullAccess", ErrorAction="Stop")))
+    assert result.failure is None and len(result.output) == 3
+    # alice is granted, then "ghost" fails with -ErrorAction Stop: alice's output object stays in the result
+    result = run(engine, cmd("Get-MailboxPermission", User=SVC, ErrorAction="Stop"),
+                 pipeline_input=[{"Identity": "alice.wong"}, {"Identity": "ghost"}, {"Identity": "bob.meyer"}])
+    assert _failure(result).reason == "ManagementObjectNotFoundException"
+    assert [ace.properties["Identity"].to_string for ace in result.output] == ["contoso.com/Sales/Alice Wong"]

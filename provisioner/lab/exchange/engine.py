@@ -184,19 +184,22 @@ class ExchangeEngine:
         self, statement: Statement, records: list[Any] | None, user: str | None, result: PipelineResult
     ) -> None:
         current = records
-        for command in statement.commands:
+        last = len(statement.commands) - 1
+        for index, command in enumerate(statement.commands):
+            # the last command writes straight to the output, so objects written before a failure are kept
+            sink = result.output if index == last else []
             if command.is_script:
-                current = self._run_script(command.name, user, result)
+                self._run_script(command.name, user, result, sink)
             else:
-                current = self._run_command(command, current, user, result)
-        result.output.extend(current or [])
+                self._run_command(command, current, user, result, sink)
+            current = sink
 
-    def _run_script(self, text: str, user: str | None, result: PipelineResult) -> list[Any]:
+    def _run_script(self, text: str, user: str | None, result: PipelineResult, sink: list[Any]) -> None:
         try:
             statements = parse_script(text, self._is_switch)
         except ScriptError as error:
             raise _Failure(engine_error(str(error), PARSE, "ParserError", error.error_id)) from None
-        inner = PipelineResult()
+        inner = PipelineResult(output=sink)
         try:
             for statement in statements:
                 self._run_statement(statement, None, user, inner)
@@ -204,7 +207,6 @@ class ExchangeEngine:
             result.errors.extend(inner.errors)
             result.warnings.extend(inner.warnings)
             result.verbose.extend(inner.verbose)
-        return inner.output
 
     def _is_switch(self, cmdlet: str, parameter: str) -> bool | None:
         name = self._names.get(cmdlet.lower())
@@ -234,8 +236,13 @@ class ExchangeEngine:
         calls.append(now)
 
     def _run_command(
-        self, command: Invocation, records: list[Any] | None, user: str | None, result: PipelineResult
-    ) -> list[Any]:
+        self,
+        command: Invocation,
+        records: list[Any] | None,
+        user: str | None,
+        result: PipelineResult,
+        outputs: list[Any],
+    ) -> None:
         name = self._names.get(command.name.strip().lower())
         if name is None:
             raise _Failure(engine_error(
@@ -250,19 +257,21 @@ class ExchangeEngine:
         try:
             prepared = self.binder.prepare(name, command.arguments)
             if records is None:
-                return self._invoke(self.binder.complete(prepared), result)
-            self.binder.check_begin(prepared)
+                bound = self.binder.complete(prepared)
+            else:
+                self.binder.check_begin(prepared)
         except CmdletError as error:
             raise _Failure(error.record) from None
-        outputs: list[Any] = []
+        if records is None:
+            self._invoke(bound, result, outputs)
+            return
         for record in records:
             try:
                 bound = self.binder.bind_record(prepared, record)
             except CmdletError as error:
                 self._emit_errors([error.record], prepared.common.get("ErrorAction"), result)
                 continue
-            outputs.extend(self._invoke(bound, result))
-        return outputs
+            self._invoke(bound, result, outputs)
 
     def _emit_errors(self, errors: list[LabError], action: str | None, result: PipelineResult) -> None:
         if not errors or action in ("SilentlyContinue", "Ignore"):
@@ -271,7 +280,7 @@ class ExchangeEngine:
             raise _Failure(errors[0])
         result.errors.extend(errors)
 
-    def _invoke(self, bound: BoundCommand, result: PipelineResult) -> list[Any]:
+    def _invoke(self, bound: BoundCommand, result: PipelineResult, outputs: list[Any]) -> None:
         def count_write() -> None:
             self.counters.writes += 1
 
@@ -285,9 +294,8 @@ class ExchangeEngine:
             on_write=count_write,
         )
         failure: CmdletError | None = None
-        output: list[Any] = []
         try:
-            output = HANDLERS[bound.cmdlet](ctx)
+            outputs.extend(HANDLERS[bound.cmdlet](ctx))
         except CmdletError as error:
             if not error.terminating:
                 ctx.streams.errors.append(error.record)
@@ -300,4 +308,3 @@ class ExchangeEngine:
         self._emit_errors(ctx.streams.errors, bound.common.get("ErrorAction"), result)
         if failure is not None:
             raise _Failure(failure.record)
-        return output
