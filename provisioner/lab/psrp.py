@@ -150,6 +150,7 @@ class Shell:
         self._pool_chunks: deque[bytes] = deque()
         self._commands: dict[str, _Command] = {}
         self.closed = False
+        self.last_used = time.monotonic()  # updated by the server on every request for this shell
 
     # --- input ----------------------------------------------------------------------------------------------------
 

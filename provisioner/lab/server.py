@@ -105,6 +105,7 @@ class LabServer:
         faults: FaultOptions | None = None,
         capture_wire: bool = False,
         pipeline_wait: float = 0.25,
+        idle_timeout: float = 7200.0,
     ) -> None:
         self.engine = engine
         self.host = host
@@ -124,6 +125,8 @@ class LabServer:
         self.capture_wire = capture_wire
         #: How long a Command/Send answer waits for the pipeline it started to finish (then Receive polls).
         self.pipeline_wait = pipeline_wait
+        #: Pools idle this long are closed when another pool is created (WinRM's IdleTimeOut default is 7200 s).
+        self.idle_timeout = idle_timeout
 
         self._shells: dict[str, Shell] = {}
         self._shells_lock = threading.Lock()
@@ -333,9 +336,22 @@ class LabServer:
             shell = self._shells.get(shell_id)
         if shell is None:
             raise wsman.fault_shell_not_found(shell_id)
+        shell.last_used = time.monotonic()
         return shell
 
+    def _expire_idle(self) -> None:
+        """Close pools nobody used for ``idle_timeout`` seconds (clients that vanished without Delete)."""
+        limit = time.monotonic() - self.idle_timeout
+        with self._shells_lock:
+            idle = [s for s in self._shells.values() if s.last_used < limit]
+            for shell in idle:
+                self._shells.pop(shell.shell_id, None)
+        for shell in idle:
+            log.info("closing idle runspace pool %s", shell.shell_id)
+            shell.close()
+
     def _create(self, req: wsman.Request, call: Call) -> bytes:
+        self._expire_idle()
         body = req.body
         if body is None or body.tag != f"{{{wsman.NS_RSP}}}Shell":
             raise wsman.fault_invalid("transfer/Create needs an rsp:Shell body.")

@@ -619,3 +619,13 @@ def test_session_key_exchange(lab: LabServer) -> None:
     with open_pool(lab) as pool:
         pool.exchange_keys()
         assert pool._key_exchanged is True
+
+
+def test_idle_pools_expire(engine: FakeEngine) -> None:
+    with LabServer(engine, users={USER: PASSWORD}, idle_timeout=0.2) as server:
+        stale = open_pool(server)
+        time.sleep(0.3)
+        with open_pool(server) as fresh:  # creating a pool sweeps the idle ones
+            assert server.open_shells == 1
+            assert fresh.is_alive() is True
+        assert stale.is_alive() is False
