@@ -758,3 +758,21 @@ def test_output_written_before_a_failure_is_kept(engine: ExchangeEngine) -> None
                  pipeline_input=[{"Identity": "alice.wong"}, {"Identity": "ghost"}, {"Identity": "bob.meyer"}])
     assert _failure(result).reason == "ManagementObjectNotFoundException"
     assert [ace.properties["Identity"].to_string for ace in result.output] == ["contoso.com/Sales/Alice Wong"]
+
+
+def test_deserialised_objects_as_pipeline_input(engine: ExchangeEngine) -> None:
+    """Objects a client sends back arrive as property bags (dicts) with nested property bags."""
+    [mailbox] = run(engine, cmd("Get-Mailbox", "alice.wong")).output
+    bag = {k: (v.properties if isinstance(v, LabObject) else v) for k, v in mailbox.properties.items()}
+    result = run(engine, cmd("Add-MailboxPermission", User=SVC, AccessRights="FullAccess"), pipeline_input=[bag])
+    assert result.errors == [] and engine.directory.has_full_access("alice.wong", SVC)
+    [ace] = run(engine, cmd("Get-MailboxPermission", "alice.wong", User=SVC)).output
+    ace_bag = {k: (v.properties if isinstance(v, LabObject) else v) for k, v in ace.properties.items()}
+    # a deserialised ACE is no MailboxAcePresentationObject: only Identity binds (by property name) ...
+    result = run(engine, cmd("Remove-MailboxPermission", Confirm=False), pipeline_input=[ace_bag])
+    assert [e.fq_error_id for e in result.errors] == ["InputObjectMissingMandatory,Remove-MailboxPermission"]
+    # ... so User and AccessRights must be given
+    remove = cmd("Remove-MailboxPermission", User=ace_bag["User"], AccessRights="FullAccess", Confirm=False)
+    result = run(engine, remove, pipeline_input=[ace_bag])
+    assert result.errors == [] and result.warnings == []
+    assert not engine.directory.has_full_access("alice.wong", SVC)

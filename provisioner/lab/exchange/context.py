@@ -7,7 +7,7 @@ Exchange writes for unknown or ambiguous identities.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,28 +50,49 @@ class Streams:
     verbose: list[str] = field(default_factory=list)
 
 
+_KEY_PROPERTIES = ("ObjectGuid", "Guid", "SecurityIdentifier", "DistinguishedName", "RawIdentity",
+                   "PrimarySmtpAddress", "Name")
+
+
+def _properties(value: Any) -> Mapping[str, Any] | None:
+    if isinstance(value, LabObject):
+        return value.properties
+    if isinstance(value, Mapping):
+        return value
+    return None
+
+
 def identity_text(value: Any) -> str:
-    """How an identity value reads in messages (``ToString`` of objects)."""
+    """How an identity value reads in messages (``ToString`` of objects; a property bag's best name)."""
     if isinstance(value, LabObject):
         return value.to_string
-    if isinstance(value, dict):
-        return str(value.get("Identity", value))
+    props = _properties(value)
+    if props is not None:
+        if props.get("Identity") is not None:
+            return identity_text(props["Identity"])
+        for name in ("DistinguishedName", "RawIdentity", "Name"):
+            if props.get(name):
+                return str(props[name])
     return str(value)
 
 
 def identity_keys(value: Any) -> list[str]:
-    """Lookup keys for an identity value, most specific first (GUID, DN, then its text)."""
+    """Lookup keys for an identity value, most specific first (GUID, SID, DN, then names and text).
+
+    Objects come back as :class:`LabObject` from an earlier command of the same pipeline, or as plain
+    property bags (dicts) when a client sends deserialised objects as pipeline input.
+    """
+    props = _properties(value)
+    if props is None:
+        return [str(value)]
+    keys: list[str] = []
+    inner = props.get("Identity")
+    if inner is not None and inner is not value:
+        keys += identity_keys(inner)
+    keys += [str(props[name]) for name in _KEY_PROPERTIES if props.get(name)]
     if isinstance(value, LabObject):
-        keys = [
-            str(value.properties[name])
-            for name in ("ObjectGuid", "Guid", "DistinguishedName")
-            if value.properties.get(name)
-        ]
-        inner = value.properties.get("Identity")
-        if isinstance(inner, LabObject):
-            keys = identity_keys(inner) + keys
-        return [*keys, value.to_string]
-    return [identity_text(value)]
+        keys.append(value.to_string)
+    return keys or [identity_text(value)]
 
 
 @dataclass
