@@ -277,8 +277,7 @@ def audit(
         wanted = _desired(settings, mailbox, users_file, TrusteeOptions(admin_user, service_account, trustee or ()))
         result = _execute(Job(Action.AUDIT, wanted.mailboxes, wanted.trustees, connection), report)
         sys.stdout.write(formatters[output_format](result))
-        drift = sum(1 for item in result.plan.items if item.state.value in ("to-add", "blocked"))
-        _err(f"audit: {len(result.plan.items)} items, {drift} with drift; " + reports.summary_line(result))
+        _err(reports.summary_line(result))
         raise typer.Exit(int(result.exit_code))
 
 

@@ -83,11 +83,14 @@ _STATE_RESULT = {
 }
 
 
-def unchanged_outcome(item: PlanItem) -> Outcome:
+def unchanged_outcome(item: PlanItem, action: Action = Action.GRANT) -> Outcome:
     """The outcome of an item nothing was (or will be) sent for."""
+    if action is Action.AUDIT and item.state is ItemState.TO_ADD:
+        return Outcome(item.mailbox, item.trustee, Result.MISSING, item.detail)
     if item.state is ItemState.UNKNOWN:
-        # A pair that does not exist on the server is a definite failure; anything else could not be read.
-        result = Result.FAILED if item.error is not None and item.error.not_found else Result.UNKNOWN
+        # A mailbox or trustee that does not exist (or is ambiguous) is a definite failure; anything else is
+        # a state that could not be read.
+        result = Result.FAILED if item.error is not None and item.error.definitive else Result.UNKNOWN
         return Outcome(item.mailbox, item.trustee, result, item.detail, item.error)
     return Outcome(item.mailbox, item.trustee, _STATE_RESULT[item.state], item.detail)
 
@@ -157,7 +160,7 @@ def run(
         plan = planner.plan(job.action, job.mailboxes, job.trustees, observed)
         changes = list(step_builders.changes(plan, executor.options))
         if job.dry_run or job.action is Action.AUDIT:
-            outcomes = [unchanged_outcome(item) for item in plan.items]
+            outcomes = [unchanged_outcome(item, job.action) for item in plan.items]
         else:
             tick = progress("applying", len(changes)) if progress and changes else None
             outcomes = merge_outcomes(plan, executor.apply(changes, tick))

@@ -101,6 +101,12 @@ class ErrorInfo:
         marker = "ManagementObjectNotFoundException"
         return marker in self.reason or marker in self.fq_error_id
 
+    @property
+    def definitive(self) -> bool:
+        """The object does not exist or is ambiguous: retrying or re-reading cannot change the answer."""
+        marker = "ManagementObjectAmbiguousException"
+        return self.not_found or marker in self.reason or marker in self.fq_error_id
+
     def __str__(self) -> str:
         parts = [self.message]
         tag = ", ".join(part for part in (self.reason, self.fq_error_id) if part)
@@ -209,6 +215,7 @@ class Result(Enum):
     BLOCKED = "blocked"
     UNKNOWN = "unknown"
     PLANNED = "planned"  # dry-run: would be changed
+    MISSING = "missing"  # audit: the trustee lacks Full Access (drift)
     INHERITED_ONLY = "inherited-only"
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from pypsrp.exceptions import WinRMError
 from pypsrp.powershell import PowerShell, RunspacePool
+from requests.exceptions import RequestException
 
 from provisioner import steps as step_builders
 from provisioner.executors import records
@@ -86,8 +87,8 @@ class PsrpExecutor:
         self.encoder(ps, step)
         try:
             output = ps.invoke()
-        except WinRMError as exc:
-            raise TransportLost(str(exc)) from exc
+        except (WinRMError, RequestException, OSError) as exc:
+            raise TransportLost(f"{type(exc).__name__}: {exc}") from exc
         result = Invocation(output=list(output or []), failed=bool(ps.had_errors))
         result.errors = [records.error_info(record) for record in ps.streams.error]
         result.warnings = [records.warning_text(record) for record in ps.streams.warning]
@@ -100,8 +101,8 @@ class PsrpExecutor:
         ps.add_script(script)
         try:
             ps.invoke()
-        except WinRMError as exc:
-            raise TransportLost(str(exc)) from exc
+        except (WinRMError, RequestException, OSError) as exc:
+            raise TransportLost(f"{type(exc).__name__}: {exc}") from exc
         errors = [records.error_info(record) for record in ps.streams.error]
         return Invocation(errors=errors, failed=bool(ps.had_errors))
 
