@@ -85,6 +85,7 @@ def test_rights_merge_into_one_entry_with_flags_text(engine: ExchangeEngine) -> 
     run(engine, cmd("Add-MailboxPermission", "bob.meyer", User=SVC, AccessRights=["fullaccess", "DeleteItem"]))
     [entry] = explicit(engine, "bob.meyer", SVC)
     assert entry.rights == 1 | 65536 | 131072
+    assert entry.rights_names == ["FullAccess", "DeleteItem", "ReadPermission"]
     result = run(engine, cmd("Get-MailboxPermission", "bob.meyer", User=SVC))
     [ace] = result.output
     assert ace.properties["AccessRights"][0].text == "FullAccess, DeleteItem, ReadPermission"

@@ -185,3 +185,15 @@ def test_no_language_engine_still_refuses(engine: ExchangeEngine) -> None:
     strict = ExchangeEngine.from_seed()
     result = run_script(strict, "Get-Mailbox")
     assert result.failure is not None and result.failure.fq_error_id == "ScriptsNotAllowed"
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from([*QUOTES, '"', "a", "-", ":", " ", "\n", "\r", "`", "$", "|", ";", ",", "#", "<",
+                                  ">", "@", "=", "(", "{", "1", "true", "Get-Mailbox", "\u2013"])).map("".join))
+def test_any_input_parses_or_raises_script_error(text: str) -> None:
+    try:
+        statements = parse_script(text, lambda cmdlet, name: None)
+    except ScriptError as error:
+        assert error.line >= 1 and error.column >= 1
+    else:
+        assert all(statement.commands for statement in statements)

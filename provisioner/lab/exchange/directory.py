@@ -45,6 +45,11 @@ class PermissionEntry:
     inherited: bool = False
     inheritance: str = "All"
 
+    @property
+    def rights_names(self) -> list[str]:
+        """The MailboxRights flags of ``rights`` by name (``["FullAccess", "ReadPermission"]``)."""
+        return [name for name, bit in MAILBOX_RIGHTS.items() if self.rights & bit]
+
 
 _DEFAULT_EXPLICIT = (PermissionEntry(SELF_SID, FULL_ACCESS | READ_PERMISSION, inheritance="All"),)
 
