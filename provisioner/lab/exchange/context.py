@@ -255,15 +255,14 @@ class Context:
 
     # ---------------------------------------------------------------- ResultSize
     def limit(self, items: Sequence[Any]) -> list[Any]:
-        size = self.bound.get("ResultSize", DEFAULT_RESULT_SIZE) if self.bound.has("ResultSize") else None
+        """Apply ``-ResultSize`` (default 1000; None means Unlimited), warning when results are cut off."""
         if not self.bound.has("ResultSize"):
-            if len(items) > DEFAULT_RESULT_SIZE:
-                self.warn(TRUNCATED_DEFAULT)
-                return list(items[:DEFAULT_RESULT_SIZE])
+            size: int | None = DEFAULT_RESULT_SIZE
+            warning = TRUNCATED_DEFAULT
+        else:
+            size = self.bound.get("ResultSize")
+            warning = TRUNCATED_EXPLICIT
+        if size is None or len(items) <= size:
             return list(items)
-        if size is None:  # Unlimited
-            return list(items)
-        if len(items) > size:
-            self.warn(TRUNCATED_EXPLICIT)
-            return list(items[:size])
-        return list(items)
+        self.warn(warning)
+        return list(items[:size])
