@@ -13,7 +13,7 @@ from pathlib import Path
 
 from provisioner.config import Config, TrusteeSpec
 from provisioner.errors import InputError
-from provisioner.inputs import Source, Target, TargetList, collect_targets, parse_identity
+from provisioner.inputs import InputWarning, Source, Target, TargetList, collect_targets, parse_identity
 from provisioner.model import Identity, Trustee
 
 
@@ -29,15 +29,16 @@ class TrusteeOptions:
 class Desired:
     trustees: tuple[Trustee, ...]
     targets: TargetList
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # trustee warnings, as "where: message"
 
     @property
     def mailboxes(self) -> tuple[Identity, ...]:
         return tuple(target.identity for target in self.targets.targets)
 
 
-def _trustee(spec: TrusteeSpec, where: str, automapping: bool) -> Trustee:
-    identity, _warnings = parse_identity(spec.identity, Source(where, None))
+def _trustee(spec: TrusteeSpec, where: str, automapping: bool, notes: list[str]) -> Trustee:
+    identity, warnings = parse_identity(spec.identity, Source(where, None))
+    notes.extend(str(warning) for warning in warnings)
     return Trustee(identity, spec.automapping if spec.automapping is not None else automapping, spec.role)
 
 
@@ -58,7 +59,7 @@ def trustees(config: Config, options: TrusteeOptions) -> tuple[tuple[Trustee, ..
     result: list[Trustee] = []
     notes: list[str] = []
     for spec, source in specs:
-        trustee = _trustee(spec, source, automapping)
+        trustee = _trustee(spec, source, automapping, notes)
         if any(existing.identity == trustee.identity for existing in result):
             notes.append(f"{source}: trustee {trustee.identity} is listed twice; using it once")
             continue
@@ -73,10 +74,15 @@ def targets(config: Config, mailboxes: Sequence[str], users_files: Sequence[Path
         found = collect_targets(mailboxes, users_files)
     else:
         origin = f"config:{config.source}"
-        config_targets = [
-            Target(parse_identity(value, Source(origin, None))[0], Source(origin, None)) for value in config.mailboxes
-        ]
+        config_targets: list[Target] = []
+        warnings: list[InputWarning] = []
+        for index, value in enumerate(config.mailboxes, start=1):
+            source = Source(f"{origin} targets.mailboxes[{index}]", None)
+            identity, found_warnings = parse_identity(value, source)
+            config_targets.append(Target(identity, source))
+            warnings += found_warnings
         found = collect_targets([], config.users_files, config_targets)
+        found.warnings[:0] = warnings
     if not found.targets:
         raise InputError("no target mailboxes: give --mailbox or --users-file, or [targets] in the config")
     return found

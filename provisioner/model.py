@@ -21,6 +21,8 @@ def identity_problem(raw: str) -> str | None:
         return "empty identity"
     if len(raw) > MAX_IDENTITY_LENGTH:
         return f"identity is {len(raw)} characters long (at most {MAX_IDENTITY_LENGTH})"
+    if raw.isascii() and raw.isprintable():
+        return None  # the common case, decided without a per-character scan
     for index, char in enumerate(raw):
         category = unicodedata.category(char)
         if char == "\x00":
