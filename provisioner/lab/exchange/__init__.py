@@ -9,6 +9,12 @@ Usage::
                         [], user="CONTOSO\\sync.admin")
     engine.directory.permissions_of("alice.wong"); engine.counters.snapshot()
 
+Modules: ``directory`` (the org, identity resolution, ACL storage and inspection helpers), ``binding``
+(parameters from ``provisioner/lab/data/exchange-cmdlets.json``), ``cmdlets`` (permission cmdlets),
+``recipients`` (Get-Mailbox/-Recipient/-User/-DistributionGroupMember), ``filters`` (OPATH subset),
+``objects`` (output shapes), ``context`` (per-call streams and resolution), ``engine`` (pipelines, options,
+throttling, counters), ``script`` (full-language subset), ``seed`` (TOML seeds and ``generate``).
+
 This is a lab, not Exchange. What it reproduces, and on what evidence (labels as in
 ``exchange-facts.md``):
 
