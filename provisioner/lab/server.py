@@ -44,10 +44,11 @@ DEFAULT_USERS = {"lab-admin": "Lab-Passw0rd!"}
 class FaultOptions:
     """Fault injection; everything is off by default.
 
-    Request numbers are 1-based and count WS-Management requests (``counters["total"]`` after the request);
-    with ``actions`` set, only requests of those actions (e.g. ``{"Command"}``) are eligible for errors and drops
-    and the numbers count eligible requests only. Fractions draw from ``random.Random(seed)`` in request order, so
-    a single-threaded client sees the same faults on every run.
+    Request numbers count WS-Management requests from 1, starting when the options were set (constructor or
+    :meth:`LabServer.set_faults`); authentication-only HTTP requests are not counted. With ``actions`` set, only
+    requests of those actions (e.g. ``{"Command"}``) are eligible for errors and drops, and the numbers count
+    eligible requests only. Fractions draw from ``random.Random(seed)`` in request order, so a single-threaded
+    client sees the same faults on every run. Latency applies to every WS-Management request whatever ``actions``.
     """
 
     latency_ms: float = 0.0  #: added before answering every WS-Management request
