@@ -141,6 +141,11 @@ class ExchangeEngine:
         self._calls: dict[str, deque[float]] = {}
         self._lock = threading.RLock()
 
+    @property
+    def lock(self) -> threading.RLock:
+        """The engine's lock: ``run`` holds it; hold it to inspect ``directory`` while other threads run."""
+        return self._lock
+
     # ------------------------------------------------------------------ constructors
     @classmethod
     def from_seed(
