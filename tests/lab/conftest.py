@@ -80,7 +80,7 @@ def connect(
     path: str | None = None,
     **kwargs: Any,
 ) -> WSMan:
-    encryption = "never" if auth == "basic" else "auto"
+    encryption = kwargs.pop("encryption", "never" if auth == "basic" else "auto")
     return WSMan(
         "127.0.0.1",
         port=lab.port,

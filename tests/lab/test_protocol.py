@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 import requests
 from pypsrp.exceptions import AuthenticationError, WinRMTransportError, WSManFaultError
-from pypsrp.powershell import PowerShell
+from pypsrp.powershell import PowerShell, RunspacePool
 
 from provisioner.lab import clixml, wsman
 from provisioner.lab.api import Argument, LabEnum, LabError, LabObject, PipelineResult, Statement
 from provisioner.lab.server import FaultOptions, LabServer
 
-from .conftest import OTHER_PASSWORD, OTHER_USER, PASSWORD, USER, FakeEngine, open_pool
+from .conftest import OTHER_PASSWORD, OTHER_USER, PASSWORD, USER, FakeEngine, connect, open_pool
 
 HOSTILE = [
     "plain",
@@ -629,3 +629,14 @@ def test_idle_pools_expire(engine: FakeEngine) -> None:
             assert server.open_shells == 1
             assert fresh.is_alive() is True
         assert stale.is_alive() is False
+
+
+def test_ntlm_without_message_encryption(lab: LabServer, engine: FakeEngine) -> None:
+    """auth=ntlm, encryption=never: the handshake rides on the first SOAP request, bodies stay in clear."""
+    pool = RunspacePool(connect(lab, auth="ntlm", encryption="never"), configuration_name="Microsoft.Exchange")
+    with pool:
+        ps = _ps(pool)
+        ps.add_cmdlet("Get-Mailbox").add_parameter("Identity", "clear")
+        ps.invoke()
+    assert engine.last.user == USER
+    assert engine.last.statements[0].commands[0].arguments[0].value == "clear"
