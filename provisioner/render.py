@@ -42,11 +42,18 @@ def template_dir() -> Path:
     raise RenderError(f"templates not found next to {here}")
 
 
+def _refuse_control(value: Any) -> None:
+    if isinstance(value, str) and _CONTROL.search(value):
+        raise RenderError(f"refusing to render a value with a control character: {value!r}")
+    if isinstance(value, list | tuple):
+        for element in value:
+            _refuse_control(element)
+
+
 def _finalize(value: Any) -> Markup:
     if isinstance(value, Markup):
         return value
-    if isinstance(value, str) and _CONTROL.search(value):
-        raise RenderError(f"refusing to render a value with a control character: {value!r}")
+    _refuse_control(value)
     return Markup(literal(value))
 
 
