@@ -164,12 +164,12 @@ class SecurityContext:
                 header_part, payload = parts[index], parts[index + 1]
                 length_match = re.search(rb"Length=(\d+)", header_part)
                 payload = payload.replace(b"\tContent-Type: application/octet-stream\r\n", b"", 1)
-                header_len = struct.unpack("<i", payload[:4])[0]
-                sig = payload[4 : 4 + header_len]
-                data = payload[4 + header_len :]
                 try:
+                    header_len = struct.unpack("<i", payload[:4])[0]
+                    sig = payload[4 : 4 + header_len]
+                    data = payload[4 + header_len :]
                     plain: bytes = self._context.unwrap_winrm(sig, data)
-                except Exception as exc:
+                except Exception as exc:  # malformed part (struct.error) or failed signature check (SpnegoError)
                     raise AuthFailed(f"cannot decrypt message: {exc}") from exc
                 if length_match and int(length_match.group(1)) != len(plain):
                     raise AuthFailed("decrypted length does not match")

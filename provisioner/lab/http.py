@@ -138,7 +138,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._write(401, b"", headers, None)
 
     def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = 0
+            self.close_connection = True  # cannot find the next request on this connection
         return self.rfile.read(length) if length > 0 else b""
 
     def _drop(self) -> None:

@@ -640,3 +640,24 @@ def test_ntlm_without_message_encryption(lab: LabServer, engine: FakeEngine) -> 
         ps.invoke()
     assert engine.last.user == USER
     assert engine.last.statements[0].commands[0].arguments[0].value == "clear"
+
+
+def test_garbage_requests_get_answers_not_crashes(lab: LabServer) -> None:
+    url = lab.url
+    auth = (USER, PASSWORD)
+    assert requests.get(url, auth=auth, timeout=5).status_code == 405
+    assert requests.post(url + "/x", auth=auth, timeout=5).status_code == 404
+    assert requests.post(url, data=b"x", timeout=5).status_code == 401
+    assert requests.post(url, auth=(USER, "nope"), data=b"x", timeout=5).status_code == 401
+    bad_xml = requests.post(url, auth=auth, data=b"<not-soap", timeout=5)
+    assert bad_xml.status_code == 500 and b"Fault" in bad_xml.content
+    encrypted_without_context = requests.post(
+        url,
+        auth=auth,
+        data=b"--Encrypted Boundary\r\n",
+        headers={"Content-Type": 'multipart/encrypted;protocol="application/HTTP-SPNEGO-session-encrypted"'},
+        timeout=5,
+    )
+    assert encrypted_without_context.status_code == 401
+    with open_pool(lab) as pool:  # the server is still fine
+        assert pool.is_alive()
