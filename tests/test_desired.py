@@ -53,5 +53,5 @@ def test_same_trustee_twice_is_used_once(config_path: Path) -> None:
 
 
 def test_bad_trustee_names_its_option(config_path: Path) -> None:
-    with pytest.raises(InputError, match="^--admin-user: empty identity"):
+    with pytest.raises(InputError, match=r"^--admin-user: empty identity"):
         desired(load_config(config_path), TrusteeOptions(admin_user=" "), ["m"], [])

@@ -51,7 +51,8 @@ def test_non_ace_objects_and_missing_fields_are_not_entries() -> None:
 
 
 def test_rights_split_on_commas_whatever_the_container() -> None:
-    assert records.rights(["FullAccess, DeleteItem", "ReadPermission"]) == {"fullaccess", "deleteitem", "readpermission"}
+    expected = {"fullaccess", "deleteitem", "readpermission"}
+    assert records.rights(["FullAccess, DeleteItem", "ReadPermission"]) == expected
     assert records.rights("SendAs") == {"sendas"}
     assert records.rights(None) == frozenset()
 

@@ -18,7 +18,10 @@ REFERENCE = json.loads(
 )["cmdlets"]
 COMMON = {"Verbose", "Debug", "ErrorAction", "WarningAction", "InformationAction", "ErrorVariable"}
 MAILBOXES = [Identity("alice.wong@contoso.com"), Identity("Frank O'Connor")]
-TRUSTEES = [Trustee(Identity("svc-codetwo@contoso.com"), False, "service-account"), Trustee(Identity("sync.admin"), True)]
+TRUSTEES = [
+    Trustee(Identity("svc-codetwo@contoso.com"), False, "service-account"),
+    Trustee(Identity("sync.admin"), True),
+]
 OPTIONS = [steps.StepOptions(), steps.StepOptions(domain_controller="dc01.contoso.com")]
 
 
