@@ -50,6 +50,10 @@ UserOpt = Annotated[
 ]
 DcOpt = Annotated[str | None, typer.Option("--domain-controller", help="Pin reads and writes to this DC")]
 ModeOpt = Annotated[str | None, typer.Option("--mode", help="command (NoLanguage endpoints) or script")]
+BatchOpt = Annotated[int | None, typer.Option("--batch-size", min=1, max=5000, help="Steps per pipeline")]
+ParallelOpt = Annotated[
+    int | None, typer.Option("--parallel", min=1, max=16, help="Pipelines at once (default 1; mind throttling)")
+]
 LabOpt = Annotated[bool, typer.Option("--insecure-lab", help="Allow Basic over plain http (lab endpoint only)")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Change nothing; write the PowerShell that would run")]
 OfflineOpt = Annotated[bool, typer.Option("--offline", help="With --dry-run: never connect; list every change")]
@@ -186,6 +190,8 @@ def grant(
     username: UserOpt = None,
     domain_controller: DcOpt = None,
     mode: ModeOpt = None,
+    batch_size: BatchOpt = None,
+    parallel: ParallelOpt = None,
     insecure_lab: LabOpt = False,
 ) -> None:
     """Give the trustees Full Access on every target mailbox (only what is missing)."""
@@ -201,7 +207,8 @@ def grant(
         report=report,
         overrides=dict(
             server=server, port=port, scheme=scheme, auth=auth, username=username,
-            domain_controller=domain_controller, mode=mode, insecure_lab=insecure_lab,
+            domain_controller=domain_controller, mode=mode, insecure_lab=insecure_lab, batch_size=batch_size,
+            parallel=parallel,
         ),
     )
 
@@ -225,6 +232,8 @@ def revoke(
     username: UserOpt = None,
     domain_controller: DcOpt = None,
     mode: ModeOpt = None,
+    batch_size: BatchOpt = None,
+    parallel: ParallelOpt = None,
     insecure_lab: LabOpt = False,
 ) -> None:
     """Remove the trustees' explicit Full Access from the target mailboxes (inherited and Deny entries stay)."""
@@ -240,7 +249,8 @@ def revoke(
         report=report,
         overrides=dict(
             server=server, port=port, scheme=scheme, auth=auth, username=username,
-            domain_controller=domain_controller, mode=mode, insecure_lab=insecure_lab,
+            domain_controller=domain_controller, mode=mode, insecure_lab=insecure_lab, batch_size=batch_size,
+            parallel=parallel,
         ),
     )
 
@@ -262,6 +272,8 @@ def audit(
     username: UserOpt = None,
     domain_controller: DcOpt = None,
     mode: ModeOpt = None,
+    batch_size: BatchOpt = None,
+    parallel: ParallelOpt = None,
     insecure_lab: LabOpt = False,
 ) -> None:
     """Read-only: which targets have, lack, block or could not be read for each trustee. Exit 3 on drift."""
@@ -272,7 +284,8 @@ def audit(
         settings = discover(config)
         connection = _connection(
             settings, server=server, port=port, scheme=scheme, auth=auth, username=username,
-            domain_controller=domain_controller, mode=mode, insecure_lab=insecure_lab,
+            domain_controller=domain_controller, mode=mode, insecure_lab=insecure_lab, batch_size=batch_size,
+            parallel=parallel,
         )
         wanted = _desired(settings, mailbox, users_file, TrusteeOptions(admin_user, service_account, trustee or ()))
         result = _execute(Job(Action.AUDIT, wanted.mailboxes, wanted.trustees, connection), report)

@@ -44,6 +44,8 @@ class Connection:
     domain_controller: str | None = None
     spn_service: str = "HTTP"  # Exchange's /PowerShell vdir is HTTP/<fqdn>; pypsrp would ask for WSMAN/<fqdn>
     spn_hostname: str | None = None  # SPN host for load-balanced namespaces or connecting by IP
+    batch_size: int = 100  # (mailbox, trustee) steps per pipeline
+    parallel: int = 1  # pipelines at once; Exchange's throttling policy limits concurrent shells per user
 
     @property
     def effective_port(self) -> int:
@@ -90,6 +92,8 @@ _CONNECTION_TYPES: dict[str, type | tuple[type, ...]] = {
     "domain_controller": str,
     "spn_service": str,
     "spn_hostname": str,
+    "batch_size": int,
+    "parallel": int,
 }
 _CHOICES: dict[str, tuple[str, ...]] = {
     "scheme": get_args(Scheme),
@@ -169,6 +173,9 @@ def _connection(reader: _Reader, table: Mapping[str, Any]) -> Connection:
     for name in ("operation_timeout", "connection_timeout"):
         if name in values and values[name] <= 0:
             raise reader.fail(f"connection.{name}", "must be a positive number of seconds")
+    for name, top in (("batch_size", 5000), ("parallel", 16)):
+        if name in values and not 1 <= values[name] <= top:
+            raise reader.fail(f"connection.{name}", f"must be between 1 and {top}")
     return Connection(**values)
 
 
