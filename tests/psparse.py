@@ -32,7 +32,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import tree_sitter
@@ -270,6 +270,50 @@ def looks_like_signature(comment: str, *, line_end: str = "\n") -> bool:
         return False
     lowered = "".join(char.lower() if len(char.lower()) == 1 else char for char in kept)
     return _levenshtein(lowered, "sig#beginsignatureblock\n") < 10
+
+
+def signature_distance_bound(comment: str, free: Callable[[str], bool]) -> int:
+    """The least Levenshtein distance to ``sig#beginsignatureblock\\n`` that *any* values could give this line.
+
+    The content of each single-quoted string whose value is ``free`` stands for any text at all (a wildcard
+    that costs nothing); a run of digits stands for any number (counted as one digit: the target has none, and
+    a character that matches nothing never lowers the distance); the rest of the line is fixed. PowerShell
+    compares the line lower-cased and without whitespace, in UTF-16 code units. If the bound is 10 or more, no
+    values printed in those places can make PowerShell take the line for the start of a signature block.
+    """
+    target = "sig#beginsignatureblock\n"
+    pattern: list[str | None] = []  # None: a wildcard
+    body = comment[1:]
+    index = 0
+    while index < len(body):
+        char = body[index]
+        match = VERBATIM_STRING.match(body, index) if char in SINGLE_QUOTES else None
+        if match is not None and free(decode_verbatim(match.group())):
+            pattern += [char, None, body[match.end() - 1]]
+            index = match.end()
+        elif char.isdigit():
+            while index < len(body) and body[index].isdigit():
+                index += 1
+            pattern.append("0")
+        else:
+            pattern.append(char)
+            index += 1
+    units: list[str | None] = []
+    for item in [*pattern, "\n"]:
+        if item is None:
+            units.append(None)
+        elif not is_whitespace(item):
+            units += [unit.lower() if len(unit.lower()) == 1 else unit for unit in _utf16(item)]
+    row = list(range(len(target) + 1))  # row[j]: least cost of the pattern so far against target[:j]
+    for unit in units:
+        if unit is None:
+            row = [min(row[: column + 1]) for column in range(len(row))]
+            continue
+        new = [row[0] + 1]
+        for column, expected in enumerate(target, start=1):
+            new.append(min(row[column] + 1, new[-1] + 1, row[column - 1] + (unit != expected)))
+        row = new
+    return row[-1]
 
 
 # ----------------------------------------------------------------------------------------- tree-sitter

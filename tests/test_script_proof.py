@@ -380,6 +380,51 @@ SIGNATURE_LOOKALIKES = [
 ]
 
 
+FREE = "\ue000"  # stands for "any value": every value a user, a config or a server can choose contains it
+
+
+def _every_kind_of_comment() -> list[str]:
+    """Scripts with every comment line the templates can write, every free value marked with FREE."""
+    mailboxes = [Identity(FREE * count) for count in range(1, 7)]
+    trustee = Trustee(Identity(FREE + "t"), role="trustee")
+    error = ErrorInfo(FREE, reason=FREE, fq_error_id=FREE)
+    grant = [
+        Observation(), Observation(explicit_allow=True), Observation(inherited_allow=True), Observation(deny=True),
+        Observation.unreadable(error), None,
+    ]
+    revoke = [
+        Observation(explicit_allow=True), Observation(inherited_allow=True), Observation(deny=True), Observation(),
+        Observation.unreadable(error), None,
+    ]
+    plans = [planner.plan(action, mailboxes[:1], [trustee], None) for action in (Action.GRANT, Action.REVOKE)]
+    nothing_to_remove = {planner.key(mailboxes[0], trustee): Observation()}
+    plans.append(planner.plan(Action.REVOKE, mailboxes[:1], [trustee], nothing_to_remove))
+    for action, observations in ((Action.GRANT, grant), (Action.AUDIT, grant), (Action.REVOKE, revoke)):
+        observed = {
+            planner.key(mailbox, trustee): observation
+            for mailbox, observation in zip(mailboxes, observations, strict=True)
+            if observation is not None
+        }
+        plans.append(planner.plan(action, mailboxes, [trustee], observed))
+    comments: list[str] = []
+    for plan in plans:
+        comments += psparse.commands(render_plan(plan, FREE, FREE)).comments
+        comments += psparse.commands(render_plan(plan, None, FREE)).comments
+    states = {line.split("'")[1] for line in comments if line.startswith("#   '") and line.split("'")[1] != FREE}
+    assert states >= {state.value for state in ItemState}  # every state, in the counts and the unchanged items
+    assert "# Nothing to change." in comments
+    return comments
+
+
+def test_no_value_can_make_a_comment_a_signature_block_or_a_requirement() -> None:
+    """Not just the values tried: for every comment line, the least distance to ``sig#beginsignatureblock``
+    over *all* possible values in its free places is 10 or more (PowerShell's threshold), and every comment
+    starts with ``# `` (or is ``#``), so it can never read ``#requires``."""
+    for comment in _every_kind_of_comment():
+        assert comment == "#" or comment.startswith("# "), comment
+        assert psparse.signature_distance_bound(comment, lambda value: FREE in value) >= 10, comment
+
+
 def test_the_comment_checks_are_not_vacuous() -> None:
     assert psparse.looks_like_signature("# SIG # Begin signature block")
     assert psparse.looks_like_signature("# sig # begin signature blocks")
@@ -387,10 +432,13 @@ def test_the_comment_checks_are_not_vacuous() -> None:
     assert psparse.is_requires("#requires -RunAsAdministrator")
     assert psparse.is_requires("#REQUIRES -Version 5")
     assert not psparse.is_requires("# requires -Version 5")
+    assert psparse.signature_distance_bound("# SIG # Begin signature block", lambda value: True) == 0
+    assert psparse.signature_distance_bound("# '\ue000'", lambda value: True) < 10
+    assert psparse.signature_distance_bound("# '\ue000'", lambda value: False) >= 10
 
 
 @pytest.mark.parametrize("value", SIGNATURE_LOOKALIKES)
-def test_no_value_makes_a_comment_a_signature_block_or_a_requirement(value: str) -> None:
+def test_values_closest_to_a_signature_block_or_a_requirement_stay_inert(value: str) -> None:
     """A comment line PowerShell takes for ``# SIG # Begin signature block`` makes every later statement a
     parse error; ``#requires`` is acted on. Every comment line starts with fixed text, so neither can happen;
     checked here with the values that come closest, in every comment slot."""
@@ -467,3 +515,44 @@ def test_templates_never_opt_out_of_the_default() -> None:
     for path in render.template_dir().glob("*.j2"):
         text = path.read_text(encoding="utf-8")
         assert not re.search(r"\|\s*safe\b|Markup|autoescape|\|\s*e\b|\|\s*escape\b", text), path.name
+
+
+# -------------------------------------------------------------------------------- the oracles can fail
+
+INJECTED = [
+    "Add-X -Identity 'a'; Remove-Mailbox x",
+    "Add-X -Identity 'a' | Remove-Mailbox",
+    "Add-X -Identity 'a' && Remove-Mailbox x",
+    "Add-X -Identity \"$(Remove-Mailbox x)\"",
+    "Add-X -Identity 'a'$(Remove-Mailbox x)",
+    "Add-X -Identity a'; Remove-Mailbox x",
+    "Add-X -Identity $(Remove-Mailbox x)",
+    "Add-X -Identity @(1)",
+    "Add-X -Identity 'a' `\nRemove-Mailbox x",
+    "Add-X -Identity 'a",
+    "Add-X <# x #> -Identity 'a'",
+    "& { Remove-Mailbox x }",
+]
+
+
+@pytest.mark.parametrize("source", INJECTED, ids=repr)
+def test_the_parsers_see_an_injection(source: str) -> None:
+    """Each reading refuses, or finds more than the one expected command: neither is blind to code."""
+    expected = [("Add-X", [("parameter", "-Identity"), ("string", "a")])]
+    with pytest.raises((AssertionError, psparse.PSSyntaxError)):
+        psparse.prove_script(source + "\n", expected)
+    try:
+        theirs = psparse.ts_script(source + "\n")
+    except psparse.TsShapeError:
+        return
+    assert [psparse.decoded(command) for command in theirs.commands] != expected
+
+
+def test_a_line_break_out_of_a_comment_is_seen() -> None:
+    script = "# Target server:    'x'\nRemove-Mailbox -Identity x -Confirm:$false\n#'\n"
+    assert psparse.commands(script).commands == psparse.ts_script(script).commands == (
+        psparse.Command("Remove-Mailbox", (("parameter", "-Identity"), ("bareword", "x"), ("parameter", "-Confirm:"),
+                                           ("variable", "$false"))),
+    )
+    with pytest.raises(AssertionError):
+        psparse.prove_script(script, [])
