@@ -62,6 +62,35 @@ class TrusteeSpec:
     automapping: bool | None = None  # None: the run's default (off)
 
 
+SELECTOR_KINDS = ("organizational_unit", "group", "filter")
+
+
+@dataclass(frozen=True)
+class Selector:
+    """Mailboxes resolved live on Exchange: an OU, a distribution group's members (nested groups expanded) or an
+    OPATH filter, limited to the given RecipientTypeDetails."""
+
+    kind: str  # one of SELECTOR_KINDS
+    value: str
+    recipient_type_details: tuple[str, ...] = ("UserMailbox",)
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.value!r}"
+
+
+@dataclass(frozen=True)
+class ReapplySettings:
+    max_changes: int = 500  # a larger plan is refused (exit 6) unless --force
+    journal: Path | None = None
+    lock_file: Path | None = None  # default: the journal's path + ".lock"
+    report: Path | None = None
+    metrics_file: Path | None = None
+    verify: bool = True  # re-read every applied change
+    verify_delay_seconds: float = 5.0  # a change not visible yet is re-checked once after this delay
+    retry_attempts: int = 4  # per batch, for transient errors (transport, throttling)
+    retry_max_seconds: float = 300.0  # per batch, in all
+
+
 @dataclass(frozen=True)
 class Config:
     source: Path | None = None
@@ -70,6 +99,9 @@ class Config:
     automapping: bool = False
     mailboxes: tuple[str, ...] = ()
     users_files: tuple[Path, ...] = ()
+    selectors: tuple[Selector, ...] = ()
+    exclude: tuple[str, ...] = ()
+    reapply: ReapplySettings = field(default_factory=ReapplySettings)
 
 
 _CONNECTION_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -100,7 +132,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "auth": AUTH_METHODS,
     "mode": get_args(Mode),
 }
-_SECTIONS = ("connection", "trustees", "targets")
+_SECTIONS = ("connection", "trustees", "targets", "reapply")
 
 
 class _Reader:
@@ -151,8 +183,12 @@ def load_config(path: Path) -> Config:
             raise reader.fail(section, "expected a table")
     connection = _connection(reader, data.get("connection", {}))
     trustees, automapping = _trustees(reader, data.get("trustees", {}))
-    mailboxes, users_files = _targets(reader, data.get("targets", {}), path.parent)
-    return Config(path, connection, trustees, automapping, mailboxes, users_files)
+    targets = data.get("targets", {})
+    mailboxes, users_files = _targets(reader, targets, path.parent)
+    selectors = _selectors(reader, targets.get("selector", []))
+    exclude = _strings(reader, targets, "exclude", "targets.")
+    reapply = _reapply(reader, data.get("reapply", {}), path.parent)
+    return Config(path, connection, trustees, automapping, mailboxes, users_files, selectors, exclude, reapply)
 
 
 def _connection(reader: _Reader, table: Mapping[str, Any]) -> Connection:
@@ -210,15 +246,8 @@ def _trustees(reader: _Reader, table: Mapping[str, Any]) -> tuple[tuple[TrusteeS
 
 
 def _targets(reader: _Reader, table: Mapping[str, Any], base: Path) -> tuple[tuple[str, ...], tuple[Path, ...]]:
-    reader.check_keys(table, ("mailboxes", "users_file", "users_files"), "targets.")
-    mailboxes: list[str] = []
-    raw_mailboxes = table.get("mailboxes", [])
-    if not isinstance(raw_mailboxes, list):
-        raise reader.fail("targets.mailboxes", "expected an array of strings")
-    for index, value in enumerate(raw_mailboxes, start=1):
-        if not isinstance(value, str):
-            raise reader.fail(f"targets.mailboxes[{index}]", f"expected a string, got {type(value).__name__}")
-        mailboxes.append(reader.text(value, f"targets.mailboxes[{index}]", identity=True))
+    reader.check_keys(table, ("mailboxes", "users_file", "users_files", "selector", "exclude"), "targets.")
+    mailboxes = list(_strings(reader, table, "mailboxes", "targets."))
     files: list[Path] = []
     for name in ("users_file", "users_files"):
         raw = table.get(name)
@@ -229,6 +258,67 @@ def _targets(reader: _Reader, table: Mapping[str, Any], base: Path) -> tuple[tup
                 raise reader.fail(f"targets.{name}", f"entry {index}: expected a file path")
             files.append(base / value)
     return tuple(mailboxes), tuple(files)
+
+
+def _strings(reader: _Reader, table: Mapping[str, Any], name: str, prefix: str) -> tuple[str, ...]:
+    raw = table.get(name, [])
+    if not isinstance(raw, list):
+        raise reader.fail(f"{prefix}{name}", "expected an array of strings")
+    values: list[str] = []
+    for index, value in enumerate(raw, start=1):
+        if not isinstance(value, str):
+            raise reader.fail(f"{prefix}{name}[{index}]", f"expected a string, got {type(value).__name__}")
+        values.append(reader.text(value, f"{prefix}{name}[{index}]", identity=True))
+    return tuple(values)
+
+
+def _selectors(reader: _Reader, raw: Any) -> tuple[Selector, ...]:
+    if not isinstance(raw, list):
+        raise reader.fail("targets.selector", "expected an array of tables ([[targets.selector]])")
+    selectors: list[Selector] = []
+    for index, entry in enumerate(raw, start=1):
+        key = f"targets.selector[{index}]"
+        if not isinstance(entry, dict):
+            raise reader.fail(key, "expected a table")
+        reader.check_keys(entry, (*SELECTOR_KINDS, "recipient_type_details"), f"{key}.")
+        kinds = [kind for kind in SELECTOR_KINDS if kind in entry]
+        if len(kinds) != 1:
+            raise reader.fail(key, f"needs exactly one of {', '.join(SELECTOR_KINDS)}")
+        value = reader.text(reader.typed(entry, kinds[0], str, f"{key}."), f"{key}.{kinds[0]}", identity=True)
+        types = _strings(reader, entry, "recipient_type_details", f"{key}.") or ("UserMailbox",)
+        for name in types:
+            if not name.isalnum():
+                raise reader.fail(f"{key}.recipient_type_details", f"'{name}' is not a RecipientTypeDetails value")
+        selectors.append(Selector(kinds[0], value, types))
+    return tuple(selectors)
+
+
+_REAPPLY_TYPES: dict[str, type | tuple[type, ...]] = {
+    "max_changes": int,
+    "journal": str,
+    "lock_file": str,
+    "report": str,
+    "metrics_file": str,
+    "verify": bool,
+    "verify_delay_seconds": (int, float),
+    "retry_attempts": int,
+    "retry_max_seconds": (int, float),
+}
+
+
+def _reapply(reader: _Reader, table: Mapping[str, Any], base: Path) -> ReapplySettings:
+    reader.check_keys(table, list(_REAPPLY_TYPES), "reapply.")
+    values: dict[str, Any] = {}
+    for name, kind in _REAPPLY_TYPES.items():
+        if name not in table:
+            continue
+        value = reader.typed(table, name, kind, "reapply.")
+        if isinstance(kind, type) and kind is str:
+            value = base / reader.text(value, f"reapply.{name}", identity=True)
+        elif not isinstance(value, bool) and value < 0:
+            raise reader.fail(f"reapply.{name}", "must not be negative")
+        values[name] = value
+    return ReapplySettings(**values)
 
 
 def discover(path: Path | None) -> Config:

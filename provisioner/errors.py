@@ -11,6 +11,8 @@ class ExitCode(IntEnum):
     USAGE = 2  # usage or input error: nothing was sent
     DRIFT = 3  # audit found drift
     CONNECTION = 4  # connection or authentication failure
+    LOCKED = 5  # another run holds the lock
+    TOO_MANY_CHANGES = 6  # the plan exceeds --max-changes: nothing was applied
 
 
 class ProvisionerError(Exception):

@@ -74,6 +74,20 @@ class TransportLost(Exception):
     """The session broke mid-run; the caller reports every unfinished item as unknown."""
 
 
+def run_pipeline(ps: PowerShell) -> Invocation:
+    """Invoke ``ps`` and collect its output, error records and warnings; a broken transport is TransportLost."""
+    try:
+        output = ps.invoke()
+    except (WinRMError, RequestException, OSError) as exc:
+        raise TransportLost(f"{type(exc).__name__}: {exc}") from exc
+    result = Invocation(output=list(output or []), failed=bool(ps.had_errors))
+    result.errors = [records.error_info(record) for record in ps.streams.error]
+    result.warnings = [records.warning_text(record) for record in ps.streams.warning]
+    if result.failed and not result.errors:
+        result.errors.append(ErrorInfo("the pipeline failed without an error record", category="NotSpecified"))
+    return result
+
+
 class PsrpExecutor:
     """Observes and applies steps over an open RunspacePool."""
 
@@ -85,26 +99,12 @@ class PsrpExecutor:
     def invoke(self, step: Step) -> Invocation:
         ps = PowerShell(self.pool)
         self.encoder(ps, step)
-        try:
-            output = ps.invoke()
-        except (WinRMError, RequestException, OSError) as exc:
-            raise TransportLost(f"{type(exc).__name__}: {exc}") from exc
-        result = Invocation(output=list(output or []), failed=bool(ps.had_errors))
-        result.errors = [records.error_info(record) for record in ps.streams.error]
-        result.warnings = [records.warning_text(record) for record in ps.streams.warning]
-        if result.failed and not result.errors:
-            result.errors.append(ErrorInfo("the pipeline failed without an error record", category="NotSpecified"))
-        return result
+        return run_pipeline(ps)
 
     def run_preamble(self, script: str) -> Invocation:
         ps = PowerShell(self.pool)
         ps.add_script(script)
-        try:
-            ps.invoke()
-        except (WinRMError, RequestException, OSError) as exc:
-            raise TransportLost(f"{type(exc).__name__}: {exc}") from exc
-        errors = [records.error_info(record) for record in ps.streams.error]
-        return Invocation(errors=errors, failed=bool(ps.had_errors))
+        return run_pipeline(ps)
 
     def observe(
         self, mailboxes: Iterable[Identity], trustees: Iterable[Trustee], progress: Progress | None = None

@@ -1,0 +1,150 @@
+"""The change journal: JSON lines, appended, flushed and fsynced per batch, owner-only.
+
+Each batch first writes one ``intent`` line per step, then, once Exchange has answered, one ``change`` line per
+step with its outcome and the inverse action. A run killed between the two leaves intents without changes: the
+next run reads them back as *in doubt*, looks at the live state of those pairs and writes ``reconciled`` lines
+(attributed to the run that was killed), so the journal ends up holding exactly the changes that were made.
+A line torn by a crash (no final newline, or not JSON) is ignored when reading.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from provisioner.errors import InputError
+from provisioner.model import Outcome, Result
+from provisioner.steps import Step
+
+CHANGED = {Result.GRANTED.value, Result.REMOVED.value}
+
+
+def _action(step: Step) -> str:
+    return "revoke" if str(step.cmdlet) == "Remove-MailboxPermission" else "grant"
+
+
+def inverse(action: str, mailbox: str, trustee: str, automapping: bool) -> dict[str, Any]:
+    if action == "grant":
+        return {"cmdlet": "Remove-MailboxPermission", "identity": mailbox, "user": trustee}
+    return {"cmdlet": "Add-MailboxPermission", "identity": mailbox, "user": trustee, "automapping": automapping}
+
+
+@dataclass(frozen=True)
+class InDoubt:
+    run_id: str
+    mailbox: str
+    trustee: str
+    action: str
+    automapping: bool
+
+
+class Journal:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _append(self, records: Iterable[dict[str, Any]]) -> None:
+        lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+        if not lines:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, lines.encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _now() -> str:
+        return datetime.now(UTC).isoformat()
+
+    def intents(self, run_id: str, steps: Iterable[Step]) -> None:
+        now = self._now()
+        self._append(
+            {"time": now, "run_id": run_id, "kind": "intent", "action": _action(step),
+             "mailbox": step.mailbox.value, "trustee": step.trustee.identity.value,
+             "automapping": step.trustee.automapping}
+            for step in steps
+        )
+
+    def outcomes(self, run_id: str, outcomes: Iterable[Outcome], action_of: dict[tuple[str, str], str]) -> None:
+        now = self._now()
+        records = []
+        for outcome in outcomes:
+            mailbox, trustee = outcome.mailbox.value, outcome.trustee.identity.value
+            action = action_of[(mailbox.casefold(), trustee.casefold())]
+            record: dict[str, Any] = {
+                "time": now, "run_id": run_id, "kind": "change", "action": action, "mailbox": mailbox,
+                "trustee": trustee, "automapping": outcome.trustee.automapping, "outcome": outcome.result.value,
+                "inverse": inverse(action, mailbox, trustee, outcome.trustee.automapping),
+            }
+            if outcome.error is not None:
+                record["error"] = {"reason": outcome.error.reason, "fq_error_id": outcome.error.fq_error_id,
+                                   "message": outcome.error.message}
+            records.append(record)
+        self._append(records)
+
+    def reconciled(self, entries: Iterable[tuple[InDoubt, str]], by_run: str) -> None:
+        now = self._now()
+        self._append(
+            {"time": now, "run_id": doubt.run_id, "kind": "reconciled", "reconciled_by": by_run,
+             "action": doubt.action, "mailbox": doubt.mailbox, "trustee": doubt.trustee,
+             "automapping": doubt.automapping, "outcome": outcome,
+             "inverse": inverse(doubt.action, doubt.mailbox, doubt.trustee, doubt.automapping)}
+            for doubt, outcome in entries
+        )
+
+
+def read(path: Path) -> Iterator[dict[str, Any]]:
+    """Every complete record; a torn or unparsable line (from a crash mid-write) is skipped."""
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise InputError(f"cannot read the journal: {exc}", where=str(path)) from None
+    with handle:
+        for raw in handle:
+            if not raw.endswith(b"\n"):
+                return  # torn final line
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and "run_id" in record and "kind" in record:
+                yield record
+
+
+def in_doubt(path: Path) -> list[InDoubt]:
+    """Intents that never got a change or reconciled line: their runs were killed mid-batch."""
+    open_intents: dict[tuple[str, str, str, str], InDoubt] = {}
+    for record in read(path):
+        key = (record["run_id"], str(record.get("mailbox", "")).casefold(),
+               str(record.get("trustee", "")).casefold(), str(record.get("action", "")))
+        if record["kind"] == "intent":
+            open_intents[key] = InDoubt(record["run_id"], record["mailbox"], record["trustee"], record["action"],
+                                        bool(record.get("automapping", False)))
+        else:
+            open_intents.pop(key, None)
+    return list(open_intents.values())
+
+
+def changes_of(path: Path, run_id: str) -> list[dict[str, Any]]:
+    """The changes a run made (granted or removed, including reconciled ones), in the order they were made."""
+    return [
+        record for record in read(path)
+        if record["run_id"] == run_id and record["kind"] in ("change", "reconciled")
+        and record.get("outcome") in CHANGED
+    ]
+
+
+def run_ids(path: Path) -> list[str]:
+    seen: dict[str, None] = {}
+    for record in read(path):
+        seen.setdefault(record["run_id"], None)
+    return list(seen)

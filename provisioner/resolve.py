@@ -1,0 +1,209 @@
+"""Targets resolved live on Exchange: selectors, explicit identities, exclusions, and the prune scan.
+
+Everything here is read-only and runs structured commands only (NoLanguage endpoints):
+
+- an OU selector: ``Get-Mailbox -OrganizationalUnit OU -RecipientTypeDetails T -ResultSize Unlimited``;
+- a filter selector: ``Get-Mailbox -Filter F -RecipientTypeDetails T -ResultSize Unlimited``;
+- a group selector: ``Get-DistributionGroupMember -Identity G -ResultSize Unlimited``, breadth first; members
+  that are groups are expanded in turn (each group once, by GUID, so membership loops end);
+- explicit identities: ``Get-Mailbox -Identity X``, many statements per pipeline; each statement outputs exactly
+  one mailbox or a "not found"/"ambiguous" error naming X. When outputs and errors cannot be matched to the
+  inputs with certainty, the batch is resolved again one identity per pipeline;
+- the prune scan: ``Get-Mailbox -ResultSize Unlimited | Get-MailboxPermission -User T`` per managed trustee.
+
+Mailboxes are keyed by their GUID (falling back to the DN), never by display names. A selector whose read fails
+stops the run: an empty or partial answer must never be mistaken for "no mailboxes" (that would prune access).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pypsrp.powershell import PowerShell, RunspacePool
+
+from provisioner.config import Selector
+from provisioner.errors import ProvisionerError
+from provisioner.executors import records
+from provisioner.executors.psrp import Invocation, run_pipeline
+from provisioner.model import ErrorInfo, Identity, Trustee
+
+Command = tuple[str, dict[str, Any]]
+RESOLVE_BATCH = 200
+
+
+class SelectorFailed(ProvisionerError):
+    """A selector could not be read completely: nothing is changed."""
+
+
+@dataclass(frozen=True)
+class MailboxRef:
+    """A mailbox as Exchange identifies it, with the names an explicit identity or exclusion may use."""
+
+    key: str  # GUID (or DN when no GUID is shown), case-folded
+    identity: Identity  # what commands and reports use
+    dn: str
+    names: frozenset[str]  # case-folded: alias, primary SMTP, UPN, DN, GUID, sAMAccountName
+
+
+def _text(props: dict[str, Any], name: str) -> str:
+    value = props.get(name)
+    return "" if value is None else str(value)
+
+
+def mailbox_ref(obj: Any, given: str | None = None) -> MailboxRef | None:
+    """A Mailbox or ReducedRecipient object as a MailboxRef; None when it has no GUID and no DN."""
+    props = dict(records.properties(obj))
+    guid, dn = _text(props, "Guid"), _text(props, "DistinguishedName")
+    if not guid and not dn:
+        return None
+    names = {
+        _text(props, name).casefold()
+        for name in ("Alias", "PrimarySmtpAddress", "UserPrincipalName", "DistinguishedName", "Guid", "SamAccountName")
+    }
+    names.discard("")
+    shown = given or _text(props, "PrimarySmtpAddress") or dn or guid
+    return MailboxRef((guid or dn).casefold(), Identity(shown), dn, frozenset(names))
+
+
+def ace_mailbox_key(obj: Any) -> tuple[str, str] | None:
+    """(key, identity to address it by) of the mailbox an ACE object belongs to, from its Identity (ADObjectId)."""
+    identity = records.properties(obj).get("Identity")
+    props = dict(records.properties(identity)) if identity is not None else {}
+    guid, dn = _text(props, "ObjectGuid"), _text(props, "DistinguishedName")
+    if guid or dn:
+        return (guid or dn).casefold(), dn or guid
+    return None
+
+
+def run_statements(pool: RunspacePool, statements: Sequence[Sequence[Command]]) -> Invocation:
+    """One pipeline: statements in order, each a chain of commands piped into each other."""
+    ps = PowerShell(pool)
+    for index, chain in enumerate(statements):
+        if index:
+            ps.add_statement()
+        for cmdlet, parameters in chain:
+            ps.add_cmdlet(cmdlet)
+            for name, value in parameters.items():
+                ps.add_parameter(name, value)
+    return run_pipeline(ps)
+
+
+def _is_group(props: dict[str, Any]) -> bool:
+    return "group" in _text(props, "RecipientType").casefold()
+
+
+@dataclass
+class Resolver:
+    pool: RunspacePool
+    domain_controller: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def _dc(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        if self.domain_controller:
+            parameters["DomainController"] = self.domain_controller
+        return parameters
+
+    def _checked(self, what: str, statements: Sequence[Sequence[Command]]) -> Invocation:
+        result = run_statements(self.pool, statements)
+        if result.errors:
+            raise SelectorFailed(f"{what} could not be read, so nothing was changed: {result.errors[0]}")
+        return result
+
+    def selector(self, selector: Selector) -> list[MailboxRef]:
+        types = list(selector.recipient_type_details)
+        if selector.kind == "group":
+            return self._group(selector)
+        parameter = "OrganizationalUnit" if selector.kind == "organizational_unit" else "Filter"
+        parameters = self._dc({parameter: selector.value, "RecipientTypeDetails": types, "ResultSize": "Unlimited"})
+        result = self._checked(f"selector {selector}", [[("Get-Mailbox", parameters)]])
+        refs = [mailbox_ref(obj) for obj in result.output]
+        return [ref for ref in refs if ref is not None]
+
+    def _group(self, selector: Selector) -> list[MailboxRef]:
+        wanted = {name.casefold() for name in selector.recipient_type_details}
+        seen_groups: set[str] = set()
+        found: list[MailboxRef] = []
+        queue: deque[str] = deque([selector.value])
+        while queue:
+            group = queue.popleft()
+            parameters = self._dc({"Identity": group, "ResultSize": "Unlimited"})
+            what = f"selector {selector} (group {group!r})"
+            result = self._checked(what, [[("Get-DistributionGroupMember", parameters)]])
+            for obj in result.output:
+                props = dict(records.properties(obj))
+                if _is_group(props):
+                    key = (_text(props, "Guid") or _text(props, "DistinguishedName")).casefold()
+                    if key and key not in seen_groups:
+                        seen_groups.add(key)
+                        queue.append(_text(props, "Guid") or _text(props, "DistinguishedName"))
+                    continue
+                if _text(props, "RecipientTypeDetails").casefold() in wanted:
+                    ref = mailbox_ref(obj)
+                    if ref is not None:
+                        found.append(ref)
+        return found
+
+    def identities(self, identities: Sequence[Identity]) -> dict[Identity, MailboxRef | ErrorInfo]:
+        """Each explicit identity's mailbox, or the error that says why it has none."""
+        resolved: dict[Identity, MailboxRef | ErrorInfo] = {}
+        for start in range(0, len(identities), RESOLVE_BATCH):
+            batch = list(identities[start : start + RESOLVE_BATCH])
+            matched = self._batch(batch)
+            if matched is None:
+                matched = {identity: self._one(identity) for identity in batch}
+            resolved.update(matched)
+        return resolved
+
+    def _batch(self, batch: list[Identity]) -> dict[Identity, MailboxRef | ErrorInfo] | None:
+        statements = [[("Get-Mailbox", self._dc({"Identity": identity.value}))] for identity in batch]
+        result = run_statements(self.pool, statements)
+        if result.failed:
+            return None
+        failed: dict[Identity, ErrorInfo] = {}
+        for error in result.errors:
+            matches = [identity for identity in batch if identity.value == error.target and identity not in failed]
+            if not error.definitive or not matches:
+                return None  # an error we cannot pin on one input: resolve one by one
+            failed[matches[0]] = error
+        remaining = [identity for identity in batch if identity not in failed]
+        if len(result.output) != len(remaining):
+            return None
+        matched: dict[Identity, MailboxRef | ErrorInfo] = dict(failed)
+        for identity, obj in zip(remaining, result.output, strict=True):
+            ref = mailbox_ref(obj, identity.value)  # statement order pins each output on its input
+            if ref is None:
+                return None
+            matched[identity] = ref
+        return matched
+
+    def _one(self, identity: Identity) -> MailboxRef | ErrorInfo:
+        result = run_statements(self.pool, [[("Get-Mailbox", self._dc({"Identity": identity.value}))]])
+        if result.errors:
+            return result.errors[0]
+        refs = [mailbox_ref(obj, identity.value) for obj in result.output]
+        if len(refs) != 1 or refs[0] is None:
+            return ErrorInfo(f"{identity} resolved to {len(refs)} mailboxes", category="InvalidResult")
+        return refs[0]
+
+    def prune_candidates(self, trustees: Iterable[Trustee]) -> dict[Identity, list[tuple[str, str]]]:
+        """Per trustee: (mailbox key, identity) of every mailbox where it holds explicit, allow FullAccess."""
+        found: dict[Identity, list[tuple[str, str]]] = {}
+        for trustee in trustees:
+            chain = [
+                ("Get-Mailbox", self._dc({"ResultSize": "Unlimited"})),
+                ("Get-MailboxPermission", self._dc({"User": trustee.identity.value})),
+            ]
+            result = self._checked(f"the prune scan for {trustee.identity}", [chain])
+            entries: list[tuple[str, str]] = []
+            for obj in result.output:
+                entry = records.permission_entry(obj)
+                where = ace_mailbox_key(obj)
+                if entry is None or where is None:
+                    raise SelectorFailed(f"the prune scan for {trustee.identity} returned an unreadable entry")
+                if entry.grants_full_access and not entry.inherited:
+                    entries.append(where)
+            found[trustee.identity] = entries
+        return found
