@@ -162,10 +162,7 @@ def _change_command(
             else:
                 write_private(script, result.script)
                 _err(f"script written to {script}")
-        problems = [o for o in result.outcomes if o.result.value in ("failed", "blocked", "unknown")]
-        for outcome in problems:
-            detail = f": {outcome.error}" if outcome.error else (f": {outcome.detail}" if outcome.detail else "")
-            _err(f"{outcome.result.value}: {outcome.mailbox} / {outcome.trustee.identity}{detail}")
+        _report_problems(result)
         _err(reports.summary_line(result))
         raise typer.Exit(int(result.exit_code))
 
@@ -298,6 +295,179 @@ def _json(result: RunResult) -> str:
     import json
 
     return json.dumps(reports.report_document(result), indent=2, ensure_ascii=False) + "\n"
+
+
+def _lock_path(settings: Config, explicit: Path | None, journal: Path | None) -> Path:
+    if explicit is not None:
+        return explicit
+    if settings.reapply.lock_file is not None:
+        return settings.reapply.lock_file
+    if journal is not None:
+        return journal.with_name(journal.name + ".lock")
+    base = settings.source.parent if settings.source is not None else Path.cwd()
+    return base / ".provisioner.lock"
+
+
+@app.command()
+def reapply(
+    config: ConfigOpt = None,
+    mailbox: MailboxOpt = None,
+    users_file: UsersFileOpt = None,
+    admin_user: AdminOpt = None,
+    service_account: ServiceOpt = None,
+    trustee: TrusteeOpt = None,
+    automapping: AutomapOpt = None,
+    prune: Annotated[bool, typer.Option("--prune", help="Remove managed trustees' explicit access from mailboxes "
+                                        "no longer targeted")] = False,
+    dry_run: DryRunOpt = False,
+    script: ScriptOpt = None,
+    max_changes: Annotated[
+        int | None, typer.Option("--max-changes", min=0, help="Refuse larger plans (exit 6)")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Apply even above --max-changes")] = False,
+    report: ReportOpt = None,
+    journal: Annotated[Path | None, typer.Option("--journal", help="JSON-lines change journal")] = None,
+    metrics_file: Annotated[Path | None, typer.Option("--metrics-file", help="Prometheus textfile")] = None,
+    lock_file: Annotated[Path | None, typer.Option("--lock-file", help="Lock (default: next to the journal)")] = None,
+    server: ServerOpt = None,
+    port: PortOpt = None,
+    scheme: SchemeOpt = None,
+    auth: AuthOpt = None,
+    username: UserOpt = None,
+    domain_controller: DcOpt = None,
+    batch_size: BatchOpt = None,
+    parallel: ParallelOpt = None,
+    insecure_lab: LabOpt = False,
+) -> None:
+    """The scheduled job: reconcile desired state (targets + selectors) with the live permissions, safely."""
+    from dataclasses import replace as with_values
+
+    from provisioner.lock import exclusive
+    from provisioner.reapply import ReapplyJob, run_reapply, write_outputs
+
+    with _edge():
+        if script is not None and not dry_run:
+            raise InputError("--script is written by --dry-run; add --dry-run")
+        settings = discover(config)
+        connection = _connection(
+            settings, server=server, port=port, scheme=scheme, auth=auth, username=username,
+            domain_controller=domain_controller, insecure_lab=insecure_lab, batch_size=batch_size, parallel=parallel,
+        )
+        if connection.mode != "command":
+            raise InputError("reapply runs in command mode (structured commands); remove connection.mode")
+        wanted = _desired(settings, mailbox, users_file, TrusteeOptions(admin_user, service_account, trustee or (),
+                                                                         automapping))
+        wanted_selectors = settings.selectors if not (mailbox or users_file) else ()
+        if not wanted.targets.targets and not wanted_selectors:
+            raise InputError("no targets: give --mailbox/--users-file, or [targets] mailboxes/users_file/selector")
+        reapply_settings = settings.reapply
+        overrides: dict[str, Any] = {
+            "max_changes": max_changes, "journal": journal, "metrics_file": metrics_file, "report": report,
+        }
+        reapply_settings = with_values(reapply_settings, **{k: v for k, v in overrides.items() if v is not None})
+        job = ReapplyJob(
+            connection, wanted.trustees, wanted.mailboxes, wanted_selectors, settings.exclude, reapply_settings,
+            prune=prune, dry_run=dry_run, force=force,
+        )
+        check_connection_settings(connection)
+        password = resolve_password(connection)
+        with exclusive(_lock_path(settings, lock_file, reapply_settings.journal)):
+            result = run_reapply(job, password=password, progress=_progress_factory())
+            write_outputs(result, reapply_settings, None, None)
+        for note in result.notes:
+            _err(f"note: {note}")
+        if result.script is not None:
+            if script is None:
+                sys.stdout.write(result.script)
+            else:
+                write_private(script, result.script)
+                _err(f"script written to {script}")
+        _report_problems(result)
+        _err(f"run {result.run_id}: " + reports.summary_line(result))
+        if result.refused is not None:
+            _err(f"error: {result.refused}")
+        raise typer.Exit(int(result.final_exit_code))
+
+
+journal_app = typer.Typer(no_args_is_help=True, help="The change journal of re-apply runs.")
+app.add_typer(journal_app, name="journal")
+JournalOpt = Annotated[Path | None, typer.Option("--journal", help="Journal file (default: [reapply] journal)")]
+
+
+def _journal_path(settings: Config, journal: Path | None) -> Path:
+    path = journal or settings.reapply.journal
+    if path is None:
+        raise InputError("no journal: pass --journal or set [reapply] journal in the config")
+    return path
+
+
+@journal_app.command("list")
+def journal_list(config: ConfigOpt = None, journal: JournalOpt = None) -> None:
+    """The runs recorded in the journal, with how many changes each made."""
+    from provisioner.journal import changes_of, run_ids
+
+    with _edge():
+        path = _journal_path(discover(config), journal)
+        for run_id in run_ids(path):
+            typer.echo(f"{run_id}  {len(changes_of(path, run_id))} changes")
+
+
+@journal_app.command("undo")
+def journal_undo(
+    run_id: Annotated[str, typer.Argument(help="The run to undo (see 'provisioner journal list')")],
+    config: ConfigOpt = None,
+    journal: JournalOpt = None,
+    dry_run: DryRunOpt = False,
+    script: ScriptOpt = None,
+    report: ReportOpt = None,
+    server: ServerOpt = None,
+    port: PortOpt = None,
+    scheme: SchemeOpt = None,
+    auth: AuthOpt = None,
+    username: UserOpt = None,
+    domain_controller: DcOpt = None,
+    insecure_lab: LabOpt = False,
+) -> None:
+    """Apply (or with --dry-run, write) the inverse of every change a run made, newest first."""
+    from provisioner.undo import run_undo
+
+    with _edge():
+        settings = discover(config)
+        connection = _connection(
+            settings, server=server, port=port, scheme=scheme, auth=auth, username=username,
+            domain_controller=domain_controller, insecure_lab=insecure_lab,
+        )
+        path = _journal_path(settings, journal)
+        password = None
+        if not dry_run:
+            check_connection_settings(connection)
+            password = resolve_password(connection)
+        with exclusive_for(settings, path):
+            result = run_undo(path, run_id, connection, settings.reapply, dry_run=dry_run, password=password)
+        if result.script is not None:
+            if script is None:
+                sys.stdout.write(result.script)
+            else:
+                write_private(script, result.script)
+                _err(f"script written to {script}")
+        if report is not None:
+            reports.write_report(result, report)
+        _report_problems(result)
+        _err(reports.summary_line(result))
+        raise typer.Exit(int(result.exit_code))
+
+
+def exclusive_for(settings: Config, journal: Path) -> Any:
+    from provisioner.lock import exclusive
+
+    return exclusive(_lock_path(settings, None, journal))
+
+
+def _report_problems(result: RunResult) -> None:
+    for outcome in result.outcomes:
+        if outcome.result.value in ("failed", "blocked", "unknown"):
+            detail = f": {outcome.error}" if outcome.error else (f": {outcome.detail}" if outcome.detail else "")
+            _err(f"{outcome.result.value}: {outcome.mailbox} / {outcome.trustee.identity}{detail}")
 
 
 @app.command()

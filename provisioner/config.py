@@ -88,6 +88,7 @@ class ReapplySettings:
     verify: bool = True  # re-read every applied change
     verify_delay_seconds: float = 5.0  # a change not visible yet is re-checked once after this delay
     retry_attempts: int = 4  # per batch, for transient errors (transport, throttling)
+    retry_base_seconds: float = 2.0  # first backoff; doubles per attempt (with jitter), capped at 60 s
     retry_max_seconds: float = 300.0  # per batch, in all
 
 
@@ -302,6 +303,7 @@ _REAPPLY_TYPES: dict[str, type | tuple[type, ...]] = {
     "verify": bool,
     "verify_delay_seconds": (int, float),
     "retry_attempts": int,
+    "retry_base_seconds": (int, float),
     "retry_max_seconds": (int, float),
 }
 

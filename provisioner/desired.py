@@ -69,7 +69,9 @@ def trustees(config: Config, options: TrusteeOptions) -> tuple[tuple[Trustee, ..
     return tuple(result), notes
 
 
-def targets(config: Config, mailboxes: Sequence[str], users_files: Sequence[Path]) -> TargetList:
+def targets(
+    config: Config, mailboxes: Sequence[str], users_files: Sequence[Path], *, allow_empty: bool = False
+) -> TargetList:
     if mailboxes or users_files:
         found = collect_targets(mailboxes, users_files)
     else:
@@ -83,11 +85,20 @@ def targets(config: Config, mailboxes: Sequence[str], users_files: Sequence[Path
             warnings += found_warnings
         found = collect_targets([], config.users_files, config_targets)
         found.warnings[:0] = warnings
-    if not found.targets:
+    if not found.targets and not allow_empty:
         raise InputError("no target mailboxes: give --mailbox or --users-file, or [targets] in the config")
     return found
 
 
-def desired(config: Config, options: TrusteeOptions, mailboxes: Sequence[str], users_files: Sequence[Path]) -> Desired:
+def desired(
+    config: Config,
+    options: TrusteeOptions,
+    mailboxes: Sequence[str],
+    users_files: Sequence[Path],
+    *,
+    selectors_count: int = 0,
+) -> Desired:
+    """Trustees and explicit targets; with selectors (``selectors_count``), explicit targets may be empty."""
     trustee_list, notes = trustees(config, options)
-    return Desired(trustee_list, targets(config, mailboxes, users_files), notes)
+    found = targets(config, mailboxes, users_files, allow_empty=selectors_count > 0)
+    return Desired(trustee_list, found, notes)

@@ -16,7 +16,7 @@ from typing import Any
 from provisioner import planner
 from provisioner import steps as step_builders
 from provisioner.config import Connection
-from provisioner.errors import ExitCode
+from provisioner.errors import ExitCode, ProvisionerError
 from provisioner.executors.psrp import Progress, PsrpExecutor, TransportLost, encode_command, encode_script
 from provisioner.model import (
     PROBLEM_RESULTS,
@@ -55,6 +55,8 @@ class RunResult:
     finished: datetime
     script: str | None = None
     notes: list[str] = field(default_factory=list)
+    run_id: str | None = None
+    refused: ProvisionerError | None = None  # the run refused to apply (e.g. too many changes)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -71,6 +73,10 @@ class RunResult:
         if any(outcome.result in PROBLEM_RESULTS for outcome in self.outcomes):
             return ExitCode.ITEMS_FAILED
         return ExitCode.OK
+
+    @property
+    def final_exit_code(self) -> ExitCode:
+        return self.refused.exit_code if self.refused is not None else self.exit_code
 
 
 _STATE_RESULT = {

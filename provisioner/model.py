@@ -158,6 +158,8 @@ class Action(Enum):
     GRANT = "grant"
     REVOKE = "revoke"
     AUDIT = "audit"
+    REAPPLY = "reapply"
+    UNDO = "undo"
 
 
 class ItemState(Enum):

@@ -1,0 +1,67 @@
+"""``provisioner journal undo RUN_ID``: the inverse of a run's changes, newest first, as a plan.
+
+A grant is undone by removing the explicit entry; a removal by granting again with the AutoMapping the journal
+recorded. The undo is itself a journaled run (``undo-<RUN_ID>-…``), so it can be undone in turn.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from provisioner import steps as step_builders
+from provisioner.config import Connection, ReapplySettings
+from provisioner.errors import InputError
+from provisioner.jobs import Job, RunResult
+from provisioner.journal import changes_of
+from provisioner.model import Action, Identity, ItemState, Outcome, Plan, PlanItem, Result, Trustee
+from provisioner.reapply import Reapply, ReapplyJob, Session
+from provisioner.render import ScriptContext, render_script
+from provisioner.session import open_pool
+
+
+def undo_plan(journal: Path, run_id: str) -> Plan:
+    changes = changes_of(journal, run_id)
+    if not changes:
+        raise InputError(f"run {run_id!r} made no changes that the journal knows of", where=str(journal))
+    items: list[PlanItem] = []
+    trustees: dict[Identity, Trustee] = {}
+    for record in reversed(changes):
+        trustee = Trustee(Identity(record["trustee"]), bool(record.get("automapping", False)))
+        trustees.setdefault(trustee.identity, trustee)
+        state = ItemState.TO_REMOVE if record["action"] == "grant" else ItemState.TO_ADD
+        items.append(PlanItem(Identity(record["mailbox"]), trustee, state, f"undo {record['action']} of {run_id}"))
+    return Plan(Action.UNDO, tuple(items), tuple(trustees.values()), observed=False)
+
+
+def run_undo(
+    journal: Path,
+    run_id: str,
+    connection: Connection,
+    settings: ReapplySettings,
+    *,
+    dry_run: bool,
+    password: str | None = None,
+) -> RunResult:
+    started = datetime.now(UTC)
+    plan = undo_plan(journal, run_id)
+    mailboxes = tuple(dict.fromkeys(item.mailbox for item in plan.items))
+    summary = Job(Action.UNDO, mailboxes, plan.trustees, connection, dry_run=dry_run)
+    options = step_builders.StepOptions(domain_controller=connection.domain_controller)
+    if dry_run:
+        steps = list(step_builders.changes(plan, options))
+        script = render_script(plan, steps, ScriptContext(connection.server or "", connection.domain_controller))
+        outcomes = [Outcome(i.mailbox, i.trustee, Result.PLANNED, i.detail) for i in plan.items]
+        return RunResult(summary, plan, outcomes, started, datetime.now(UTC), script)
+    undo_id = f"undo-{run_id}-{uuid.uuid4().hex[:8]}"
+    job = ReapplyJob(connection, plan.trustees, settings=settings, run_id=undo_id)
+    session = Session(job, password, open_pool)
+    try:
+        runner = Reapply(job, session)
+        outcomes = runner.apply(plan)
+    finally:
+        session.close()
+    result = RunResult(summary, plan, outcomes, started, datetime.now(UTC), None, runner.notes)
+    result.run_id = undo_id
+    return result
