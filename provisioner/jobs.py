@@ -17,6 +17,7 @@ from provisioner import planner
 from provisioner import steps as step_builders
 from provisioner.config import Connection
 from provisioner.errors import ExitCode, ProvisionerError
+from provisioner.executors.batch import BatchExecutor
 from provisioner.executors.psrp import Progress, PsrpExecutor, TransportLost, encode_command, encode_script
 from provisioner.model import (
     PROBLEM_RESULTS,
@@ -101,8 +102,16 @@ def unchanged_outcome(item: PlanItem, action: Action = Action.GRANT) -> Outcome:
     return Outcome(item.mailbox, item.trustee, _STATE_RESULT[item.state], item.detail)
 
 
-def executor_for(pool: Any, connection: Connection) -> PsrpExecutor:
+def executor_for(
+    pool: Any, connection: Connection, password: str | None = None, pool_factory: PoolFactory | None = None
+) -> PsrpExecutor:
+    """Command mode: batched (``batch_size`` steps per pipeline, ``parallel`` pools); script mode: one per step."""
     options = step_builders.StepOptions(domain_controller=connection.domain_controller)
+    if connection.mode == "command":
+        opener = (lambda: pool_factory(connection, password)) if pool_factory is not None else None
+        return BatchExecutor(
+            pool, options, batch_size=connection.batch_size, parallel=connection.parallel, open_pool=opener
+        )
     encoder = encode_script if connection.mode == "script" else encode_command
     executor = PsrpExecutor(pool, encoder, options)
     if connection.mode == "script" and connection.preamble:
@@ -154,7 +163,7 @@ def run(
     pairs = len(job.mailboxes) * len(job.trustees)
     with pool_factory(job.connection, password) as pool:
         try:
-            executor = executor_for(pool, job.connection)
+            executor = executor_for(pool, job.connection, password, pool_factory)
             observed = executor.observe(job.mailboxes, job.trustees, progress("reading", pairs) if progress else None)
         except TransportLost as exc:
             lost = ErrorInfo(f"session lost while reading: {exc}", category="ConnectionError")
