@@ -172,10 +172,12 @@ def test_basic_auth_needs_the_lab_flag_and_works_with_it(lab: Lab) -> None:
 
 def test_terminating_failures_fail_only_their_items() -> None:
     # Throttling after 4 cmdlets: the 4 reads pass, every write's pipeline fails (a terminating error).
+    # --batch-size 1: one pipeline and one cmdlet per read, as this budget assumes (batched reads spend two
+    # cmdlets per pair; tests/test_batch_lab.py covers throttling inside batches).
     engine = build_engine(options=EngineOptions(throttle_max_cmdlets=4, throttle_refill=False))
     with running_lab(engine=engine) as lab:
         result = cli(lab, "grant", "-m", "alice.wong", "-m", "bob.meyer", "--admin-user", ADMIN,
-                     "--service-account", SERVICE)
+                     "--service-account", SERVICE, "--batch-size", "1")
     assert result.returncode == 1, result.stderr
     assert result.stderr.count("failed: ") == 4
     assert "user load quota" in result.stderr
