@@ -89,9 +89,14 @@ def _connection(config: Config, **overrides: Any) -> Connection:
 
 
 def _desired(
-    config: Config, mailbox: list[str] | None, users_file: list[Path] | None, options: TrusteeOptions
+    config: Config,
+    mailbox: list[str] | None,
+    users_file: list[Path] | None,
+    options: TrusteeOptions,
+    *,
+    selectors_count: int = 0,
 ) -> Desired:
-    wanted = desired(config, options, mailbox or [], users_file or [])
+    wanted = desired(config, options, mailbox or [], users_file or [], selectors_count=selectors_count)
     for duplicate in wanted.targets.duplicates:
         _err(f"{duplicate.target.source}: duplicate of {duplicate.first.source} ({duplicate.first.identity}); folded")
     for warning in wanted.targets.warnings:
@@ -355,9 +360,9 @@ def reapply(
         )
         if connection.mode != "command":
             raise InputError("reapply runs in command mode (structured commands); remove connection.mode")
-        wanted = _desired(settings, mailbox, users_file, TrusteeOptions(admin_user, service_account, trustee or (),
-                                                                         automapping))
         wanted_selectors = settings.selectors if not (mailbox or users_file) else ()
+        trustee_options = TrusteeOptions(admin_user, service_account, trustee or (), automapping)
+        wanted = _desired(settings, mailbox, users_file, trustee_options, selectors_count=len(wanted_selectors))
         if not wanted.targets.targets and not wanted_selectors:
             raise InputError("no targets: give --mailbox/--users-file, or [targets] mailboxes/users_file/selector")
         reapply_settings = settings.reapply

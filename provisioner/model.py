@@ -87,6 +87,12 @@ class PermissionEntry:
         return self.deny and "fullaccess" in self.access_rights
 
 
+TRANSIENT_REASONS = ("PSRemotingTransportException", "ServerBusy", "TimeoutException")
+TRANSIENT_CATEGORIES = frozenset(
+    {"ResourceBusy", "ResourceUnavailable", "OperationTimeout", "LimitsExceeded", "QuotaExceeded", "ConnectionError"}
+)
+
+
 @dataclass(frozen=True)
 class ErrorInfo:
     """An error record as Exchange reported it: decided on by reason/category/FQEID, the message is for humans."""
@@ -102,6 +108,15 @@ class ErrorInfo:
         """Exchange's "couldn't be found" (ManagementObjectNotFoundException), by exception type, not by text."""
         marker = "ManagementObjectNotFoundException"
         return marker in self.reason or marker in self.fq_error_id
+
+    @property
+    def transient(self) -> bool:
+        """Throttling or transport trouble: worth retrying. Not found, access denied, binding errors: never."""
+        if self.definitive:
+            return False
+        if any(reason in self.reason or reason in self.fq_error_id for reason in TRANSIENT_REASONS):
+            return True
+        return self.category in TRANSIENT_CATEGORIES
 
     @property
     def definitive(self) -> bool:

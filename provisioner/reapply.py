@@ -52,23 +52,13 @@ from provisioner.render import ScriptContext, render_script
 from provisioner.resolve import MailboxRef, Resolver
 from provisioner.session import open_pool
 
-TRANSIENT_REASONS = ("PSRemotingTransportException", "ServerBusy", "TimeoutException")
-TRANSIENT_CATEGORIES = frozenset(
-    {"ResourceBusy", "ResourceUnavailable", "OperationTimeout", "LimitsExceeded", "QuotaExceeded", "ConnectionError"}
-)
-
 
 class TooManyChanges(ProvisionerError):
     exit_code = ExitCode.TOO_MANY_CHANGES
 
 
 def is_transient(error: ErrorInfo | None) -> bool:
-    """Throttling and transport trouble: worth retrying. Not found, access denied, binding errors: never."""
-    if error is None or error.definitive:
-        return False
-    if any(reason in error.reason or reason in error.fq_error_id for reason in TRANSIENT_REASONS):
-        return True
-    return error.category in TRANSIENT_CATEGORIES
+    return error is not None and error.transient
 
 
 @dataclass(frozen=True)
@@ -182,12 +172,19 @@ class Reapply:
         )
         return result
 
-    def targets(self, resolver: Resolver) -> tuple[list[Identity], set[str], bool]:
+    def _select(self, selector: Selector) -> list[MailboxRef]:
+        refs: list[MailboxRef] = self._with_session(lambda _executor: self._resolver().selector(selector))
+        return refs
+
+    def targets(self) -> tuple[list[Identity], set[str], bool]:
         """Target identities, the keys of resolved targets (for prune), and whether every target resolved."""
         by_key: dict[str, MailboxRef] = {}
         unresolved: list[Identity] = []
         complete = True
-        resolved = resolver.identities(list(self.job.explicit)) if self.job.explicit else {}
+        explicit = list(self.job.explicit)
+        resolved: dict[Identity, MailboxRef | ErrorInfo] = {}
+        if explicit:
+            resolved = self._with_session(lambda _executor: self._resolver().identities(explicit))
         for identity in self.job.explicit:
             found = resolved[identity]
             if isinstance(found, MailboxRef):
@@ -196,7 +193,7 @@ class Reapply:
                 unresolved.append(identity)  # observed below: its error becomes the items' outcome
                 complete = complete and found.definitive
         for selector in self.job.selectors:
-            refs = resolver.selector(selector)
+            refs = self._select(selector)
             self.notes.append(f"selector {selector}: {len(refs)} mailboxes")
             for ref in refs:
                 by_key.setdefault(ref.key, ref)
@@ -231,9 +228,11 @@ class Reapply:
         self.notes.append(f"reconciled {len(settled)} of {len(doubts)} journal entries left in doubt by killed runs")
 
     # ------------------------------------------------------------------ planning
+    def _resolver(self) -> Resolver:
+        return Resolver(self.session.pool, self.job.connection.domain_controller)
+
     def plan(self) -> Plan:
-        resolver = Resolver(self.session.pool, self.job.connection.domain_controller)
-        identities, target_keys, complete = self.targets(resolver)
+        identities, target_keys, complete = self.targets()
         trustees = self.job.trustees
         observed = self.observe(identities, trustees)
         grant_plan = planner.plan(Action.GRANT, identities, trustees, observed)
@@ -242,7 +241,9 @@ class Reapply:
             if not complete:
                 raise ProvisionerError("not pruning: some targets could not be resolved, so 'no longer targeted' is "
                                        "not known; nothing was changed")
-            candidates = resolver.prune_candidates(trustees)
+            candidates: dict[Identity, list[tuple[str, str]]] = self._with_session(
+                lambda _executor: self._resolver().prune_candidates(trustees)
+            )
             for trustee in trustees:
                 for key, address in candidates[trustee.identity]:
                     if key not in target_keys:

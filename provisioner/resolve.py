@@ -27,7 +27,7 @@ from pypsrp.powershell import PowerShell, RunspacePool
 from provisioner.config import Selector
 from provisioner.errors import ProvisionerError
 from provisioner.executors import records
-from provisioner.executors.psrp import Invocation, run_pipeline
+from provisioner.executors.psrp import Invocation, TransportLost, run_pipeline
 from provisioner.model import ErrorInfo, Identity, Trustee
 
 Command = tuple[str, dict[str, Any]]
@@ -108,6 +108,8 @@ class Resolver:
 
     def _checked(self, what: str, statements: Sequence[Sequence[Command]]) -> Invocation:
         result = run_statements(self.pool, statements)
+        if result.errors and result.errors[0].transient:
+            raise TransportLost(f"{what}: {result.errors[0]}")  # throttled or cut off: the caller retries
         if result.errors:
             raise SelectorFailed(f"{what} could not be read, so nothing was changed: {result.errors[0]}")
         return result
@@ -160,6 +162,8 @@ class Resolver:
     def _batch(self, batch: list[Identity]) -> dict[Identity, MailboxRef | ErrorInfo] | None:
         statements = [[("Get-Mailbox", self._dc({"Identity": identity.value}))] for identity in batch]
         result = run_statements(self.pool, statements)
+        if any(error.transient for error in result.errors):
+            raise TransportLost(f"resolving targets: {next(e for e in result.errors if e.transient)}")
         if result.failed:
             return None
         failed: dict[Identity, ErrorInfo] = {}
@@ -181,6 +185,8 @@ class Resolver:
 
     def _one(self, identity: Identity) -> MailboxRef | ErrorInfo:
         result = run_statements(self.pool, [[("Get-Mailbox", self._dc({"Identity": identity.value}))]])
+        if result.errors and result.errors[0].transient:
+            raise TransportLost(f"resolving {identity}: {result.errors[0]}")
         if result.errors:
             return result.errors[0]
         refs = [mailbox_ref(obj, identity.value) for obj in result.output]
