@@ -1,0 +1,10 @@
+# Windows Task Scheduler: run the re-apply hourly as a dedicated service account (on a management host with
+# Python and provisioner installed). Run once in an elevated PowerShell; the task runs whether or not anyone is
+# logged on. With Kerberos (the default) the account's own Windows logon supplies the ticket: no password stored
+# by provisioner.
+$action = New-ScheduledTaskAction -Execute 'C:\provisioner\Scripts\provisioner.exe' `
+    -Argument 'reapply --config C:\ProgramData\provisioner\provisioner.toml --report C:\ProgramData\provisioner\last-report.json --journal C:\ProgramData\provisioner\journal.jsonl'
+$trigger = New-ScheduledTaskTrigger -Once -At (Get-Date) -RepetitionInterval (New-TimeSpan -Hours 1)
+$settings = New-ScheduledTaskSettingsSet -MultipleInstances IgnoreNew -ExecutionTimeLimit (New-TimeSpan -Hours 2)
+Register-ScheduledTask -TaskName 'provisioner reapply' -Action $action -Trigger $trigger -Settings $settings `
+    -User 'CONTOSO\svc-provisioner' -Password (Read-Host 'Password for CONTOSO\svc-provisioner')
