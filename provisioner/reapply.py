@@ -86,7 +86,7 @@ class Session:
 
     def open(self) -> PsrpExecutor:
         self.pool = self._stack.enter_context(self.pool_factory(self.job.connection, self.password))
-        self.executor = executor_for(self.pool, self.job.connection)
+        self.executor = executor_for(self.pool, self.job.connection, self.password, self.pool_factory)
         return self.executor
 
     def reopen(self) -> PsrpExecutor:
@@ -311,7 +311,7 @@ class Reapply:
             return outcomes
         changed = [o for o in outcomes if o.result in (Result.GRANTED, Result.REMOVED)]
         for attempt in range(2):
-            wrong = [o for o in changed if not self._visible(o)]
+            wrong = self._invisible(changed)
             if not wrong:
                 return outcomes
             if attempt == 0:
@@ -322,13 +322,23 @@ class Reapply:
         return [replace(o, result=Result.UNKNOWN, detail=detail) if _key(o.mailbox, o.trustee) in invisible else o
                 for o in outcomes]
 
-    def _visible(self, outcome: Outcome) -> bool:
-        observation = self.observe([outcome.mailbox], [outcome.trustee])[_key(outcome.mailbox, outcome.trustee)]
-        if observation.error is not None:
-            return False
-        if outcome.result is Result.GRANTED:
-            return observation.state is AccessState.PRESENT
-        return not observation.explicit_allow
+    def _invisible(self, changed: list[Outcome]) -> list[Outcome]:
+        """The changes a fresh read does not show (one batched read per trustee)."""
+        by_trustee: dict[Identity, list[Outcome]] = {}
+        for outcome in changed:
+            by_trustee.setdefault(outcome.trustee.identity, []).append(outcome)
+        wrong: list[Outcome] = []
+        for group in by_trustee.values():
+            observed = self.observe([o.mailbox for o in group], [group[0].trustee])
+            for outcome in group:
+                observation = observed[_key(outcome.mailbox, outcome.trustee)]
+                if outcome.result is Result.GRANTED:
+                    visible = observation.error is None and observation.state is AccessState.PRESENT
+                else:
+                    visible = observation.error is None and not observation.explicit_allow
+                if not visible:
+                    wrong.append(outcome)
+        return wrong
 
 
 def _action(step: step_builders.Step) -> str:
