@@ -15,7 +15,8 @@ def identity_problem(raw: str) -> str | None:
     """Why ``raw`` cannot be an Exchange identity, or None if it can.
 
     Refused: empty or blank values (Exchange Get-* cmdlets treat an empty identity as "all objects"), NUL,
-    line breaks and any other control or format-control character, unpaired surrogates, and absurd lengths.
+    line breaks and any other control or format-control character, unpaired surrogates, the noncharacters
+    U+FFFE/U+FFFF (XML 1.0 cannot carry them: PowerShell remoting's CLIXML would be unparsable), and absurd lengths.
     """
     if not raw.strip():
         return "empty identity"
@@ -31,6 +32,8 @@ def identity_problem(raw: str) -> str | None:
             return f"line break (U+{ord(char):04X}) at position {index + 1}"
         if category in ("Cc", "Cs", "Cf"):
             return f"control character U+{ord(char):04X} at position {index + 1}"
+        if char in "\ufffe\uffff":
+            return f"noncharacter U+{ord(char):04X} at position {index + 1}"
     return None
 
 

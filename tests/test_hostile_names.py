@@ -81,10 +81,11 @@ def test_the_reader_reads_every_name_unchanged() -> None:
 
 @pytest.mark.parametrize(
     "char", ["\x00", "\x0b", "\x0c", "\x1b", "\x7f", "\x85", "\u2028", "\u2029", "\u202e", "\u200b", "\u200d",
-             "\ufeff", "\u2066"], ids=repr,
+             "\ufeff", "\u2066", "\ufffe", "\uffff"], ids=repr,
 )
 def test_the_reader_refuses_control_and_format_characters(tmp_path: Path, char: str) -> None:
-    """Control, line-break and format characters (bidi overrides, zero-width, BOM) stop the run at their line."""
+    """Control, line-break and format characters (bidi overrides, zero-width, BOM) and the noncharacters XML cannot
+    carry (U+FFFE, U+FFFF) stop the run at their line."""
     path = tmp_path / "users.txt"
     path.write_text(f"alice\nO'Brien{char}; Remove-Mailbox x\nbob\n", encoding="utf-8")
     with pytest.raises(InputError) as caught:
