@@ -8,6 +8,12 @@ several lab servers with different users can live in one process.
 
 Negotiate (SPNEGO) without Kerberos falls back to NTLM inside SPNEGO; a raw NTLM token sent with either the
 ``Negotiate`` or ``NTLM`` scheme is accepted as well (that is what pypsrp's ``auth="ntlm"`` does).
+
+Kerberos (inside SPNEGO, or a raw Kerberos token under the ``Negotiate`` scheme as pypsrp's ``auth="kerberos"``
+sends) is accepted when the lab has a :class:`KerberosAcceptor`: a service keytab (e.g. for
+``HTTP/exch01.example.test``) and optionally a krb5.conf. The acceptor needs python-gssapi (``pyspnego[kerberos]``);
+like the NTLM store, the ``KRB5_KTNAME``/``KRB5_CONFIG``/``KRB5RCACHEDIR`` variables are set only for the duration
+of an acceptor call, under the same lock, so the replay cache stays in the keytab's folder.
 """
 
 from __future__ import annotations
@@ -22,10 +28,12 @@ import struct
 import tempfile
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import spnego
 from spnego._ntlm_raw.crypto import lmowfv1, ntowfv1
+from spnego._spnego import NegState, NegTokenResp
 
 ENCRYPTED_PROTOCOL = "application/HTTP-SPNEGO-session-encrypted"
 _BOUNDARY = "Encrypted Boundary"
@@ -34,13 +42,40 @@ _SCHEME = re.compile(r"^\s*(Negotiate|NTLM|Kerberos|Basic)\s+(\S+)\s*$", re.I)
 
 
 class AuthFailed(Exception):
-    """Credentials were wrong or the token was invalid (answer 401)."""
+    """Credentials were wrong or the token was invalid (answer 401, with ``token`` if the acceptor made one).
+
+    A Kerberos acceptor answers some failures (clock skew, for one) with a KRB-ERROR token; sent back in the 401's
+    ``WWW-Authenticate: Negotiate`` header, it lets the client report the real reason, as Windows servers do.
+    """
+
+    def __init__(self, message: str, token: bytes | None = None) -> None:
+        super().__init__(message)
+        self.token = token
+
+
+@dataclass(frozen=True)
+class KerberosAcceptor:
+    """What the lab needs to accept Kerberos: the service keytab, and optionally a krb5.conf (realm, clockskew)."""
+
+    keytab: str
+    config: str | None = None
+    rcache_dir: str | None = None  #: default: the keytab's folder
+
+    def environment(self) -> dict[str, str]:
+        env = {
+            "KRB5_KTNAME": f"FILE:{os.path.abspath(self.keytab)}",
+            "KRB5RCACHEDIR": self.rcache_dir or os.path.dirname(os.path.abspath(self.keytab)),
+        }
+        if self.config:
+            env["KRB5_CONFIG"] = self.config
+        return env
 
 
 class LabUsers:
-    """The lab's user store: Basic checks and the NTLM credential file."""
+    """The lab's user store: Basic checks, the NTLM credential file, and the Kerberos acceptor settings if any."""
 
-    def __init__(self, users: dict[str, str]) -> None:
+    def __init__(self, users: dict[str, str], kerberos: KerberosAcceptor | None = None) -> None:
+        self.kerberos = kerberos
         self._users = dict(users)
         self._by_lower = {name.lower(): name for name in self._users}
         self._dir: str | None = None
@@ -96,23 +131,49 @@ class LabUsers:
 
     @contextlib.contextmanager
     def ntlm_store(self) -> Iterator[None]:
-        """Point ``NTLM_USER_FILE`` at this store for the duration of an acceptor call."""
+        """Point ``NTLM_USER_FILE`` (and the ``KRB5_*`` acceptor variables) at this store for an acceptor call."""
+        wanted = {"NTLM_USER_FILE": self.ntlm_file, **(self.kerberos.environment() if self.kerberos else {})}
         with _ENV_LOCK:
-            previous = os.environ.get("NTLM_USER_FILE")
-            os.environ["NTLM_USER_FILE"] = self.ntlm_file
+            previous = {name: os.environ.get(name) for name in wanted}
+            os.environ.update(wanted)
             try:
                 yield
             finally:
-                if previous is None:
-                    os.environ.pop("NTLM_USER_FILE", None)
-                else:
-                    os.environ["NTLM_USER_FILE"] = previous
+                for name, value in previous.items():
+                    if value is None:
+                        os.environ.pop(name, None)
+                    else:
+                        os.environ[name] = value
 
     def close(self) -> None:
         """Remove the credential store (``ensure_store`` writes it again if the server restarts)."""
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
+
+
+_SPNEGO_OID = b"\x06\x06\x2b\x06\x01\x05\x05\x02"  # 1.3.6.1.5.5.2, right after the initial token's header
+
+
+def _kerberos_error_token(exc: BaseException, request: bytes) -> bytes | None:
+    """The KRB-ERROR token of a failed Kerberos acceptor step, framed as the client's request was, or None.
+
+    MIT's acceptor answers a clock skew with GSS_S_CONTINUE_NEEDED, a KRB-ERROR token and no context; pyspnego 0.12
+    then fails reading the context's flags and the token is left in ``GSSAPIProxy.step``'s ``out_token``, where it
+    is picked up from the traceback. Other failures carry it as python-gssapi's ``GSSError.token``.
+    """
+    token = getattr(getattr(exc, "base_error", None), "token", None)
+    tb = exc.__traceback__
+    while not token and tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_name == "step" and frame.f_code.co_filename.endswith(os.path.join("spnego", "_gss.py")):
+            token = frame.f_locals.get("out_token")
+        tb = tb.tb_next
+    if not isinstance(token, bytes) or not token:
+        return None
+    if _SPNEGO_OID in request[:16] or request[:1] == b"\xa1":  # SPNEGO: reject, with the error as the mech token
+        token = NegTokenResp(neg_state=NegState.reject, response_token=token).pack()
+    return token
 
 
 def parse_authorization(value: str) -> tuple[str, str] | None:
@@ -148,7 +209,7 @@ class SecurityContext:
             with self._users.ntlm_store():
                 out: bytes | None = self._context.step(token)
         except Exception as exc:  # spnego raises many types (SpnegoError, InvalidTokenError, ...)
-            raise AuthFailed(str(exc)) from exc
+            raise AuthFailed(str(exc), _kerberos_error_token(exc, token)) from exc
         if self._context.complete:
             self.user = self._users.principal_to_user(self._context.client_principal)
         return out

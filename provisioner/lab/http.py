@@ -124,11 +124,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.backend.note_http(status=status, bytes_in=0, bytes_out=len(data))
         self.wfile.write(data)
 
-    def _challenge(self, detail: str = "") -> None:
+    def _challenge(self, detail: str = "", token: bytes | None = None) -> None:
         methods = self.server.backend.auth_methods
         headers = []
         if "negotiate" in methods:
-            headers.append(("WWW-Authenticate", "Negotiate"))
+            headers.append(("WWW-Authenticate", f"Negotiate {_b64(token)}" if token else "Negotiate"))
         if "ntlm" in methods:
             headers.append(("WWW-Authenticate", "NTLM"))
         if "basic" in methods:
@@ -227,7 +227,7 @@ class _Handler(BaseHTTPRequestHandler):
                     out = self.security.step(credential)
                 except AuthFailed as exc:
                     self.security = None
-                    self._challenge(str(exc))
+                    self._challenge(str(exc), exc.token)
                     return None
                 token_header = [("WWW-Authenticate", f"{self.security.scheme} {_b64(out)}")] if out else []
                 if not self.security.complete:

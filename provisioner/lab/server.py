@@ -30,7 +30,7 @@ from psrpcore import PSRPCoreError
 
 from provisioner.lab import wsman
 from provisioner.lab.api import Engine
-from provisioner.lab.auth import LabUsers
+from provisioner.lab.auth import KerberosAcceptor, LabUsers
 from provisioner.lab.http import Call, LabHTTPServer, Reply
 from provisioner.lab.psrp import Shell, ShellClosed, b64
 
@@ -107,6 +107,7 @@ class LabServer:
         capture_wire: bool = False,
         pipeline_wait: float = 0.25,
         idle_timeout: float = 7200.0,
+        kerberos: KerberosAcceptor | None = None,
     ) -> None:
         self.engine = engine
         self.host = host
@@ -118,7 +119,8 @@ class LabServer:
         unknown = self.auth_methods - {"basic", "ntlm", "negotiate"}
         if unknown:
             raise ValueError(f"unsupported auth methods: {sorted(unknown)}")
-        self.users = LabUsers(DEFAULT_USERS if users is None else users)
+        #: With ``kerberos`` (a service keytab), Negotiate also accepts Kerberos; users then maps principals to names.
+        self.users = LabUsers(DEFAULT_USERS if users is None else users, kerberos)
         self.faults = faults or FaultOptions()
         self.counters = Counters()
         #: Request bodies exactly as received (before decryption), when ``capture_wire`` is on (last 10000).
