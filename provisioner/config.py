@@ -44,6 +44,8 @@ class Connection:
     domain_controller: str | None = None
     spn_service: str = "HTTP"  # Exchange's /PowerShell vdir is HTTP/<fqdn>; pypsrp would ask for WSMAN/<fqdn>
     spn_hostname: str | None = None  # SPN host for load-balanced namespaces or connecting by IP
+    keytab: str | None = None  # Kerberos client keytab for unattended runs (relative paths: to the config file)
+    principal: str | None = None  # Kerberos principal (user@REALM) to use from the ticket cache or the keytab
     batch_size: int = 100  # (mailbox, trustee) steps per pipeline
     parallel: int = 1  # pipelines at once; Exchange's throttling policy limits concurrent shells per user
 
@@ -125,6 +127,8 @@ _CONNECTION_TYPES: dict[str, type | tuple[type, ...]] = {
     "domain_controller": str,
     "spn_service": str,
     "spn_hostname": str,
+    "keytab": str,
+    "principal": str,
     "batch_size": int,
     "parallel": int,
 }
@@ -204,6 +208,11 @@ def _connection(reader: _Reader, table: Mapping[str, Any]) -> Connection:
         if isinstance(value, str) and name != "preamble":
             reader.text(value, f"connection.{name}", identity=name in ("server", "domain_controller"))
         values[name] = value
+    for name in ("keytab", "principal"):
+        if values.get(name) == "":
+            raise reader.fail(f"connection.{name}", "must not be empty")
+    if "keytab" in values:
+        values["keytab"] = str(reader.path.parent / values["keytab"])
     port = values.get("port")
     if port is not None and not 0 < port < 65536:
         raise reader.fail("connection.port", f"{port} is not a TCP port")

@@ -21,6 +21,7 @@ from pypsrp.exceptions import AuthenticationError, WinRMError, WinRMTransportErr
 from pypsrp.powershell import RunspacePool
 from pypsrp.wsman import WSMan
 
+from provisioner import kerberos
 from provisioner.config import Connection
 from provisioner.errors import ConnectionFailure, InputError
 
@@ -31,11 +32,13 @@ PASSWORD_AUTHS = frozenset({"negotiate", "ntlm", "basic", "credssp"})
 def resolve_password(connection: Connection, prompt: Callable[[str], str] | None = None) -> str | None:
     """The password for ``connection.username``: the environment first, then an interactive prompt.
 
-    Certificate auth needs none; Kerberos uses the ticket cache (after kinit) unless a username is configured
-    and the environment holds a password.
+    Certificate auth needs none; Kerberos uses the ticket cache (after kinit) or the keytab unless a username is
+    configured and the environment holds a password.
     """
     password = os.environ.get(PASSWORD_ENV)
     if connection.auth == "certificate" or (connection.auth == "kerberos" and not (connection.username and password)):
+        return None
+    if connection.keytab is not None:
         return None
     if password is not None:
         return password
@@ -57,6 +60,9 @@ def check_connection_settings(connection: Connection) -> None:
         )
     if connection.auth in PASSWORD_AUTHS and not connection.username:
         raise InputError(f"{connection.auth} authentication needs a username (connection.username or --username)")
+    kerberos_problem = kerberos.settings_problem(connection)
+    if kerberos_problem is not None:
+        raise InputError(kerberos_problem)
     if connection.auth == "certificate" and not (connection.certificate_pem and connection.certificate_key_pem):
         raise InputError("certificate authentication needs connection.certificate_pem and certificate_key_pem")
     if connection.mode == "script" and connection.configuration_name == "Microsoft.Exchange":
@@ -67,6 +73,7 @@ def check_connection_settings(connection: Connection) -> None:
 
 
 def build_wsman(connection: Connection, password: str | None) -> WSMan:
+    kerberos.apply_client_environment(connection)  # a keytab: KRB5_CLIENT_KTNAME and a private ticket cache
     kwargs: dict[str, Any] = {}
     if connection.auth in ("kerberos", "negotiate"):
         kwargs["negotiate_service"] = connection.spn_service
@@ -88,7 +95,7 @@ def build_wsman(connection: Connection, password: str | None) -> WSMan:
         path=connection.path,
         ssl=connection.scheme == "https",
         auth=connection.auth,
-        username=connection.username,
+        username=connection.principal or connection.username,
         password=password,
         cert_validation=cert_validation,  # type: ignore[arg-type]  # pypsrp passes it to requests' verify: a CA path works
         connection_timeout=connection.connection_timeout,
@@ -102,6 +109,9 @@ def build_wsman(connection: Connection, password: str | None) -> WSMan:
 
 def describe_failure(exc: BaseException, connection: Connection) -> ConnectionFailure:
     """One sentence for a transport or authentication failure, without any secret."""
+    diagnosis = kerberos.diagnose(exc, connection)  # by GSS/krb5 codes: no ticket, expired, SPN, skew, ...
+    if diagnosis is not None:
+        return diagnosis
     where = f"{connection.scheme}://{connection.server}:{connection.effective_port}/{connection.path}"
     if isinstance(exc, AuthenticationError) or (isinstance(exc, WinRMTransportError) and exc.code == 401):
         return ConnectionFailure(
@@ -132,12 +142,6 @@ def describe_failure(exc: BaseException, connection: Connection) -> ConnectionFa
     if isinstance(exc, requests.exceptions.Timeout):
         return ConnectionFailure(f"{where} did not answer in time.", hint="Check the network or raise the timeouts.")
     text = _first_line(str(exc))
-    if "not found in Kerberos database" in text:
-        spn_host = connection.spn_hostname or connection.server
-        return ConnectionFailure(
-            f"Kerberos has no service principal {connection.spn_service}/{spn_host}.",
-            hint="Connect by the server's FQDN, or set connection.spn_hostname to the name that has the SPN.",
-        )
     return ConnectionFailure(f"cannot open a session on {where}: {type(exc).__name__}: {text}")
 
 
