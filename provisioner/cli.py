@@ -49,6 +49,16 @@ UserOpt = Annotated[
     str | None, typer.Option("--username", help="Account to connect as (password: PROVISIONER_PASSWORD)")
 ]
 DcOpt = Annotated[str | None, typer.Option("--domain-controller", help="Pin reads and writes to this DC")]
+KeytabOpt = Annotated[
+    str | None, typer.Option("--keytab", help="Kerberos client keytab for unattended runs (no kinit, no password)")
+]
+PrincipalOpt = Annotated[
+    str | None, typer.Option("--principal", help="Kerberos principal (user@REALM) in the ticket cache or keytab")
+]
+SpnServiceOpt = Annotated[str | None, typer.Option("--spn-service", help="SPN service class (default HTTP)")]
+SpnHostOpt = Annotated[
+    str | None, typer.Option("--spn-hostname", help="SPN host when connecting by IP or a load-balanced name")
+]
 ModeOpt = Annotated[str | None, typer.Option("--mode", help="command (NoLanguage endpoints) or script")]
 BatchOpt = Annotated[int | None, typer.Option("--batch-size", min=1, max=5000, help="Steps per pipeline")]
 ParallelOpt = Annotated[
@@ -190,6 +200,10 @@ def grant(
     scheme: SchemeOpt = None,
     auth: AuthOpt = None,
     username: UserOpt = None,
+    keytab: KeytabOpt = None,
+    principal: PrincipalOpt = None,
+    spn_service: SpnServiceOpt = None,
+    spn_hostname: SpnHostOpt = None,
     domain_controller: DcOpt = None,
     mode: ModeOpt = None,
     batch_size: BatchOpt = None,
@@ -209,6 +223,7 @@ def grant(
         report=report,
         overrides=dict(
             server=server, port=port, scheme=scheme, auth=auth, username=username,
+            keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
             domain_controller=domain_controller, mode=mode, insecure_lab=insecure_lab, batch_size=batch_size,
             parallel=parallel,
         ),
@@ -232,6 +247,10 @@ def revoke(
     scheme: SchemeOpt = None,
     auth: AuthOpt = None,
     username: UserOpt = None,
+    keytab: KeytabOpt = None,
+    principal: PrincipalOpt = None,
+    spn_service: SpnServiceOpt = None,
+    spn_hostname: SpnHostOpt = None,
     domain_controller: DcOpt = None,
     mode: ModeOpt = None,
     batch_size: BatchOpt = None,
@@ -251,6 +270,7 @@ def revoke(
         report=report,
         overrides=dict(
             server=server, port=port, scheme=scheme, auth=auth, username=username,
+            keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
             domain_controller=domain_controller, mode=mode, insecure_lab=insecure_lab, batch_size=batch_size,
             parallel=parallel,
         ),
@@ -272,6 +292,10 @@ def audit(
     scheme: SchemeOpt = None,
     auth: AuthOpt = None,
     username: UserOpt = None,
+    keytab: KeytabOpt = None,
+    principal: PrincipalOpt = None,
+    spn_service: SpnServiceOpt = None,
+    spn_hostname: SpnHostOpt = None,
     domain_controller: DcOpt = None,
     mode: ModeOpt = None,
     batch_size: BatchOpt = None,
@@ -286,6 +310,7 @@ def audit(
         settings = discover(config)
         connection = _connection(
             settings, server=server, port=port, scheme=scheme, auth=auth, username=username,
+            keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
             domain_controller=domain_controller, mode=mode, insecure_lab=insecure_lab, batch_size=batch_size,
             parallel=parallel,
         )
@@ -339,6 +364,10 @@ def reapply(
     scheme: SchemeOpt = None,
     auth: AuthOpt = None,
     username: UserOpt = None,
+    keytab: KeytabOpt = None,
+    principal: PrincipalOpt = None,
+    spn_service: SpnServiceOpt = None,
+    spn_hostname: SpnHostOpt = None,
     domain_controller: DcOpt = None,
     batch_size: BatchOpt = None,
     parallel: ParallelOpt = None,
@@ -356,6 +385,7 @@ def reapply(
         settings = discover(config)
         connection = _connection(
             settings, server=server, port=port, scheme=scheme, auth=auth, username=username,
+            keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
             domain_controller=domain_controller, insecure_lab=insecure_lab, batch_size=batch_size, parallel=parallel,
         )
         if connection.mode != "command":
@@ -430,6 +460,10 @@ def journal_undo(
     scheme: SchemeOpt = None,
     auth: AuthOpt = None,
     username: UserOpt = None,
+    keytab: KeytabOpt = None,
+    principal: PrincipalOpt = None,
+    spn_service: SpnServiceOpt = None,
+    spn_hostname: SpnHostOpt = None,
     domain_controller: DcOpt = None,
     insecure_lab: LabOpt = False,
 ) -> None:
@@ -440,6 +474,7 @@ def journal_undo(
         settings = discover(config)
         connection = _connection(
             settings, server=server, port=port, scheme=scheme, auth=auth, username=username,
+            keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
             domain_controller=domain_controller, insecure_lab=insecure_lab,
         )
         path = _journal_path(settings, journal)
@@ -483,6 +518,10 @@ def check(
     scheme: SchemeOpt = None,
     auth: AuthOpt = None,
     username: UserOpt = None,
+    keytab: KeytabOpt = None,
+    principal: PrincipalOpt = None,
+    spn_service: SpnServiceOpt = None,
+    spn_hostname: SpnHostOpt = None,
     mode: ModeOpt = None,
     insecure_lab: LabOpt = False,
 ) -> None:
@@ -493,6 +532,7 @@ def check(
         settings = discover(config)
         connection = _connection(
             settings, server=server, port=port, scheme=scheme, auth=auth, username=username, mode=mode,
+            keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
             insecure_lab=insecure_lab,
         )
         check_connection_settings(connection)
