@@ -47,7 +47,7 @@ from pypsrp.powershell import PowerShell, RunspacePool
 from requests.exceptions import RequestException
 
 from provisioner.errors import ProvisionerError
-from provisioner.executors import records
+from provisioner.executors import records, wire
 from provisioner.executors.psrp import Progress, PsrpExecutor, TransportLost, encode_command
 from provisioner.model import ErrorInfo, Identity, Observation, Outcome, Result, Trustee
 from provisioner.planner import PairKey, key
@@ -113,8 +113,10 @@ class _Pipeline(PowerShell):
 
 
 def invoke_raw(pool: RunspacePool, build: Callable[[PowerShell], None]) -> Raw:
+    wire.install(pool)
     ps = _Pipeline(pool)
     build(ps)
+    wire.share_commands(ps)
     try:
         output = ps.invoke()
     except (WinRMError, RequestException, OSError) as exc:

@@ -1,0 +1,188 @@
+"""Benchmark: the naive way (one pipeline per call) against provisioner, on the lab endpoint.
+
+    python benchmarks/reapply.py                      # 1,000 mailboxes x 2 trustees, 0 and 10 ms latency
+    python benchmarks/reapply.py --mailboxes 200 --latencies 0 --dry-run-mailboxes 0
+
+One lab endpoint (a fake Exchange over real WinRM/PSRP on 127.0.0.1, in this process) serves everything; its
+organisation is regenerated before each first grant so every method starts from the same state. For each
+injected per-request latency it runs, one after the other:
+
+* naive: one pipeline per (mailbox, trustee) through pypsrp: ``Get-MailboxPermission -Identity M -User T``,
+  then ``Add-MailboxPermission`` when the read found no grant (the usual script);
+* provisioner: ``jobs.run`` with the command-mode executor (BatchExecutor), as the CLI runs it;
+
+each for a first grant (5% of the targets do not exist, ``--missing``) and a no-op re-apply. It prints WS-Management
+requests per (mailbox, trustee), wall seconds, naive/provisioner, and peak memory of this process (lab
+included). With ``--dry-run-mailboxes N`` (default 100,000) it also measures the peak memory of the CLI writing
+a dry-run script for N mailboxes x 2 trustees (``grant --dry-run --offline --script``), in a child process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pypsrp.powershell import PowerShell, RunspacePool
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from provisioner.config import Connection  # noqa: E402
+from provisioner.executors import records  # noqa: E402
+from provisioner.jobs import Job, run  # noqa: E402
+from provisioner.lab.exchange.engine import ExchangeEngine  # noqa: E402
+from provisioner.lab.run import Lab, running_lab  # noqa: E402
+from provisioner.lab.server import FaultOptions  # noqa: E402
+from provisioner.model import Action, Identity, Result, Trustee  # noqa: E402
+from provisioner.session import open_pool  # noqa: E402
+
+TRUSTEES = ("svc-codetwo@contoso.com", "sync.admin@contoso.com")
+
+
+@dataclass
+class Measure:
+    method: str
+    run: str
+    latency: int
+    seconds: float
+    requests: int
+    pairs: int
+    results: dict[str, int]
+
+
+def targets(count: int, missing: float) -> list[str]:
+    every = round(1 / missing) if missing > 0 else 0
+    return [f"nobody{index:06d}" if every and index % every == 0 else f"user{index:06d}"
+            for index in range(1, count + 1)]
+
+
+def connection(lab: Lab, batch_size: int, parallel: int) -> Connection:
+    return Connection(server="127.0.0.1", port=lab.port, auth="basic", username=lab.username, insecure_lab=True,
+                      batch_size=batch_size, parallel=parallel)
+
+
+def naive(pool: RunspacePool, mailboxes: list[str]) -> dict[str, int]:
+    """What the usual script does: read each pair, grant if missing; one pipeline per call."""
+    results: dict[str, int] = {}
+    for mailbox in mailboxes:
+        for trustee in TRUSTEES:
+            ps = PowerShell(pool)
+            ps.add_cmdlet("Get-MailboxPermission").add_parameter("Identity", mailbox).add_parameter("User", trustee)
+            output = ps.invoke()
+            if ps.streams.error or ps.had_errors:
+                outcome = "failed"
+            elif any(entry is not None and entry.grants_full_access
+                     for entry in map(records.permission_entry, output)):
+                outcome = "already-present"
+            else:
+                ps = PowerShell(pool)
+                ps.add_cmdlet("Add-MailboxPermission").add_parameter("Identity", mailbox)
+                ps.add_parameter("User", trustee).add_parameter("AccessRights", ["FullAccess"])
+                ps.add_parameter("InheritanceType", "All").add_parameter("AutoMapping", False)
+                ps.invoke()
+                outcome = "failed" if ps.streams.error or ps.had_errors else "granted"
+            results[outcome] = results.get(outcome, 0) + 1
+    return results
+
+
+def provisioner(lab: Lab, mailboxes: list[str], batch_size: int, parallel: int) -> dict[str, int]:
+    job = Job(Action.GRANT, tuple(Identity(m) for m in mailboxes), tuple(Trustee(Identity(t)) for t in TRUSTEES),
+              connection(lab, batch_size, parallel))
+    result = run(job, password=lab.password)
+    return result.counts
+
+
+def measure(lab: Lab, method: str, label: str, latency: int, action: object) -> Measure:
+    lab.server.counters.reset()
+    started = time.perf_counter()
+    results = action()  # type: ignore[operator]
+    seconds = time.perf_counter() - started
+    pairs = sum(results.values())
+    return Measure(method, label, latency, seconds, lab.server.counters["total"], pairs, results)
+
+
+def peak_mb(who: int = resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
+def dry_run_memory(count: int) -> tuple[float, float]:
+    """Peak RSS (MB) and seconds of the CLI writing the dry-run script for ``count`` mailboxes x 2 trustees."""
+    with tempfile.TemporaryDirectory() as folder:
+        users = Path(folder, "users.txt")
+        users.write_text("".join(f"user{index:06d}\n" for index in range(1, count + 1)), encoding="utf-8")
+        command = [sys.executable, "-m", "provisioner", "grant", "--dry-run", "--offline", "--users-file", str(users),
+                   "--service-account", TRUSTEES[0], "--admin-user", TRUSTEES[1],
+                   "--script", str(Path(folder, "out.ps1")), "--server", "exchange.contoso.com"]
+        started = time.perf_counter()
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env={**os.environ}, check=False)
+        seconds = time.perf_counter() - started
+        if done.returncode != 0:
+            raise SystemExit(f"dry-run failed ({done.returncode}): {done.stderr[-2000:]}")
+        return peak_mb(resource.RUSAGE_CHILDREN), seconds
+
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mailboxes", type=int, default=1000)
+    parser.add_argument("--latencies", default="0,10", help="injected ms per request, comma separated")
+    parser.add_argument("--missing", type=float, default=0.05, help="fraction of targets that do not exist")
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--parallel", type=int, default=1)
+    parser.add_argument("--dry-run-mailboxes", type=int, default=100_000, help="0: skip the dry-run memory run")
+    args = parser.parse_args()
+    latencies = [int(value) for value in args.latencies.split(",") if value.strip()]
+    mailboxes = targets(args.mailboxes, args.missing)
+    measures: list[Measure] = []
+    with running_lab(mailboxes=args.mailboxes) as lab:
+        for latency in latencies:
+            lab.server.set_faults(FaultOptions(latency_ms=float(latency)))
+            for method in ("naive", "provisioner"):
+                lab.engine.directory = ExchangeEngine.generated(args.mailboxes).directory
+                if method == "naive":
+                    with open_pool(connection(lab, 1, 1), lab.password) as pool:
+                        for label in ("first grant", "no-op re-apply"):
+                            measures.append(measure(lab, method, label, latency, lambda: naive(pool, mailboxes)))
+                else:
+                    for label in ("first grant", "no-op re-apply"):
+                        measures.append(measure(lab, method, label, latency, lambda: provisioner(
+                            lab, mailboxes, args.batch_size, args.parallel)))
+                print(f"  ... {method} at {latency} ms done", file=sys.stderr, flush=True)
+        peak = peak_mb()
+    report(measures, args, peak)
+    if args.dry_run_mailboxes:
+        cli_peak, seconds = dry_run_memory(args.dry_run_mailboxes)
+        print(f"\nCLI dry-run script, {args.dry_run_mailboxes:,} mailboxes x {len(TRUSTEES)} trustees: "
+              f"peak RSS {cli_peak:.0f} MB, {seconds:.1f} s")
+
+
+def report(measures: list[Measure], args: argparse.Namespace, peak: float) -> None:
+    print(f"\n{args.mailboxes:,} mailboxes x {len(TRUSTEES)} trustees ({args.missing:.0%} of targets missing), "
+          f"batch size {args.batch_size}, parallel {args.parallel}")
+    header = f"{'run':<16}{'latency':>8}{'method':>13}{'req/pair':>10}{'seconds':>9}{'naive/prov':>11}  results"
+    print(header)
+    print("-" * len(header))
+    by_key = {(m.method, m.run, m.latency): m for m in measures}
+    for m in measures:
+        ratio = ""
+        if m.method == "provisioner":
+            base = by_key[("naive", m.run, m.latency)]
+            ratio = f"{base.seconds / m.seconds:.1f}x"
+        results = ", ".join(f"{name} {count}" for name, count in sorted(m.results.items()))
+        print(f"{m.run:<16}{m.latency:>6}ms{m.method:>13}{m.requests / max(m.pairs, 1):>10.3f}{m.seconds:>9.2f}"
+              f"{ratio:>11}  {results}")
+    print(f"peak RSS of this process (lab endpoint included): {peak:.0f} MB")
+    granted = {m.method: m.results.get(Result.GRANTED.value, 0) for m in measures if m.run == "first grant"}
+    if len(set(granted.values())) > 1:
+        print(f"WARNING: granted counts differ between methods: {granted}")
+
+
+if __name__ == "__main__":
+    main()
