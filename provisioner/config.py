@@ -7,6 +7,7 @@ named (TOML syntax errors also carry the line), before anything is sent. Passwor
 from __future__ import annotations
 
 import difflib
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -174,14 +175,20 @@ def load_config(path: Path) -> Config:
     """Read and validate ``path``. Relative users-file paths are relative to the config file's folder."""
     reader = _Reader(path)
     try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
+        raw = path.read_bytes()
+        data = tomllib.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise InputError("configuration file not found", where=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise InputError(f"cannot read configuration file: {exc}", where=str(path)) from None
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        message = f"invalid TOML: not UTF-8 (byte 0x{raw[exc.start]:02x} at line {line})"
+        raise InputError(message, where=str(path)) from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"invalid TOML: {exc}", where=str(path)) from None
+    except (ValueError, RecursionError) as exc:  # tomllib: an integer over 4300 digits, or nesting too deep
+        raise InputError(f"invalid TOML: {type(exc).__name__}: {exc}", where=str(path)) from None
     reader.check_keys(data, _SECTIONS, "")
     for section in _SECTIONS:
         if section in data and not isinstance(data[section], dict):
@@ -266,7 +273,7 @@ def _targets(reader: _Reader, table: Mapping[str, Any], base: Path) -> tuple[tup
         for index, value in enumerate(raw if isinstance(raw, list) else [raw], start=1):
             if not isinstance(value, str) or not value:
                 raise reader.fail(f"targets.{name}", f"entry {index}: expected a file path")
-            files.append(base / value)
+            files.append(base / reader.text(value, f"targets.{name}[{index}]", identity=True))
     return tuple(mailboxes), tuple(files)
 
 
@@ -328,6 +335,8 @@ def _reapply(reader: _Reader, table: Mapping[str, Any], base: Path) -> ReapplySe
             value = base / reader.text(value, f"reapply.{name}", identity=True)
         elif not isinstance(value, bool) and value < 0:
             raise reader.fail(f"reapply.{name}", "must not be negative")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise reader.fail(f"reapply.{name}", f"must be a finite number, not {value}")
         values[name] = value
     return ReapplySettings(**values)
 
