@@ -95,7 +95,11 @@ def _connection(config: Config, **overrides: Any) -> Connection:
             raise InputError(f"--{name} must be one of {', '.join(choices)}, not '{value}'")
     if overrides.get("insecure_lab") is False:
         overrides["insecure_lab"] = None  # a flag that is not given does not switch the config's setting off
-    return config.connection.with_overrides(**overrides)
+    connection = config.connection.with_overrides(**overrides)
+    if not connection.cert_validation:  # on every run, so that it is never forgotten
+        _err("warning: TLS certificate validation is off (connection.cert_validation = false): "
+             "anyone on the network path could pose as the server")
+    return connection
 
 
 def _desired(
@@ -567,13 +571,33 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
+DEBUG_LOGGERS = ("provisioner", "pypsrp", "requests", "urllib3", "spnego")
+
+
+def _debug_logging() -> None:
+    """DEBUG logs of the tool and its transport stack (pypsrp, requests/urllib3, spnego) to stderr."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+    for name in DEBUG_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(handler)
+
+
 @app.callback()
 def _main(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version")
     ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Debug logging to stderr (never shows passwords)")
+    ] = False,
 ) -> None:
     """Exchange Full Access for mailbox-sync accounts: grant, audit, revoke, check, lab."""
+    if verbose:
+        _debug_logging()
 
 
 def main() -> None:
