@@ -47,6 +47,7 @@ class Connection:
     spn_hostname: str | None = None  # SPN host for load-balanced namespaces or connecting by IP
     keytab: str | None = None  # Kerberos client keytab for unattended runs (relative paths: to the config file)
     principal: str | None = None  # Kerberos principal (user@REALM) to use from the ticket cache or the keytab
+    keyring_service: str | None = None  # the password from the OS keyring: keyring.get_password(this, username)
     batch_size: int = 100  # (mailbox, trustee) steps per pipeline
     parallel: int = 1  # pipelines at once; Exchange's throttling policy limits concurrent shells per user
 
@@ -130,6 +131,7 @@ _CONNECTION_TYPES: dict[str, type | tuple[type, ...]] = {
     "spn_hostname": str,
     "keytab": str,
     "principal": str,
+    "keyring_service": str,
     "batch_size": int,
     "parallel": int,
 }

@@ -1,14 +1,16 @@
 """Opening a PowerShell remoting session (pypsrp WSMan + RunspacePool): auth, TLS, credentials, diagnosis.
 
-The password comes from the ``PROVISIONER_PASSWORD`` environment variable or an interactive prompt, never from
-the command line or the config file. Transport failures become :class:`ConnectionFailure` with one clear
-sentence (exit 4); the password is never part of any message.
+The password comes from the ``PROVISIONER_PASSWORD`` environment variable, the OS keyring
+(``connection.keyring_service``) or an interactive prompt, never from the command line or the config file.
+Transport failures become :class:`ConnectionFailure` with one clear sentence (exit 4); the password is never part
+of any message.
 """
 
 from __future__ import annotations
 
 import contextlib
 import getpass
+import logging
 import os
 import socket
 import sys
@@ -27,6 +29,7 @@ from provisioner.errors import ConnectionFailure, InputError
 
 PASSWORD_ENV = "PROVISIONER_PASSWORD"
 PASSWORD_AUTHS = frozenset({"negotiate", "ntlm", "basic", "credssp"})
+log = logging.getLogger(__name__)
 
 
 def resolve_password(connection: Connection, prompt: Callable[[str], str] | None = None) -> str | None:
@@ -42,11 +45,33 @@ def resolve_password(connection: Connection, prompt: Callable[[str], str] | None
         return None
     if password is not None:
         return password
+    if connection.keyring_service:
+        stored = _from_keyring(connection.keyring_service, connection.username or "")
+        if stored is not None:
+            return stored
     if prompt is None and sys.stdin.isatty():
         prompt = getpass.getpass
     if prompt is None:
         raise InputError(f"{connection.auth} authentication needs a password: set {PASSWORD_ENV} or run interactively")
     return prompt(f"Password for {connection.username}: ")
+
+
+def _from_keyring(service: str, username: str) -> str | None:
+    """``keyring.get_password(service, username)``; keyring is an optional dependency (``provisioner[keyring]``)."""
+    try:
+        import keyring  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        raise InputError(
+            "connection.keyring_service is set but the 'keyring' package is not installed "
+            "(pip install 'provisioner[keyring]')"
+        ) from None
+    try:
+        stored: str | None = keyring.get_password(service, username)
+    except Exception as exc:  # keyring.errors.KeyringError and backend errors: no common base to rely on
+        raise InputError(f"cannot read the OS keyring (service '{service}'): {type(exc).__name__}") from None
+    if stored is None:
+        log.debug("no password for %s in the OS keyring (service %s)", username, service)
+    return stored
 
 
 def check_connection_settings(connection: Connection) -> None:
@@ -159,6 +184,9 @@ def _first_line(text: str) -> str:
 def open_pool(connection: Connection, password: str | None) -> Iterator[RunspacePool]:
     """An open RunspacePool with one runspace (state such as a preamble persists), closed on exit."""
     check_connection_settings(connection)
+    log.debug("opening a session on %s://%s:%s/%s (%s, user %s, configuration %s)", connection.scheme,
+              connection.server, connection.effective_port, connection.path, connection.auth,
+              connection.username or "from ticket", connection.configuration_name)
     try:
         wsman = build_wsman(connection, password)
         pool = RunspacePool(wsman, configuration_name=connection.configuration_name)
