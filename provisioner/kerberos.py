@@ -45,6 +45,7 @@ CONFIG_NODEFREALM = -1765328160
 # GSS major status: the routine error is bits 16-23.
 GSS_S_NO_CRED = 7
 GSS_S_CREDENTIALS_EXPIRED = 11
+GSS_S_CONTEXT_EXPIRED = 12  # the service ticket ends with the TGT: an expired TGT the KDC still honoured (skew)
 
 FIX_CLOCK = "Synchronise this machine's clock with the domain (chrony or timesyncd against a DC), then kinit again."
 
@@ -86,7 +87,7 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 def codes_of(exc: BaseException) -> Codes:
     """The codes in a failure from pyspnego / python-gssapi / pykrb5 (duck-typed: none of them need be installed)."""
-    from spnego.exceptions import CredentialsExpiredError, NoCredentialError
+    from spnego.exceptions import ContextExpiredError, CredentialsExpiredError, NoCredentialError
 
     krb5: list[int] = []
     major: int | None = None
@@ -101,7 +102,7 @@ def codes_of(exc: BaseException) -> Codes:
             if min_code:
                 krb5.append(_signed32(min_code))
         no_credentials |= isinstance(item, NoCredentialError)
-        expired |= isinstance(item, CredentialsExpiredError)
+        expired |= isinstance(item, (CredentialsExpiredError, ContextExpiredError))
         not_installed |= isinstance(item, ImportError)
     return Codes(tuple(dict.fromkeys(krb5)), major, no_credentials, expired, not_installed)
 
@@ -132,7 +133,7 @@ def diagnose(exc: BaseException, connection: Connection) -> ConnectionFailure | 
         failure = _by_code(code, connection)
         if failure is not None:
             return failure
-    if codes.credentials_expired or codes.gss_major == GSS_S_CREDENTIALS_EXPIRED:
+    if codes.credentials_expired or codes.gss_major in (GSS_S_CREDENTIALS_EXPIRED, GSS_S_CONTEXT_EXPIRED):
         return _expired(connection)
     if codes.no_credentials or codes.gss_major == GSS_S_NO_CRED:
         return _no_credentials(connection)
