@@ -5,8 +5,10 @@ goes over the wire or what comes back:
 
 * serialising: ``Pipeline._get_statements`` deep-copies every Command twice (a guard for lxml, where an element
   can have one parent only). The ElementTree serializer builds new elements for every occurrence and never
-  shares them, so :class:`SharedCommand` makes that copy return the command itself. The XML is identical
-  (``tests/test_batch_attribution.py`` compares it).
+  shares them, so :class:`SharedCommand` makes that copy return the command itself. Building the
+  CREATE_PIPELINE message then still costs about a millisecond per command; :func:`create_pipeline_xml` writes
+  it as text instead, and only after writing a *sample* pipeline (one command of each shape in the batch,
+  cheap) exactly as pypsrp does, byte for byte; otherwise pypsrp serialises the message as usual.
 * deserialising: ``Serializer.deserialize`` rebuilds its table of ~60 known types and re-serialises the element
   to a string for every node, including every primitive leaf. :class:`LeafFastSerializer` reads pipeline output
   objects (the PIPELINE_OUTPUT messages, whose objects pypsrp turns into ``GenericComplexObject``, lists and
@@ -19,11 +21,13 @@ goes over the wire or what comes back:
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 from pypsrp.complex_objects import Command, GenericComplexObject
+from pypsrp.messages import CreatePipeline
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.serializer import Serializer
 
@@ -33,6 +37,148 @@ class SharedCommand(Command):
 
     def __deepcopy__(self, memo: dict[int, Any]) -> SharedCommand:
         return self
+
+
+_MERGES_BEFORE_ARGS = ("merge_my_result", "merge_to_result", "merge_previous")
+_MERGES_AFTER_ARGS = ("merge_error", "merge_warning", "merge_verbose", "merge_debug", "merge_information")
+_MERGE_NAMES = {"merge_my_result": "MergeMyResult", "merge_to_result": "MergeToResult",
+                "merge_previous": "MergePreviousResults", "merge_error": "MergeError",
+                "merge_warning": "MergeWarning", "merge_verbose": "MergeVerbose", "merge_debug": "MergeDebug",
+                "merge_information": "MergeInformation"}
+_MERGE_TYPES = ("System.Management.Automation.Runspaces.PipelineResultTypes", "System.Enum", "System.ValueType",
+                "System.Object")
+_ARRAY_TYPES = ("System.Object[]", "System.Array", "System.Object")
+_TN = re.compile(r'<TN RefId="(\d+)">((?:<T>[^<]*</T>)+)</TN>')
+_OBJ_REF = re.compile(r'<Obj RefId="(\d+)"')
+
+
+def _text(value: str) -> str:
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _value_kind(value: Any) -> str:
+    if value is None:
+        return "nil"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return "strings"
+    raise Unsure(type(value).__name__)
+
+
+def _shape(command: Any) -> tuple[Any, ...]:
+    if command.is_script is not False or command.use_local_scope is not None or not command.end_of_statement:
+        raise Unsure("not a plain cmdlet statement")
+    merges = tuple((name, getattr(command, name).value) for name in (*_MERGES_BEFORE_ARGS, *_MERGES_AFTER_ARGS))
+    if any(value != 0 for _, value in merges):
+        raise Unsure("merged streams")
+    return (command.cmd, tuple((arg.name, _value_kind(arg.value)) for arg in command.args))
+
+
+class _Writer:
+    """Writes the commands part of a CREATE_PIPELINE message the way pypsrp 0.9.1 serialises it."""
+
+    def __init__(self, serializer: Serializer, next_ref: int, types: dict[tuple[str, ...], int]) -> None:
+        self.serializer = serializer
+        self.next_ref = next_ref
+        self.types = dict(types)
+        self.parts: list[str] = []
+
+    def ref(self) -> int:
+        self.next_ref += 1
+        return self.next_ref - 1
+
+    def type_names(self, names: tuple[str, ...]) -> str:
+        known = self.types.get(names)
+        if known is not None:
+            return f'<TNRef RefId="{known}" />'
+        self.types[names] = len(self.types)
+        listed = "".join(f"<T>{_text(name)}</T>" for name in names)
+        return f'<TN RefId="{self.types[names]}">{listed}</TN>'
+
+    def string(self, value: str) -> str:
+        return _text(self.serializer._serialize_string(value) or "")
+
+    def merge(self, name: str) -> str:
+        return (f'<Obj RefId="{self.ref()}" N="{_MERGE_NAMES[name]}">{self.type_names(_MERGE_TYPES)}'
+                "<ToString>None</ToString><I32>0</I32></Obj>")
+
+    def argument(self, name: str, value: Any) -> str:
+        head = f'<Obj RefId="{self.ref()}"><MS><S N="N">{self.string(name)}</S>'
+        if value is None:
+            body = '<Nil N="V" />'
+        elif isinstance(value, bool):
+            body = f'<B N="V">{"true" if value else "false"}</B>'
+        elif isinstance(value, str):
+            body = f'<S N="V">{self.string(value)}</S>'
+        else:
+            items = "".join(f"<S>{self.string(item)}</S>" for item in value)
+            body = f'<Obj RefId="{self.ref()}" N="V">{self.type_names(_ARRAY_TYPES)}<LST>{items}</LST></Obj>'
+        return head + body + "</MS></Obj>"
+
+    def command(self, command: Any, list_types: tuple[str, ...]) -> str:
+        parts = [f'<Obj RefId="{self.ref()}"><MS><S N="Cmd">{self.string(command.cmd)}</S>'
+                 '<B N="IsScript">false</B><Nil N="UseLocalScope" />']
+        parts.extend(self.merge(name) for name in _MERGES_BEFORE_ARGS)
+        parts.append(f'<Obj RefId="{self.ref()}" N="Args">{self.type_names(list_types)}<LST>')
+        parts.extend(self.argument(arg.name, arg.value) for arg in command.args)
+        parts.append("</LST></Obj>")
+        parts.extend(self.merge(name) for name in _MERGES_AFTER_ARGS)
+        parts.append("</MS></Obj>")
+        return "".join(parts)
+
+    def commands(self, commands: list[Any], list_types: tuple[str, ...]) -> str:
+        """ExtraCmds' entries (one statement per command), then the Cmds object (the first statement again)."""
+        parts = []
+        for command in commands:
+            statement = self.ref()
+            cmds = self.ref()
+            parts.append(f'<Obj RefId="{statement}"><MS><Obj RefId="{cmds}" N="Cmds">{self.type_names(list_types)}'
+                         f"<LST>{self.command(command, list_types)}</LST></Obj></MS></Obj>")
+        parts.append(f'</LST></Obj><Obj RefId="{self.ref()}" N="Cmds">{self.type_names(list_types)}'
+                     f"<LST>{self.command(commands[0], list_types)}</LST></Obj>")
+        return "".join(parts)
+
+
+def _frame(xml: str) -> tuple[str, str, int, dict[tuple[str, ...], int], tuple[str, ...]]:
+    """pypsrp's message split around the statements: prefix (through ExtraCmds' <LST>), suffix, counters."""
+    start = xml.index('N="ExtraCmds">')
+    head_end = xml.index("<LST>", start) + len("<LST>")
+    prefix = xml[:head_end]
+    suffix = xml[xml.rindex("</LST></Obj>") + len("</LST></Obj>"):]
+    types = {tuple(re.findall(r"<T>([^<]*)</T>", names)): int(ref) for ref, names in _TN.findall(prefix)}
+    list_types = next(names for names, ref in types.items() if f'<TN RefId="{ref}">' in xml[start:head_end])
+    refs = [int(ref) for ref in _OBJ_REF.findall(prefix)]
+    return prefix, suffix, max(refs) + 1, types, list_types
+
+
+def create_pipeline_xml(serializer: Serializer, message: Any) -> str:
+    """The CREATE_PIPELINE message as pypsrp would write it; Unsure when that cannot be shown on a sample."""
+    pipeline = message.pipeline
+    commands = list(pipeline.commands)
+    if len(commands) < 2:
+        raise Unsure("one statement")
+    seen: dict[tuple[Any, ...], Any] = {}
+    for command in commands:
+        seen.setdefault(_shape(command), command)
+    sample = list(seen.values())
+    if len(sample) < 2:
+        sample = commands[:2]
+    pipeline.commands = sample
+    try:
+        element = Serializer.serialize(serializer, message)
+    finally:
+        pipeline.commands = commands
+    if element is None:
+        raise Unsure("nothing serialised")
+    reference = ET.tostring(element, encoding="unicode", method="xml")
+    prefix, suffix, next_ref, types, list_types = _frame(reference)
+    written = prefix + _Writer(serializer, next_ref, types).commands(sample, list_types) + suffix
+    if written != reference:
+        raise Unsure("the writer does not match pypsrp for this pipeline")
+    return prefix + _Writer(serializer, next_ref, types).commands(commands, list_types) + suffix
 
 
 def share_commands(ps: PowerShell) -> None:
@@ -81,12 +227,13 @@ def _kind(types: list[str]) -> str:
 
 
 class _Reader:
-    """One output message: RefId and TN tables are per message, as in pypsrp."""
+    """Reads CLIXML values; RefId and TN tables are per message, as in pypsrp (or pypsrp's own, when nested)."""
 
-    def __init__(self, serializer: Serializer) -> None:
+    def __init__(self, serializer: Serializer, objects: dict[str, Any] | None = None,
+                 type_lists: dict[str, list[str]] | None = None) -> None:
         self.serializer = serializer
-        self.objects: dict[str, Any] = {}
-        self.type_lists: dict[str, list[str]] = {}
+        self.objects: dict[str, Any] = {} if objects is None else objects
+        self.type_lists: dict[str, list[str]] = {} if type_lists is None else type_lists
 
     def value(self, element: ET.Element) -> Any:
         tag = element.tag
@@ -179,8 +326,15 @@ class LeafFastSerializer(Serializer):
                 return read_output(self, element)
             except (Unsure, KeyError, ValueError):
                 pass
-        if metadata is None and not clear and not isinstance(element, str):
+        if not clear and not isinstance(element, str):
+            # a node inside a message pypsrp is reading (e.g. an error record): primitive leaves convert the same
+            # whatever the metadata; objects without metadata are read like output objects, in pypsrp's tables
             tag = element.tag
+            if tag == "Obj" and metadata is None:
+                try:
+                    return _Reader(self, self.obj, self.tn).obj(element)
+                except (Unsure, KeyError, ValueError):
+                    return super().deserialize(element, metadata, clear)
             if tag == "S":
                 return self._deserialize_string(element.text)
             if tag == "B":
@@ -193,6 +347,16 @@ class LeafFastSerializer(Serializer):
             if leaf is not None:
                 return leaf(element)
         return super().deserialize(element, metadata, clear)
+
+    def serialize(self, value: Any, metadata: Any = None, parent: ET.Element | None = None,
+                  clear: bool = True) -> Any:
+        """As pypsrp; a CREATE_PIPELINE message comes back as its UTF-8 bytes (``Message.pack`` sends bytes as is)."""
+        if isinstance(value, CreatePipeline) and metadata is None and parent is None and clear:
+            try:
+                return create_pipeline_xml(self, value).encode("utf-8")
+            except (Unsure, ValueError, StopIteration, AttributeError):
+                pass
+        return super().serialize(value, metadata, parent, clear)
 
 
 def install(pool: RunspacePool) -> None:
