@@ -3,7 +3,8 @@
 The KDC (one per test session) holds the lab's service principal ``HTTP/exch01.provisioner.test`` (its keytab is
 the lab's) and the users of the tests. Each test gets its own ticket cache in its tmp_path, so tests do not see
 each other's tickets. The tests that need the KDC skip, saying how to enable them, when the MIT tools or the
-python gssapi/krb5 bindings are missing; ``.ci/run`` installs both.
+python gssapi/krb5 bindings are missing; ``.ci/run`` installs both and sets ``PROVISIONER_REQUIRE_KERBEROS=1``,
+which makes such a skip a failure.
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ def skip_reason() -> str | None:
     return f"{problem}; {ENABLE_HINT}" if problem else None
 
 
+def skip_or_fail(reason: str) -> None:
+    if os.environ.get("PROVISIONER_REQUIRE_KERBEROS") == "1":
+        pytest.fail(f"PROVISIONER_REQUIRE_KERBEROS=1 but {reason}")
+    pytest.skip(reason)
+
+
 def faketime_library() -> str | None:
     """libfaketime (Debian package faketime), to run the client with a wrong clock."""
     found = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1") + glob.glob("/usr/lib/faketime/libfaketime.so.1"))
@@ -53,7 +60,7 @@ def faketime_library() -> str | None:
 def kdc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KDC]:
     reason = skip_reason()
     if reason:
-        pytest.skip(reason)
+        skip_or_fail(reason)
     with running_kdc(tmp_path_factory.mktemp("kdc")) as running:
         running.add_service(running.service_principal())
         running.add_user(ALICE, ALICE_PASSWORD)

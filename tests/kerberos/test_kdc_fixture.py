@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.kerberos.conftest import skip_reason
+from tests.kerberos.conftest import skip_or_fail, skip_reason
 from tests.kerberos.kdc import KDC, running_kdc, tool
 
 
@@ -20,7 +20,7 @@ def _stray_kerberos_files() -> set[str]:
 def test_kdc_starts_fast_issues_tickets_writes_only_its_directory_and_stops(tmp_path: Path) -> None:
     reason = skip_reason()
     if reason:
-        pytest.skip(reason)
+        skip_or_fail(reason)
     before = _stray_kerberos_files()
     root = tmp_path / "kdc"
     with running_kdc(root) as kdc:
@@ -44,7 +44,7 @@ def test_kdc_starts_fast_issues_tickets_writes_only_its_directory_and_stops(tmp_
 def test_kdc_is_stopped_when_the_body_fails(tmp_path: Path) -> None:
     reason = skip_reason()
     if reason:
-        pytest.skip(reason)
+        skip_or_fail(reason)
     seen: list[KDC] = []
     with pytest.raises(RuntimeError, match="test body failed"), running_kdc(tmp_path / "kdc") as kdc:
         seen.append(kdc)

@@ -21,6 +21,7 @@ from tests.kerberos.conftest import (
     TRUSTEE,
     Client,
     faketime_library,
+    skip_or_fail,
 )
 from tests.kerberos.kdc import KDC, closed_port, tool
 
@@ -215,7 +216,7 @@ def test_postdated_ticket_is_not_yet_valid(client: Client) -> None:
 def faketime() -> str:
     library = faketime_library()
     if library is None:
-        pytest.skip("needs libfaketime to run the client with a wrong clock: apt-get install faketime (.ci/run does)")
+        skip_or_fail("needs libfaketime to run the client with a wrong clock: apt-get install faketime (.ci/run does)")
     return library
 
 
