@@ -198,15 +198,23 @@ class Unsure(Exception):
 _LIST_TYPES = frozenset({"System.Array", "System.Collections.ArrayList", "System.Object[]"})
 # Type names pypsrp 0.9.1 maps to something other than GenericComplexObject or a plain list (its table in
 # Serializer.deserialize, and the generic collection prefixes it parses): the fast reader leaves these to it.
+_SMA = "System.Management.Automation."
 _PYPSRP_TYPES = frozenset({
     "System.Collections.Hashtable", "System.Collections.Queue", "System.Collections.Stack", "System.ConsoleColor",
     "System.Globalization.CultureInfo", "System.String", "System.Char", "System.Boolean", "System.DateTime",
     "System.Byte", "System.SByte", "System.UInt16", "System.Int16", "System.UInt32", "System.Int32", "System.UInt64",
     "System.Int64", "System.Single", "System.Double", "System.Decimal", "System.Guid", "System.Uri", "System.Version",
-    "System.Xml.XmlDocument", "System.Security.SecureString",
+    "System.Xml.XmlDocument", "System.Security.SecureString", "System.Collections.Generic.List",
+    *(_SMA + name for name in (
+        "CommandOrigin", "DebugRecord", "ErrorRecord", "Host.Coordinates", "Host.KeyInfo", "Host.Size",
+        "InformationalRecord", "InformationRecord", "ParameterMetadata", "ProgressRecordType",
+        "PSBoundParametersDictionary", "PSCredential", "PSObject", "PSPrimitiveDictionary", "PSTypeName",
+        "Remoting.RemoteHostMethodId", "Runspaces.ApartmentState", "Runspaces.PipelineResultTypes",
+        "Runspaces.PSThreadOptions", "Runspaces.RemoteStreamOptions", "SessionStateEntryVisibility", "VerboseRecord",
+        "WarningRecord", "ScriptBlock",
+    )),
 })
-_PYPSRP_PREFIXES = ("System.Management.Automation.", "System.Collections.Generic.", "System.Collections.ObjectModel.",
-                    "Selected.")
+_PYPSRP_PREFIXES = ("System.Collections.Generic.", "System.Collections.ObjectModel.", "Selected.")
 
 
 def _kind(types: list[str]) -> str:
