@@ -25,9 +25,8 @@ TOOLS = ("krb5kdc", "kdb5_util", "kadmin.local", "kinit", "klist", "kvno")
 # Debian installs the KDC tools in /usr/sbin, which is not on a non-root user's PATH.
 _SEARCH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin", "/sbin"])
 ENABLE_HINT = (
-    "install the MIT Kerberos KDC and client tools and the gssapi bindings to run them: "
-    "apt-get install krb5-kdc krb5-admin-server krb5-user libkrb5-dev && pip install 'pyspnego[kerberos]' "
-    "(.ci/run does both)"
+    "to run them: apt-get install krb5-kdc krb5-admin-server krb5-user libkrb5-dev faketime, then make test "
+    "(it installs the provisioner[kerberos] extra once krb5-config exists; .ci/run does both)"
 )
 
 
