@@ -117,6 +117,13 @@ def test_grant_with_username_and_password(client: Client, kdc: KDC) -> None:
     assert ALICE_PASSWORD not in result.stdout + result.stderr
 
 
+def test_negotiate_carries_kerberos_inside_spnego(client: Client, kdc: KDC) -> None:
+    user = kdc.user_principal(ALICE)
+    result = client.run("check", "--auth", "negotiate", "--username", user, password=ALICE_PASSWORD)
+    assert result.returncode == 0, result.stderr  # the lab has no NTLM account for alice: this was Kerberos
+    assert_all_encrypted(client)
+
+
 # --- failures: one sentence and the fix, exit 4 --------------------------------------------------------------------
 
 
