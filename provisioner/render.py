@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import jinja2
 from markupsafe import Markup
 
 from provisioner import __version__
-from provisioner.model import Plan
+from provisioner.model import Plan, PlanItem
 from provisioner.pwsh import Bare, literal
 from provisioner.steps import Step
 
@@ -89,23 +89,52 @@ class ScriptContext:
     preamble: str | None = None  # trusted: written by the config author
 
 
-def render_script(plan: Plan, steps: Sequence[Step], context: ScriptContext, *, now: datetime | None = None) -> str:
-    """The reviewable script: header, preamble, one command per change, and the unchanged items as comments."""
+class _Unchanged:
+    """The plan's unchanged items, iterated lazily (the template only tests it and loops over it)."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+
+    def __bool__(self) -> bool:
+        return any(not item.changes for item in self.plan.items)
+
+    def __iter__(self) -> Iterator[PlanItem]:
+        return (item for item in self.plan.items if not item.changes)
+
+
+def _script_variables(
+    plan: Plan, steps: Iterable[Step], context: ScriptContext, now: datetime | None
+) -> dict[str, Any]:
     generated = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    unchanged = [item for item in plan.items if not item.changes]
-    return environment().get_template("script.ps1.j2").render(
-        version=__version__,
-        action=Bare(plan.action.value),
-        generated=generated,
-        server=context.server,
-        domain_controller=context.domain_controller,
-        observed=plan.observed,
-        trustees=plan.trustees,
-        counts=sorted(plan.counts().items()),
-        preamble=Markup(context.preamble) if context.preamble else None,
-        steps=steps,
-        unchanged=unchanged,
-    )
+    return {
+        "version": __version__,
+        "action": Bare(plan.action.value),
+        "generated": generated,
+        "server": context.server,
+        "domain_controller": context.domain_controller,
+        "observed": plan.observed,
+        "trustees": plan.trustees,
+        "counts": sorted(plan.counts().items()),
+        "preamble": Markup(context.preamble) if context.preamble else None,
+        "steps": steps,
+        "unchanged": _Unchanged(plan),
+    }
+
+
+def render_script(plan: Plan, steps: Iterable[Step], context: ScriptContext, *, now: datetime | None = None) -> str:
+    """The reviewable script: header, preamble, one command per change, and the unchanged items as comments.
+
+    ``steps`` may be a generator: nothing but the output is kept per step.
+    """
+    return environment().get_template("script.ps1.j2").render(_script_variables(plan, steps, context, now))
+
+
+def stream_script(
+    plan: Plan, steps: Iterable[Step], context: ScriptContext, out: TextIO, *, now: datetime | None = None
+) -> None:
+    """:func:`render_script` written to ``out`` piece by piece (same text; memory stays flat for any plan size)."""
+    for chunk in environment().get_template("script.ps1.j2").generate(_script_variables(plan, steps, context, now)):
+        out.write(chunk)
 
 
 def render_lines(steps: Iterable[Step]) -> list[str]:
