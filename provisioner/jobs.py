@@ -188,7 +188,7 @@ def _finish(
     script = None
     if job.dry_run:
         options = step_builders.StepOptions(domain_controller=job.connection.domain_controller)
-        changes = list(step_builders.changes(plan, options))
+        changes = step_builders.changes(plan, options)  # a generator: no step is kept (100k-mailbox plans)
         preamble = job.connection.preamble if job.connection.mode == "script" else None
         context = ScriptContext(job.connection.server or "(not configured)", job.connection.domain_controller, preamble)
         script = render_script(plan, changes, context, now=finished)
