@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -126,12 +127,15 @@ def _progress_factory() -> Callable[[str, int], Progress] | None:
 
     def factory(label: str, total: int) -> Progress:
         done = 0
+        started = time.monotonic()
 
         def tick(count: int) -> None:
             nonlocal done
             done += count
+            rate = done / max(time.monotonic() - started, 1e-6)
             end = "\n" if done >= total else ""
-            sys.stderr.write(f"\r{label}: {done}/{total}{end}")
+            eta = f", ETA {max(total - done, 0) / rate:.0f}s" if rate and done < total else ""
+            sys.stderr.write(f"\r{label}: {done}/{total} ({rate:.0f} items/s{eta})\x1b[K{end}")
             sys.stderr.flush()
 
         return tick
