@@ -1,0 +1,38 @@
+"""Streaming the dry-run script: the same text as render_script, from a step generator."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+
+from provisioner import planner
+from provisioner import steps as step_builders
+from provisioner.model import Action, ErrorInfo, Identity, Observation, Trustee
+from provisioner.render import ScriptContext, render_script, stream_script
+
+NOW = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+
+
+def test_stream_script_writes_exactly_what_render_script_returns() -> None:
+    mailboxes = [Identity(f"user{i:06d}") for i in range(1, 40)] + [Identity("Frank O'Connor")]
+    trustees = (Trustee(Identity("svc-codetwo@contoso.com")), Trustee(Identity("sync.admin"), automapping=True))
+    observed = {planner.key(m, t): Observation() for m in mailboxes for t in trustees}
+    observed[planner.key(mailboxes[0], trustees[0])] = Observation(explicit_allow=True)
+    observed[planner.key(mailboxes[1], trustees[1])] = Observation.unreadable(ErrorInfo("gone", reason="X"))
+    plan = planner.plan(Action.GRANT, mailboxes, trustees, observed)
+    options = step_builders.StepOptions(domain_controller="dc01.contoso.com")
+    context = ScriptContext("ex01.contoso.com", "dc01.contoso.com", "Set-ADServerSettings -ViewEntireForest $true")
+    expected = render_script(plan, list(step_builders.changes(plan, options)), context, now=NOW)
+    out = io.StringIO()
+    stream_script(plan, step_builders.changes(plan, options), context, out, now=NOW)
+    assert out.getvalue() == expected
+    assert render_script(plan, step_builders.changes(plan, options), context, now=NOW) == expected
+    assert "# Not changed by this script:" in expected
+
+
+def test_a_plan_without_unchanged_items_has_no_unchanged_section() -> None:
+    trustees = (Trustee(Identity("svc")),)
+    plan = planner.plan(Action.GRANT, [Identity("a")], trustees, None)
+    out = io.StringIO()
+    stream_script(plan, step_builders.changes(plan, step_builders.StepOptions()), ScriptContext("x"), out, now=NOW)
+    assert "Not changed" not in out.getvalue() and "Add-MailboxPermission -Identity 'a'" in out.getvalue()
