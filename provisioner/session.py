@@ -65,10 +65,13 @@ def _from_keyring(service: str, username: str) -> str | None:
             "connection.keyring_service is set but the 'keyring' package is not installed "
             "(pip install 'provisioner[keyring]')"
         ) from None
+    failure = stored = None
     try:
-        stored: str | None = keyring.get_password(service, username)
+        stored = keyring.get_password(service, username)
     except Exception as exc:  # keyring.errors.KeyringError and backend errors: no common base to rely on
-        raise InputError(f"cannot read the OS keyring (service '{service}'): {type(exc).__name__}") from None
+        failure = type(exc).__name__  # only the type: a backend's message (or its context) could hold the secret
+    if failure is not None:
+        raise InputError(f"cannot read the OS keyring (service '{service}'): {failure}")
     if stored is None:
         log.debug("no password for %s in the OS keyring (service %s)", username, service)
     return stored
