@@ -15,7 +15,7 @@ from pypsrp.powershell import PowerShell
 from pypsrp.serializer import Serializer
 
 from provisioner.executors import wire
-from provisioner.executors.batch import Origin, Raw, attribute_reads, attribute_writes, locate
+from provisioner.executors.batch import Origin, Raw, attribute_reads, attribute_uniform, attribute_writes, locate
 from provisioner.model import AccessState, ErrorInfo, Identity, ItemState, PlanItem, Result, Trustee
 from provisioner.steps import StepOptions, grant, revoke
 
@@ -29,9 +29,10 @@ def mailbox() -> Any:
                            adapted_properties={"Identity": "x"}, extended_properties={})
 
 
-def ace(*, deny: bool = False, inherited: bool = False) -> Any:
+def ace(*, deny: bool = False, inherited: bool = False, on: str = "contoso.com/Users/X") -> Any:
     return SimpleNamespace(types=["Microsoft.Exchange.Management.RecipientTasks.MailboxAcePresentationObject"],
-                           adapted_properties={"AccessRights": ["FullAccess"], "Deny": deny, "IsInherited": inherited},
+                           adapted_properties={"AccessRights": ["FullAccess"], "Deny": deny, "IsInherited": inherited,
+                                               "Identity": on},
                            extended_properties={})
 
 
@@ -105,6 +106,37 @@ def test_permission_entries_that_cannot_be_read_make_that_item_unreadable() -> N
     observations = attribute_reads(MAILBOXES[:2], T, Raw(output=[mailbox(), broken, mailbox()]))
     assert observations[0] is not None and observations[0].state is AccessState.UNKNOWN
     assert observations[1] is not None and observations[1].state is AccessState.ABSENT
+
+
+# ------------------------------------------------------------------------------------------------ undelimited reads
+def uniform(raw: Raw) -> list[str | None] | None:
+    found = attribute_uniform(MAILBOXES, T, raw)
+    return None if found is None else states(found)
+
+
+def test_no_entries_at_all_means_every_readable_item_is_absent() -> None:
+    missing = error("Get-MailboxPermission", "bob", user=T.identity.value)
+    assert uniform(Raw()) == ["absent"] * 3
+    assert uniform(Raw(errors=[missing])) == ["absent", NOT_FOUND, "absent"]
+
+
+def test_one_run_per_readable_item_maps_in_order() -> None:
+    raw = Raw(output=[ace(on="A"), ace(on="A", deny=True), ace(on="C")],
+              errors=[error("Get-MailboxPermission", "bob", user=T.identity.value)])
+    assert uniform(raw) == ["denied", NOT_FOUND, "present"]
+    assert uniform(Raw(output=[ace(on="A"), ace(on="B", inherited=True), ace(on="C")])) == ["present"] * 3
+
+
+def test_mixed_batches_and_doubtful_records_need_delimiters() -> None:
+    assert uniform(Raw(output=[ace(on="A"), ace(on="C")])) is None  # which one is absent? unknown
+    assert uniform(Raw(output=[ace(on="A"), ace(on="A"), ace(on="A")])) is None  # one run, three items
+    no_identity = SimpleNamespace(types=["X.MailboxAcePresentationObject"], adapted_properties={"Deny": False},
+                                  extended_properties={})
+    assert uniform(Raw(output=[no_identity])) is None
+    assert uniform(Raw(errors=[error("Get-MailboxPermission", "bob", reason="Denied")])) is None
+    assert uniform(Raw(errors=[error("Get-MailboxPermission", None, target="?")])) is None
+    failure = (ErrorInfo("quota"), Origin())
+    assert uniform(Raw(failure=failure)) is None
 
 
 # ------------------------------------------------------------------------------------------------ writes

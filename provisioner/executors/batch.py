@@ -6,7 +6,12 @@ per pipeline and attributes what comes back to the items. Whatever it cannot att
 re-runs item by item through :class:`~provisioner.executors.psrp.PsrpExecutor` (the exact path), so the result
 per item is the one PsrpExecutor would give. Unknown is never treated as absent, nothing is guessed.
 
-Reads (per trustee T and batch of mailboxes M1..Mn), one pipeline of statements::
+Reads (per trustee T and batch of mailboxes M1..Mn). First, while batches turn out uniform, without delimiters::
+
+    Get-MailboxPermission -Identity M1 -User T ; Get-MailboxPermission -Identity M2 -User T ; ...
+
+which can be attributed when no item has entries (a first grant) or every item without an error has entries (a
+re-apply), see :func:`attribute_uniform`. Otherwise (and for the rest of that read) with delimiters::
 
     Get-Mailbox -Identity M1 ; Get-MailboxPermission -Identity M1 -User T ; Get-Mailbox -Identity M2 ; ...
 
@@ -16,6 +21,8 @@ Exchange facts the attribution relies on (``exchange-facts.md``):
 
 * statements of one pipeline run in order and their output arrives in that order (PowerShell semantics); the
   Mailbox objects (type name ending ``.Mailbox``) therefore delimit the ACE objects of the statement after them;
+* every ACE object of ``Get-MailboxPermission -Identity M`` has M's ``Identity`` [doc: "the mailbox the ACE
+  belongs to"]; these server-written values are only compared with each other, never with inputs or names;
 * Get-MailboxPermission outputs only ``MailboxAcePresentationObject`` objects; a successful
   ``Add-MailboxPermission -AccessRights FullAccess`` outputs one, ``Remove-MailboxPermission`` none [code];
 * a failed identity lookup (ManagementObjectNotFound/Ambiguous) outputs nothing and its error record names
@@ -229,6 +236,45 @@ def attribute_reads(mailboxes: Sequence[Identity], trustee: Trustee, raw: Raw) -
     return observations
 
 
+def attribute_uniform(mailboxes: Sequence[Identity], trustee: Trustee, raw: Raw) -> list[Observation] | None:
+    """A read batch of ``Get-MailboxPermission`` statements only (no Get-Mailbox between them), or None.
+
+    Without delimiters the entries can be attributed only when the batch is uniform: every ACE of one statement
+    carries the same ``Identity`` (the mailbox it belongs to [doc]), so the runs of equal Identity values, in
+    statement order, are the statements that output anything. Either there is no run at all (every item without
+    an error is absent: a first grant), or as many runs as items without an error (each has its entries in
+    order: a re-apply). Items with an error must have failed to resolve (not found/ambiguous: no output).
+    Anything else (a mix of absent and present, a terminating failure, an error of another kind or of an
+    unknown item, an object that is not an ACE or has no Identity): None, and the batch is read with delimiters.
+    """
+    if raw.failure is not None:
+        return None
+    positions = _positions(mailboxes)
+    errors: list[list[ErrorInfo]] = [[] for _ in mailboxes]
+    for error, where in raw.errors:
+        position = locate(where, positions, trustee.identity)
+        if position is None or where.command.casefold() != GET_PERMISSION or not error.definitive:
+            return None
+        errors[position].append(error)
+    runs: list[list[Any]] = []
+    previous: str | None = None
+    for obj in raw.output:
+        identity = records.properties(obj).get("Identity") if _is_ace(obj) else None
+        if identity is None or not records.text(identity):
+            return None
+        if records.text(identity) != previous:
+            runs.append([])
+            previous = records.text(identity)
+        runs[-1].append(obj)
+    readable = [index for index in range(len(mailboxes)) if not errors[index]]
+    if runs and len(runs) != len(readable):
+        return None
+    observations = [Observation.unreadable(found[0]) if found else Observation() for found in errors]
+    for index, run in zip(readable, runs, strict=False):
+        observations[index] = _observation(run)
+    return observations
+
+
 def _warnings_by_item(raw: Raw, positions: Mapping[str, int], trustee: Identity) -> list[list[str]]:
     """Warnings per item: those naming their item go to it, the others to every item of the batch."""
     count = len(positions)
@@ -335,6 +381,7 @@ class BatchExecutor(PsrpExecutor):
         batch_size: int = DEFAULT_BATCH_SIZE,
         parallel: int = 1,
         open_pool: PoolOpener | None = None,
+        undelimited: bool = True,
     ) -> None:
         if batch_size < 1 or parallel < 1:
             raise ValueError("batch_size and parallel must be at least 1")
@@ -343,6 +390,8 @@ class BatchExecutor(PsrpExecutor):
         self.parallel = parallel
         self.open_pool = open_pool
         self.notes: list[str] = []
+        self.try_undelimited = undelimited
+        self.undelimited = undelimited
 
     def exact(self, pool: RunspacePool) -> PsrpExecutor:
         return PsrpExecutor(pool, encode_command, self.options)
@@ -352,6 +401,7 @@ class BatchExecutor(PsrpExecutor):
         self, mailboxes: Iterable[Identity], trustees: Iterable[Trustee], progress: Progress | None = None
     ) -> dict[PairKey, Observation]:
         trustee_list = list(trustees)
+        self.undelimited = self.try_undelimited
         batches = (
             (trustee, chunk)
             for chunk in _chunks(mailboxes, self.batch_size)
@@ -373,6 +423,14 @@ class BatchExecutor(PsrpExecutor):
         if len(batched) == 1:
             batched = []  # a batch of one is the exact path's own pipeline
         results: dict[str, Observation] = {}
+        if batched and self.undelimited:
+            uniform = attribute_uniform(batched, trustee, invoke_raw(pool, lambda ps: self._build_reads(
+                ps, batched, trustee, delimited=False)))
+            if uniform is None:
+                self.undelimited = False  # a mixed state: the rest of this run reads with delimiters
+            else:
+                results = {mailbox.key: observation for mailbox, observation in zip(batched, uniform, strict=True)}
+                batched = []
         if batched:
             raw = invoke_raw(pool, lambda ps: self._build_reads(ps, batched, trustee))
             for mailbox, observation in zip(batched, attribute_reads(batched, trustee, raw), strict=True):
@@ -386,10 +444,13 @@ class BatchExecutor(PsrpExecutor):
             pairs.append((key(mailbox, trustee), found))
         return pairs
 
-    def _build_reads(self, ps: PowerShell, mailboxes: Sequence[Identity], trustee: Trustee) -> None:
+    def _build_reads(
+        self, ps: PowerShell, mailboxes: Sequence[Identity], trustee: Trustee, *, delimited: bool = True
+    ) -> None:
         dc = [("DomainController", self.options.domain_controller)] if self.options.domain_controller else []
         for mailbox in mailboxes:
-            _add_parameters(ps, "Get-Mailbox", [("Identity", mailbox.value), *dc])
+            if delimited:
+                _add_parameters(ps, "Get-Mailbox", [("Identity", mailbox.value), *dc])
             _add_parameters(ps, "Get-MailboxPermission",
                             [("Identity", mailbox.value), ("User", trustee.identity.value), *dc])
 
