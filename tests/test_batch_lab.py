@@ -203,3 +203,42 @@ def test_requests_per_pair_on_a_thousand_mailboxes() -> None:
         assert again == {} and {item.state.value for item in plan.items} == {"already-present"}
         assert lab.server.counters["total"] / 2000 <= 0.05
         assert first_requests / 2000 <= 0.1
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if hasattr(value, "adapted_properties"):
+        return (value.types, value.to_string, _plain(value.adapted_properties), _plain(value.extended_properties),
+                _plain(value.property_sets))
+    if hasattr(value, "_extended_properties"):
+        names = [*value._property_sets, *value._adapted_properties, *value._extended_properties]
+        return {name: _plain(getattr(value, name)) for name, _ in names}
+    return (type(value).__name__, value)
+
+
+def test_the_fast_reader_reads_lab_messages_exactly_like_pypsrp(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pypsrp.messages import ErrorRecordMessage
+    from pypsrp.serializer import Serializer
+
+    from provisioner.executors.wire import LeafFastSerializer
+
+    captured: list[tuple[str, Any]] = []
+    original = Serializer.deserialize
+
+    def spy(self: Serializer, element: Any, metadata: Any = None, clear: bool = True) -> Any:
+        if clear and isinstance(element, str) and getattr(metadata, "object", None) in (None, ErrorRecordMessage):
+            captured.append((element, metadata))
+        return original(self, element, metadata, clear)
+
+    monkeypatch.setattr(Serializer, "deserialize", spy)
+    with running_lab() as lab, pool_for(lab) as pool:
+        exact = PsrpExecutor(pool, encode_command, step_builders.StepOptions())
+        grant(exact, ["judy.nakamura", "nobody", "Chris Taylor", "ivan.petrov", "sales"], TRUSTEES)
+    monkeypatch.undo()
+    assert len(captured) > 10
+    for text, metadata in captured:
+        assert _plain(LeafFastSerializer().deserialize(text, metadata)) == _plain(Serializer().deserialize(text,
+                                                                                                           metadata))
