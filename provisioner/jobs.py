@@ -173,11 +173,12 @@ def run(
             outcomes = [Outcome(i.mailbox, i.trustee, Result.UNKNOWN, lost.message, lost) for i in plan.items]
             return _finish(job, plan, outcomes, started, now(), notes=notes)
         plan = planner.plan(job.action, job.mailboxes, job.trustees, observed)
-        changes = list(step_builders.changes(plan, executor.options))
         if job.dry_run or job.action is Action.AUDIT:
             outcomes = [unchanged_outcome(item, job.action) for item in plan.items]
         else:
-            tick = progress("applying", len(changes)) if progress and changes else None
+            count = len(plan.changes)
+            tick = progress("applying", count) if progress and count else None
+            changes = step_builders.changes(plan, executor.options)  # a generator: steps are built as sent
             outcomes = merge_outcomes(plan, executor.apply(changes, tick))
     return _finish(job, plan, outcomes, started, now())
 
