@@ -36,6 +36,12 @@ of Mailbox/ACE objects that does not fit, an object of an unexpected type, a mai
 while its Get-MailboxPermission did not fail the same way, and every item a terminating failure (e.g.
 throttling) may have cut short. Identities with ``*`` (which Get-Mailbox would expand) and batches of one
 item always take the exact path.
+
+Not confirmed against a live Exchange server (the lab behaves this way, see ``provisioner/lab``): that remoted
+error records carry InvocationInfo with the bound parameters (without them, errors naming the trustee rather
+than the mailbox cannot be placed and their batch is re-read item by item: slower, not wrong), and how ACE
+``Identity`` values are rendered (only compared with each other; if they differed per ACE, batches would not
+look uniform and would be read with delimiters).
 """
 
 from __future__ import annotations
