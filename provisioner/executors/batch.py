@@ -41,7 +41,10 @@ Not confirmed against a live Exchange server (the lab behaves this way, see ``pr
 error records carry InvocationInfo with the bound parameters (without them, errors naming the trustee rather
 than the mailbox cannot be placed and their batch is re-read item by item: slower, not wrong), and how ACE
 ``Identity`` values are rendered (only compared with each other; if they differed per ACE, batches would not
-look uniform and would be read with delimiters).
+look uniform and would be read with delimiters, except in one case: a mailbox whose own ACEs carried two
+different renderings next to an item without entries would look like two items with entries; the [doc] fact
+above, that every ACE names the mailbox it belongs to, is what excludes it. ``undelimited=False`` turns the
+delimiter-free first attempt off).
 """
 
 from __future__ import annotations
