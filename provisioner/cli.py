@@ -190,99 +190,70 @@ def _change_command(
         raise typer.Exit(int(result.exit_code))
 
 
-@app.command()
-def grant(
-    config: ConfigOpt = None,
-    mailbox: MailboxOpt = None,
-    users_file: UsersFileOpt = None,
-    admin_user: AdminOpt = None,
-    service_account: ServiceOpt = None,
-    trustee: TrusteeOpt = None,
-    automapping: AutomapOpt = None,
-    dry_run: DryRunOpt = False,
-    offline: OfflineOpt = False,
-    script: ScriptOpt = None,
-    report: ReportOpt = None,
-    server: ServerOpt = None,
-    port: PortOpt = None,
-    scheme: SchemeOpt = None,
-    auth: AuthOpt = None,
-    username: UserOpt = None,
-    keytab: KeytabOpt = None,
-    principal: PrincipalOpt = None,
-    spn_service: SpnServiceOpt = None,
-    spn_hostname: SpnHostOpt = None,
-    domain_controller: DcOpt = None,
-    mode: ModeOpt = None,
-    batch_size: BatchOpt = None,
-    parallel: ParallelOpt = None,
-    insecure_lab: LabOpt = False,
-) -> None:
-    """Give the trustees Full Access on every target mailbox (only what is missing)."""
-    _change_command(
-        Action.GRANT,
-        config=config,
-        mailbox=mailbox,
-        users_file=users_file,
-        trustees=TrusteeOptions(admin_user, service_account, trustee or (), automapping),
-        dry_run=dry_run,
-        offline=offline,
-        script=script,
-        report=report,
-        overrides=dict(
-            server=server, port=port, scheme=scheme, auth=auth, username=username,
-            keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
-            domain_controller=domain_controller, mode=mode, insecure_lab=insecure_lab, batch_size=batch_size,
-            parallel=parallel,
-        ),
-    )
+def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
+    """grant and revoke share every option; revoke refuses --automapping (it only shapes new grants)."""
+
+    def command(
+        config: ConfigOpt = None,
+        mailbox: MailboxOpt = None,
+        users_file: UsersFileOpt = None,
+        admin_user: AdminOpt = None,
+        service_account: ServiceOpt = None,
+        trustee: TrusteeOpt = None,
+        automapping: AutomapOpt = None,
+        dry_run: DryRunOpt = False,
+        offline: OfflineOpt = False,
+        script: ScriptOpt = None,
+        report: ReportOpt = None,
+        server: ServerOpt = None,
+        port: PortOpt = None,
+        scheme: SchemeOpt = None,
+        auth: AuthOpt = None,
+        username: UserOpt = None,
+        keytab: KeytabOpt = None,
+        principal: PrincipalOpt = None,
+        spn_service: SpnServiceOpt = None,
+        spn_hostname: SpnHostOpt = None,
+        domain_controller: DcOpt = None,
+        mode: ModeOpt = None,
+        batch_size: BatchOpt = None,
+        parallel: ParallelOpt = None,
+        insecure_lab: LabOpt = False,
+    ) -> None:
+        if action is Action.REVOKE and automapping is not None:
+            with _edge():
+                raise InputError("--automapping shapes new grants; revoke does not take it")
+        _change_command(
+            action,
+            config=config,
+            mailbox=mailbox,
+            users_file=users_file,
+            trustees=TrusteeOptions(admin_user, service_account, trustee or (), automapping),
+            dry_run=dry_run,
+            offline=offline,
+            script=script,
+            report=report,
+            overrides=dict(
+                server=server, port=port, scheme=scheme, auth=auth, username=username,
+                keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
+                domain_controller=domain_controller, mode=mode, insecure_lab=insecure_lab, batch_size=batch_size,
+                parallel=parallel,
+            ),
+        )
+
+    command.__doc__ = help_text
+    return command
 
 
-@app.command()
-def revoke(
-    config: ConfigOpt = None,
-    mailbox: MailboxOpt = None,
-    users_file: UsersFileOpt = None,
-    admin_user: AdminOpt = None,
-    service_account: ServiceOpt = None,
-    trustee: TrusteeOpt = None,
-    dry_run: DryRunOpt = False,
-    offline: OfflineOpt = False,
-    script: ScriptOpt = None,
-    report: ReportOpt = None,
-    server: ServerOpt = None,
-    port: PortOpt = None,
-    scheme: SchemeOpt = None,
-    auth: AuthOpt = None,
-    username: UserOpt = None,
-    keytab: KeytabOpt = None,
-    principal: PrincipalOpt = None,
-    spn_service: SpnServiceOpt = None,
-    spn_hostname: SpnHostOpt = None,
-    domain_controller: DcOpt = None,
-    mode: ModeOpt = None,
-    batch_size: BatchOpt = None,
-    parallel: ParallelOpt = None,
-    insecure_lab: LabOpt = False,
-) -> None:
-    """Remove the trustees' explicit Full Access from the target mailboxes (inherited and Deny entries stay)."""
-    _change_command(
+app.command("grant")(
+    _change_cli(Action.GRANT, "Give the trustees Full Access on every target mailbox (only what is missing).")
+)
+app.command("revoke")(
+    _change_cli(
         Action.REVOKE,
-        config=config,
-        mailbox=mailbox,
-        users_file=users_file,
-        trustees=TrusteeOptions(admin_user, service_account, trustee or (), None),
-        dry_run=dry_run,
-        offline=offline,
-        script=script,
-        report=report,
-        overrides=dict(
-            server=server, port=port, scheme=scheme, auth=auth, username=username,
-            keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
-            domain_controller=domain_controller, mode=mode, insecure_lab=insecure_lab, batch_size=batch_size,
-            parallel=parallel,
-        ),
+        "Remove the trustees' explicit Full Access from the target mailboxes (inherited and Deny entries stay).",
     )
+)
 
 
 @app.command()

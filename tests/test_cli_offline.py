@@ -119,3 +119,9 @@ def test_connection_refused_is_exit_4() -> None:
 def test_version_and_module_entry_point() -> None:
     result = cli("--version")
     assert result.returncode == 0 and result.stdout.startswith("provisioner ")
+
+
+def test_revoke_refuses_automapping() -> None:
+    result = cli("revoke", "--offline", "--dry-run", "-m", "bob", "--trustee", "svc", "--automapping")
+    assert result.returncode == 2
+    assert "--automapping shapes new grants" in result.stderr
