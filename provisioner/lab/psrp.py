@@ -18,10 +18,12 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
+from xml.etree import ElementTree
 
 import psrpcore
 from psrpcore._payload import PSRPMessage, create_message
 from psrpcore.types import PSInvocationState, PSRPMessageType
+from psrpcore.types._serializer import serialize
 
 from provisioner.lab import clixml, convert
 from provisioner.lab.api import Engine, LabError, PipelineResult, Statement
@@ -78,6 +80,13 @@ class _LabRunspacePool(psrpcore.ServerRunspacePool):
         self._send_buffer.append(
             PSRPMessage(kind, bytearray(b_msg), self.runspace_pool_id, pipeline_id, self._fragment_counter, stream_type)
         )
+
+    def message_bytes(self, message: Any) -> bytes:
+        """A message's CLIXML as :meth:`prepare_message` serialises it (psrpcore's generic path)."""
+        element = serialize(
+            message, self._cipher, our_capability=self.our_capability, their_capability=self.their_capability
+        )
+        return bytes(ElementTree.tostring(element, encoding="utf-8", method="xml"))
 
     def _process_message(self, message: Any) -> Any:
         if message.message_type == PSRPMessageType.CreatePipeline and message.pipeline_id in self.pipeline_table:
@@ -147,6 +156,7 @@ class Shell:
         self._engine = engine
         self._cond = threading.Condition()
         self._pool = _LabRunspacePool()
+        self._errors = convert.ErrorTemplates(self._pool.message_bytes)
         self._pool_chunks: deque[bytes] = deque()
         self._commands: dict[str, _Command] = {}
         self.closed = False
@@ -275,7 +285,9 @@ class Shell:
         for text in result.warnings:
             pipeline.write_warning(text)
         for error in result.errors:
-            pipeline.prepare_message(convert.error_record(error), message_type=PSRPMessageType.ErrorRecord)
+            data = self._errors.clixml(error)
+            record: Any = convert.error_record(error) if data is None else RawClixml(data)
+            pipeline.prepare_message(record, message_type=PSRPMessageType.ErrorRecord)
         if result.failure is not None:
             pipeline._change_state(PSInvocationState.Failed, convert.error_record(result.failure))
         else:

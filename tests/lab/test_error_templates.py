@@ -1,0 +1,45 @@
+"""Error records written from a per-shape template are the bytes psrpcore writes."""
+
+from __future__ import annotations
+
+import pytest
+
+from provisioner.lab import convert, psrp
+from provisioner.lab.api import LabError
+
+BASE = {
+    "exception_type": "Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException",
+    "category": "InvalidData",
+    "reason": "ManagementObjectNotFoundException",
+    "command": "Get-MailboxPermission",
+}
+TEXTS = ["nobody1", "a&b<c>d", "é ü 中文", "tab\there", "new\nline", "_x0041_", "a_xb", "a\x01b", "😀", "q\"u'",
+         "]]>", "a_", "xyz", " sp ", "a\r\nb", "QZ0ZQ", ""]
+
+
+def _error(index: int, target: str, user: str, flag: bool | None) -> LabError:
+    return LabError(
+        message=f"The operation couldn't be performed because object '{target}' couldn't be found.",
+        fq_error_id=f"[Server=EX01,RequestId={index}] {user} 655AD2F1,GetMailboxPermission",
+        target_object=target,
+        bound_parameters={"Identity": target, "User": user, "Flag": flag},
+        **BASE,
+    )
+
+
+@pytest.mark.parametrize("first", ["nobody000020", "a&b"])
+def test_templates_match_psrpcore(first: str) -> None:
+    pool = psrp._LabRunspacePool()
+    templates = convert.ErrorTemplates(pool.message_bytes)
+    errors = [_error(0, first, "svc@contoso.com", None)]
+    errors += [_error(i, target + str(i), user, flag) for i, (target, user, flag) in enumerate(
+        (t, u, f) for t in TEXTS for u in TEXTS[:5] for f in (True, False, None))]
+    errors.append(LabError(message="m", exception_type="System.ArgumentException", category="InvalidArgument",
+                           reason="ArgumentException", fq_error_id="id", target_object=None))
+    written = 0
+    for error in errors:
+        data = templates.clixml(error)
+        if data is not None:
+            written += 1
+            assert data == pool.message_bytes(convert.error_record(error)), error
+    assert written > len(errors) // 4
