@@ -137,6 +137,10 @@ def invoke_raw(pool: RunspacePool, build: Callable[[PowerShell], None]) -> Raw:
         output = ps.invoke()
     except (WinRMError, RequestException, OSError) as exc:
         raise TransportLost(f"{type(exc).__name__}: {exc}") from exc
+    # pypsrp keeps every pipeline in pool.pipelines until the pool closes (only PowerShell.close(), which sends a
+    # TERMINATE signal, removes one); a finished pipeline is never read from there again, and dropping it lets its
+    # commands and output be freed now instead of piling up for the cyclic GC to walk on every full collection.
+    pool.pipelines.pop(ps.id, None)
     raw = Raw(output=list(output or []))
     failure = ps.failure_record
     for record in ps.streams.error:
