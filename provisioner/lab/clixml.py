@@ -15,6 +15,7 @@ CLIXML text in the shape psrpcore would produce (adapted properties in ``<Props>
 from __future__ import annotations
 
 import base64
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -201,12 +202,19 @@ def encode_string(text: str) -> str:
     """CLIXML string escaping (``_x`` itself, C0/C1 controls, non-BMP as UTF-16 pairs), then XML escaping."""
     if "_" in text:
         text = _SERIAL_ESCAPE_ESCAPE.sub(r"_x005F_\1", text)
-    text = _SERIAL_ESCAPE.sub(_escape_char, text)
+    if not (text.isascii() and text.isprintable()):  # printable ASCII has nothing _SERIAL_ESCAPE matches
+        text = _SERIAL_ESCAPE.sub(_escape_char, text)
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+@functools.lru_cache(maxsize=4096)
 def _attr(name: str) -> str:
     return encode_string(name).replace('"', "&quot;")
+
+
+@functools.lru_cache(maxsize=1024)
+def _type_list(names: tuple[str, ...]) -> str:
+    return "".join(f"<T>{encode_string(t)}</T>" for t in names)
 
 
 class Writer:
@@ -239,9 +247,7 @@ class Writer:
             return
         ref = len(self._tn)
         self._tn[names] = ref
-        parts.append(f'<TN RefId="{ref}">')
-        parts.extend(f"<T>{encode_string(t)}</T>" for t in names)
-        parts.append("</TN>")
+        parts.append(f'<TN RefId="{ref}">{_type_list(names)}</TN>')
 
     def _value(self, item: Any, name: str | None, parts: list[str]) -> None:
         n = f' N="{_attr(name)}"' if name is not None else ""
