@@ -18,7 +18,7 @@ from provisioner.desired import Desired, TrusteeOptions, desired
 from provisioner.errors import InputError, ProvisionerError
 from provisioner.executors.psrp import Progress
 from provisioner.jobs import Job, RunResult, run
-from provisioner.model import Action
+from provisioner.model import PROBLEM_RESULTS, Action
 from provisioner.report import write_private
 from provisioner.session import check_connection_settings, resolve_password
 
@@ -179,12 +179,7 @@ def _change_command(
         wanted = _desired(settings, mailbox, users_file, trustees)
         job = Job(action, wanted.mailboxes, wanted.trustees, connection, dry_run=dry_run, offline=offline)
         result = _execute(job, report)
-        if result.script is not None:
-            if script is None:
-                sys.stdout.write(result.script)
-            else:
-                write_private(script, result.script)
-                _err(f"script written to {script}")
+        _emit_script(result, script)
         _report_problems(result)
         _err(reports.summary_line(result))
         raise typer.Exit(int(result.exit_code))
@@ -390,12 +385,7 @@ def reapply(
             write_outputs(result, reapply_settings, None, None)
         for note in result.notes:
             _err(f"note: {note}")
-        if result.script is not None:
-            if script is None:
-                sys.stdout.write(result.script)
-            else:
-                write_private(script, result.script)
-                _err(f"script written to {script}")
+        _emit_script(result, script)
         _report_problems(result)
         _err(f"run {result.run_id}: " + reports.summary_line(result))
         if result.refused is not None:
@@ -463,12 +453,7 @@ def journal_undo(
             password = resolve_password(connection)
         with exclusive_for(settings, path):
             result = run_undo(path, run_id, connection, settings.reapply, dry_run=dry_run, password=password)
-        if result.script is not None:
-            if script is None:
-                sys.stdout.write(result.script)
-            else:
-                write_private(script, result.script)
-                _err(f"script written to {script}")
+        _emit_script(result, script)
         if report is not None:
             reports.write_report(result, report)
         _report_problems(result)
@@ -482,9 +467,20 @@ def exclusive_for(settings: Config, journal: Path) -> Any:
     return exclusive(_lock_path(settings, None, journal))
 
 
+def _emit_script(result: RunResult, script: Path | None) -> None:
+    """A dry-run's script to ``--script`` (owner-only) or to stdout; nothing when the run wrote none."""
+    if result.script is None:
+        return
+    if script is None:
+        sys.stdout.write(result.script)
+    else:
+        write_private(script, result.script)
+        _err(f"script written to {script}")
+
+
 def _report_problems(result: RunResult) -> None:
     for outcome in result.outcomes:
-        if outcome.result.value in ("failed", "blocked", "unknown"):
+        if outcome.result in PROBLEM_RESULTS:
             detail = f": {outcome.error}" if outcome.error else (f": {outcome.detail}" if outcome.detail else "")
             _err(f"{outcome.result.value}: {outcome.mailbox} / {outcome.trustee.identity}{detail}")
 
