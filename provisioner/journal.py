@@ -24,7 +24,8 @@ from provisioner.steps import Step
 CHANGED = {Result.GRANTED.value, Result.REMOVED.value}
 
 
-def _action(step: Step) -> str:
+def step_action(step: Step) -> str:
+    """The journal's name for what a step does: grant or revoke."""
     return "revoke" if str(step.cmdlet) == "Remove-MailboxPermission" else "grant"
 
 
@@ -66,7 +67,7 @@ class Journal:
     def intents(self, run_id: str, steps: Iterable[Step]) -> None:
         now = self._now()
         self._append(
-            {"time": now, "run_id": run_id, "kind": "intent", "action": _action(step),
+            {"time": now, "run_id": run_id, "kind": "intent", "action": step_action(step),
              "mailbox": step.mailbox.value, "trustee": step.trustee.identity.value,
              "automapping": step.trustee.automapping}
             for step in steps

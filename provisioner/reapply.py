@@ -34,7 +34,7 @@ from provisioner.config import Connection, ReapplySettings, Selector
 from provisioner.errors import ExitCode, ProvisionerError
 from provisioner.executors.psrp import PsrpExecutor, TransportLost
 from provisioner.jobs import Job, PoolFactory, RunResult, executor_for, unchanged_outcome
-from provisioner.journal import InDoubt, Journal, in_doubt
+from provisioner.journal import InDoubt, Journal, in_doubt, step_action
 from provisioner.model import (
     AccessState,
     Action,
@@ -262,7 +262,7 @@ class Reapply:
                 self.journal.intents(self.job.run_id, chunk)
             outcomes = self.verify(self._apply_chunk(chunk))
             if self.journal:
-                action_of = {(s.mailbox.key, s.trustee.identity.key): _action(s) for s in chunk}
+                action_of = {(s.mailbox.key, s.trustee.identity.key): step_action(s) for s in chunk}
                 known = [o for o in outcomes if o.result is not Result.UNKNOWN]  # unknown stays in doubt
                 self.journal.outcomes(self.job.run_id, known, action_of)
             for outcome in outcomes:
@@ -339,10 +339,6 @@ class Reapply:
                 if not visible:
                     wrong.append(outcome)
         return wrong
-
-
-def _action(step: step_builders.Step) -> str:
-    return "revoke" if str(step.cmdlet) == "Remove-MailboxPermission" else "grant"
 
 
 def run_reapply(
