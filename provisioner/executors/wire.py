@@ -266,7 +266,8 @@ class _Reader:
             return self.obj(element)
         raise Unsure(tag)
 
-    def obj(self, element: ET.Element, generic: bool = False) -> Any:
+    def _type_names(self, element: ET.Element) -> list[str]:
+        """An Obj's type names, from its TN list (remembered by RefId) or a TNRef to an earlier one."""
         types: list[str] = []
         for child in element:
             if child.tag == "TN":
@@ -274,6 +275,10 @@ class _Reader:
                 self.type_lists[child.attrib["RefId"]] = types
             elif child.tag == "TNRef":
                 types = self.type_lists[child.attrib["RefId"]]
+        return types
+
+    def obj(self, element: ET.Element, generic: bool = False) -> Any:
+        types = self._type_names(element)
         kind = _kind(types)
         ref = element.attrib["RefId"]
         if kind == "list":
@@ -295,13 +300,7 @@ class _Reader:
 
     def dynamic(self, element: ET.Element) -> GenericComplexObject:
         """An Obj pypsrp is told to read as GenericComplexObject whatever its type names (ObjDynamic)."""
-        types: list[str] = []
-        for child in element:
-            if child.tag == "TN":
-                types = [str(name.text) for name in child]
-                self.type_lists[child.attrib["RefId"]] = types
-            elif child.tag == "TNRef":
-                types = self.type_lists[child.attrib["RefId"]]
+        types = self._type_names(element)
         return self._generic(element, element.attrib["RefId"], types)
 
     def _generic(self, element: ET.Element, ref: str, types: list[str]) -> GenericComplexObject:
