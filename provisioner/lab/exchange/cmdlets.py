@@ -98,16 +98,25 @@ def _apply_automapping(ctx: Context, mailbox: Recipient, sid: str, automapping: 
         ctx.warn(OUTLOOK_LIMIT_WARNING)
 
 
-def add_mailbox_permission(ctx: Context) -> list[Any]:
-    bound = ctx.bound
-    request = _request(ctx)
+def _resolve_target(ctx: Context, request: _Request) -> tuple[Recipient, str] | None:
+    """The mailbox and trustee SID a change names; None when either lookup wrote its (non-terminating) error."""
     ctx.check_dc()
     mailbox = ctx.resolve_mailbox(request.identity)
     if mailbox is None:
-        return []
+        return None
     sid = ctx.resolve_trustee(request.user)
     if sid is None:
+        return None
+    return mailbox, sid
+
+
+def add_mailbox_permission(ctx: Context) -> list[Any]:
+    bound = ctx.bound
+    request = _request(ctx)
+    target = _resolve_target(ctx, request)
+    if target is None:
         return []
+    mailbox, sid = target
     rights = request.rights
     deny = request.deny
     inheritance = request.inheritance or "All"
@@ -175,13 +184,10 @@ def get_mailbox_permission(ctx: Context) -> list[Any]:
 
 def remove_mailbox_permission(ctx: Context) -> list[Any]:
     request = _request(ctx)
-    ctx.check_dc()
-    mailbox = ctx.resolve_mailbox(request.identity)
-    if mailbox is None:
+    target = _resolve_target(ctx, request)
+    if target is None:
         return []
-    sid = ctx.resolve_trustee(request.user)
-    if sid is None:
-        return []
+    mailbox, sid = target
     if not ctx.should_process(high_impact=True):
         return []
     rights = request.rights
