@@ -72,6 +72,8 @@ def value(element: ElementTree.Element) -> Any:
         return base64.b64decode(element.text or "")
     if tag == "Obj":
         return _object(element)
+    if tag == _PLACEHOLDER:
+        raise _NotSimple("a pre-read command used as a value")
     raise Unsupported(tag)
 
 
@@ -136,7 +138,9 @@ def _list_items(obj: ElementTree.Element | None) -> list[ElementTree.Element]:
     raise Unsupported("expected a list object")
 
 
-def _command(obj: ElementTree.Element) -> Invocation:
+def _command(obj: ElementTree.Element, commands: list[Invocation]) -> Invocation:
+    if commands and obj.tag == _PLACEHOLDER:
+        return commands[int(obj.attrib["I"])]
     if obj.tag != "Obj":
         raise Unsupported("command is not an object")
     members = _members(obj)
@@ -159,8 +163,80 @@ def _command(obj: ElementTree.Element) -> Invocation:
     )
 
 
-def parse_create_pipeline(data: bytes) -> CreatePipeline:
-    """Read NoInput and the statements from a CREATE_PIPELINE message body."""
+# --- pre-reading pypsrp's command objects ----------------------------------------------------------------------------
+#
+# A 100-statement CREATE_PIPELINE is ~124 KB and ~14,000 elements, most of them the nine Merge* enums of every
+# command; ElementTree takes ~6 ms to build that tree. Command objects in exactly pypsrp's shape (simple argument
+# values only) are therefore read with a regular expression and replaced in the text by a placeholder element
+# ``<_lab_cmd_ I="k"/>``; ElementTree then parses the small remainder, and _command returns the pre-read command for
+# a placeholder. The pattern only matches balanced markup whose text has no '<' or '&', so the tree of the
+# remainder is the original tree with those subtrees swapped for placeholders, and the pre-read Invocation is what
+# _command would have built from the subtree. Documents where that reasoning could fail (declarations, comments,
+# CDATA, characters XML rejects or normalises) skip the pre-reading; a placeholder reached anywhere but in a command
+# list (where a value is expected) makes parse_create_pipeline start again without it.
+
+
+class _NotSimple(Exception):
+    """A pre-read command turned up where a value was expected; parse the whole document with ElementTree."""
+
+
+_PLACEHOLDER = "_lab_cmd_"
+_TEXT = "[^<&]*"
+_REF = 'RefId="[0-9]+"'
+_TYPES = rf"(?:<TNRef {_REF} />|<TN {_REF}>(?:<T>{_TEXT}</T>)+</TN>)"
+_MERGE = rf'<Obj {_REF} N="Merge[A-Za-z]+">{_TYPES}<ToString>[A-Za-z]*</ToString><I32>-?[0-9]+</I32></Obj>'
+
+
+def _arg_pattern(group: str) -> str:
+    """One argument object with a simple value; ``group`` is ``"("`` to capture its parts, ``"(?:"`` not to."""
+    name = rf'<S N="N">{group}{_TEXT})</S>|{group}<Nil N="N" />)'
+    arg_value = (
+        rf'<S N="V">{group}{_TEXT})</S>|{group}<Nil N="V" />)|<B N="V">{group}true|false)</B>'
+        rf'|<I32 N="V">{group}-?[0-9]{{1,10}})</I32>'
+    )
+    return rf"<Obj {_REF}><MS>(?:{name})(?:{arg_value})</MS></Obj>"
+
+
+_COMMAND = re.compile(
+    rf'<Obj {_REF}><MS><S N="Cmd">({_TEXT})</S><B N="IsScript">(true|false)</B><Nil N="UseLocalScope" />'
+    rf'(?:{_MERGE})*<Obj {_REF} N="Args">{_TYPES}<LST>((?:{_arg_pattern("(?:")})*)</LST></Obj>(?:{_MERGE})*'
+    r"</MS></Obj>"
+)
+_ARGS = re.compile(_arg_pattern("("))
+#: bytes XML rejects (C0 controls but tab and newline) or normalises (carriage return)
+_CONTROLS = bytes(code for code in range(32) if code not in (9, 10))
+#: U+FEFF (a byte-order mark is dropped by the XML parser), U+FFFE and U+FFFF (rejected), "]]>" (rejected in text)
+_AWKWARD = (b"\xef\xbb\xbf", b"\xef\xbf\xbe", b"\xef\xbf\xbf", b"]]>")
+
+
+def _argument(groups: tuple[str, ...]) -> Argument:
+    """An Argument from the groups of one _ARGS match, as _command would build it from the element."""
+    name, nil_name, text, nil_value, boolean, number = groups
+    arg_value: Any
+    if nil_value:
+        arg_value = None
+    elif boolean:
+        arg_value = boolean == "true"
+    elif number:
+        arg_value = int(number)
+    else:
+        arg_value = decode_string(text)
+    return Argument(name=None if nil_name else decode_string(name), value=arg_value)
+
+
+def _pre_read(text: str, commands: list[Invocation]) -> str:
+    """The text with pypsrp-shaped command objects replaced by placeholders (their Invocations in ``commands``)."""
+
+    def replace(match: re.Match[str]) -> str:
+        name, is_script, args = match.groups()
+        arguments = tuple(_argument(groups) for groups in _ARGS.findall(args))
+        commands.append(Invocation(name=decode_string(name), arguments=arguments, is_script=is_script == "true"))
+        return f'<{_PLACEHOLDER} I="{len(commands) - 1}"/>'
+
+    return _COMMAND.sub(replace, text)
+
+
+def _parse(data: bytes | str, commands: list[Invocation]) -> CreatePipeline:
     try:
         root = ElementTree.fromstring(data)
     except ElementTree.ParseError as exc:
@@ -178,9 +254,39 @@ def parse_create_pipeline(data: bytes) -> CreatePipeline:
         statement_lists = [_list_items(_members(entry).get("Cmds")) for entry in _list_items(extra)]
     else:
         statement_lists = [_list_items(ps_members.get("Cmds"))]
-    statements = [Statement(commands=tuple(_command(c) for c in cmds)) for cmds in statement_lists if cmds]
+    statements = [
+        Statement(commands=tuple(_command(c, commands) for c in cmds)) for cmds in statement_lists if cmds
+    ]
     no_input = True if no_input_el is None else value(no_input_el) is True
     return CreatePipeline(no_input=no_input, statements=statements)
+
+
+def _simple(data: bytes) -> str | None:
+    """The message as text if the pre-reading may be used on it (see above), else None."""
+    if any(awkward in data for awkward in _AWKWARD) or len(data.translate(None, _CONTROLS)) != len(data):
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def parse_create_pipeline(data: bytes) -> CreatePipeline:
+    """Read NoInput and the statements from a CREATE_PIPELINE message body."""
+    text = _simple(data)
+    if text is not None and _PLACEHOLDER not in text:
+        commands: list[Invocation] = []
+        skeleton = _pre_read(text, commands)
+        # comments, CDATA, DOCTYPE and processing instructions (an encoding declaration) are outside the commands
+        if commands and "<!" not in skeleton and "<?" not in skeleton:
+            try:
+                return _parse(skeleton, commands)
+            except _NotSimple:
+                pass
+    try:
+        return _parse(data, [])
+    except _NotSimple as exc:  # an element named like the placeholder in the message itself: an unknown tag
+        raise Unsupported(_PLACEHOLDER) from exc
 
 
 # --- writing ---------------------------------------------------------------------------------------------------------

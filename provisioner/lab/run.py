@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -103,6 +104,9 @@ def serve(
              f"{'FullLanguage' if full_language else 'NoLanguage'}, users: {lab.username}")
         echo(f"  connect with: {' '.join(lab.cli_args())}  (PROVISIONER_PASSWORD='{lab.password}')")
         echo("  this is a lab: a fake Exchange in memory, for demos and tests only. Ctrl-C stops it.")
+        # The directory (thousands of long-lived objects) is built by now; move it out of the collector's
+        # generations so the full collections that per-request garbage triggers do not traverse it every time.
+        gc.freeze()
         if ready_file is not None:
             ready_file.write_text(f"{lab.port}\n", encoding="utf-8")
         for signum in (signal.SIGINT, signal.SIGTERM):
