@@ -67,6 +67,20 @@ def _exchange_timestamp(moment: datetime) -> str:
     return f"{moment.month}/{moment.day}/{moment.year} {hour}:{moment:%M:%S} {'AM' if moment.hour < 12 else 'PM'}"
 
 
+_last_timestamp: tuple[int, str] = (-1, "")
+
+
+def _current_timestamp() -> str:
+    """:func:`_exchange_timestamp` of the current UTC time; formatted once per second (every cmdlet call needs it)."""
+    global _last_timestamp
+    second = int(time.time())
+    cached_second, text = _last_timestamp
+    if second != cached_second:
+        text = _exchange_timestamp(datetime.fromtimestamp(second, UTC))
+        _last_timestamp = (second, text)
+    return text
+
+
 @dataclass(frozen=True)
 class EngineOptions:
     """Engine behaviour; every fault is off by default.
@@ -294,7 +308,7 @@ class ExchangeEngine:
             bound=bound,
             now=self.clock(),
             server=self.options.server_name,
-            timestamp=_exchange_timestamp(datetime.now(UTC)),
+            timestamp=_current_timestamp(),
             replication_delay=self.options.replication_delay_seconds,
             on_write=count_write,
         )
