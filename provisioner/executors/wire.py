@@ -86,11 +86,13 @@ def _shape(command: Any) -> tuple[Any, ...]:
 class _Writer:
     """Writes the commands part of a CREATE_PIPELINE message the way pypsrp 0.9.1 serialises it."""
 
-    def __init__(self, serializer: Serializer, next_ref: int, types: dict[tuple[str, ...], int]) -> None:
+    def __init__(self, serializer: Serializer, next_ref: int, types: dict[tuple[str, ...], int],
+                 strings: dict[str, str] | None = None) -> None:
         self.serializer = serializer
         self.next_ref = next_ref
         self.types = dict(types)
         self.parts: list[str] = []
+        self.strings: dict[str, str] = {} if strings is None else strings  # value -> its escaped text
 
     def ref(self) -> int:
         self.next_ref += 1
@@ -105,7 +107,10 @@ class _Writer:
         return f'<TN RefId="{self.types[names]}">{listed}</TN>'
 
     def string(self, value: str) -> str:
-        return _text(self.serializer._serialize_string(value) or "")
+        written = self.strings.get(value)
+        if written is None:  # a batch repeats its cmdlet, parameter names and trustee in every statement
+            written = self.strings[value] = _text(self.serializer._serialize_string(value) or "")
+        return written
 
     def merge(self, name: str) -> str:
         return (f'<Obj RefId="{self.ref()}" N="{_MERGE_NAMES[name]}">{self.type_names(_MERGE_TYPES)}'
@@ -181,10 +186,11 @@ def create_pipeline_xml(serializer: Serializer, message: Any) -> str:
         raise Unsure("nothing serialised")
     reference = ET.tostring(element, encoding="unicode", method="xml")
     prefix, suffix, next_ref, types, list_types = _frame(reference)
-    written = prefix + _Writer(serializer, next_ref, types).commands(sample, list_types) + suffix
+    strings: dict[str, str] = {}
+    written = prefix + _Writer(serializer, next_ref, types, strings).commands(sample, list_types) + suffix
     if written != reference:
         raise Unsure("the writer does not match pypsrp for this pipeline")
-    return prefix + _Writer(serializer, next_ref, types).commands(commands, list_types) + suffix
+    return prefix + _Writer(serializer, next_ref, types, strings).commands(commands, list_types) + suffix
 
 
 def share_commands(ps: PowerShell) -> None:
@@ -243,8 +249,27 @@ _DICT_TYPES = frozenset({"System.Collections.Hashtable", _SMA + "PSBoundParamete
 _PYPSRP_PREFIXES = ("System.Collections.Generic.", "System.Collections.ObjectModel.", "Selected.")
 
 
+_KINDS: dict[tuple[str, ...], str] = {}  # type names -> _kind's answer ("" for Unsure); bounded by _KINDS_MAX
+_KINDS_MAX = 4096
+
+
 def _kind(types: list[str]) -> str:
-    """How pypsrp 0.9.1 would read an Obj with these type names: "generic" or "list"; else Unsure."""
+    """How pypsrp 0.9.1 would read an Obj with these type names: "generic", "list" or "dict"; else Unsure."""
+    key = tuple(types)
+    known = _KINDS.get(key)
+    if known is None:
+        try:
+            known = _kind_of(types)
+        except Unsure:
+            known = ""
+        if len(_KINDS) < _KINDS_MAX:
+            _KINDS[key] = known
+    if not known:
+        raise Unsure(",".join(types))
+    return known
+
+
+def _kind_of(types: list[str]) -> str:
     for name in types:
         if name.startswith("Deserialized.System."):
             name = name[len("Deserialized."):]
