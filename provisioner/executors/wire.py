@@ -14,9 +14,13 @@ goes over the wire or what comes back:
   objects (the PIPELINE_OUTPUT messages, whose objects pypsrp turns into ``GenericComplexObject``, lists and
   dicts) with :func:`read_output`, which builds the same values in one pass; anything it is not sure about
   (a type pypsrp maps to one of its own classes, an unknown tag) goes to pypsrp unchanged. Inside messages
-  pypsrp reads itself (error records, warnings), primitive leaves and generic objects are read the same way and
-  the property lookups of its classes use an index instead of ElementPath searches. The one difference: objects
-  read here do not keep their raw XML text (pypsrp's private ``_xml``), which nothing in provisioner reads.
+  pypsrp reads itself (error records, warnings), primitive leaves, generic objects, dictionaries and lists are
+  read the same way, only the objects this reader is unsure of go to pypsrp (one by one, not the whole
+  record), and the property lookups of its classes use an index instead of ElementPath searches. This matters
+  because pypsrp re-serialises every nested element it reads to text (``ET.tostring``), so a nested record cost
+  it time quadratic in its depth. The one difference: objects read here do not keep their raw XML text
+  (pypsrp's private ``_xml``), which nothing in provisioner reads. ``tests/test_wire_reader.py`` compares both
+  readers on generated documents.
 
 :func:`install` puts the serializer on an open pool (keeping its state, e.g. the session cipher).
 """
@@ -28,7 +32,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from pypsrp.complex_objects import Command, GenericComplexObject
+from pypsrp.complex_objects import Command, DictionaryMeta, GenericComplexObject, ListMeta, ObjectMeta
 from pypsrp.messages import CreatePipeline
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.serializer import Serializer
@@ -82,11 +86,13 @@ def _shape(command: Any) -> tuple[Any, ...]:
 class _Writer:
     """Writes the commands part of a CREATE_PIPELINE message the way pypsrp 0.9.1 serialises it."""
 
-    def __init__(self, serializer: Serializer, next_ref: int, types: dict[tuple[str, ...], int]) -> None:
+    def __init__(self, serializer: Serializer, next_ref: int, types: dict[tuple[str, ...], int],
+                 strings: dict[str, str] | None = None) -> None:
         self.serializer = serializer
         self.next_ref = next_ref
         self.types = dict(types)
         self.parts: list[str] = []
+        self.strings: dict[str, str] = {} if strings is None else strings  # value -> its escaped text
 
     def ref(self) -> int:
         self.next_ref += 1
@@ -101,7 +107,10 @@ class _Writer:
         return f'<TN RefId="{self.types[names]}">{listed}</TN>'
 
     def string(self, value: str) -> str:
-        return _text(self.serializer._serialize_string(value) or "")
+        written = self.strings.get(value)
+        if written is None:  # a batch repeats its cmdlet, parameter names and trustee in every statement
+            written = self.strings[value] = _text(self.serializer._serialize_string(value) or "")
+        return written
 
     def merge(self, name: str) -> str:
         return (f'<Obj RefId="{self.ref()}" N="{_MERGE_NAMES[name]}">{self.type_names(_MERGE_TYPES)}'
@@ -177,16 +186,33 @@ def create_pipeline_xml(serializer: Serializer, message: Any) -> str:
         raise Unsure("nothing serialised")
     reference = ET.tostring(element, encoding="unicode", method="xml")
     prefix, suffix, next_ref, types, list_types = _frame(reference)
-    written = prefix + _Writer(serializer, next_ref, types).commands(sample, list_types) + suffix
+    strings: dict[str, str] = {}
+    written = prefix + _Writer(serializer, next_ref, types, strings).commands(sample, list_types) + suffix
     if written != reference:
         raise Unsure("the writer does not match pypsrp for this pipeline")
-    return prefix + _Writer(serializer, next_ref, types).commands(commands, list_types) + suffix
+    return prefix + _Writer(serializer, next_ref, types, strings).commands(commands, list_types) + suffix
 
 
 def share_commands(ps: PowerShell) -> None:
     """Make the commands of ``ps`` SharedCommands (call after adding them, before invoking)."""
     for command in ps.commands:
         command.__class__ = SharedCommand
+
+
+def _untyped(metadata: Any) -> bool:
+    """An ObjectMeta that pypsrp resolves from the element's type names exactly as it does without metadata."""
+    return type(metadata) is ObjectMeta and metadata.object is None and metadata.tag in ("*", "Obj")
+
+
+def _check_typed(entry: ET.Element) -> None:
+    """Unsure for a list entry that is an Obj without type names.
+
+    pypsrp reads all entries of a list with one shared ObjectMeta, whose "*" tag the first entry overwrites with
+    its own; an Obj without type names is read as GenericComplexObject only while that tag is "Obj" (else as raw
+    XML text), so how it is read depends on the entries before it. Such a list is left to pypsrp.
+    """
+    if entry.tag == "Obj" and not any(part.tag in ("TN", "TNRef") for part in entry):
+        raise Unsure("an object without type names in a list")
 
 
 def _integer(element: ET.Element) -> int:
@@ -216,11 +242,34 @@ _PYPSRP_TYPES = frozenset({
         "WarningRecord", "ScriptBlock",
     )),
 })
+# Types pypsrp 0.9.1 reads as a plain dict (DictionaryMeta: its _deserialize_dct, which reads every DCT/En entry's
+# Key and Value without metadata and does not record the dictionary under its RefId).
+_DICT_TYPES = frozenset({"System.Collections.Hashtable", _SMA + "PSBoundParametersDictionary",
+                         _SMA + "PSPrimitiveDictionary"})
 _PYPSRP_PREFIXES = ("System.Collections.Generic.", "System.Collections.ObjectModel.", "Selected.")
 
 
+_KINDS: dict[tuple[str, ...], str] = {}  # type names -> _kind's answer ("" for Unsure); bounded by _KINDS_MAX
+_KINDS_MAX = 4096
+
+
 def _kind(types: list[str]) -> str:
-    """How pypsrp 0.9.1 would read an Obj with these type names: "generic" or "list"; else Unsure."""
+    """How pypsrp 0.9.1 would read an Obj with these type names: "generic", "list" or "dict"; else Unsure."""
+    key = tuple(types)
+    known = _KINDS.get(key)
+    if known is None:
+        try:
+            known = _kind_of(types)
+        except Unsure:
+            known = ""
+        if len(_KINDS) < _KINDS_MAX:
+            _KINDS[key] = known
+    if not known:
+        raise Unsure(",".join(types))
+    return known
+
+
+def _kind_of(types: list[str]) -> str:
     for name in types:
         if name.startswith("Deserialized.System."):
             name = name[len("Deserialized."):]
@@ -228,6 +277,8 @@ def _kind(types: list[str]) -> str:
             return "generic"
         if name in _LIST_TYPES:
             return "list"
+        if name in _DICT_TYPES:
+            return "dict"
         base = name[:-2] if name.endswith("[]") else name
         if base in _PYPSRP_TYPES or base.startswith(_PYPSRP_PREFIXES):
             raise Unsure(name)
@@ -240,10 +291,14 @@ class _Reader:
     """Reads CLIXML values; RefId and TN tables are per message, as in pypsrp (or pypsrp's own, when nested)."""
 
     def __init__(self, serializer: Serializer, objects: dict[str, Any] | None = None,
-                 type_lists: dict[str, list[str]] | None = None) -> None:
+                 type_lists: dict[str, list[str]] | None = None,
+                 fallback: Callable[[ET.Element], Any] | None = None) -> None:
         self.serializer = serializer
         self.objects: dict[str, Any] = {} if objects is None else objects
         self.type_lists: dict[str, list[str]] = {} if type_lists is None else type_lists
+        # Inside a message pypsrp reads itself (its tables shared), a property object this reader is not sure about
+        # is read by pypsrp alone (``fallback``), as pypsrp reads a property without metadata; the rest stays here.
+        self.fallback = fallback
 
     def value(self, element: ET.Element) -> Any:
         tag = element.tag
@@ -263,7 +318,12 @@ class _Reader:
         if tag == "Ref":
             return self.objects[element.attrib["RefId"]]
         if tag == "Obj":
-            return self.obj(element)
+            if self.fallback is None:
+                return self.obj(element)
+            try:
+                return self.obj(element)
+            except (Unsure, KeyError, ValueError):
+                return self.fallback(element)
         raise Unsure(tag)
 
     def _type_names(self, element: ET.Element) -> list[str]:
@@ -278,25 +338,64 @@ class _Reader:
         return types
 
     def obj(self, element: ET.Element, generic: bool = False) -> Any:
+        """An Obj as pypsrp reads it without metadata; ``generic``: as GenericComplexObject whatever its types."""
         types = self._type_names(element)
-        kind = _kind(types)
         ref = element.attrib["RefId"]
+        if generic:
+            return self._generic(element, ref, types)
+        kind = _kind(types)
         if kind == "list":
+            # pypsrp reads the entries of an Object[] as GenericComplexObject whatever their types, and only the
+            # first LST child
+            dynamic = any(name in ("System.Object[]", "Deserialized.System.Object[]") for name in types)
             items: list[Any] = []
-            self.objects[ref] = items
-            # pypsrp reads the entries of an Object[] as GenericComplexObject whatever their types
-            generic = any(name in ("System.Object[]", "Deserialized.System.Object[]") for name in types)
-            for child in element:
-                if child.tag in ("LST", "IE"):
-                    for entry in child:
-                        if generic and entry.tag == "Obj":
-                            items.append(self.obj(entry, generic=True))
-                        else:
-                            items.append(self.value(entry))
+            entries = next((child for child in element if child.tag == "LST"), None)
+            for entry in entries if entries is not None else ():
+                if dynamic and entry.tag == "Obj":
+                    items.append(self.obj(entry, generic=True))
+                else:
+                    _check_typed(entry)
+                    items.append(self.value(entry))
+            self.objects[ref] = items  # pypsrp records every Obj once it is read (a Ref inside it fails there)
             return items
-        if generic and kind != "generic":
-            raise Unsure("a list inside Object[]")
+        if kind == "dict":
+            return self.dictionary(element)
         return self._generic(element, ref, types)
+
+    def dictionary(self, element: ET.Element) -> dict[Any, Any]:
+        """The DCT entries of an Obj, as pypsrp reads a dictionary (recorded under its RefId once read)."""
+        result: dict[Any, Any] = {}
+        for child in element:
+            if child.tag != "DCT":
+                continue
+            for entry in child:
+                if entry.tag != "En":
+                    continue
+                key = value = None
+                for part in entry:
+                    name = part.attrib.get("N")
+                    if name == "Key" and key is None:
+                        key = part
+                    elif name == "Value" and value is None:
+                        value = part
+                if key is None or value is None:
+                    raise Unsure("a dictionary entry without Key or Value")
+                result[self.value(key)] = self.value(value)
+        self.objects[element.attrib["RefId"]] = result
+        return result
+
+    def items(self, element: ET.Element) -> list[Any]:
+        """The entries of an Obj's first LST, as pypsrp reads a list it is given ListMeta for."""
+        self._type_names(element)
+        result: list[Any] = []
+        for child in element:
+            if child.tag == "LST":
+                for entry in child:
+                    _check_typed(entry)
+                    result.append(self.value(entry))
+                break
+        self.objects[element.attrib["RefId"]] = result
+        return result
 
     def dynamic(self, element: ET.Element) -> GenericComplexObject:
         """An Obj pypsrp is told to read as GenericComplexObject whatever its type names (ObjDynamic)."""
@@ -388,20 +487,36 @@ class LeafFastSerializer(Serializer):
                 pass
         if not clear and not isinstance(element, str):
             # a node inside a message pypsrp is reading (e.g. an error record): primitive leaves convert the same
-            # whatever the metadata; objects without metadata are read like output objects, in pypsrp's tables
+            # whatever the metadata; objects without metadata (or with a bare "Obj"/"*" ObjectMeta, which pypsrp
+            # treats the same way) are read like output objects, in pypsrp's tables
             tag = element.tag
-            if tag == "Obj" and metadata is None:
+            if metadata is not None and metadata.tag == "*":
+                metadata.tag = tag  # what pypsrp does to the metadata it is given (a list's entries share one)
+            if tag == "Obj" and (metadata is None or _untyped(metadata)):
                 try:
-                    return _Reader(self, self.obj, self.tn).obj(element)
+                    return self._nested().obj(element)
                 except (Unsure, KeyError, ValueError):
-                    return super().deserialize(element, metadata, clear)
+                    return super().deserialize(element, None, clear)
             if tag == "Obj" and getattr(metadata, "tag", None) == "ObjDynamic" and \
                     getattr(metadata, "object", None) is GenericComplexObject:
                 try:
-                    return _Reader(self, self.obj, self.tn).dynamic(element)
+                    return self._nested().dynamic(element)
                 except (Unsure, KeyError, ValueError):
                     return super().deserialize(element, metadata, clear)
-            if tag == "S":
+            if tag == "Obj" and type(metadata) is DictionaryMeta:
+                try:
+                    reader = self._nested()
+                    reader._type_names(element)
+                    return reader.dictionary(element)
+                except (Unsure, KeyError, ValueError):
+                    return super().deserialize(element, metadata, clear)
+            if tag == "Obj" and type(metadata) is ListMeta and metadata.tag == "LST" and \
+                    _untyped(metadata.list_value_meta):
+                try:
+                    return self._nested().items(element)
+                except (Unsure, KeyError, ValueError):
+                    return super().deserialize(element, metadata, clear)
+            if tag in ("S", "ToString"):
                 return self._deserialize_string(element.text)
             if tag == "B":
                 return (element.text or "").lower() == "true"
@@ -413,6 +528,13 @@ class LeafFastSerializer(Serializer):
             if leaf is not None:
                 return leaf(element)
         return super().deserialize(element, metadata, clear)
+
+    def _nested(self) -> _Reader:
+        """A reader in pypsrp's RefId and TN tables that leaves the objects it is unsure of to pypsrp, one by one."""
+        return _Reader(self, self.obj, self.tn, fallback=self._pypsrp_property)
+
+    def _pypsrp_property(self, element: ET.Element) -> Any:
+        return Serializer.deserialize(self, element, None, False)
 
     def _deserialize_obj(self, element: ET.Element, metadata: Any) -> Any:
         return super()._deserialize_obj(_Indexed(element), metadata)  # type: ignore[arg-type]
