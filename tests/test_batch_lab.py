@@ -6,6 +6,7 @@ outcomes (result and error reason) and the lab's state afterwards; engine counte
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -16,7 +17,7 @@ from pypsrp.powershell import RunspacePool
 from provisioner import planner
 from provisioner import steps as step_builders
 from provisioner.config import Connection
-from provisioner.executors.batch import BatchExecutor
+from provisioner.executors.batch import YOUNG_GC_THRESHOLD, BatchExecutor, fewer_collections
 from provisioner.executors.psrp import PsrpExecutor, TransportLost, encode_command
 from provisioner.lab.api import Statement
 from provisioner.lab.exchange.engine import EngineOptions
@@ -242,3 +243,18 @@ def test_the_fast_reader_reads_lab_messages_exactly_like_pypsrp(monkeypatch: pyt
     for text, metadata in captured:
         assert _plain(LeafFastSerializer().deserialize(text, metadata)) == _plain(Serializer().deserialize(text,
                                                                                                            metadata))
+
+
+def test_batches_run_with_fewer_collections_and_the_threshold_comes_back() -> None:
+    before = gc.get_threshold()
+    during: list[int] = []
+    with running_lab() as lab, pool_for(lab) as pool:
+        executor = BatchExecutor(pool, step_builders.StepOptions(), batch_size=2)
+        mailboxes = [Identity("judy.nakamura"), Identity("ivan.petrov"), Identity("nobody")]
+        observed = executor.observe(mailboxes, [Trustee(Identity(SERVICE))],
+                                    progress=lambda _: during.append(gc.get_threshold()[0]))
+    assert len(observed) == 3 and during and all(threshold >= YOUNG_GC_THRESHOLD for threshold in during)
+    assert gc.get_threshold() == before
+    with pytest.raises(RuntimeError), fewer_collections():
+        raise RuntimeError("a batch failed")
+    assert gc.get_threshold() == before
