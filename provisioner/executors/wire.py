@@ -32,7 +32,15 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from pypsrp.complex_objects import Command, DictionaryMeta, GenericComplexObject, ListMeta, ObjectMeta
+from pypsrp.complex_objects import (
+    Command,
+    CommandOrigin,
+    DictionaryMeta,
+    GenericComplexObject,
+    ListMeta,
+    ObjectMeta,
+    SessionStateEntryVisibility,
+)
 from pypsrp.messages import CreatePipeline
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.serializer import Serializer
@@ -247,6 +255,11 @@ _PYPSRP_TYPES = frozenset({
 _DICT_TYPES = frozenset({"System.Collections.Hashtable", _SMA + "PSBoundParametersDictionary",
                          _SMA + "PSPrimitiveDictionary"})
 _PYPSRP_PREFIXES = ("System.Collections.Generic.", "System.Collections.ObjectModel.", "Selected.")
+# Types pypsrp 0.9.1 reads into one of its own classes that error records carry (InvocationInfo's CommandOrigin,
+# MyCommand's Visibility): inside a message pypsrp reads, such an object is read by pypsrp's own _deserialize_obj.
+_PYPSRP_CLASSES: dict[str, type[Any]] = {
+    _SMA + "CommandOrigin": CommandOrigin, _SMA + "SessionStateEntryVisibility": SessionStateEntryVisibility,
+}
 
 
 _KINDS: dict[tuple[str, ...], str] = {}  # type names -> _kind's answer ("" for Unsure); bounded by _KINDS_MAX
@@ -254,7 +267,8 @@ _KINDS_MAX = 4096
 
 
 def _kind(types: list[str]) -> str:
-    """How pypsrp 0.9.1 would read an Obj with these type names: "generic", "list" or "dict"; else Unsure."""
+    """How pypsrp 0.9.1 would read an Obj with these type names: "generic", "list", "dict" or a key of
+    _PYPSRP_CLASSES; else Unsure."""
     key = tuple(types)
     known = _KINDS.get(key)
     if known is None:
@@ -279,6 +293,8 @@ def _kind_of(types: list[str]) -> str:
             return "list"
         if name in _DICT_TYPES:
             return "dict"
+        if name in _PYPSRP_CLASSES:
+            return name
         base = name[:-2] if name.endswith("[]") else name
         if base in _PYPSRP_TYPES or base.startswith(_PYPSRP_PREFIXES):
             raise Unsure(name)
@@ -360,7 +376,17 @@ class _Reader:
             return items
         if kind == "dict":
             return self.dictionary(element)
+        if kind != "generic":
+            return self.pypsrp_class(element, _PYPSRP_CLASSES[kind])
         return self._generic(element, ref, types)
+
+    def pypsrp_class(self, element: ET.Element, cls: type[Any]) -> Any:
+        """An Obj read into one of pypsrp's classes, by pypsrp's _deserialize_obj (only in pypsrp's own tables)."""
+        if self.fallback is None:
+            raise Unsure(cls.__name__)
+        result = self.serializer._deserialize_obj(element, ObjectMeta("Obj", object=cls))
+        self.objects[element.attrib["RefId"]] = result
+        return result
 
     def dictionary(self, element: ET.Element) -> dict[Any, Any]:
         """The DCT entries of an Obj, as pypsrp reads a dictionary (recorded under its RefId once read)."""
@@ -503,6 +529,11 @@ class LeafFastSerializer(Serializer):
                     return self._nested().dynamic(element)
                 except (Unsure, KeyError, ValueError):
                     return super().deserialize(element, metadata, clear)
+            if tag == "Obj" and type(metadata) is ObjectMeta and metadata.tag == "Obj" and \
+                    metadata.object not in (None, GenericComplexObject):
+                reader = self._nested()
+                reader._type_names(element)  # as pypsrp: the TN table first, then the object, then its RefId
+                return reader.pypsrp_class(element, metadata.object)
             if tag == "Obj" and type(metadata) is DictionaryMeta:
                 try:
                     reader = self._nested()
@@ -511,7 +542,9 @@ class LeafFastSerializer(Serializer):
                 except (Unsure, KeyError, ValueError):
                     return super().deserialize(element, metadata, clear)
             if tag == "Obj" and type(metadata) is ListMeta and metadata.tag == "LST" and \
-                    _untyped(metadata.list_value_meta):
+                    type(metadata.list_value_meta) is ObjectMeta and metadata.list_value_meta.object is None:
+                # entries: primitives by their tag, objects with type names by those (whatever the entry meta's
+                # tag); objects without type names are left to pypsrp (see _check_typed)
                 try:
                     return self._nested().items(element)
                 except (Unsure, KeyError, ValueError):
