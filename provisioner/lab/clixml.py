@@ -263,6 +263,15 @@ def _parse(data: bytes | str, commands: list[Invocation]) -> CreatePipeline:
 
 def _simple(data: bytes) -> str | None:
     """The message as text if the pre-reading may be used on it (see above), else None."""
+    if data.isascii():  # the multi-byte sequences of _AWKWARD cannot occur; ASCII decodes the same as UTF-8
+        if b"]]>" in data or len(data.translate(None, _CONTROLS)) != len(data):
+            return None
+        return data.decode("ascii")
+    return _simple_any(data)
+
+
+def _simple_any(data: bytes) -> str | None:
+    """:func:`_simple` without the shortcut for ASCII."""
     if any(awkward in data for awkward in _AWKWARD) or len(data.translate(None, _CONTROLS)) != len(data):
         return None
     try:
@@ -306,6 +315,14 @@ def _escape_char(match: re.Match[str]) -> str:
 
 def encode_string(text: str) -> str:
     """CLIXML string escaping (``_x`` itself, C0/C1 controls, non-BMP as UTF-16 pairs), then XML escaping."""
+    if text.isascii() and text.isprintable() and "_" not in text and "&" not in text and "<" not in text \
+            and ">" not in text:
+        return text  # printable ASCII without '_' or XML specials: every step of _encode_any leaves it as it is
+    return _encode_any(text)
+
+
+def _encode_any(text: str) -> str:
+    """:func:`encode_string` without the shortcut for plain text."""
     if "_" in text:
         text = _SERIAL_ESCAPE_ESCAPE.sub(r"_x005F_\1", text)
     if not (text.isascii() and text.isprintable()):  # printable ASCII has nothing _SERIAL_ESCAPE matches
@@ -321,6 +338,25 @@ def _attr(name: str) -> str:
 @functools.lru_cache(maxsize=1024)
 def _type_list(names: tuple[str, ...]) -> str:
     return "".join(f"<T>{encode_string(t)}</T>" for t in names)
+
+
+@functools.lru_cache(maxsize=4096)
+def _name_attr(name: str | None) -> str:
+    """The `` N="..."`` attribute of a named value (nothing for None)."""
+    return f' N="{_attr(name)}"' if name is not None else ""
+
+
+@functools.lru_cache(maxsize=1024)
+def _object_types(type_names: tuple[str, ...]) -> tuple[str, ...]:
+    """A LabObject's type names as written: System.Object appended when missing."""
+    names = tuple(type_names)
+    return names if "System.Object" in names else (*names, "System.Object")
+
+
+@functools.lru_cache(maxsize=1024)
+def _enum_types(type_names: tuple[str, ...]) -> tuple[str, ...]:
+    """A LabEnum's type names as written: the enum bases appended when missing."""
+    return tuple(type_names) + tuple(t for t in _ENUM_BASES if t not in type_names)
 
 
 class Writer:
@@ -356,38 +392,36 @@ class Writer:
         parts.append(f'<TN RefId="{ref}">{_type_list(names)}</TN>')
 
     def _value(self, item: Any, name: str | None, parts: list[str]) -> None:
-        n = f' N="{_attr(name)}"' if name is not None else ""
+        # Branch order: the types an ACE object is made of first. The types are disjoint except bool < int, and
+        # bool is tested before int, so the order does not change which branch an item takes.
+        n = _name_attr(name)
         if item is None:
             parts.append(f"<Nil{n} />")
-        elif isinstance(item, bool):
-            parts.append(f"<B{n}>{'true' if item else 'false'}</B>")
-        elif isinstance(item, int):
-            tag = "I32" if _INT32_MIN <= item <= _INT32_MAX else "I64"
-            parts.append(f"<{tag}{n}>{int(item)}</{tag}>")
-        elif isinstance(item, float):
-            parts.append(f"<Db{n}>{item!r}</Db>")
         elif isinstance(item, str):
             parts.append(f"<S{n}>{encode_string(item)}</S>")
         elif isinstance(item, LabObject):
             self._open_obj(name, parts)
-            names = tuple(item.type_names)
-            if "System.Object" not in names:
-                names = (*names, "System.Object")
-            self._type_names(names, parts)
+            self._type_names(_object_types(item.type_names), parts)
             if item.properties:
                 parts.append("<Props>")
                 for key, prop in item.properties.items():
-                    self._value(prop, str(key), parts)
+                    self._value(prop, key if type(key) is str else str(key), parts)
                 parts.append("</Props>")
             parts.append(f"<ToString>{encode_string(item.to_string)}</ToString></Obj>")
+        elif isinstance(item, bool):
+            parts.append(f"<B{n}>{'true' if item else 'false'}</B>")
         elif isinstance(item, LabEnum):
             self._open_obj(name, parts)
             value = int(item.value)
             tag = "I32" if _INT32_MIN <= value <= _INT32_MAX else "I64"
             parts.append(f"<{tag}>{value}</{tag}>")
-            names = tuple(item.type_names) + tuple(t for t in _ENUM_BASES if t not in item.type_names)
-            self._type_names(names, parts)
+            self._type_names(_enum_types(item.type_names), parts)
             parts.append(f"<ToString>{encode_string(item.text)}</ToString></Obj>")
+        elif isinstance(item, int):
+            tag = "I32" if _INT32_MIN <= item <= _INT32_MAX else "I64"
+            parts.append(f"<{tag}{n}>{int(item)}</{tag}>")
+        elif isinstance(item, float):
+            parts.append(f"<Db{n}>{item!r}</Db>")
         elif isinstance(item, (list, tuple)):
             self._open_obj(name, parts)
             self._type_names(_LIST_TYPES, parts)

@@ -32,7 +32,7 @@ from provisioner.lab import wsman
 from provisioner.lab.api import Engine
 from provisioner.lab.auth import KerberosAcceptor, LabUsers
 from provisioner.lab.http import Call, LabHTTPServer, Reply
-from provisioner.lab.psrp import Shell, ShellClosed, b64
+from provisioner.lab.psrp import Shell, ShellClosed
 
 log = logging.getLogger(__name__)
 
@@ -417,7 +417,7 @@ class LabServer:
             raise wsman.fault_timed_out() from exc
         except KeyError as exc:
             raise wsman.fault_invalid(f"The command {command_id} does not exist in this shell.") from exc
-        return wsman.receive_response(req, command_id, b64(result.data), result.done)
+        return wsman.receive_response(req, command_id, base64.b64encode(result.data), result.done)
 
     def _signal(self, req: wsman.Request, shell: Shell) -> bytes:
         body = req.body

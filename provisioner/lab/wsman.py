@@ -178,9 +178,8 @@ _ENVELOPE_HEAD = (
 )
 
 
-def envelope(action: str, relates_to: str, body: str) -> bytes:
-    """A response envelope for ``action`` relating to the request's MessageID."""
-    head = _ENVELOPE_HEAD.format(
+def _envelope_head(action: str, relates_to: str) -> str:
+    return _ENVELOPE_HEAD.format(
         s=NS_S,
         wsa=NS_WSA,
         wst=NS_WST,
@@ -191,7 +190,14 @@ def envelope(action: str, relates_to: str, body: str) -> bytes:
         mid=str(uuid.uuid4()).upper(),
         relates=escape(relates_to),
     )
-    return (head + body + "</s:Body></s:Envelope>").encode("utf-8")
+
+
+_ENVELOPE_TAIL = "</s:Body></s:Envelope>"
+
+
+def envelope(action: str, relates_to: str, body: str) -> bytes:
+    """A response envelope for ``action`` relating to the request's MessageID."""
+    return (_envelope_head(action, relates_to) + body + _ENVELOPE_TAIL).encode("utf-8")
 
 
 #: Bytes of a Receive response that are not stream data (envelope, CommandState); generous on purpose.
@@ -258,21 +264,28 @@ def delete_response(req: Request) -> bytes:
     return envelope(ACTION_DELETE + "Response", req.message_id, "")
 
 
-def receive_response(req: Request, command_id: str | None, b64_data: str, done: bool) -> bytes:
+def receive_response(req: Request, command_id: str | None, b64_data: str | bytes, done: bool) -> bytes:
+    """The Receive response; ``b64_data`` is the base64 stream text (bytes: already encoded, not copied again)."""
+    data = b64_data.encode("utf-8") if isinstance(b64_data, str) else b64_data
     cid = f" CommandId={quoteattr(command_id)}" if command_id else ""
-    parts = ["<rsp:ReceiveResponse>"]
-    if b64_data:
-        parts.append(f'<rsp:Stream Name="stdout"{cid}>{b64_data}</rsp:Stream>')
+    before = ["<rsp:ReceiveResponse>"]
+    after = []
+    if data:
+        before.append(f'<rsp:Stream Name="stdout"{cid}>')
+        after.append("</rsp:Stream>")
     if command_id:
         if done:
-            parts.append(
+            after.append(
                 f'<rsp:CommandState{cid} State="{COMMAND_STATE_DONE}"><rsp:ExitCode>0</rsp:ExitCode>'
                 "</rsp:CommandState>"
             )
         else:
-            parts.append(f'<rsp:CommandState{cid} State="{COMMAND_STATE_RUNNING}"/>')
-    parts.append("</rsp:ReceiveResponse>")
-    return envelope(ACTION_RECEIVE + "Response", req.message_id, "".join(parts))
+            after.append(f'<rsp:CommandState{cid} State="{COMMAND_STATE_RUNNING}"/>')
+    after.append("</rsp:ReceiveResponse>")
+    after.append(_ENVELOPE_TAIL)
+    # joined as bytes: the stream data (up to MaxEnvelopeSize) is not decoded, concatenated and encoded again
+    head = _envelope_head(ACTION_RECEIVE + "Response", req.message_id) + "".join(before)
+    return b"".join((head.encode("utf-8"), data, "".join(after).encode("utf-8")))
 
 
 def max_stream_bytes(max_envelope_size: int) -> int:
