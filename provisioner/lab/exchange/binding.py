@@ -196,10 +196,27 @@ class Binder:
 
     def __init__(self, specs: Mapping[str, CmdletSpec]) -> None:
         self.specs = specs
+        # Answers for the specs in ``specs`` (immutable cmdlet metadata), keyed by cmdlet name: the parameter a
+        # lower-cased name resolves to (successes only; errors are raised afresh every time) and whether a
+        # parameter is mandatory in some set. Used only when the spec passed in is the one in ``specs``.
+        self._resolved: dict[tuple[str, str], ParamSpec] = {}
+        self._mandatory: dict[tuple[str, str], bool] = {}
+
+    def _known(self, spec: CmdletSpec) -> bool:
+        return self.specs.get(spec.name) is spec
 
     # ------------------------------------------------------------------ names
     def _resolve_name(self, spec: CmdletSpec, given: str) -> ParamSpec:
         key = given.lower()
+        cached = self._resolved.get((spec.name, key))
+        if cached is not None and self._known(spec):
+            return cached
+        param = self._resolve_uncached(spec, given, key)
+        if self._known(spec):
+            self._resolved[(spec.name, key)] = param
+        return param
+
+    def _resolve_uncached(self, spec: CmdletSpec, given: str, key: str) -> ParamSpec:
         for param in spec.params.values():
             if param.name.lower() == key or key in (alias.lower() for alias in param.aliases):
                 return param
@@ -384,7 +401,13 @@ class Binder:
 
     def _is_mandatory_somewhere(self, spec: CmdletSpec, name: str) -> bool:
         """Mandatory in some parameter set: then $null and '' are refused (PowerShell's validation)."""
-        return any(name in pset.mandatory for pset in spec.sets)
+        cached = self._mandatory.get((spec.name, name))
+        if cached is not None and self._known(spec):
+            return cached
+        answer = any(name in pset.mandatory for pset in spec.sets)
+        if self._known(spec):
+            self._mandatory[(spec.name, name)] = answer
+        return answer
 
     def prepare(self, cmdlet: str, arguments: Sequence[Argument]) -> PreparedCommand:
         """Bind named and positional arguments (terminating errors on any binding problem)."""
