@@ -16,7 +16,8 @@ For each injected per-request latency it runs, one after the other:
 each for a first grant (5% of the targets do not exist, ``--missing``) and a no-op re-apply. It prints WS-Management
 requests per (mailbox, trustee), wall seconds, naive/provisioner, and peak memory of this process (the client).
 The naive way costs the same per pair whatever the size (one pipeline after the other), so by default
-it runs on the first 250 targets and its seconds are scaled to all of them (``--naive-sample 0``: all targets).
+it runs on the first 250 targets (rounded down to whole periods of the missing targets: 240 at 5%, so the sample
+has the same share of missing targets) and its seconds are scaled to all of them (``--naive-sample 0``: all).
 With ``--dry-run-mailboxes N`` (default 100,000) it also measures the peak memory of the CLI writing a dry-run
 script for N mailboxes x 2 trustees (``grant --dry-run --offline --script``), in a child process.
 """
@@ -177,6 +178,15 @@ def runner(lab: LabProcess, settings: tuple[int, int] | None, mailboxes: list[st
     return run_naive if settings is None else run_provisioner
 
 
+def naive_sample_size(wanted: int, total: int, missing: float) -> int:
+    """The naive way's sample: ``wanted`` targets (0: all) rounded down to whole periods of missing targets, so
+    the sample has the same share of missing targets as the whole list and its counts scale exactly."""
+    if wanted <= 0 or wanted >= total:
+        return total
+    every = round(1 / missing) if missing > 0 else 1
+    return max(every, wanted - wanted % every)
+
+
 def peak_mb(who: int = resource.RUSAGE_SELF) -> float:
     return resource.getrusage(who).ru_maxrss / 1024
 
@@ -212,7 +222,7 @@ def main() -> None:
     args = parser.parse_args()
     latencies = [int(value) for value in args.latencies.split(",") if value.strip()]
     mailboxes = targets(args.mailboxes, args.missing)
-    sample = mailboxes[:args.naive_sample] if 0 < args.naive_sample < len(mailboxes) else mailboxes
+    sample = mailboxes[:naive_sample_size(args.naive_sample, len(mailboxes), args.missing)]
     scale = len(mailboxes) / len(sample)
     tuned_batch, tuned_parallel = (int(value) for value in args.tuned.split(","))
     variants = {

@@ -3,7 +3,6 @@ walk it replaced, on messages pypsrp builds and on odd or broken variants of the
 
 from __future__ import annotations
 
-import base64
 import re
 from typing import Any
 from xml.etree import ElementTree
@@ -23,136 +22,17 @@ from pypsrp.messages import CreatePipeline
 from pypsrp.serializer import Serializer
 
 from provisioner.lab import clixml
-from provisioner.lab.api import Argument, Invocation, Statement
+from provisioner.lab.api import Invocation, Statement
 
-# --- the reader before the pre-reading (ElementTree for the whole message), as the reference ----------------------
-
-_LISTS = frozenset({"LST", "IE", "STK", "QUE"})
-
-
-def _ref_value(element: ElementTree.Element) -> Any:
-    tag = element.tag
-    if tag == "Nil":
-        return None
-    if tag in {"S", "URI", "XD", "SBK", "Version", "DT", "TS", "G", "D"}:
-        return clixml.decode_string(element.text)
-    if tag == "B":
-        return (element.text or "").strip().lower() == "true"
-    if tag in {"I16", "I32", "I64", "U16", "U32", "U64", "By", "SB"}:
-        return int(element.text or "0")
-    if tag in ("Db", "Sg"):
-        return float(element.text or "0")
-    if tag == "C":
-        return chr(int(element.text or "0"))
-    if tag == "BA":
-        return base64.b64decode(element.text or "")
-    if tag == "Obj":
-        return _ref_object(element)
-    raise clixml.Unsupported(tag)
-
-
-def _ref_object(element: ElementTree.Element) -> Any:
-    to_string: str | None = None
-    props: dict[str, Any] = {}
-    primitive: Any = None
-    has_primitive = False
-    for child in element:
-        tag = child.tag
-        if tag in _LISTS:
-            return [_ref_value(item) for item in child]
-        if tag == "DCT":
-            result: dict[Any, Any] = {}
-            for entry in child:
-                result[_ref_named(entry, "Key")] = _ref_named(entry, "Value")
-            return result
-        if tag in ("TN", "TNRef"):
-            continue
-        if tag == "ToString":
-            to_string = clixml.decode_string(child.text)
-        elif tag in ("MS", "Props"):
-            for prop in child:
-                props[clixml.decode_string(prop.attrib.get("N", ""))] = _ref_value(prop)
-        else:
-            primitive = _ref_value(child)
-            has_primitive = True
-    if props:
-        return props
-    if to_string is not None:
-        return to_string
-    return primitive if has_primitive else None
-
-
-def _ref_named(parent: ElementTree.Element, name: str) -> Any:
-    for child in parent:
-        if child.attrib.get("N") == name:
-            return _ref_value(child)
-    raise clixml.Unsupported(f"missing {name}")
-
-
-def _ref_members(obj: ElementTree.Element) -> dict[str, ElementTree.Element]:
-    members: dict[str, ElementTree.Element] = {}
-    for group in obj:
-        if group.tag in ("MS", "Props"):
-            for child in group:
-                name = child.attrib.get("N")
-                if name is not None:
-                    members[name] = child
-    return members
-
-
-def _ref_list(obj: ElementTree.Element | None) -> list[ElementTree.Element]:
-    if obj is None or obj.tag != "Obj":
-        raise clixml.Unsupported("expected a list object")
-    for child in obj:
-        if child.tag in _LISTS:
-            return list(child)
-    raise clixml.Unsupported("expected a list object")
-
-
-def _ref_command(obj: ElementTree.Element) -> Invocation:
-    if obj.tag != "Obj":
-        raise clixml.Unsupported("command is not an object")
-    members = _ref_members(obj)
-    cmd = members.get("Cmd")
-    if cmd is None or cmd.tag != "S":
-        raise clixml.Unsupported("command without Cmd")
-    is_script = members.get("IsScript")
-    arguments = []
-    for arg in _ref_list(members.get("Args")):
-        arg_members = _ref_members(arg)
-        name_el, value_el = arg_members.get("N"), arg_members.get("V")
-        if name_el is None or value_el is None:
-            raise clixml.Unsupported("argument without N/V")
-        name = _ref_value(name_el)
-        arguments.append(Argument(name=None if name is None else str(name), value=_ref_value(value_el)))
-    return Invocation(
-        name=clixml.decode_string(cmd.text),
-        arguments=tuple(arguments),
-        is_script=is_script is not None and _ref_value(is_script) is True,
-    )
+# --- the reference: the same walk over ElementTree's tree of the whole message, without the pre-reading ---------
 
 
 def reference(data: bytes) -> tuple[bool, list[Statement]]:
     try:
-        root = ElementTree.fromstring(data)
-    except ElementTree.ParseError as exc:
-        raise clixml.Unsupported(str(exc)) from exc
-    if root.tag != "Obj":
-        raise clixml.Unsupported(root.tag)
-    members = _ref_members(root)
-    no_input_el = members.get("NoInput")
-    powershell = members.get("PowerShell")
-    if powershell is None or powershell.tag != "Obj":
-        raise clixml.Unsupported("no PowerShell member")
-    ps_members = _ref_members(powershell)
-    extra = ps_members.get("ExtraCmds")
-    if extra is not None and extra.tag == "Obj":
-        statement_lists = [_ref_list(_ref_members(entry).get("Cmds")) for entry in _ref_list(extra)]
-    else:
-        statement_lists = [_ref_list(ps_members.get("Cmds"))]
-    statements = [Statement(commands=tuple(_ref_command(c) for c in cmds)) for cmds in statement_lists if cmds]
-    no_input = True if no_input_el is None else _ref_value(no_input_el) is True
-    return no_input, statements
+        parsed = clixml._parse(data, [])
+    except clixml._NotSimple as exc:  # an element named like the placeholder: an unknown tag without pre-reading
+        raise clixml.Unsupported("placeholder") from exc
+    return parsed.no_input, parsed.statements
 
 
 # --- comparing ---------------------------------------------------------------------------------------------------
