@@ -60,6 +60,7 @@ class Doc:
     draw: Any
     next_ref: int = 0
     type_ids: dict[tuple[str, ...], int] = field(default_factory=dict)
+    next_type_id: int = 0
     refs: list[int] = field(default_factory=list)
 
     def name(self, name: str | None) -> str:
@@ -97,7 +98,8 @@ class Doc:
         known = self.type_ids.get(names)
         if known is not None and self.draw(st.booleans()):
             return f'<TNRef RefId="{known}" />'
-        self.type_ids[names] = len(self.type_ids)
+        self.type_ids[names] = self.next_type_id  # a list written again gets a new RefId, as a TN may
+        self.next_type_id += 1
         listed = "".join(f"<T>{_escape(name)}</T>" for name in names)
         return f'<TN RefId="{self.type_ids[names]}">{listed}</TN>'
 
