@@ -266,7 +266,8 @@ def report(measures: list[Measure], args: argparse.Namespace, peak: float) -> No
         print(f"{m.run:<16}{m.latency:>6}ms{m.method:>17}{m.requests / max(m.pairs, 1):>10.3f}{m.total_seconds:>9.2f}"
               f"{ratio:>11}  {results}")
     print(f"peak RSS of this process (the client; the lab runs in its own process): {peak:.0f} MB")
-    granted = {m.method: m.results.get(Result.GRANTED.value, 0) * m.scale for m in measures if m.run == "first grant"}
+    granted = {m.method: round(m.results.get(Result.GRANTED.value, 0) * m.scale, 1)
+               for m in measures if m.run == "first grant"}
     if len(set(granted.values())) > 1:
         print(f"note: granted counts differ between methods (naive counts are of its sample): {granted}")
 
