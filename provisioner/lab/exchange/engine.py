@@ -7,6 +7,7 @@ the whole pipeline (``PipelineResult.failure``); non-terminating errors are coll
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import Counter, deque
@@ -67,18 +68,14 @@ def _exchange_timestamp(moment: datetime) -> str:
     return f"{moment.month}/{moment.day}/{moment.year} {hour}:{moment:%M:%S} {'AM' if moment.hour < 12 else 'PM'}"
 
 
-_last_timestamp: tuple[int, str] = (-1, "")
-
-
 def _current_timestamp() -> str:
     """:func:`_exchange_timestamp` of the current UTC time; formatted once per second (every cmdlet call needs it)."""
-    global _last_timestamp
-    second = int(time.time())
-    cached_second, text = _last_timestamp
-    if second != cached_second:
-        text = _exchange_timestamp(datetime.fromtimestamp(second, UTC))
-        _last_timestamp = (second, text)
-    return text
+    return _timestamp_of_second(int(time.time()))
+
+
+@functools.lru_cache(maxsize=1)
+def _timestamp_of_second(second: int) -> str:
+    return _exchange_timestamp(datetime.fromtimestamp(second, UTC))
 
 
 @dataclass(frozen=True)
