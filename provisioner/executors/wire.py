@@ -27,9 +27,10 @@ goes over the wire or what comes back:
 
 from __future__ import annotations
 
+import functools
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from pypsrp.complex_objects import (
@@ -251,7 +252,7 @@ _PYPSRP_TYPES = frozenset({
     )),
 })
 # Types pypsrp 0.9.1 reads as a plain dict (DictionaryMeta: its _deserialize_dct, which reads every DCT/En entry's
-# Key and Value without metadata and does not record the dictionary under its RefId).
+# Key and Value without metadata; like every Obj, the dictionary is recorded under its RefId once read).
 _DICT_TYPES = frozenset({"System.Collections.Hashtable", _SMA + "PSBoundParametersDictionary",
                          _SMA + "PSPrimitiveDictionary"})
 _PYPSRP_PREFIXES = ("System.Collections.Generic.", "System.Collections.ObjectModel.", "Selected.")
@@ -262,28 +263,25 @@ _PYPSRP_CLASSES: dict[str, type[Any]] = {
 }
 
 
-_KINDS: dict[tuple[str, ...], str] = {}  # type names -> _kind's answer ("" for Unsure); bounded by _KINDS_MAX
-_KINDS_MAX = 4096
-
-
 def _kind(types: list[str]) -> str:
     """How pypsrp 0.9.1 would read an Obj with these type names: "generic", "list", "dict" or a key of
     _PYPSRP_CLASSES; else Unsure."""
-    key = tuple(types)
-    known = _KINDS.get(key)
-    if known is None:
-        try:
-            known = _kind_of(types)
-        except Unsure:
-            known = ""
-        if len(_KINDS) < _KINDS_MAX:
-            _KINDS[key] = known
+    known = _known_kind(tuple(types))
     if not known:
         raise Unsure(",".join(types))
     return known
 
 
-def _kind_of(types: list[str]) -> str:
+@functools.lru_cache(maxsize=4096)
+def _known_kind(types: tuple[str, ...]) -> str:
+    """:func:`_kind_of`, remembered per list of type names ("" for Unsure)."""
+    try:
+        return _kind_of(types)
+    except Unsure:
+        return ""
+
+
+def _kind_of(types: Sequence[str]) -> str:
     for name in types:
         if name.startswith("Deserialized.System."):
             name = name[len("Deserialized."):]
