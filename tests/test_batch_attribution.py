@@ -18,6 +18,7 @@ from provisioner.executors import wire
 from provisioner.executors.batch import Origin, Raw, attribute_reads, attribute_uniform, attribute_writes, locate
 from provisioner.model import AccessState, ErrorInfo, Identity, ItemState, PlanItem, Result, Trustee
 from provisioner.steps import StepOptions, grant, revoke
+from tests.pypsrp_values import plain
 
 T = Trustee(Identity("svc-codetwo@contoso.com"))
 MAILBOXES = [Identity("alice"), Identity("bob"), Identity("carol")]
@@ -226,17 +227,6 @@ def test_create_pipeline_text_is_byte_identical_to_pypsrp() -> None:
         assert wire.LeafFastSerializer().serialize(message) == expected
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if hasattr(value, "adapted_properties"):
-        return (value.types, value.to_string, _plain(value.adapted_properties), _plain(value.extended_properties),
-                _plain(value.property_sets))
-    return (type(value).__name__, value)
-
-
 OUTPUT = (
     '<Obj RefId="0"><TN RefId="0"><T>Microsoft.Exchange.Management.RecipientTasks.MailboxAcePresentationObject</T>'
     '<T>System.Object</T></TN><ToString>x_x000A_y</ToString><Props><Obj N="AccessRights" RefId="1"><TN RefId="1">'
@@ -254,6 +244,6 @@ OUTPUT = (
 
 
 def test_output_objects_read_like_pypsrp_reads_them() -> None:
-    assert _plain(wire.LeafFastSerializer().deserialize(OUTPUT)) == _plain(Serializer().deserialize(OUTPUT))
+    assert plain(wire.LeafFastSerializer().deserialize(OUTPUT)) == plain(Serializer().deserialize(OUTPUT))
     switch_first = OUTPUT.replace("<T>System.Management.Automation.SwitchParameter</T>", "")
-    assert _plain(wire.LeafFastSerializer().deserialize(switch_first)) == _plain(Serializer().deserialize(switch_first))
+    assert plain(wire.LeafFastSerializer().deserialize(switch_first)) == plain(Serializer().deserialize(switch_first))

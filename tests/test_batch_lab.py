@@ -25,6 +25,7 @@ from provisioner.lab.run import Lab, build_engine, running_lab
 from provisioner.lab.server import FaultOptions
 from provisioner.model import Action, Identity, Outcome, Plan, Trustee
 from provisioner.session import open_pool
+from tests.pypsrp_values import plain
 
 SERVICE, ADMIN, GHOST = "svc-codetwo@contoso.com", "sync.admin@contoso.com", "ghost-account"
 DEMO_MAILBOXES = [
@@ -206,20 +207,6 @@ def test_requests_per_pair_on_a_thousand_mailboxes() -> None:
         assert first_requests / 2000 <= 0.1
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if hasattr(value, "adapted_properties"):
-        return (value.types, value.to_string, _plain(value.adapted_properties), _plain(value.extended_properties),
-                _plain(value.property_sets))
-    if hasattr(value, "_extended_properties"):
-        names = [*value._property_sets, *value._adapted_properties, *value._extended_properties]
-        return {name: _plain(getattr(value, name)) for name, _ in names}
-    return (type(value).__name__, value)
-
-
 def test_the_fast_reader_reads_lab_messages_exactly_like_pypsrp(monkeypatch: pytest.MonkeyPatch) -> None:
     from pypsrp.messages import ErrorRecordMessage
     from pypsrp.serializer import Serializer
@@ -241,7 +228,7 @@ def test_the_fast_reader_reads_lab_messages_exactly_like_pypsrp(monkeypatch: pyt
     monkeypatch.undo()
     assert len(captured) > 10
     for text, metadata in captured:
-        assert _plain(LeafFastSerializer().deserialize(text, metadata)) == _plain(Serializer().deserialize(text,
+        assert plain(LeafFastSerializer().deserialize(text, metadata)) == plain(Serializer().deserialize(text,
                                                                                                            metadata))
 
 

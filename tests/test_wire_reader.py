@@ -14,11 +14,12 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pypsrp.complex_objects import ComplexObject, GenericComplexObject, ObjectMeta
+from pypsrp.complex_objects import ObjectMeta
 from pypsrp.messages import ErrorRecordMessage
 from pypsrp.serializer import Serializer
 
 from provisioner.executors.wire import LeafFastSerializer
+from tests.pypsrp_values import plain
 
 SMA = "System.Management.Automation."
 TYPE_LISTS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -176,22 +177,6 @@ def output_objects(draw: Any) -> str:
 @st.composite
 def error_records(draw: Any) -> str:
     return Doc(draw).error_record()
-
-
-def plain(value: Any) -> Any:
-    """A comparable form of what a serializer returned: pypsrp objects by their attributes, values by type."""
-    if isinstance(value, list):
-        return ["list", [plain(item) for item in value]]
-    if isinstance(value, dict):
-        return ["dict", sorted(((repr(plain(k)), plain(v)) for k, v in value.items()), key=lambda kv: kv[0])]
-    if isinstance(value, GenericComplexObject):
-        return ["generic", list(value.types), plain(value.to_string), plain(value.adapted_properties),
-                plain(value.extended_properties), plain(value.property_sets)]
-    if isinstance(value, ComplexObject):
-        names = [name for name, _ in (*value._property_sets, *value._adapted_properties, *value._extended_properties)]
-        return [type(value).__name__, list(value._types), value._to_string, {n: plain(getattr(value, n, None))
-                                                                           for n in names}]
-    return [type(value).__name__, value]
 
 
 def read(serializer: Serializer, text: str, metadata: Any = None) -> Any:
