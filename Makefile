@@ -6,10 +6,11 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test lint bench clean kerberos-extra
 
-$(BIN)/provisioner: pyproject.toml
+# The lab endpoint is a distribution of its own (lab/): the product does not depend on it (nor on psrpcore).
+$(BIN)/provisioner: pyproject.toml lab/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test]' -e ./lab
 	touch $@
 
 demo: $(BIN)/provisioner
@@ -27,7 +28,7 @@ kerberos-extra: $(BIN)/provisioner
 	  fi; }
 
 test: $(BIN)/provisioner kerberos-extra
-	$(BIN)/ruff check provisioner tests benchmarks
+	$(BIN)/ruff check provisioner lab tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 

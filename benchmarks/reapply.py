@@ -42,10 +42,11 @@ from pypsrp.powershell import PowerShell, RunspacePool
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from provisioner_lab.run import LAB_PASSWORD, LAB_USER  # noqa: E402
+
 from provisioner.config import Connection  # noqa: E402
 from provisioner.executors import records  # noqa: E402
 from provisioner.jobs import Job, run  # noqa: E402
-from provisioner.lab.run import LAB_PASSWORD, LAB_USER  # noqa: E402
 from provisioner.model import Action, Identity, Result, Trustee  # noqa: E402
 from provisioner.session import open_pool  # noqa: E402
 

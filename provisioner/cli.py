@@ -527,7 +527,11 @@ def lab(
     ready_file: Annotated[Path | None, typer.Option("--ready-file", help="Write the port here once listening")] = None,
 ) -> None:
     """Run the built-in lab endpoint (a fake Exchange on 127.0.0.1) until interrupted."""
-    from provisioner.lab.run import serve
+    try:
+        from provisioner_lab.run import serve
+    except ImportError:
+        _err("the lab endpoint is a separate distribution: pip install -e ./lab (make demo installs it)")
+        raise typer.Exit(2) from None
 
     with _edge():
         serve(

@@ -4,7 +4,7 @@ The renderer prints a step as a PowerShell command line; the command executor se
 structured command (``add_cmdlet``/``add_parameter``). Neither adds, drops or reorders parameters, so the
 script a human reviewed and the commands that run cannot diverge.
 
-Parameter names and enum values are those of the real cmdlets (see ``provisioner/lab/data/
+Parameter names and enum values are those of the real cmdlets (see ``lab/provisioner_lab/data/
 exchange-cmdlets.json``, taken from the official cmdlet reference).
 """
 

@@ -12,6 +12,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from provisioner_lab.api import Statement
+from provisioner_lab.exchange.engine import EngineOptions
+from provisioner_lab.run import Lab, build_engine, running_lab
+from provisioner_lab.server import FaultOptions
 from pypsrp.powershell import RunspacePool
 
 from provisioner import planner
@@ -19,10 +23,6 @@ from provisioner import steps as step_builders
 from provisioner.config import Connection
 from provisioner.executors.batch import YOUNG_GC_THRESHOLD, BatchExecutor, fewer_collections
 from provisioner.executors.psrp import PsrpExecutor, TransportLost, encode_command
-from provisioner.lab.api import Statement
-from provisioner.lab.exchange.engine import EngineOptions
-from provisioner.lab.run import Lab, build_engine, running_lab
-from provisioner.lab.server import FaultOptions
 from provisioner.model import Action, Identity, Outcome, Plan, Trustee
 from provisioner.session import open_pool
 from tests.pypsrp_values import plain

@@ -13,10 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from provisioner.lab.exchange.engine import EngineOptions
-from provisioner.lab.run import Lab, build_engine, running_lab
-from provisioner.lab.server import FaultOptions
+from provisioner_lab.exchange.engine import EngineOptions
+from provisioner_lab.run import Lab, build_engine, running_lab
+from provisioner_lab.server import FaultOptions
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = ROOT / "examples"

@@ -1,7 +1,7 @@
 """Command mode is exact: hostile identities reach the lab's engine byte for byte as parameter values.
 
 The real CLI (a subprocess) runs ``grant`` and ``revoke`` with ``tests/data/hostile-names.txt`` against a lab
-whose engine records every :class:`~provisioner.lab.api.Statement` it receives (a subclass of the real engine:
+whose engine records every :class:`~provisioner_lab.api.Statement` it receives (a subclass of the real engine:
 the lab code is unchanged). None of the names exists in the lab's organisation, so every (mailbox, trustee)
 must end as a clean per-item ``failed`` with ``ManagementObjectNotFoundException``: no pipeline failure, no
 script text, no write, exit 1. Run with the default batch size (many statements per pipeline) and with
@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from provisioner_lab.api import PipelineResult, Statement
+from provisioner_lab.exchange.engine import ExchangeEngine
+from provisioner_lab.run import Lab, running_lab
 
 from provisioner.inputs import read_users_file
-from provisioner.lab.api import PipelineResult, Statement
-from provisioner.lab.exchange.engine import ExchangeEngine
-from provisioner.lab.run import Lab, running_lab
 
 ROOT = Path(__file__).parent.parent
 HOSTILE = Path(__file__).parent / "data" / "hostile-names.txt"

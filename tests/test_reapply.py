@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from provisioner_lab.exchange.engine import EngineOptions
+from provisioner_lab.run import Lab, build_engine, running_lab
+from provisioner_lab.server import FaultOptions
 
 from provisioner.journal import changes_of, in_doubt, read
-from provisioner.lab.exchange.engine import EngineOptions
-from provisioner.lab.run import Lab, build_engine, running_lab
-from provisioner.lab.server import FaultOptions
 from provisioner.lock import exclusive
 
 ROOT = Path(__file__).parent.parent

@@ -39,7 +39,7 @@ CASES = {"command-mode": ("Microsoft.Exchange", False), "script-mode": ("Microso
 
 
 def record_all() -> None:
-    from provisioner.lab.run import running_lab
+    from provisioner_lab.run import running_lab
 
     for name, (configuration, script_mode) in CASES.items():
         with running_lab(full_language=script_mode, auth=("basic",)) as lab:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+from provisioner_lab.run import Lab, running_lab
 from spnego._ntlm_raw.crypto import ntowfv1
 from typer.testing import CliRunner
 
@@ -32,7 +33,6 @@ from provisioner import session
 from provisioner.cli import app
 from provisioner.config import Connection
 from provisioner.errors import ConnectionFailure, InputError
-from provisioner.lab.run import Lab, running_lab
 
 ROOT = Path(__file__).parent.parent
 USER = "lab-admin"

@@ -14,7 +14,7 @@ from provisioner.pwsh import unquote
 from provisioner.render import ScriptContext, render_script, render_step
 
 REFERENCE = json.loads(
-    (Path(__file__).parent.parent / "provisioner" / "lab" / "data" / "exchange-cmdlets.json").read_text()
+    (Path(__file__).parent.parent / "lab" / "provisioner_lab" / "data" / "exchange-cmdlets.json").read_text()
 )["cmdlets"]
 COMMON = {"Verbose", "Debug", "ErrorAction", "WarningAction", "InformationAction", "ErrorVariable"}
 MAILBOXES = [Identity("alice.wong@contoso.com"), Identity("Frank O'Connor")]

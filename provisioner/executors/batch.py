@@ -37,7 +37,7 @@ while its Get-MailboxPermission did not fail the same way, and every item a term
 throttling) may have cut short. Identities with ``*`` (which Get-Mailbox would expand) and batches of one
 item always take the exact path.
 
-Not confirmed against a live Exchange server (the lab behaves this way, see ``provisioner/lab``): that remoted
+Not confirmed against a live Exchange server (the lab behaves this way, see ``lab/provisioner_lab``): that remoted
 error records carry InvocationInfo with the bound parameters (without them, errors naming the trustee rather
 than the mailbox cannot be placed and their batch is re-read item by item: slower, not wrong), and how ACE
 ``Identity`` values are rendered (only compared with each other; if they differed per ACE, batches would not

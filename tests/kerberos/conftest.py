@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from provisioner_lab.auth import KerberosAcceptor
+from provisioner_lab.run import Lab, running_lab
 
-from provisioner.lab.auth import KerberosAcceptor
-from provisioner.lab.run import Lab, running_lab
 from tests.kerberos.kdc import ENABLE_HINT, KDC, missing_tools, running_kdc
 
 ROOT = Path(__file__).parent.parent.parent

@@ -8,11 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from provisioner_lab.api import PipelineResult, Statement
+from provisioner_lab.server import FaultOptions, LabServer
 from pypsrp.powershell import RunspacePool
 from pypsrp.wsman import WSMan
-
-from provisioner.lab.api import PipelineResult, Statement
-from provisioner.lab.server import FaultOptions, LabServer
 
 USER = "svc-sync"
 PASSWORD = "Pa$$w0rd:with'quotes\"and-ünïcode"

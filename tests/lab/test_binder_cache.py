@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 import random
 
-from provisioner.lab.exchange.binding import Binder, CmdletSpec, ParamSpec, load_specs
-from provisioner.lab.exchange.errors import CmdletError
+from provisioner_lab.exchange.binding import Binder, CmdletSpec, ParamSpec, load_specs
+from provisioner_lab.exchange.errors import CmdletError
 
 
 def _answer(binder: Binder, spec: CmdletSpec, given: str) -> object:

@@ -10,6 +10,8 @@ from xml.etree import ElementTree
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from provisioner_lab import clixml
+from provisioner_lab.api import Invocation, Statement
 from pypsrp.complex_objects import (
     ApartmentState,
     Command,
@@ -20,9 +22,6 @@ from pypsrp.complex_objects import (
 )
 from pypsrp.messages import CreatePipeline
 from pypsrp.serializer import Serializer
-
-from provisioner.lab import clixml
-from provisioner.lab.api import Invocation, Statement
 
 # --- the reference: the same walk over ElementTree's tree of the whole message, without the pre-reading ---------
 

@@ -6,9 +6,8 @@ import threading
 from typing import Any
 
 import pytest
-
-from provisioner.lab.api import Argument, Invocation, LabEnum, LabObject, PipelineResult, Statement
-from provisioner.lab.exchange import EngineOptions, ExchangeEngine, demo_engine, generate
+from provisioner_lab.api import Argument, Invocation, LabEnum, LabObject, PipelineResult, Statement
+from provisioner_lab.exchange import EngineOptions, ExchangeEngine, demo_engine, generate
 
 USER = "CONTOSO\\sync.admin"
 SVC = "svc-codetwo"
@@ -717,7 +716,7 @@ def test_demo_seed_matches_users_csv(engine: ExchangeEngine) -> None:
 
 
 def test_directory_derived_identity_forms() -> None:
-    from provisioner.lab.exchange import Directory
+    from provisioner_lab.exchange import Directory
 
     directory = Directory()
     odd = directory.add_mailbox("obrien", "Brien, O'", "contoso.com/Users")

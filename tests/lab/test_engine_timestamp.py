@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from provisioner.lab.exchange import engine
+from provisioner_lab.exchange import engine
 
 
 def test_cached_timestamp_is_the_current_one() -> None:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from provisioner.lab import convert, psrp
-from provisioner.lab.api import LabError
+from provisioner_lab import convert, psrp
+from provisioner_lab.api import LabError
 
 BASE = {
     "exception_type": "Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException",

@@ -8,8 +8,7 @@ import re
 from xml.sax.saxutils import quoteattr
 
 import pytest
-
-from provisioner.lab import clixml, wsman
+from provisioner_lab import clixml, wsman
 
 from .test_protocol import HOSTILE
 

@@ -8,12 +8,11 @@ from typing import Any
 
 import pytest
 import requests
+from provisioner_lab import clixml, wsman
+from provisioner_lab.api import Argument, LabEnum, LabError, LabObject, PipelineResult, Statement
+from provisioner_lab.server import FaultOptions, LabServer
 from pypsrp.exceptions import AuthenticationError, WinRMTransportError, WSManFaultError
 from pypsrp.powershell import PowerShell, RunspacePool
-
-from provisioner.lab import clixml, wsman
-from provisioner.lab.api import Argument, LabEnum, LabError, LabObject, PipelineResult, Statement
-from provisioner.lab.server import FaultOptions, LabServer
 
 from .conftest import OTHER_PASSWORD, OTHER_USER, PASSWORD, USER, FakeEngine, connect, open_pool
 

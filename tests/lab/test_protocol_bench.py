@@ -10,10 +10,9 @@ import time
 from typing import Any
 
 import pytest
+from provisioner_lab.api import LabObject, PipelineResult, Statement
+from provisioner_lab.server import LabServer
 from pypsrp.powershell import PowerShell
-
-from provisioner.lab.api import LabObject, PipelineResult, Statement
-from provisioner.lab.server import LabServer
 
 from .conftest import PASSWORD, USER, FakeEngine, open_pool
 

@@ -6,12 +6,11 @@ from typing import Any
 from xml.etree import ElementTree
 
 import pytest
+from provisioner_lab import clixml, convert
+from provisioner_lab.api import LabEnum, LabObject
 from psrpcore import PSRemotingCrypto
 from psrpcore.types import serialize
 from pypsrp.serializer import Serializer
-
-from provisioner.lab import clixml, convert
-from provisioner.lab.api import LabEnum, LabObject
 
 from .test_protocol import HOSTILE
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from provisioner.lab.api import Argument, Invocation, PipelineResult, Statement
-from provisioner.lab.exchange import EngineOptions, ExchangeEngine
-from provisioner.lab.exchange.script import SINGLE_QUOTES, ScriptError, parse_script, tokenize_value
+from provisioner_lab.api import Argument, Invocation, PipelineResult, Statement
+from provisioner_lab.exchange import EngineOptions, ExchangeEngine
+from provisioner_lab.exchange.script import SINGLE_QUOTES, ScriptError, parse_script, tokenize_value
 
 QUOTES = sorted(SINGLE_QUOTES)
 

@@ -2,15 +2,15 @@
 
 Usage::
 
-    from provisioner.lab.exchange import EngineOptions, ExchangeEngine, generate
-    engine = ExchangeEngine.from_seed()                      # provisioner/lab/seeds/demo.toml
+    from provisioner_lab.exchange import EngineOptions, ExchangeEngine, generate
+    engine = ExchangeEngine.from_seed()                      # lab/provisioner_lab/seeds/demo.toml
     engine = ExchangeEngine(generate(100_000), EngineOptions(replication_delay_seconds=5))
     result = engine.run([Statement((Invocation("Get-Mailbox", (Argument("Identity", "alice.wong"),)),))],
                         [], user="CONTOSO\\sync.admin")
     engine.directory.permissions_of("alice.wong"); engine.counters.snapshot()
 
 Modules: ``directory`` (the org, identity resolution, ACL storage and inspection helpers), ``binding``
-(parameters from ``provisioner/lab/data/exchange-cmdlets.json``), ``cmdlets`` (permission cmdlets),
+(parameters from ``lab/provisioner_lab/data/exchange-cmdlets.json``), ``cmdlets`` (permission cmdlets),
 ``recipients`` (Get-Mailbox/-Recipient/-User/-DistributionGroupMember), ``filters`` (OPATH subset),
 ``objects`` (output shapes), ``context`` (per-call streams and resolution), ``engine`` (pipelines, options,
 throttling, counters), ``script`` (full-language subset), ``seed`` (TOML seeds and ``generate``).
@@ -62,13 +62,13 @@ Approximations (UNCONFIRMED or invented for the lab)
     Select-Object (CommandNotFoundException, as their availability on the real endpoint is UNCONFIRMED).
 """
 
-from provisioner.lab.exchange.directory import Directory, PermissionEntry, Recipient
-from provisioner.lab.exchange.engine import Counters, EngineOptions, ExchangeEngine
-from provisioner.lab.exchange.seed import build, generate, load_seed
+from provisioner_lab.exchange.directory import Directory, PermissionEntry, Recipient
+from provisioner_lab.exchange.engine import Counters, EngineOptions, ExchangeEngine
+from provisioner_lab.exchange.seed import build, generate, load_seed
 
 
 def demo_engine(options: EngineOptions | None = None) -> ExchangeEngine:
-    """An engine over the shipped demo organisation (``provisioner/lab/seeds/demo.toml``)."""
+    """An engine over the shipped demo organisation (``lab/provisioner_lab/seeds/demo.toml``)."""
     return ExchangeEngine(load_seed(), options)
 
 

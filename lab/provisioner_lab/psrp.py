@@ -25,8 +25,8 @@ from psrpcore._payload import PSRPMessage, create_message
 from psrpcore.types import PSInvocationState, PSRPMessageType
 from psrpcore.types._serializer import serialize
 
-from provisioner.lab import clixml, convert
-from provisioner.lab.api import Engine, LabError, PipelineResult, Statement
+from provisioner_lab import clixml, convert
+from provisioner_lab.api import Engine, LabError, PipelineResult, Statement
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def call_id(event: Any) -> int:
 
 @dataclass
 class FastCreatePipelineEvent:
-    """A CREATE_PIPELINE read by :mod:`provisioner.lab.clixml` instead of psrpcore's generic deserialiser."""
+    """A CREATE_PIPELINE read by :mod:`provisioner_lab.clixml` instead of psrpcore's generic deserialiser."""
 
     pipeline_id: uuid.UUID
     parsed: clixml.CreatePipeline
@@ -56,7 +56,7 @@ class FastCreatePipelineEvent:
 
 @dataclass(frozen=True)
 class RawClixml:
-    """An output object already rendered to CLIXML by :class:`provisioner.lab.clixml.Writer`."""
+    """An output object already rendered to CLIXML by :class:`provisioner_lab.clixml.Writer`."""
 
     data: bytes
 

@@ -3,11 +3,11 @@
 Inbound: psrpcore deserialises command arguments and pipeline input into its own types (``PSString``, ``PSInt``,
 ``PSList``, ``PSDict``, ``PSObject`` ...); :func:`to_plain` turns them into ``str``/``bool``/``int``/``None``/
 ``list`` (and ``dict`` for hashtables) and :func:`statements_from_pipeline` builds the engine's
-:class:`~provisioner.lab.api.Statement` list from a CREATE_PIPELINE message.
+:class:`~provisioner_lab.api.Statement` list from a CREATE_PIPELINE message.
 
-Outbound: :func:`to_ps` turns :class:`~provisioner.lab.api.LabObject`/:class:`~provisioner.lab.api.LabEnum`
+Outbound: :func:`to_ps` turns :class:`~provisioner_lab.api.LabObject`/:class:`~provisioner_lab.api.LabEnum`
 (recursively, inside lists and dicts too) into psrpcore objects with the right type names, adapted properties and
-ToString, and :func:`error_record` builds an ErrorRecord from a :class:`~provisioner.lab.api.LabError`.
+ToString, and :func:`error_record` builds an ErrorRecord from a :class:`~provisioner_lab.api.LabError`.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from psrpcore.types import (
 from psrpcore.types._base import PSObjectMeta
 from psrpcore.types._serializer import _serialize_string
 
-from provisioner.lab.api import Argument, Invocation, LabEnum, LabError, LabObject, Statement
+from provisioner_lab.api import Argument, Invocation, LabEnum, LabError, LabObject, Statement
 
 # .NET base classes of the exceptions a LabError names; the most derived type comes from LabError.exception_type.
 _EXCEPTION_BASES: dict[str, tuple[str, ...]] = {

@@ -7,7 +7,7 @@ remembered (UNCONFIRMED: only the names matter to the product; the integers are 
 
 from __future__ import annotations
 
-from provisioner.lab.api import LabEnum
+from provisioner_lab.api import LabEnum
 
 MAILBOX_RIGHTS_TYPE = "Microsoft.Exchange.Management.RecipientTasks.MailboxRights"
 INHERITANCE_TYPE = "System.DirectoryServices.ActiveDirectorySecurityInheritance"

@@ -50,8 +50,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from provisioner.lab.exchange.directory import Directory, PermissionEntry, Recipient, parse_rights
-from provisioner.lab.exchange.enums import INHERITANCE
+from provisioner_lab.exchange.directory import Directory, PermissionEntry, Recipient, parse_rights
+from provisioner_lab.exchange.enums import INHERITANCE
 
 
 class SeedError(ValueError):
@@ -59,7 +59,7 @@ class SeedError(ValueError):
 
 
 def demo_seed_text() -> str:
-    return resources.files("provisioner.lab").joinpath("seeds", "demo.toml").read_text("utf-8")
+    return resources.files("provisioner_lab").joinpath("seeds", "demo.toml").read_text("utf-8")
 
 
 def load_seed(path: str | Path | None = None) -> Directory:

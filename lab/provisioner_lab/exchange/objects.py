@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from provisioner.lab.api import LabObject
-from provisioner.lab.exchange.directory import Directory, PermissionEntry, Recipient
-from provisioner.lab.exchange.enums import (
+from provisioner_lab.api import LabObject
+from provisioner_lab.exchange.directory import Directory, PermissionEntry, Recipient
+from provisioner_lab.exchange.enums import (
     inheritance_enum,
     mailbox_rights_enum,
     object_state_enum,

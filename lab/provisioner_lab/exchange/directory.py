@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from provisioner.lab.exchange.enums import (
+from provisioner_lab.exchange.enums import (
     ALL_RIGHTS,
     DISTRIBUTION_GROUP_TYPES,
     FULL_ACCESS,

@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from provisioner.lab.api import LabError, LabObject
-from provisioner.lab.exchange.binding import BoundCommand
-from provisioner.lab.exchange.directory import Directory, OrganizationalUnit, PermissionEntry, Recipient
-from provisioner.lab.exchange.errors import (
+from provisioner_lab.api import LabError, LabObject
+from provisioner_lab.exchange.binding import BoundCommand
+from provisioner_lab.exchange.directory import Directory, OrganizationalUnit, PermissionEntry, Recipient
+from provisioner_lab.exchange.errors import (
     AMBIGUOUS,
     HOST,
     NON_INTERACTIVE_MESSAGE,

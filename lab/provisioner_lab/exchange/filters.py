@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from provisioner.lab.exchange.directory import Recipient
+from provisioner_lab.exchange.directory import Recipient
 
 Predicate = Callable[[Recipient], bool]
 

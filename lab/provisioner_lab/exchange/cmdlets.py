@@ -12,12 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from provisioner.lab.api import LabEnum, LabObject
-from provisioner.lab.exchange.context import Context
-from provisioner.lab.exchange.directory import PermissionEntry, Recipient
-from provisioner.lab.exchange.enums import FULL_ACCESS, MAILBOX_RIGHTS, SEND_AS, ad_rights_text, canonical_name
-from provisioner.lab.exchange.errors import INVALID_OPERATION, TASK
-from provisioner.lab.exchange.objects import ace_object
+from provisioner_lab.api import LabEnum, LabObject
+from provisioner_lab.exchange.context import Context
+from provisioner_lab.exchange.directory import PermissionEntry, Recipient
+from provisioner_lab.exchange.enums import FULL_ACCESS, MAILBOX_RIGHTS, SEND_AS, ad_rights_text, canonical_name
+from provisioner_lab.exchange.errors import INVALID_OPERATION, TASK
+from provisioner_lab.exchange.objects import ace_object
 
 OUTLOOK_LIMIT_WARNING = (
     "Some delegates added may not show up automatically in Outlook. Outlook is limited to displaying only the "

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provisioner.lab.exchange.engine import EngineOptions, ExchangeEngine
-from provisioner.lab.server import DEFAULT_USERS, FaultOptions, LabServer
+from provisioner_lab.exchange.engine import EngineOptions, ExchangeEngine
+from provisioner_lab.server import DEFAULT_USERS, FaultOptions, LabServer
 
 LAB_USER, LAB_PASSWORD = next(iter(DEFAULT_USERS.items()))
 FULL_LANGUAGE_CONFIGURATION = "Microsoft.PowerShell"

@@ -1,4 +1,4 @@
-"""The lab endpoint: a loopback WinRM/PSRP server in front of an :class:`~provisioner.lab.api.Engine`.
+"""The lab endpoint: a loopback WinRM/PSRP server in front of an :class:`~provisioner_lab.api.Engine`.
 
 Usage::
 
@@ -28,11 +28,11 @@ from typing import Any
 
 from psrpcore import PSRPCoreError
 
-from provisioner.lab import wsman
-from provisioner.lab.api import Engine
-from provisioner.lab.auth import KerberosAcceptor, LabUsers
-from provisioner.lab.http import Call, LabHTTPServer, Reply
-from provisioner.lab.psrp import Shell, ShellClosed
+from provisioner_lab import wsman
+from provisioner_lab.api import Engine
+from provisioner_lab.auth import KerberosAcceptor, LabUsers
+from provisioner_lab.http import Call, LabHTTPServer, Reply
+from provisioner_lab.psrp import Shell, ShellClosed
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The engine: runs PSRP pipelines (lists of statements) against a :class:`Directory`.
 
-``ExchangeEngine.run`` implements :class:`provisioner.lab.api.Engine`. Statements run in order; within a
+``ExchangeEngine.run`` implements :class:`provisioner_lab.api.Engine`. Statements run in order; within a
 statement each command's output objects are the next command's input records. A terminating error stops
 the whole pipeline (``PipelineResult.failure``); non-terminating errors are collected and execution goes on.
 """
@@ -17,16 +17,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from provisioner.lab.api import Invocation, LabError, PipelineResult, Statement
-from provisioner.lab.exchange.binding import Binder, BoundCommand, load_specs
-from provisioner.lab.exchange.cmdlets import (
+from provisioner_lab.api import Invocation, LabError, PipelineResult, Statement
+from provisioner_lab.exchange.binding import Binder, BoundCommand, load_specs
+from provisioner_lab.exchange.cmdlets import (
     add_mailbox_permission,
     get_mailbox_permission,
     remove_mailbox_permission,
 )
-from provisioner.lab.exchange.context import Context
-from provisioner.lab.exchange.directory import Directory
-from provisioner.lab.exchange.errors import (
+from provisioner_lab.exchange.context import Context
+from provisioner_lab.exchange.directory import Directory
+from provisioner_lab.exchange.errors import (
     COMMAND_NOT_FOUND,
     NO_LANGUAGE_MESSAGE,
     PARSE,
@@ -34,13 +34,13 @@ from provisioner.lab.exchange.errors import (
     CmdletError,
     engine_error,
 )
-from provisioner.lab.exchange.recipients import (
+from provisioner_lab.exchange.recipients import (
     get_distribution_group_member,
     get_mailbox,
     get_recipient,
     get_user,
 )
-from provisioner.lab.exchange.script import ScriptError, parse_script
+from provisioner_lab.exchange.script import ScriptError, parse_script
 
 Handler = Callable[[Context], list[Any]]
 
@@ -164,7 +164,7 @@ class ExchangeEngine:
         *, clock: Callable[[], float] | None = None,
     ) -> ExchangeEngine:
         """An engine over the org in a seed TOML file (the shipped ``demo.toml`` when ``path`` is None)."""
-        from provisioner.lab.exchange.seed import load_seed
+        from provisioner_lab.exchange.seed import load_seed
 
         return cls(load_seed(path), options, clock=clock)
 
@@ -174,13 +174,13 @@ class ExchangeEngine:
         *, clock: Callable[[], float] | None = None, **generate_options: Any,
     ) -> ExchangeEngine:
         """An engine over :func:`seed.generate` (``n_mailboxes`` synthetic mailboxes plus the trustees)."""
-        from provisioner.lab.exchange.seed import generate
+        from provisioner_lab.exchange.seed import generate
 
         return cls(generate(n_mailboxes, **generate_options), options, clock=clock)
 
     # ------------------------------------------------------------------ running
     def run(self, statements: list[Statement], pipeline_input: list[Any], *, user: str | None) -> PipelineResult:
-        """Run the statements in order (see :class:`provisioner.lab.api.Engine`)."""
+        """Run the statements in order (see :class:`provisioner_lab.api.Engine`)."""
         with self._lock:
             result = PipelineResult()
             self.counters.pipelines += 1

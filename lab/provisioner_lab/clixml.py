@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 from xml.etree import ElementTree
 
-from provisioner.lab.api import Argument, Invocation, LabEnum, LabObject, Statement
+from provisioner_lab.api import Argument, Invocation, LabEnum, LabObject, Statement
 
 
 class Unsupported(Exception):

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from provisioner.lab.api import Argument, LabEnum, LabObject
-from provisioner.lab.exchange.enums import ENUMS, MAILBOX_RIGHTS, canonical_name
-from provisioner.lab.exchange.errors import (
+from provisioner_lab.api import Argument, LabEnum, LabObject
+from provisioner_lab.exchange.enums import ENUMS, MAILBOX_RIGHTS, canonical_name
+from provisioner_lab.exchange.errors import (
     ARGUMENT_TRANSFORMATION,
     PARAMETER_BINDING,
     VALIDATION,
@@ -97,7 +97,7 @@ class CmdletSpec:
 @functools.cache
 def load_specs() -> dict[str, CmdletSpec]:
     """The cmdlet specifications, read from the package's copy of exchange-cmdlets.json."""
-    text = resources.files("provisioner.lab").joinpath("data", "exchange-cmdlets.json").read_text("utf-8")
+    text = resources.files("provisioner_lab").joinpath("data", "exchange-cmdlets.json").read_text("utf-8")
     data = json.loads(text)
     specs: dict[str, CmdletSpec] = {}
     for name, cmdlet in data["cmdlets"].items():

@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from provisioner.lab.auth import AuthFailed, LabUsers, SecurityContext, parse_authorization
+from provisioner_lab.auth import AuthFailed, LabUsers, SecurityContext, parse_authorization
 
 log = logging.getLogger(__name__)
 

@@ -6,12 +6,12 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from provisioner.lab.api import LabObject
-from provisioner.lab.exchange.context import Context, identity_text
-from provisioner.lab.exchange.directory import Recipient
-from provisioner.lab.exchange.errors import PARAMETER_BINDING, CmdletError, engine_error
-from provisioner.lab.exchange.filters import FilterError, compile_filter
-from provisioner.lab.exchange.objects import mailbox_object, reduced_recipient_object
+from provisioner_lab.api import LabObject
+from provisioner_lab.exchange.context import Context, identity_text
+from provisioner_lab.exchange.directory import Recipient
+from provisioner_lab.exchange.errors import PARAMETER_BINDING, CmdletError, engine_error
+from provisioner_lab.exchange.filters import FilterError, compile_filter
+from provisioner_lab.exchange.objects import mailbox_object, reduced_recipient_object
 
 USER_TYPES = (
     "Microsoft.Exchange.Data.Directory.Management.User",

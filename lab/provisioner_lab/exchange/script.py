@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from provisioner.lab.api import Argument, Invocation, Statement
+from provisioner_lab.api import Argument, Invocation, Statement
 
 SINGLE_QUOTES = frozenset("'\u2018\u2019\u201a\u201b")
 DOUBLE_QUOTES = frozenset('"\u201c\u201d\u201e')
