@@ -1,10 +1,16 @@
 """``provisioner check``: can this account, on this endpoint, do the job? Nothing is changed.
 
-Probes, in order: the session opens (reachable, authenticated, configuration name accepted); the language mode
-(a one-token script is sent: NoLanguage endpoints refuse it, which is the expected answer for
-``Microsoft.Exchange``); and each needed cmdlet, invoked against a mailbox identity that cannot exist (a fresh
-GUID) and, for the changing cmdlets, with ``-WhatIf``. A "not found" error proves the cmdlet exists in this
-session and RBAC lets the account run it; CommandNotFoundException proves it does not.
+It prints every server fact the engine uses and FAILs on each missing one:
+
+- the session opens (reachable, authenticated, configuration name accepted);
+- the negotiated PSRP protocol and the PSVersionTable (below 2.2 the server runs only the first statement of a
+  pipeline: the engine then sends one statement per pipeline, and says so);
+- the language mode (a one-token script is sent: NoLanguage endpoints refuse it, the expected answer for
+  ``Microsoft.Exchange``);
+- through GET_COMMAND_METADATA (the server's Get-Command, RBAC-trimmed), each needed cmdlet and each of its
+  parameters (``-AutoMapping`` exists from Exchange 2010 SP2 on; an RBAC role may leave out any parameter);
+- each needed cmdlet invoked against an identity that cannot exist (a fresh GUID) and, for the changing cmdlets,
+  with ``-WhatIf``: "not found" proves the account may run it; CommandNotFoundException proves it may not.
 """
 
 from __future__ import annotations
@@ -14,15 +20,21 @@ from dataclasses import dataclass, field
 
 from pypsrp.powershell import PowerShell, RunspacePool
 
+from provisioner import steps as step_builders
 from provisioner.config import Connection
 from provisioner.errors import ExitCode
 from provisioner.executors import records
+from provisioner.facts import NEEDED, OPTIONAL, ServerFacts, read_facts
+from provisioner.model import Identity
+from provisioner.pwsh import Bare
+from provisioner.runner import Pipeline, PsrpRunner
 from provisioner.session import open_pool
+from provisioner.steps import Command, Parameter
 
-PROBES: tuple[tuple[str, dict[str, object]], ...] = (
-    ("Get-MailboxPermission", {}),
-    ("Add-MailboxPermission", {"AccessRights": ["FullAccess"], "WhatIf": True}),
-    ("Remove-MailboxPermission", {"AccessRights": ["FullAccess"], "WhatIf": True, "Confirm": False}),
+PROBES: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = (
+    ("Get-MailboxPermission", ()),
+    ("Add-MailboxPermission", (("AccessRights", step_builders.FULL_ACCESS), ("WhatIf", None))),
+    ("Remove-MailboxPermission", (("AccessRights", step_builders.FULL_ACCESS), ("WhatIf", None), ("Confirm", False))),
 )
 
 
@@ -30,6 +42,12 @@ PROBES: tuple[tuple[str, dict[str, object]], ...] = (
 class Findings:
     lines: list[str] = field(default_factory=list)
     exit_code: ExitCode = ExitCode.OK
+
+    def add(self, ok: bool | None, text: str) -> None:
+        """ok True: ok, False: FAIL (exit 1), None: information."""
+        self.lines.append(f"{'info' if ok is None else 'ok  ' if ok else 'FAIL'} {text}")
+        if ok is False:
+            self.exit_code = ExitCode.ITEMS_FAILED
 
 
 def language_mode(pool: RunspacePool) -> str:
@@ -43,17 +61,15 @@ def language_mode(pool: RunspacePool) -> str:
     return f"NoLanguage or restricted (script text refused{reason}): use command mode"
 
 
-def probe_cmdlet(pool: RunspacePool, cmdlet: str, extra: dict[str, object]) -> tuple[bool, str]:
-    ps = PowerShell(pool)
-    probe = f"provisioner-check-{uuid.uuid4()}"
-    ps.add_cmdlet(cmdlet).add_parameter("Identity", probe).add_parameter("User", probe)
-    for name, value in extra.items():
-        ps.add_parameter(name, value)
-    ps.invoke()
-    errors = [records.error_info(record) for record in ps.streams.error]
-    if not errors:
+def probe_cmdlet(runner: PsrpRunner, cmdlet: str, extra: tuple[tuple[str, object], ...]) -> tuple[bool, str]:
+    probe = Identity(f"provisioner-check-{uuid.uuid4()}")
+    parameters = [Parameter(Bare("Identity"), probe.value), Parameter(Bare("User"),
+                                                                                    probe.value)]
+    parameters += [Parameter(Bare(name), value) for name, value in extra]  # type: ignore[arg-type]
+    raw = runner.run(Pipeline.of(Command(Bare(cmdlet), tuple(parameters))))
+    first = raw.first_error
+    if first is None:
         return True, "ran"
-    first = errors[0]
     if "CommandNotFound" in first.reason or "CommandNotFound" in first.fq_error_id:
         return False, "not available to this account (RBAC) or not an Exchange endpoint"
     if first.not_found:
@@ -61,16 +77,47 @@ def probe_cmdlet(pool: RunspacePool, cmdlet: str, extra: dict[str, object]) -> t
     return False, f"probe failed: {first}"
 
 
+def report_facts(facts: ServerFacts, findings: Findings) -> None:
+    protocol = facts.protocol_version or "unknown"
+    batching = "several statements per pipeline" if facts.runs_statements else \
+        "one statement per pipeline (a PowerShell 2.0 server runs only the first; the engine never sends more)"
+    findings.add(None, f"PSRP protocol {protocol}, PowerShell {facts.ps_version or 'unknown'}: {batching}")
+    for name in ("BuildVersion", "SerializationVersion", "CLRVersion", "WSManStackVersion"):
+        if facts.ps_version_table.get(name):
+            findings.add(None, f"PSVersionTable.{name} {facts.ps_version_table[name]}")
+    for note in facts.notes:
+        findings.add(None, note)
+    if facts.commands is None:
+        return
+    for cmdlet, parameters in NEEDED.items():
+        if not facts.has_cmdlet(cmdlet):
+            optional = all((cmdlet, name) in OPTIONAL for name in parameters)
+            findings.add(None if optional else False, f"{cmdlet}: not in this session (RBAC or not Exchange)")
+            continue
+        have = [name for name in parameters if facts.has_parameter(cmdlet, name)]
+        lacking = [name for name in parameters if not facts.has_parameter(cmdlet, name)]
+        findings.add(True, f"{cmdlet}: parameters {', '.join('-' + name for name in have)}")
+        for name in lacking:
+            if (cmdlet, name) == ("Add-MailboxPermission", "AutoMapping"):
+                findings.add(False, f"{cmdlet} -{name} missing (Exchange 2010 before SP2, or trimmed by RBAC): grants "
+                                    "need --automapping-unsupported-ok here")
+            elif (cmdlet, name) in OPTIONAL:
+                findings.add(None, f"{cmdlet} -{name} missing: runs that need it are refused")
+            else:
+                findings.add(False, f"{cmdlet} -{name} missing (trimmed by RBAC?)")
+
+
 def run_check(connection: Connection, password: str | None) -> Findings:
     findings = Findings()
     where = f"{connection.scheme}://{connection.server}:{connection.effective_port}/{connection.path}"
     with open_pool(connection, password) as pool:
-        findings.lines.append(f"ok   endpoint {where} reachable, authenticated ({connection.auth})")
-        findings.lines.append(f"ok   configuration {connection.configuration_name} opened")
-        findings.lines.append(f"info language mode: {language_mode(pool)}")
+        findings.add(True, f"endpoint {where} reachable, authenticated ({connection.auth})")
+        findings.add(True, f"configuration {connection.configuration_name} opened")
+        facts = read_facts(pool)
+        report_facts(facts, findings)
+        findings.add(None, f"language mode: {language_mode(pool)}")
+        runner = PsrpRunner(pool, facts)
         for cmdlet, extra in PROBES:
-            ok, detail = probe_cmdlet(pool, cmdlet, extra)
-            findings.lines.append(f"{'ok  ' if ok else 'FAIL'} {cmdlet}: {detail}")
-            if not ok:
-                findings.exit_code = ExitCode.ITEMS_FAILED
+            ok, detail = probe_cmdlet(runner, cmdlet, extra)
+            findings.add(ok, f"{cmdlet}: {detail}")
     return findings

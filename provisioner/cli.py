@@ -13,10 +13,10 @@ import typer
 
 from provisioner import __version__
 from provisioner import report as reports
-from provisioner.config import AUTH_METHODS, Config, Connection, discover
+from provisioner.config import AUTH_METHODS, Config, Connection, ReapplySettings, discover
 from provisioner.desired import Desired, TrusteeOptions, desired
+from provisioner.engine import Progress
 from provisioner.errors import InputError, ProvisionerError
-from provisioner.executors.psrp import Progress
 from provisioner.jobs import Job, RunResult, run
 from provisioner.model import PROBLEM_RESULTS, Action
 from provisioner.report import write_private
@@ -66,6 +66,10 @@ ParallelOpt = Annotated[
     int | None, typer.Option("--parallel", min=1, max=16, help="Pipelines at once (default 1; mind throttling)")
 ]
 LabOpt = Annotated[bool, typer.Option("--insecure-lab", help="Allow Basic over plain http (lab endpoint only)")]
+NoAutomapOpt = Annotated[bool, typer.Option(
+    "--automapping-unsupported-ok",
+    help="On a server without -AutoMapping (Exchange 2010 before SP2): grant without it instead of refusing",
+)]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Change nothing; write the PowerShell that would run")]
 OfflineOpt = Annotated[bool, typer.Option("--offline", help="With --dry-run: never connect; list every change")]
 ScriptOpt = Annotated[Path | None, typer.Option("--script", help="Write the dry-run script here (default: stdout)")]
@@ -143,12 +147,12 @@ def _progress_factory() -> Callable[[str, int], Progress] | None:
     return factory
 
 
-def _execute(job: Job, report: Path | None) -> RunResult:
+def _execute(job: Job, report: Path | None, settings: ReapplySettings | None = None) -> RunResult:
     password = None
     if not job.offline:
         check_connection_settings(job.connection)  # refuse unsafe settings before asking for a password
         password = resolve_password(job.connection)
-    result = run(job, password=password, progress=_progress_factory())
+    result = run(job, password=password, progress=_progress_factory(), settings=settings)
     for note in result.notes:
         _err(f"warning: {note}")
     if report is not None:
@@ -168,6 +172,7 @@ def _change_command(
     script: Path | None,
     report: Path | None,
     overrides: dict[str, Any],
+    automapping_unsupported_ok: bool = False,
 ) -> None:
     with _edge():
         if offline and not dry_run:
@@ -177,8 +182,15 @@ def _change_command(
         settings = discover(config)
         connection = _connection(settings, **overrides)
         wanted = _desired(settings, mailbox, users_file, trustees)
-        job = Job(action, wanted.mailboxes, wanted.trustees, connection, dry_run=dry_run, offline=offline)
-        result = _execute(job, report)
+        job = Job(action, wanted.mailboxes, wanted.trustees, connection, dry_run=dry_run, offline=offline,
+                  automapping_unsupported_ok=automapping_unsupported_ok)
+        if settings.reapply.journal is not None and not dry_run:
+            # the journal of [reapply] records grant and revoke runs too, so `journal undo` can reverse them
+            with exclusive_for(settings, settings.reapply.journal):
+                result = _execute(job, report, settings.reapply)
+            _err(f"run {result.run_id} recorded in {settings.reapply.journal}")
+        else:
+            result = _execute(job, report, settings.reapply)
         _emit_script(result, script)
         _report_problems(result)
         _err(reports.summary_line(result))
@@ -214,6 +226,7 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
         batch_size: BatchOpt = None,
         parallel: ParallelOpt = None,
         insecure_lab: LabOpt = False,
+        automapping_unsupported_ok: NoAutomapOpt = False,
     ) -> None:
         if action is Action.REVOKE and automapping is not None:
             with _edge():
@@ -234,6 +247,7 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
                 domain_controller=domain_controller, mode=mode, insecure_lab=insecure_lab, batch_size=batch_size,
                 parallel=parallel,
             ),
+            automapping_unsupported_ok=automapping_unsupported_ok,
         )
 
     command.__doc__ = help_text
@@ -346,6 +360,7 @@ def reapply(
     batch_size: BatchOpt = None,
     parallel: ParallelOpt = None,
     insecure_lab: LabOpt = False,
+    automapping_unsupported_ok: NoAutomapOpt = False,
 ) -> None:
     """The scheduled job: reconcile desired state (targets + selectors) with the live permissions, safely."""
     from dataclasses import replace as with_values
@@ -376,7 +391,7 @@ def reapply(
         reapply_settings = with_values(reapply_settings, **{k: v for k, v in overrides.items() if v is not None})
         job = ReapplyJob(
             connection, wanted.trustees, wanted.mailboxes, wanted_selectors, settings.exclude, reapply_settings,
-            prune=prune, dry_run=dry_run, force=force,
+            prune=prune, dry_run=dry_run, force=force, automapping_unsupported_ok=automapping_unsupported_ok,
         )
         check_connection_settings(connection)
         password = resolve_password(connection)
@@ -435,6 +450,7 @@ def journal_undo(
     spn_hostname: SpnHostOpt = None,
     domain_controller: DcOpt = None,
     insecure_lab: LabOpt = False,
+    automapping_unsupported_ok: NoAutomapOpt = False,
 ) -> None:
     """Apply (or with --dry-run, write) the inverse of every change a run made, newest first."""
     from provisioner.undo import run_undo
@@ -452,7 +468,8 @@ def journal_undo(
             check_connection_settings(connection)
             password = resolve_password(connection)
         with exclusive_for(settings, path):
-            result = run_undo(path, run_id, connection, settings.reapply, dry_run=dry_run, password=password)
+            result = run_undo(path, run_id, connection, settings.reapply, dry_run=dry_run, password=password,
+                              automapping_unsupported_ok=automapping_unsupported_ok)
         _emit_script(result, script)
         if report is not None:
             reports.write_report(result, report)

@@ -48,7 +48,7 @@ class Connection:
     keytab: str | None = None  # Kerberos client keytab for unattended runs (relative paths: to the config file)
     principal: str | None = None  # Kerberos principal (user@REALM) to use from the ticket cache or the keytab
     keyring_service: str | None = None  # the password from the OS keyring: keyring.get_password(this, username)
-    batch_size: int = 100  # (mailbox, trustee) steps per pipeline
+    batch_size: int = 500  # (mailbox, trustee) items per pipeline (piped: one invocation over them)
     parallel: int = 1  # pipelines at once; Exchange's throttling policy limits concurrent shells per user
 
     @property

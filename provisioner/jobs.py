@@ -7,18 +7,18 @@ including when the session breaks mid-run (the unfinished items are reported unk
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from provisioner import planner
 from provisioner import steps as step_builders
-from provisioner.config import Connection
+from provisioner.config import Connection, ReapplySettings
+from provisioner.engine import Engine, PoolFactory, ProgressFactory, Session, SessionLike
 from provisioner.errors import ExitCode, ProvisionerError
-from provisioner.executors.batch import BatchExecutor
-from provisioner.executors.psrp import Progress, PsrpExecutor, TransportLost, encode_command, encode_script
+from provisioner.facts import AUTOMAPPING_HINT, MissingCapability, ServerFacts, refuse_missing
+from provisioner.journal import Journal
 from provisioner.model import (
     PROBLEM_RESULTS,
     Action,
@@ -27,14 +27,14 @@ from provisioner.model import (
     ItemState,
     Outcome,
     Plan,
-    PlanItem,
     Result,
     Trustee,
 )
+from provisioner.outcomes import unchanged_outcome
 from provisioner.render import ScriptContext, render_script
+from provisioner.runner import TransportLost
 from provisioner.session import open_pool
-
-PoolFactory = Callable[[Connection, str | None], AbstractContextManager[Any]]
+from provisioner.steps import StepOptions
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class Job:
     connection: Connection
     dry_run: bool = False
     offline: bool = False  # plan without reading (dry-run only): every pair is listed as a change
+    automapping_unsupported_ok: bool = False  # a server without -AutoMapping: grant without it (else refused)
 
 
 @dataclass
@@ -80,72 +81,42 @@ class RunResult:
         return self.refused.exit_code if self.refused is not None else self.exit_code
 
 
-_STATE_RESULT = {
-    ItemState.ALREADY_PRESENT: Result.ALREADY_PRESENT,
-    ItemState.BLOCKED: Result.BLOCKED,
-    ItemState.ABSENT: Result.ABSENT,
-    ItemState.INHERITED_ONLY: Result.INHERITED_ONLY,
-    ItemState.TO_ADD: Result.PLANNED,
-    ItemState.TO_REMOVE: Result.PLANNED,
-}
+def step_options(connection: Connection, facts: ServerFacts | None, automapping_unsupported_ok: bool) -> StepOptions:
+    """How this run's steps are built, from the connection and the server facts (None: offline, nothing known).
 
-
-def unchanged_outcome(item: PlanItem, action: Action = Action.GRANT) -> Outcome:
-    """The outcome of an item nothing was (or will be) sent for."""
-    if action is Action.AUDIT and item.state is ItemState.TO_ADD:
-        return Outcome(item.mailbox, item.trustee, Result.MISSING, item.detail)
-    if item.state is ItemState.UNKNOWN:
-        # A mailbox or trustee that does not exist (or is ambiguous) is a definite failure; anything else is
-        # a state that could not be read.
-        result = Result.FAILED if item.error is not None and item.error.definitive else Result.UNKNOWN
-        return Outcome(item.mailbox, item.trustee, result, item.detail, item.error)
-    return Outcome(item.mailbox, item.trustee, _STATE_RESULT[item.state], item.detail)
-
-
-def executor_for(
-    pool: Any, connection: Connection, password: str | None = None, pool_factory: PoolFactory | None = None
-) -> PsrpExecutor:
-    """Command mode: batched (``batch_size`` steps per pipeline, ``parallel`` pools); script mode: one per step."""
-    options = step_builders.StepOptions(domain_controller=connection.domain_controller)
-    if connection.mode == "command":
-        opener = (lambda: pool_factory(connection, password)) if pool_factory is not None else None
-        return BatchExecutor(
-            pool, options, batch_size=connection.batch_size, parallel=connection.parallel, open_pool=opener
-        )
-    encoder = encode_script if connection.mode == "script" else encode_command
-    executor = PsrpExecutor(pool, encoder, options)
-    if connection.mode == "script" and connection.preamble:
-        result = executor.run_preamble(connection.preamble)
-        if result.failed or result.errors:
-            first = result.first_error
-            raise TransportLost(f"the preamble failed: {first.message if first else 'no error record'}")
-    return executor
-
-
-def merge_outcomes(plan: Plan, applied: Iterator[Outcome]) -> list[Outcome]:
-    """Plan order, one outcome per item; changes take their outcome from ``applied``.
-
-    If ``applied`` stops early (the session broke), every change without an outcome is UNKNOWN: it may or may
-    not have reached the server.
+    A server without -AutoMapping (Exchange 2010 before SP2, or an RBAC role without it) is refused unless the
+    admin said so; then -AutoMapping is left out of every grant, visibly in the reviewed script too.
     """
-    done: dict[planner.PairKey, Outcome] = {}
-    lost: str | None = None
-    try:
-        for outcome in applied:
-            done[planner.key(outcome.mailbox, outcome.trustee)] = outcome
-    except TransportLost as exc:
-        lost = str(exc)
-    outcomes: list[Outcome] = []
-    for item in plan.items:
-        if not item.changes:
-            outcomes.append(unchanged_outcome(item))
-            continue
-        found = done.get(planner.key(item.mailbox, item.trustee))
-        if found is None:
-            detail = f"session lost before the outcome was known: {lost}" if lost else "not run"
-            found = Outcome(item.mailbox, item.trustee, Result.UNKNOWN, detail, ErrorInfo(detail))
-        outcomes.append(found)
-    return outcomes
+    automapping = True
+    if facts is not None and not facts.has_parameter("Add-MailboxPermission", "AutoMapping"):
+        if not automapping_unsupported_ok:
+            raise MissingCapability(AUTOMAPPING_HINT)
+        automapping = False
+    return StepOptions(domain_controller=connection.domain_controller, automapping=automapping)
+
+
+def required(action: Action, options: StepOptions, piping: bool) -> dict[str, set[str]]:
+    """The cmdlets and parameters a run of ``action`` will send (checked against the facts before any is sent)."""
+    dc = {"DomainController"} if options.domain_controller else set()
+    needed: dict[str, set[str]] = {"Get-MailboxPermission": {"Identity", "User"} | dc}
+    if piping:
+        needed["Get-Mailbox"] = set(dc)
+    if action in (Action.GRANT, Action.REAPPLY, Action.UNDO):
+        needed["Add-MailboxPermission"] = {"Identity", "User", "AccessRights", "InheritanceType"} | dc
+        if options.automapping:
+            needed["Add-MailboxPermission"].add("AutoMapping")
+    if action in (Action.REVOKE, Action.REAPPLY, Action.UNDO):
+        needed["Remove-MailboxPermission"] = {"Identity", "User", "AccessRights", "InheritanceType", "Confirm"} | dc
+    return needed
+
+
+def prepare(
+    session: SessionLike, action: Action, connection: Connection, automapping_unsupported_ok: bool
+) -> StepOptions:
+    """Step options for this session's server, after refusing a run the server or account cannot carry out."""
+    options = step_options(connection, session.facts, automapping_unsupported_ok)
+    refuse_missing(session.facts, required(action, options, session.runner.piping))
+    return options
 
 
 def run(
@@ -153,42 +124,56 @@ def run(
     *,
     password: str | None = None,
     pool_factory: PoolFactory = open_pool,
-    progress: Callable[[str, int], Progress] | None = None,
+    progress: ProgressFactory | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    settings: ReapplySettings | None = None,
+    session: SessionLike | None = None,
 ) -> RunResult:
+    """grant, revoke and audit: read, plan, then apply through the engine (or stop before applying)."""
     started = now()
+    run_id = new_run_id(job.action.value)
     if job.offline:
         plan = planner.plan(job.action, job.mailboxes, job.trustees, None)
-        return _finish(job, plan, [unchanged_outcome(item) for item in plan.items], started, now())
-    pairs = len(job.mailboxes) * len(job.trustees)
-    with pool_factory(job.connection, password) as pool:
+        options = step_options(job.connection, None, job.automapping_unsupported_ok)
+        return _finish(job, plan, [unchanged_outcome(item) for item in plan.items], started, now(), options)
+    settings = settings or ReapplySettings()
+    journal = Journal(settings.journal) if settings.journal and not job.dry_run else None
+    active = session or Session(job.connection, password, pool_factory)
+    try:
+        options = prepare(active, job.action, job.connection, job.automapping_unsupported_ok)
+        engine = Engine(active, options, settings, batch_size=job.connection.batch_size, parallel=job.connection.parallel, journal=journal,
+                        run_id=run_id, progress=progress)
         try:
-            executor = executor_for(pool, job.connection, password, pool_factory)
-            observed = executor.observe(job.mailboxes, job.trustees, progress("reading", pairs) if progress else None)
+            observed = engine.observe(job.mailboxes, job.trustees)
         except TransportLost as exc:
             lost = ErrorInfo(f"session lost while reading: {exc}", category="ConnectionError")
-            observed = {}
-            notes = [lost.message]
-            plan = planner.plan(job.action, job.mailboxes, job.trustees, observed)
+            plan = planner.plan(job.action, job.mailboxes, job.trustees, {})
             outcomes = [Outcome(i.mailbox, i.trustee, Result.UNKNOWN, lost.message, lost) for i in plan.items]
-            return _finish(job, plan, outcomes, started, now(), notes=notes)
+            return _finish(job, plan, outcomes, started, now(), options, notes=[lost.message])
         plan = planner.plan(job.action, job.mailboxes, job.trustees, observed)
         if job.dry_run or job.action is Action.AUDIT:
             outcomes = [unchanged_outcome(item, job.action) for item in plan.items]
         else:
-            count = len(plan.changes)
-            tick = progress("applying", count) if progress and count else None
-            changes = step_builders.changes(plan, executor.options)  # a generator: steps are built as sent
-            outcomes = merge_outcomes(plan, executor.apply(changes, tick))
-    return _finish(job, plan, outcomes, started, now())
+            outcomes = engine.apply(plan)
+    finally:
+        if session is None:
+            active.close()
+    result = _finish(job, plan, outcomes, started, now(), options, notes=engine.notes + list(active.facts.notes))
+    result.run_id = run_id if journal else None
+    return result
+
+
+def new_run_id(prefix: str = "") -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
+    return f"{prefix}-{stamp}" if prefix and prefix != "reapply" else stamp
 
 
 def _finish(
-    job: Job, plan: Plan, outcomes: list[Outcome], started: datetime, finished: datetime, notes: list[str] | None = None
+    job: Job, plan: Plan, outcomes: list[Outcome], started: datetime, finished: datetime, options: StepOptions,
+    notes: list[str] | None = None,
 ) -> RunResult:
     script = None
     if job.dry_run:
-        options = step_builders.StepOptions(domain_controller=job.connection.domain_controller)
         changes = step_builders.changes(plan, options)  # a generator: no step is kept (100k-mailbox plans)
         preamble = job.connection.preamble if job.connection.mode == "script" else None
         context = ScriptContext(job.connection.server or "(not configured)", job.connection.domain_controller, preamble)

@@ -18,12 +18,9 @@ Safe to run every hour for years:
 
 from __future__ import annotations
 
-import random
 import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, suppress
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,12 +28,11 @@ from typing import Any
 from provisioner import planner
 from provisioner import steps as step_builders
 from provisioner.config import Connection, ReapplySettings, Selector
+from provisioner.engine import Engine, PoolFactory, ProgressFactory, Session
 from provisioner.errors import ExitCode, ProvisionerError
-from provisioner.executors.psrp import PsrpExecutor, TransportLost
-from provisioner.jobs import Job, PoolFactory, RunResult, executor_for, unchanged_outcome
-from provisioner.journal import InDoubt, Journal, in_doubt, step_action
+from provisioner.jobs import Job, RunResult, new_run_id, prepare
+from provisioner.journal import InDoubt, Journal, in_doubt
 from provisioner.model import (
-    AccessState,
     Action,
     ErrorInfo,
     Identity,
@@ -48,6 +44,7 @@ from provisioner.model import (
     Result,
     Trustee,
 )
+from provisioner.outcomes import unchanged_outcome
 from provisioner.render import ScriptContext, render_script
 from provisioner.resolve import MailboxRef, Resolver
 from provisioner.session import open_pool
@@ -72,48 +69,8 @@ class ReapplyJob:
     prune: bool = False
     dry_run: bool = False
     force: bool = False
-    run_id: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8])
-
-
-class Session:
-    """The open pool and its executor; reopened when the transport breaks."""
-
-    def __init__(self, job: ReapplyJob, password: str | None, pool_factory: PoolFactory) -> None:
-        self.job, self.password, self.pool_factory = job, password, pool_factory
-        self._stack = ExitStack()
-        self.pool: Any = None
-        self.executor: PsrpExecutor = self.open()
-
-    def open(self) -> PsrpExecutor:
-        self.pool = self._stack.enter_context(self.pool_factory(self.job.connection, self.password))
-        self.executor = executor_for(self.pool, self.job.connection, self.password, self.pool_factory)
-        return self.executor
-
-    def reopen(self) -> PsrpExecutor:
-        with suppress(Exception):  # the old pool is broken; closing it is best effort
-            self._stack.close()
-        self._stack = ExitStack()
-        return self.open()
-
-    def close(self) -> None:
-        self._stack.close()
-
-
-@dataclass
-class Retry:
-    settings: ReapplySettings
-    sleep: Callable[[float], None] = time.sleep
-    rng: random.Random = field(default_factory=random.Random)
-
-    def delays(self) -> Iterator[float]:
-        """Exponential backoff with full jitter, bounded by attempts and by total time."""
-        spent = 0.0
-        for attempt in range(1, self.settings.retry_attempts + 1):
-            delay = min(60.0, self.settings.retry_base_seconds * 2.0 ** (attempt - 1)) * self.rng.uniform(0.5, 1.0)
-            if spent + delay > self.settings.retry_max_seconds:
-                return
-            spent += delay
-            yield delay
+    automapping_unsupported_ok: bool = False
+    run_id: str = field(default_factory=new_run_id)
 
 
 def _key(mailbox: Identity, trustee: Trustee) -> planner.PairKey:
@@ -121,56 +78,20 @@ def _key(mailbox: Identity, trustee: Trustee) -> planner.PairKey:
 
 
 class Reapply:
-    def __init__(
-        self,
-        job: ReapplyJob,
-        session: Session,
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-        progress: Callable[[str, int], Callable[[int], None]] | None = None,
-    ) -> None:
-        self.job, self.session, self.sleep, self.progress = job, session, sleep, progress
-        self.retry = Retry(job.settings, sleep)
-        self.journal = Journal(job.settings.journal) if job.settings.journal else None
-        self.notes: list[str] = []
-        self.options = step_builders.StepOptions(domain_controller=job.connection.domain_controller)
+    """Targets, doubt left by killed runs, and the plan of one re-apply; reads and writes go through the engine."""
+
+    def __init__(self, job: ReapplyJob, engine: Engine) -> None:
+        self.job, self.engine = job, engine
+        self.journal = engine.journal
+        self.notes = engine.notes
+        self.options = engine.options
 
     # ------------------------------------------------------------------ reading
-    def _with_session(self, action: Callable[[PsrpExecutor], Any]) -> Any:
-        """Run ``action``; if the transport breaks, reopen the session and try again (bounded)."""
-        delays = self.retry.delays()
-        while True:
-            try:
-                return action(self.session.executor)
-            except TransportLost as exc:
-                delay = next(delays, None)
-                if delay is None:
-                    raise
-                self.notes.append(f"session lost ({exc}); reopening in {delay:.1f}s")
-                self.sleep(delay)
-                self.session.reopen()
-
     def observe(self, mailboxes: Sequence[Identity], trustees: Sequence[Trustee]) -> dict[planner.PairKey, Observation]:
-        observed: dict[planner.PairKey, Observation] = self._with_session(
-            lambda executor: executor.observe(mailboxes, trustees)
-        )
-        delays = self.retry.delays()
-        while True:
-            transient = [(m, t) for m in mailboxes for t in trustees if is_transient(observed[_key(m, t)].error)]
-            if not transient:
-                return observed
-            delay = next(delays, None)
-            if delay is None:
-                return observed  # still unknown: reported and retried next run
-            self.sleep(delay)
-            for mailbox, trustee in transient:
-                observed.update(self._observe_pair(mailbox, trustee))
+        return self.engine.observe(mailboxes, trustees)
 
-    def _observe_pair(self, mailbox: Identity, trustee: Trustee) -> dict[planner.PairKey, Observation]:
-        result: dict[planner.PairKey, Observation] = self._with_session(
-            lambda executor: executor.observe([mailbox], [trustee])
-        )
-        return result
+    def _with_session(self, action: Callable[[Any], Any]) -> Any:
+        return self.engine.with_session(action)
 
     def _select(self, selector: Selector) -> list[MailboxRef]:
         refs: list[MailboxRef] = self._with_session(lambda _executor: self._resolver().selector(selector))
@@ -229,7 +150,7 @@ class Reapply:
 
     # ------------------------------------------------------------------ planning
     def _resolver(self) -> Resolver:
-        return Resolver(self.session.pool, self.job.connection.domain_controller)
+        return Resolver(self.engine.runner, self.options)
 
     def plan(self) -> Plan:
         identities, target_keys, complete = self.targets()
@@ -250,95 +171,8 @@ class Reapply:
                         items.append(PlanItem(Identity(address), trustee, ItemState.TO_REMOVE, "no longer targeted"))
         return Plan(Action.REAPPLY, tuple(items), trustees, observed=True)
 
-    # ------------------------------------------------------------------ applying
     def apply(self, plan: Plan) -> list[Outcome]:
-        changes = list(step_builders.changes(plan, self.options))
-        done: dict[planner.PairKey, Outcome] = {}
-        size = self.job.connection.batch_size
-        tick = self.progress("applying", len(changes)) if self.progress and changes else None
-        for start in range(0, len(changes), size):
-            chunk = changes[start : start + size]
-            if self.journal:
-                self.journal.intents(self.job.run_id, chunk)
-            outcomes = self.verify(self._apply_chunk(chunk))
-            if self.journal:
-                action_of = {(s.mailbox.key, s.trustee.identity.key): step_action(s) for s in chunk}
-                known = [o for o in outcomes if o.result is not Result.UNKNOWN]  # unknown stays in doubt
-                self.journal.outcomes(self.job.run_id, known, action_of)
-            for outcome in outcomes:
-                done[_key(outcome.mailbox, outcome.trustee)] = outcome
-            if tick:
-                tick(len(chunk))
-        return [done[_key(i.mailbox, i.trustee)] if i.changes else unchanged_outcome(i) for i in plan.items]
-
-    def _apply_chunk(self, chunk: list[step_builders.Step]) -> list[Outcome]:
-        pending = {_key(step.mailbox, step.trustee): step for step in chunk}
-        results: dict[planner.PairKey, Outcome] = {}
-        last: dict[planner.PairKey, Outcome] = {}
-        lost: str | None = None
-        delays = self.retry.delays()
-        while pending:
-            try:
-                for outcome in self.session.executor.apply(list(pending.values())):
-                    key = _key(outcome.mailbox, outcome.trustee)
-                    if outcome.result is Result.FAILED and is_transient(outcome.error):
-                        last[key] = outcome
-                        continue
-                    results[key] = outcome
-                    pending.pop(key, None)
-            except TransportLost as exc:
-                lost = str(exc)
-                with suppress(ProvisionerError):
-                    self.session.reopen()
-            if not pending:
-                break
-            delay = next(delays, None)
-            if delay is None:
-                break
-            self.notes.append(f"{len(pending)} changes hit a transient error; retrying in {delay:.1f}s")
-            self.sleep(delay)
-        for key, step in pending.items():
-            if key in last:
-                results[key] = last[key]  # the transient error, reported as the item's failure
-            else:
-                detail = f"session lost before the outcome was known: {lost}"
-                results[key] = Outcome(step.mailbox, step.trustee, Result.UNKNOWN, detail, ErrorInfo(detail))
-        return [results[_key(step.mailbox, step.trustee)] for step in chunk]
-
-    def verify(self, outcomes: list[Outcome]) -> list[Outcome]:
-        """Re-read every change Exchange accepted; one not visible yet is re-checked once after a delay."""
-        if not self.job.settings.verify:
-            return outcomes
-        changed = [o for o in outcomes if o.result in (Result.GRANTED, Result.REMOVED)]
-        for attempt in range(2):
-            wrong = self._invisible(changed)
-            if not wrong:
-                return outcomes
-            if attempt == 0:
-                self.sleep(self.job.settings.verify_delay_seconds)
-            changed = wrong
-        invisible = {_key(o.mailbox, o.trustee) for o in changed}
-        detail = f"accepted by Exchange but not visible after {self.job.settings.verify_delay_seconds}s (replication?)"
-        return [replace(o, result=Result.UNKNOWN, detail=detail) if _key(o.mailbox, o.trustee) in invisible else o
-                for o in outcomes]
-
-    def _invisible(self, changed: list[Outcome]) -> list[Outcome]:
-        """The changes a fresh read does not show (one batched read per trustee)."""
-        by_trustee: dict[Identity, list[Outcome]] = {}
-        for outcome in changed:
-            by_trustee.setdefault(outcome.trustee.identity, []).append(outcome)
-        wrong: list[Outcome] = []
-        for group in by_trustee.values():
-            observed = self.observe([o.mailbox for o in group], [group[0].trustee])
-            for outcome in group:
-                observation = observed[_key(outcome.mailbox, outcome.trustee)]
-                if outcome.result is Result.GRANTED:
-                    visible = observation.error is None and observation.state is AccessState.PRESENT
-                else:
-                    visible = observation.error is None and not observation.explicit_allow
-                if not visible:
-                    wrong.append(outcome)
-        return wrong
+        return self.engine.apply(plan)
 
 
 def run_reapply(
@@ -347,12 +181,16 @@ def run_reapply(
     password: str | None = None,
     pool_factory: PoolFactory = open_pool,
     sleep: Callable[[float], None] = time.sleep,
-    progress: Callable[[str, int], Callable[[int], None]] | None = None,
+    progress: ProgressFactory | None = None,
 ) -> RunResult:
     started = datetime.now(UTC)
-    session = Session(job, password, pool_factory)
+    session = Session(job.connection, password, pool_factory)
     try:
-        runner = Reapply(job, session, sleep=sleep, progress=progress)
+        options = prepare(session, Action.REAPPLY, job.connection, job.automapping_unsupported_ok)
+        journal = Journal(job.settings.journal) if job.settings.journal else None
+        engine = Engine(session, options, job.settings, batch_size=job.connection.batch_size, parallel=job.connection.parallel, journal=journal,
+                        run_id=job.run_id, sleep=sleep, progress=progress)
+        runner = Reapply(job, engine)
         runner.reconcile()
         plan = runner.plan()
         changes = plan.changes

@@ -24,7 +24,7 @@ from markupsafe import Markup
 from provisioner import __version__
 from provisioner.model import Plan, PlanItem
 from provisioner.pwsh import Bare, literal
-from provisioner.steps import Step
+from provisioner.steps import Command, Step
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -77,9 +77,12 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def render_step(step: Step) -> str:
-    """One step as one command line (the same macro the full script uses)."""
-    return environment().get_template("step.ps1.j2").render(step=step).strip()
+def render_command(command: Step | Command) -> str:
+    """One command (or step) as one command line (the same macro the full script uses)."""
+    return environment().get_template("step.ps1.j2").render(step=command).strip()
+
+
+render_step = render_command
 
 
 @dataclass(frozen=True)

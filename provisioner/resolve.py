@@ -6,9 +6,10 @@ Everything here is read-only and runs structured commands only (NoLanguage endpo
 - a filter selector: ``Get-Mailbox -Filter F -RecipientTypeDetails T -ResultSize Unlimited``;
 - a group selector: ``Get-DistributionGroupMember -Identity G -ResultSize Unlimited``, breadth first; members
   that are groups are expanded in turn (each group once, by GUID, so membership loops end);
-- explicit identities: ``Get-Mailbox -Identity X``, many statements per pipeline; each statement outputs exactly
-  one mailbox or a "not found"/"ambiguous" error naming X. When outputs and errors cannot be matched to the
-  inputs with certainty, the batch is resolved again one identity per pipeline;
+- explicit identities: ``ids | Get-Mailbox`` (the identities as pipeline input: one invocation, one statement, so
+  PowerShell 2.0 runs it too); each input outputs exactly one mailbox, in input order, or a "not found"/"ambiguous"
+  error naming it (TargetObject). When outputs and errors cannot be matched to the inputs with certainty, the batch
+  is resolved again one identity per pipeline;
 - the prune scan: ``Get-Mailbox -ResultSize Unlimited | Get-MailboxPermission -User T`` per managed trustee.
 
 Mailboxes are keyed by their GUID (falling back to the DN), never by display names. A selector whose read fails
@@ -22,16 +23,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pypsrp.powershell import PowerShell, RunspacePool
-
+from provisioner import shapes
+from provisioner import steps as step_builders
 from provisioner.config import Selector
 from provisioner.errors import ProvisionerError
 from provisioner.executors import records
-from provisioner.executors.psrp import Invocation, TransportLost, run_pipeline
 from provisioner.model import ErrorInfo, Identity, Trustee
+from provisioner.pwsh import Bare
+from provisioner.runner import Pipeline, Raw, Runner, TransportLost
+from provisioner.steps import StepOptions
 
-Command = tuple[str, dict[str, Any]]
-RESOLVE_BATCH = 200
+RESOLVE_BATCH = 500
 
 
 class SelectorFailed(ProvisionerError):
@@ -78,49 +80,33 @@ def ace_mailbox_key(obj: Any) -> tuple[str, str] | None:
     return None
 
 
-def run_statements(pool: RunspacePool, statements: Sequence[Sequence[Command]]) -> Invocation:
-    """One pipeline: statements in order, each a chain of commands piped into each other."""
-    ps = PowerShell(pool)
-    for index, chain in enumerate(statements):
-        if index:
-            ps.add_statement()
-        for cmdlet, parameters in chain:
-            ps.add_cmdlet(cmdlet)
-            for name, value in parameters.items():
-                ps.add_parameter(name, value)
-    return run_pipeline(ps)
-
-
 def _is_group(props: dict[str, Any]) -> bool:
     return "group" in _text(props, "RecipientType").casefold()
 
 
 @dataclass
 class Resolver:
-    pool: RunspacePool
-    domain_controller: str | None = None
+    runner: Runner
+    options: StepOptions
     notes: list[str] = field(default_factory=list)
 
-    def _dc(self, parameters: dict[str, Any]) -> dict[str, Any]:
-        if self.domain_controller:
-            parameters["DomainController"] = self.domain_controller
-        return parameters
-
-    def _checked(self, what: str, statements: Sequence[Sequence[Command]]) -> Invocation:
-        result = run_statements(self.pool, statements)
-        if result.errors and result.errors[0].transient:
-            raise TransportLost(f"{what}: {result.errors[0]}")  # throttled or cut off: the caller retries
-        if result.errors:
-            raise SelectorFailed(f"{what} could not be read, so nothing was changed: {result.errors[0]}")
+    def _checked(self, what: str, pipeline: Pipeline) -> Raw:
+        result = self.runner.run(pipeline)
+        error = result.first_error
+        if error is not None and error.transient:
+            raise TransportLost(f"{what}: {error}")  # throttled or cut off: the caller retries
+        if error is not None:
+            raise SelectorFailed(f"{what} could not be read, so nothing was changed: {error}")
         return result
 
     def selector(self, selector: Selector) -> list[MailboxRef]:
-        types = list(selector.recipient_type_details)
+        types = tuple(Bare(name) for name in selector.recipient_type_details)
         if selector.kind == "group":
             return self._group(selector)
         parameter = "OrganizationalUnit" if selector.kind == "organizational_unit" else "Filter"
-        parameters = self._dc({parameter: selector.value, "RecipientTypeDetails": types, "ResultSize": "Unlimited"})
-        result = self._checked(f"selector {selector}", [[("Get-Mailbox", parameters)]])
+        command = step_builders.command("Get-Mailbox", (parameter, selector.value), ("RecipientTypeDetails", types),
+                                        ("ResultSize", "Unlimited"), options=self.options)
+        result = self._checked(f"selector {selector}", Pipeline.of(command))
         refs = [mailbox_ref(obj) for obj in result.output]
         return [ref for ref in refs if ref is not None]
 
@@ -131,9 +117,9 @@ class Resolver:
         queue: deque[str] = deque([selector.value])
         while queue:
             group = queue.popleft()
-            parameters = self._dc({"Identity": group, "ResultSize": "Unlimited"})
-            what = f"selector {selector} (group {group!r})"
-            result = self._checked(what, [[("Get-DistributionGroupMember", parameters)]])
+            command = step_builders.command("Get-DistributionGroupMember", ("Identity", group),
+                                            ("ResultSize", "Unlimited"), options=self.options)
+            result = self._checked(f"selector {selector} (group {group!r})", Pipeline.of(command))
             for obj in result.output:
                 props = dict(records.properties(obj))
                 if _is_group(props):
@@ -160,35 +146,37 @@ class Resolver:
         return resolved
 
     def _batch(self, batch: list[Identity]) -> dict[Identity, MailboxRef | ErrorInfo] | None:
-        statements = [[("Get-Mailbox", self._dc({"Identity": identity.value}))] for identity in batch]
-        result = run_statements(self.pool, statements)
-        if any(error.transient for error in result.errors):
-            raise TransportLost(f"resolving targets: {next(e for e in result.errors if e.transient)}")
-        if result.failed:
+        if len(batch) < 2 or not self.runner.piping or any("*" in identity.value for identity in batch):
+            return None  # * would be expanded by Get-Mailbox: one by one
+        result = self.runner.run(Pipeline.of(step_builders.lookup(self.options),
+                                             input=[identity.value for identity in batch]))
+        errors = [error for error, _ in result.errors] + ([result.failure[0]] if result.failure else [])
+        if any(error.transient for error in errors):
+            raise TransportLost(f"resolving targets: {next(e for e in errors if e.transient)}")
+        if result.failure is not None:
             return None
-        failed: dict[Identity, ErrorInfo] = {}
-        for error in result.errors:
-            matches = [identity for identity in batch if identity.value == error.target and identity not in failed]
-            if not error.definitive or not matches:
-                return None  # an error we cannot pin on one input: resolve one by one
-            failed[matches[0]] = error
-        remaining = [identity for identity in batch if identity not in failed]
+        located = shapes.locate_errors(result, batch, Identity("-"))
+        if located.other or located.trustee_errors or not all(e.definitive for e in located.lookups.values()):
+            return None  # an error we cannot pin on one input: resolve one by one
+        remaining = [index for index in range(len(batch)) if index not in located.lookups]
         if len(result.output) != len(remaining):
             return None
-        matched: dict[Identity, MailboxRef | ErrorInfo] = dict(failed)
-        for identity, obj in zip(remaining, result.output, strict=True):
-            ref = mailbox_ref(obj, identity.value)  # statement order pins each output on its input
+        matched: dict[Identity, MailboxRef | ErrorInfo] = {batch[i]: e for i, e in located.lookups.items()}
+        for index, obj in zip(remaining, result.output, strict=True):
+            ref = mailbox_ref(obj, batch[index].value)  # input order pins each output on its input
             if ref is None:
                 return None
-            matched[identity] = ref
+            matched[batch[index]] = ref
         return matched
 
     def _one(self, identity: Identity) -> MailboxRef | ErrorInfo:
-        result = run_statements(self.pool, [[("Get-Mailbox", self._dc({"Identity": identity.value}))]])
-        if result.errors and result.errors[0].transient:
-            raise TransportLost(f"resolving {identity}: {result.errors[0]}")
-        if result.errors:
-            return result.errors[0]
+        command = step_builders.command("Get-Mailbox", ("Identity", identity.value), options=self.options)
+        result = self.runner.run(Pipeline.of(command))
+        error = result.first_error
+        if error is not None and error.transient:
+            raise TransportLost(f"resolving {identity}: {error}")
+        if error is not None:
+            return error
         refs = [mailbox_ref(obj, identity.value) for obj in result.output]
         if len(refs) != 1 or refs[0] is None:
             return ErrorInfo(f"{identity} resolved to {len(refs)} mailboxes", category="InvalidResult")
@@ -198,11 +186,11 @@ class Resolver:
         """Per trustee: (mailbox key, identity) of every mailbox where it holds explicit, allow FullAccess."""
         found: dict[Identity, list[tuple[str, str]]] = {}
         for trustee in trustees:
-            chain = [
-                ("Get-Mailbox", self._dc({"ResultSize": "Unlimited"})),
-                ("Get-MailboxPermission", self._dc({"User": trustee.identity.value})),
-            ]
-            result = self._checked(f"the prune scan for {trustee.identity}", [chain])
+            chain = Pipeline.of(
+                step_builders.command("Get-Mailbox", ("ResultSize", "Unlimited"), options=self.options),
+                step_builders.command("Get-MailboxPermission", ("User", trustee.identity.value), options=self.options),
+            )
+            result = self._checked(f"the prune scan for {trustee.identity}", chain)
             entries: list[tuple[str, str]] = []
             for obj in result.output:
                 entry = records.permission_entry(obj)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import Enum
 
 from provisioner.model import Identity, ItemState, Plan, PlanItem, Trustee
 from provisioner.pwsh import Bare
@@ -34,23 +35,75 @@ class Parameter:
 
 
 @dataclass(frozen=True)
+class Command:
+    """One cmdlet with its parameters in order: what a pipeline statement is made of."""
+
+    cmdlet: Bare
+    parameters: tuple[Parameter, ...]
+
+    def parameter(self, name: str) -> Parameter | None:
+        return next((p for p in self.parameters if p.name.casefold() == name.casefold()), None)
+
+
+class StepAction(Enum):
+    READ = "read"
+    GRANT = "grant"
+    REVOKE = "revoke"
+
+
+_ACTIONS = {"Get-MailboxPermission": StepAction.READ, "Add-MailboxPermission": StepAction.GRANT,
+            "Remove-MailboxPermission": StepAction.REVOKE}
+
+
+@dataclass(frozen=True)
 class Step:
+    """One (mailbox, trustee) command: a read, a grant or a revoke (``action``)."""
+
     cmdlet: Bare
     parameters: tuple[Parameter, ...]
     mailbox: Identity
     trustee: Trustee
 
+    @property
+    def action(self) -> StepAction:
+        return _ACTIONS[str(self.cmdlet)]
+
+    @property
+    def command(self) -> Command:
+        return Command(self.cmdlet, self.parameters)
+
 
 @dataclass(frozen=True)
 class StepOptions:
+    """How steps are built for this run. ``automapping``: False leaves -AutoMapping out (a server without it,
+    only when the admin said so: ``--automapping-unsupported-ok``)."""
+
     domain_controller: str | None = None
+    automapping: bool = True
 
 
 def _parameters(*pairs: tuple[str, Value], options: StepOptions) -> tuple[Parameter, ...]:
+    """The one place where -DomainController is added."""
     params = [Parameter(Bare(name), value) for name, value in pairs]
     if options.domain_controller:
         params.append(Parameter(Bare("DomainController"), options.domain_controller))
     return tuple(params)
+
+
+def command(cmdlet: str, *pairs: tuple[str, Value], options: StepOptions) -> Command:
+    """Any other read (Get-Mailbox, Get-DistributionGroupMember, ...), with -DomainController when pinned."""
+    return Command(Bare(cmdlet), _parameters(*pairs, options=options))
+
+
+def lookup(options: StepOptions) -> Command:
+    """``Get-Mailbox`` taking its -Identity from pipeline input (it binds ByValue): the head of piped shapes."""
+    return command("Get-Mailbox", options=options)
+
+
+def piped(step: Step) -> Command:
+    """The step's command without -Identity: it then binds Identity ByPropertyName from the Mailbox objects that
+    :func:`lookup` pipes into it. Every other parameter is the step's own, in its order."""
+    return Command(step.cmdlet, tuple(p for p in step.parameters if p.name != "Identity"))
 
 
 def grant(item: PlanItem, options: StepOptions) -> Step:
@@ -62,7 +115,7 @@ def grant(item: PlanItem, options: StepOptions) -> Step:
             ("User", item.trustee.identity.value),
             ("AccessRights", FULL_ACCESS),
             ("InheritanceType", INHERIT_ALL),
-            ("AutoMapping", item.trustee.automapping),
+            *((("AutoMapping", item.trustee.automapping),) if options.automapping else ()),
             options=options,
         ),
         item.mailbox,

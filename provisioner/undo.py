@@ -12,11 +12,11 @@ from pathlib import Path
 
 from provisioner import steps as step_builders
 from provisioner.config import Connection, ReapplySettings
+from provisioner.engine import Engine, PoolFactory, Session
 from provisioner.errors import InputError
-from provisioner.jobs import Job, RunResult
-from provisioner.journal import changes_of
+from provisioner.jobs import Job, RunResult, prepare
+from provisioner.journal import Journal, changes_of
 from provisioner.model import Action, Identity, ItemState, Outcome, Plan, PlanItem, Result, Trustee
-from provisioner.reapply import Reapply, ReapplyJob, Session
 from provisioner.render import ScriptContext, render_script
 from provisioner.session import open_pool
 
@@ -43,6 +43,8 @@ def run_undo(
     *,
     dry_run: bool,
     password: str | None = None,
+    pool_factory: PoolFactory = open_pool,
+    automapping_unsupported_ok: bool = False,
 ) -> RunResult:
     started = datetime.now(UTC)
     plan = undo_plan(journal, run_id)
@@ -55,13 +57,11 @@ def run_undo(
         outcomes = [Outcome(i.mailbox, i.trustee, Result.PLANNED, i.detail) for i in plan.items]
         return RunResult(summary, plan, outcomes, started, datetime.now(UTC), script)
     undo_id = f"undo-{run_id}-{uuid.uuid4().hex[:8]}"
-    job = ReapplyJob(connection, plan.trustees, settings=settings, run_id=undo_id)
-    session = Session(job, password, open_pool)
-    try:
-        runner = Reapply(job, session)
-        outcomes = runner.apply(plan)
-    finally:
-        session.close()
-    result = RunResult(summary, plan, outcomes, started, datetime.now(UTC), None, runner.notes)
+    with Session(connection, password, pool_factory) as session:
+        options = prepare(session, Action.UNDO, connection, automapping_unsupported_ok)
+        engine = Engine(session, options, settings, batch_size=connection.batch_size, parallel=connection.parallel, journal=Journal(journal),
+                        run_id=undo_id)
+        outcomes = engine.apply(plan)
+    result = RunResult(summary, plan, outcomes, started, datetime.now(UTC), None, engine.notes)
     result.run_id = undo_id
     return result

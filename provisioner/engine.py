@@ -1,0 +1,403 @@
+"""The one apply engine: grant, revoke, reapply and journal undo all read and write through :class:`Engine`.
+
+It owns, in one layer each: batching (items per pipeline, :mod:`provisioner.shapes` picks the shape the server
+runs exactly), retries with backoff for throttling and transient faults (bounded in attempts and time; a broken
+session is reopened), confirmation and verification reads, the journal (intents before a batch, outcomes after)
+and progress. Below it is the :class:`~provisioner.runner.Runner` seam: the session's server facts and one
+``run(pipeline)``; tests use a runner over the lab engine in-process, production a pypsrp one.
+
+Every (mailbox, trustee) ends with exactly one outcome: a write is reported done only when the server's output
+proves it or a read shows it; a change whose effect could not be seen is ``unknown`` (and stays in doubt in the
+journal), never ``granted``/``removed``.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+from provisioner import planner, shapes
+from provisioner import steps as step_builders
+from provisioner.config import Connection, ReapplySettings
+from provisioner.errors import ProvisionerError
+from provisioner.facts import ServerFacts, read_facts
+from provisioner.journal import Journal, step_action
+from provisioner.model import AccessState, ErrorInfo, Identity, Observation, Outcome, Plan, Result, Trustee
+from provisioner.outcomes import unchanged_outcome
+from provisioner.runner import PsrpRunner, Runner, ScriptRunner, TransportLost
+from provisioner.steps import Step, StepAction, StepOptions
+
+DEFAULT_BATCH_SIZE = 500
+PoolFactory = Callable[[Connection, str | None], AbstractContextManager[Any]]
+Progress = Callable[[int], None]
+ProgressFactory = Callable[[str, int], Progress]
+
+
+class Session:
+    """An open session: its runner and the server facts read once when it opened; reopened when it breaks."""
+
+    def __init__(self, connection: Connection, password: str | None, pool_factory: PoolFactory) -> None:
+        self.connection, self.password, self.pool_factory = connection, password, pool_factory
+        self._stack = ExitStack()
+        self.runner: Runner = self._open()
+
+    @property
+    def facts(self) -> ServerFacts:
+        return self.runner.facts
+
+    def _open(self) -> Runner:
+        pool = self._stack.enter_context(self.pool_factory(self.connection, self.password))
+        if self.connection.mode == "script":
+            runner = ScriptRunner(pool, ServerFacts(str(getattr(pool, "protocol_version", "") or "")))
+            if self.connection.preamble:
+                raw = runner.run_preamble(self.connection.preamble)
+                error = raw.first_error
+                if error is not None:
+                    raise TransportLost(f"the preamble failed: {error.message}")
+            return runner
+        return PsrpRunner(pool, read_facts(pool))
+
+    def reopen(self) -> Runner:
+        with suppress(Exception):  # the old pool is broken; closing it is best effort
+            self._stack.close()
+        self._stack = ExitStack()
+        self.runner = self._open()
+        return self.runner
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+class FixedSession:
+    """A session over a given runner (tests, and a second backend); ``reopen`` gives the same runner back."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+
+    @property
+    def facts(self) -> ServerFacts:
+        return self.runner.facts
+
+    def reopen(self) -> Runner:
+        return self.runner
+
+    def close(self) -> None:
+        return None
+
+
+SessionLike = Session | FixedSession
+
+
+@dataclass
+class Retry:
+    settings: ReapplySettings
+    sleep: Callable[[float], None] = time.sleep
+    rng: random.Random = field(default_factory=random.Random)
+
+    def delays(self) -> Iterator[float]:
+        """Exponential backoff with full jitter, bounded by attempts and by total time."""
+        spent = 0.0
+        for attempt in range(1, self.settings.retry_attempts + 1):
+            delay = min(60.0, self.settings.retry_base_seconds * 2.0 ** (attempt - 1)) * self.rng.uniform(0.5, 1.0)
+            if spent + delay > self.settings.retry_max_seconds:
+                return
+            spent += delay
+            yield delay
+
+
+def _key(mailbox: Identity, trustee: Trustee) -> planner.PairKey:
+    return planner.key(mailbox, trustee)
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+def _signature(step: Step) -> tuple[Any, ...]:
+    return (step.trustee.identity.key, str(step.cmdlet),
+            tuple((str(p.name), p.value) for p in step.parameters if p.name != "Identity"))
+
+
+def _pipe_safe(step: Step) -> bool:
+    """Piped writes apply AutoMapping for the last record only: exact only when it is off."""
+    if not shapes.pipeable(step.mailbox):
+        return False
+    if step.action is StepAction.GRANT:
+        automapping = step.command.parameter("AutoMapping")
+        return automapping is None or automapping.value is False
+    return not step.trustee.automapping
+
+
+class Engine:
+    def __init__(
+        self,
+        session: SessionLike,
+        options: StepOptions,
+        settings: ReapplySettings | None = None,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        journal: Journal | None = None,
+        run_id: str = "",
+        sleep: Callable[[float], None] = time.sleep,
+        progress: ProgressFactory | None = None,
+        parallel: int = 1,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.session, self.options = session, options
+        self.settings = settings or ReapplySettings()
+        self.batch_size, self.journal, self.run_id = batch_size, journal, run_id
+        self.sleep, self.progress = sleep, progress
+        self.retry = Retry(self.settings, sleep)
+        self.notes: list[str] = []
+        if parallel > 1:
+            self.notes.append(f"parallel = {parallel} is not used: the engine runs one session (a piped batch is one "
+                              "cmdlet invocation on the server, which is what Exchange's throttling budget counts)")
+        self._keys: dict[Identity, str | ErrorInfo] = {}
+
+    @property
+    def runner(self) -> Runner:
+        return self.session.runner
+
+    # ------------------------------------------------------------------ sessions and retries
+    def with_session(self, action: Callable[[Runner], Any]) -> Any:
+        """Run ``action``; if the transport breaks, reopen the session and try again (bounded)."""
+        delays = self.retry.delays()
+        while True:
+            try:
+                return action(self.runner)
+            except TransportLost as exc:
+                delay = next(delays, None)
+                if delay is None:
+                    raise
+                self.notes.append(f"session lost ({exc}); reopening in {delay:.1f}s")
+                self.sleep(delay)
+                with suppress(ProvisionerError, TransportLost):
+                    self.session.reopen()
+
+    # ------------------------------------------------------------------ reading
+    def observe(
+        self, mailboxes: Sequence[Identity], trustees: Sequence[Trustee], label: str | None = "reading"
+    ) -> dict[planner.PairKey, Observation]:
+        """Every (mailbox, trustee)'s observation; transient failures are re-read after a backoff (bounded)."""
+        tick = self.progress(label, len(mailboxes) * len(trustees)) if self.progress and label else None
+        observed: dict[planner.PairKey, Observation] = {}
+        for trustee in trustees:
+            for chunk in _chunks(mailboxes, self.batch_size):
+                observed.update(self._read(chunk, trustee))
+                if tick:
+                    tick(len(chunk))
+        delays = self.retry.delays()
+        by_identity = {trustee.identity: trustee for trustee in trustees}
+        while True:
+            transient: dict[Identity, list[Identity]] = {}
+            for (mailbox, trustee_id), seen in observed.items():
+                if seen.error is not None and seen.error.transient:
+                    transient.setdefault(trustee_id, []).append(mailbox)
+            if not transient:
+                return observed
+            delay = next(delays, None)
+            if delay is None:
+                return observed  # still unknown: reported, and retried next run
+            count = sum(len(group) for group in transient.values())
+            self.notes.append(f"{count} reads hit a transient error; retrying in {delay:.1f}s")
+            self.sleep(delay)
+            for trustee_id, group in transient.items():
+                for chunk in _chunks(group, self.batch_size):
+                    observed.update(self._read(chunk, by_identity[trustee_id]))
+
+    def _read(self, chunk: Sequence[Identity], trustee: Trustee) -> dict[planner.PairKey, Observation]:
+        found: dict[planner.PairKey, Observation] = self.with_session(
+            lambda runner: self._read_batch(runner, chunk, trustee)
+        )
+        return found
+
+    def _read_batch(
+        self, runner: Runner, chunk: Sequence[Identity], trustee: Trustee
+    ) -> dict[planner.PairKey, Observation]:
+        results: dict[Identity, Observation] = {}
+        batched = [mailbox for mailbox in chunk if shapes.pipeable(mailbox)] if runner.piping else []
+        if len(batched) > 1:
+            raw = shapes.piped_read(runner, batched, trustee, self.options)
+            attributed = shapes.attribute_read(batched, trustee, raw, lambda m: self._lookup(runner, m))
+            results = {mailbox: seen for mailbox, seen in zip(batched, attributed, strict=True) if seen is not None}
+        for mailbox in chunk:
+            if mailbox not in results:
+                results[mailbox] = shapes.read_one(runner, mailbox, trustee, self.options)
+        return {_key(mailbox, trustee): results[mailbox] for mailbox in chunk}
+
+    def _lookup(self, runner: Runner, mailboxes: Sequence[Identity]) -> dict[Identity, str | ErrorInfo] | None:
+        """Mailbox Identity keys of ``mailboxes``, looked up once per run (shared by every trustee)."""
+        wanted = [mailbox for mailbox in mailboxes if mailbox not in self._keys]
+        if wanted:
+            found = shapes.lookup_keys(runner, wanted, self.options)
+            if found is None:
+                return None
+            self._keys.update(found)
+        return {mailbox: self._keys[mailbox] for mailbox in mailboxes}
+
+    # ------------------------------------------------------------------ writing
+    def batches(self, changes: Iterable[Step]) -> Iterator[list[Step]]:
+        """Steps grouped per (trustee, cmdlet, parameters), at most ``batch_size`` each, no mailbox twice;
+        identities with ``*`` alone."""
+        open_batches: dict[tuple[Any, ...], tuple[list[Step], set[str]]] = {}
+        for step in changes:
+            if not shapes.pipeable(step.mailbox):
+                yield [step]
+                continue
+            group = _signature(step)
+            batch, seen = open_batches.setdefault(group, ([], set()))
+            if step.mailbox.key in seen:
+                yield batch
+                batch, seen = open_batches[group] = ([], set())
+            batch.append(step)
+            seen.add(step.mailbox.key)
+            if len(batch) >= self.batch_size:
+                yield batch
+                del open_batches[group]
+        for batch, _ in open_batches.values():
+            yield batch
+
+    def apply(self, plan: Plan, label: str = "applying") -> list[Outcome]:
+        """Carry out every change of ``plan``; one outcome per item of the plan, in plan order."""
+        changes = list(step_builders.changes(plan, self.options))
+        tick = self.progress(label, len(changes)) if self.progress and changes else None
+        done: dict[planner.PairKey, Outcome] = {}
+        for batch in self.batches(changes):
+            if self.journal:
+                self.journal.intents(self.run_id, batch)
+            outcomes = self._apply_batch(batch)
+            if self.journal:
+                action_of = {(s.mailbox.key, s.trustee.identity.key): step_action(s) for s in batch}
+                known = [o for o in outcomes if o.result is not Result.UNKNOWN]  # unknown stays in doubt
+                self.journal.outcomes(self.run_id, known, action_of)
+            for outcome in outcomes:
+                done[_key(outcome.mailbox, outcome.trustee)] = outcome
+            if tick:
+                tick(len(batch))
+        return [done[_key(i.mailbox, i.trustee)] if i.changes else unchanged_outcome(i) for i in plan.items]
+
+    def _write(self, runner: Runner, batch: Sequence[Step]) -> list[shapes.Written]:
+        if len(batch) == 1 or not runner.piping:
+            return [shapes.write_one(runner, step) for step in batch]
+        if all(_pipe_safe(step) for step in batch):
+            return shapes.piped_write(runner, batch, self.options)
+        if runner.facts.runs_statements:
+            return shapes.statement_write(runner, batch)
+        return [shapes.write_one(runner, step) for step in batch]  # protocol 2.1: one statement per pipeline
+
+    def _apply_batch(self, batch: list[Step]) -> list[Outcome]:
+        pending = {_key(step.mailbox, step.trustee): step for step in batch}
+        written: dict[planner.PairKey, shapes.Written] = {}
+        lost: str | None = None
+        delays = self.retry.delays()
+        while pending:
+            try:
+                for item in self._write(self.runner, list(pending.values())):
+                    step_key = _key(item.step.mailbox, item.step.trustee) if isinstance(item, shapes.Pending) \
+                        else _key(item.mailbox, item.trustee)
+                    written[step_key] = item
+                    transient = isinstance(item, Outcome) and item.error is not None and item.error.transient
+                    if not transient:
+                        pending.pop(step_key, None)
+            except TransportLost as exc:
+                lost = str(exc)
+                with suppress(ProvisionerError, TransportLost):
+                    self.session.reopen()
+            if not pending:
+                break
+            delay = next(delays, None)
+            if delay is None:
+                break
+            self.notes.append(f"{len(pending)} changes hit a transient error; retrying in {delay:.1f}s")
+            self.sleep(delay)
+        for step_key, step in pending.items():
+            if step_key not in written:
+                detail = f"session lost before the outcome was known: {lost}"
+                written[step_key] = Outcome(step.mailbox, step.trustee, Result.UNKNOWN, detail, ErrorInfo(detail))
+        confirmed = self.confirm(list(written.values()))
+        return [confirmed[_key(step.mailbox, step.trustee)] for step in batch]
+
+    # ------------------------------------------------------------------ confirming and verifying
+    def confirm(self, written: Sequence[shapes.Written]) -> dict[planner.PairKey, Outcome]:
+        """Pending writes are confirmed by a read; with ``verify``, every change is re-read. One not visible yet is
+        re-checked once after ``verify_delay_seconds`` (replication), then reported ``unknown``."""
+        final: dict[planner.PairKey, Outcome] = {}
+        check: dict[planner.PairKey, shapes.Pending] = {}
+        for item in written:
+            if isinstance(item, shapes.Pending):
+                check[_key(item.step.mailbox, item.step.trustee)] = item
+                continue
+            final[_key(item.mailbox, item.trustee)] = item
+            if self.settings.verify and item.result in (Result.GRANTED, Result.REMOVED):
+                step = _step_of(item)
+                check[_key(item.mailbox, item.trustee)] = shapes.Pending(step, None, item.warnings)
+        delay = self.settings.verify_delay_seconds
+        for attempt in range(2):
+            if not check:
+                break
+            if attempt:
+                self.sleep(delay)
+            invisible: dict[planner.PairKey, shapes.Pending] = {}
+            for pair, (visible, unreadable) in self._visible(list(check.values())).items():
+                pending = check[pair]
+                if visible:
+                    final[pair] = shapes.done(pending.step, pending.warnings)
+                elif pending.error is not None:
+                    final[pair] = shapes.failed(pending.step, pending.error, pending.warnings)
+                elif unreadable is not None and attempt:
+                    detail = f"sent, but the state could not be read back: {unreadable}"
+                    final[pair] = Outcome(pending.step.mailbox, pending.step.trustee, Result.UNKNOWN, detail,
+                                          unreadable, pending.warnings)
+                else:
+                    invisible[pair] = pending
+            check = invisible
+        for pair, pending in check.items():
+            detail = f"accepted by Exchange but not visible after {delay}s (replication?)"
+            final[pair] = Outcome(pending.step.mailbox, pending.step.trustee, Result.UNKNOWN, detail, None,
+                                  pending.warnings)
+        return final
+
+    def _visible(
+        self, pendings: Sequence[shapes.Pending]
+    ) -> dict[planner.PairKey, tuple[bool, ErrorInfo | None]]:
+        """Per pending write: does a fresh read show its effect, and the read's error if it could not read."""
+        by_trustee: dict[Identity, list[shapes.Pending]] = {}
+        for pending in pendings:
+            by_trustee.setdefault(pending.step.trustee.identity, []).append(pending)
+        result: dict[planner.PairKey, tuple[bool, ErrorInfo | None]] = {}
+        for group in by_trustee.values():
+            trustee = group[0].step.trustee
+            observed = self.observe([p.step.mailbox for p in group], [trustee], label=None)
+            for pending in group:
+                pair = _key(pending.step.mailbox, trustee)
+                seen = observed[pair]
+                if seen.error is not None:
+                    result[pair] = (False, seen.error)
+                elif pending.step.action is StepAction.GRANT:
+                    result[pair] = (seen.state is AccessState.PRESENT, None)
+                else:
+                    result[pair] = (not seen.explicit_allow, None)
+        return result
+
+
+def _step_of(outcome: Outcome) -> Step:
+    """A minimal step standing for a done outcome in a verification read (only its pair and action are used)."""
+    item_state = "revoke" if outcome.result is Result.REMOVED else "grant"
+    from provisioner.model import ItemState, PlanItem
+
+    item = PlanItem(outcome.mailbox, outcome.trustee,
+                    ItemState.TO_REMOVE if item_state == "revoke" else ItemState.TO_ADD)
+    builder = step_builders.revoke if item_state == "revoke" else step_builders.grant
+    return builder(item, StepOptions())
