@@ -13,7 +13,7 @@ the engine, and converts :class:`LabObject`/:class:`LabEnum` to PSObjects when w
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -108,3 +108,71 @@ class Engine(Protocol):
     def run(self, statements: list[Statement], pipeline_input: list[Any], *, user: str | None) -> PipelineResult:
         """Run the statements in order; ``user`` is the authenticated caller (for throttling and RBAC)."""
         ...
+
+
+# --- command metadata (MS-PSRP GET_COMMAND_METADATA) -----------------------------------------------------------
+
+#: MS-PSRP 2.2.3.19 CommandType flag of a cmdlet, and every flag (what pypsrp asks for by default).
+CMDLET = 0x0008
+ALL_COMMAND_TYPES = 0x01FF
+
+
+@dataclass(frozen=True)
+class MetadataQuery:
+    """A GET_COMMAND_METADATA request: wildcard name patterns, CommandType flags, wildcard namespace patterns
+    (``None``: any namespace)."""
+
+    names: tuple[str, ...] = ("*",)
+    command_types: int = ALL_COMMAND_TYPES
+    namespaces: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class ParameterSetInfo:
+    """A parameter's membership of one parameter set (``__AllParameterSets`` for common parameters)."""
+
+    name: str
+    mandatory: bool = False
+    position: int | None = None
+    by_value: bool = False
+    by_property_name: bool = False
+
+
+@dataclass(frozen=True)
+class ParameterInfo:
+    """MS-PSRP 2.2.3.23 ParameterMetadata: ``type_name`` is the full .NET type name."""
+
+    name: str
+    type_name: str
+    aliases: tuple[str, ...] = ()
+    is_switch: bool = False
+    sets: tuple[ParameterSetInfo, ...] = ()
+
+
+@dataclass(frozen=True)
+class CommandInfo:
+    """MS-PSRP 2.2.3.22 CommandMetadata of one cmdlet, with the parameters the caller's session has."""
+
+    name: str
+    namespace: str
+    parameters: tuple[ParameterInfo, ...]
+    output_types: tuple[str, ...] = ()
+    help_uri: str | None = None
+
+
+@dataclass
+class MetadataResult:
+    """The answer to a :class:`MetadataQuery`: the matching commands and any errors Get-Command wrote."""
+
+    commands: list[CommandInfo] = field(default_factory=list)
+    errors: list[LabError] = field(default_factory=list)
+
+
+@runtime_checkable
+class MetadataEngine(Protocol):
+    """An engine that can describe its commands (optional: the protocol layer answers "none" otherwise)."""
+
+    def command_metadata(self, query: MetadataQuery, *, user: str | None) -> MetadataResult:
+        """The commands matching ``query`` as the session of ``user`` has them."""
+        ...
+

@@ -236,7 +236,7 @@ def _pre_read(text: str, commands: list[Invocation]) -> str:
     return _COMMAND.sub(replace, text)
 
 
-def _parse(data: bytes | str, commands: list[Invocation]) -> CreatePipeline:
+def _parse(data: bytes | str, commands: list[Invocation], extra_cmds: bool = True) -> CreatePipeline:
     try:
         root = ElementTree.fromstring(data)
     except ElementTree.ParseError as exc:
@@ -249,7 +249,7 @@ def _parse(data: bytes | str, commands: list[Invocation]) -> CreatePipeline:
     if powershell is None or powershell.tag != "Obj":
         raise Unsupported("no PowerShell member")
     ps_members = _members(powershell)
-    extra = ps_members.get("ExtraCmds")
+    extra = ps_members.get("ExtraCmds") if extra_cmds else None
     if extra is not None and extra.tag == "Obj":
         statement_lists = [_list_items(_members(entry).get("Cmds")) for entry in _list_items(extra)]
     else:
@@ -280,8 +280,12 @@ def _simple_any(data: bytes) -> str | None:
         return None
 
 
-def parse_create_pipeline(data: bytes) -> CreatePipeline:
-    """Read NoInput and the statements from a CREATE_PIPELINE message body."""
+def parse_create_pipeline(data: bytes, *, extra_cmds: bool = True) -> CreatePipeline:
+    """Read NoInput and the statements from a CREATE_PIPELINE message body.
+
+    ``extra_cmds=False`` reads as a Windows PowerShell 2.0 server (protocol 2.1) does: only ``Cmds``, the first
+    statement; the ``ExtraCmds`` list (PowerShell 3.0's batch of statements) is not looked at.
+    """
     text = _simple(data)
     if text is not None and _PLACEHOLDER not in text:
         commands: list[Invocation] = []
@@ -289,11 +293,11 @@ def parse_create_pipeline(data: bytes) -> CreatePipeline:
         # comments, CDATA, DOCTYPE and processing instructions (an encoding declaration) are outside the commands
         if commands and "<!" not in skeleton and "<?" not in skeleton:
             try:
-                return _parse(skeleton, commands)
+                return _parse(skeleton, commands, extra_cmds)
             except _NotSimple:
                 pass
     try:
-        return _parse(data, [])
+        return _parse(data, [], extra_cmds)
     except _NotSimple as exc:  # an element named like the placeholder in the message itself: an unknown tag
         raise Unsupported(_PLACEHOLDER) from exc
 

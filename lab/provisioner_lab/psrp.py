@@ -5,6 +5,12 @@ fragment chunks and files each chunk under its target (the pool, or a pipeline b
 pipeline never returns another's data. A pipeline runs when its CREATE_PIPELINE message is complete (and, if it takes
 input, after END_OF_PIPELINE_INPUT) in a thread of its own, as WinRM answers the Command at once and the client
 polls with Receive; the engine is called without holding the shell lock.
+
+The pool speaks as the server :class:`~provisioner_lab.profiles.ServerProfile` says: its SESSION_CAPABILITY carries
+the profile's protocol version (and PSVersion 2.0, as every PowerShell server sends), APPLICATION_PRIVATE_DATA
+its ``PSVersionTable``; below protocol 2.2 only a pipeline's first statement (``Cmds``) is read, its
+``ExtraCmds`` are ignored as a Windows PowerShell 2.0 server ignores them. GET_COMMAND_METADATA is answered from
+the engine's :class:`~provisioner_lab.api.MetadataEngine` side when it has one (else with no commands).
 """
 
 from __future__ import annotations
@@ -22,11 +28,21 @@ from xml.etree import ElementTree
 
 import psrpcore
 from psrpcore._payload import PSRPMessage, create_message
-from psrpcore.types import PSInvocationState, PSRPMessageType
+from psrpcore.types import PSInvocationState, PSRPMessageType, PSVersion, SessionCapability
 from psrpcore.types._serializer import serialize
 
-from provisioner_lab import clixml, convert
-from provisioner_lab.api import Engine, LabError, PipelineResult, Statement
+from provisioner_lab import clixml, convert, metadata
+from provisioner_lab.api import (
+    ALL_COMMAND_TYPES,
+    Engine,
+    LabError,
+    MetadataEngine,
+    MetadataQuery,
+    MetadataResult,
+    PipelineResult,
+    Statement,
+)
+from provisioner_lab.profiles import DEFAULT_PROFILE, ServerProfile
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +79,18 @@ class RawClixml:
 
 class _LabRunspacePool(psrpcore.ServerRunspacePool):
     """psrpcore's server pool with fast paths (CREATE_PIPELINE in, pre-rendered output out); also tolerant of
-    pypsrp's ``CI`` spelling. The overrides use psrpcore 0.3.1 internals (the version is pinned)."""
+    pypsrp's ``CI`` spelling, and speaking as ``profile``'s PowerShell (protocol version, PSVersionTable, no
+    ExtraCmds below 2.2). The overrides use psrpcore 0.3.1 internals (the version is pinned)."""
+
+    def __init__(self, profile: ServerProfile = DEFAULT_PROFILE) -> None:
+        super().__init__(application_private_data=metadata.application_private_data(profile.psversion_table()))
+        self.profile = profile
+        # psrpcore sends our_capability as the answer to the client's SESSION_CAPABILITY
+        self.our_capability = SessionCapability(
+            PSVersion=PSVersion(profile.session_ps_version),
+            protocolversion=PSVersion(profile.protocol_version),
+            SerializationVersion=PSVersion(profile.serialization_version),
+        )
 
     def prepare_message(
         self,
@@ -91,7 +118,7 @@ class _LabRunspacePool(psrpcore.ServerRunspacePool):
     def _process_message(self, message: Any) -> Any:
         if message.message_type == PSRPMessageType.CreatePipeline and message.pipeline_id in self.pipeline_table:
             try:
-                parsed = clixml.parse_create_pipeline(bytes(message.data))
+                parsed = clixml.parse_create_pipeline(bytes(message.data), extra_cmds=self.profile.reads_extra_cmds)
             except (clixml.Unsupported, ValueError):
                 pass  # psrpcore's generic path below
             else:
@@ -118,6 +145,7 @@ class _Command:
     command_id: str
     pipeline: Any  # psrpcore.ServerPipeline
     statements: list[Statement] | None = None  # set once CREATE_PIPELINE is complete
+    query: MetadataQuery | None = None  # set instead for a GET_COMMAND_METADATA
     no_input: bool = True
     input: list[Any] = field(default_factory=list)
     input_done: bool = False
@@ -126,7 +154,9 @@ class _Command:
     chunks: deque[bytes] = field(default_factory=deque)
 
     def runnable(self) -> bool:
-        return not self.started and self.statements is not None and (self.no_input or self.input_done)
+        if self.started:
+            return False
+        return self.query is not None or (self.statements is not None and (self.no_input or self.input_done))
 
 
 @dataclass
@@ -147,15 +177,17 @@ class Shell:
         resource_uri: str,
         client_ip: str,
         inline_wait: float = 0.25,
+        profile: ServerProfile = DEFAULT_PROFILE,
     ) -> None:
         self.shell_id = shell_id
+        self.profile = profile
         self.inline_wait = inline_wait
         self.user = user
         self.resource_uri = resource_uri
         self.client_ip = client_ip
         self._engine = engine
         self._cond = threading.Condition()
-        self._pool = _LabRunspacePool()
+        self._pool = _LabRunspacePool(profile)
         self._errors = convert.ErrorTemplates(self._pool.message_bytes)
         self._pool_chunks: deque[bytes] = deque()
         self._commands: dict[str, _Command] = {}
@@ -225,8 +257,16 @@ class Shell:
             cmd = self._commands.get(str(event.pipeline_id).upper())
             if cmd is not None:
                 pipeline = event.pipeline  # a property that rebuilds the object on every access
-                cmd.statements = convert.statements_from_pipeline(pipeline)
+                if self.profile.reads_extra_cmds:
+                    cmd.statements = convert.statements_from_pipeline(pipeline)
+                else:
+                    cmd.statements = convert.first_statement(event._ps_object)
                 cmd.no_input = bool(pipeline.no_input)
+            return cmd
+        if isinstance(event, psrpcore.GetCommandMetadataEvent):
+            cmd = self._commands.get(str(event.pipeline_id).upper())
+            if cmd is not None:
+                cmd.query = _query(event.pipeline)
             return cmd
         if isinstance(event, psrpcore.PipelineInputEvent):
             cmd = self._commands.get(str(event.pipeline_id).upper())
@@ -249,6 +289,9 @@ class Shell:
     # --- execution ------------------------------------------------------------------------------------------------
 
     def _execute(self, cmd: _Command) -> None:
+        if cmd.query is not None:
+            self._execute_metadata(cmd, cmd.query)
+            return
         started = time.perf_counter()
         try:
             result = self._engine.run(list(cmd.statements or []), cmd.input, user=self.user)
@@ -271,9 +314,37 @@ class Shell:
             self._drain()
             self._cond.notify_all()
 
-    def _write_result(self, cmd: _Command, result: PipelineResult) -> None:
+    def _execute_metadata(self, cmd: _Command, query: MetadataQuery) -> None:
+        """GET_COMMAND_METADATA: the count object, then one CommandMetadata per command (MS-PSRP 3.1.4.5)."""
+        engine = self._engine
+        try:
+            found = (engine.command_metadata(query, user=self.user) if isinstance(engine, MetadataEngine)
+                     else MetadataResult())
+            output: list[Any] = [metadata.count_object(len(found.commands))]
+            output += [metadata.command_object(info) for info in found.commands]
+            result = PipelineResult(errors=list(found.errors))
+        except Exception as exc:  # as in _execute: fail the pipeline rather than hang the client
+            log.exception("lab command metadata raised")
+            output = []
+            result = PipelineResult(failure=LabError(
+                message=f"{type(exc).__name__}: {exc}",
+                exception_type="System.Management.Automation.RuntimeException",
+                category="NotSpecified",
+                reason="RuntimeException",
+                fq_error_id="LabEngineException",
+            ))
+        with self._cond:
+            if self.closed or cmd.command_id not in self._commands:
+                return
+            self._write_result(cmd, result, ps_output=output)
+            self._drain()
+            self._cond.notify_all()
+
+    def _write_result(self, cmd: _Command, result: PipelineResult, ps_output: list[Any] | None = None) -> None:
         pipeline = cmd.pipeline
         pipeline.state = PSInvocationState.Running  # no Running PIPELINE_STATE message; PowerShell sends none
+        for obj in ps_output or ():
+            pipeline.write_output(obj)
         writer = clixml.Writer()
         for item in result.output:
             try:
@@ -376,3 +447,12 @@ class Shell:
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
+
+
+def _query(request: Any) -> MetadataQuery:
+    """A MetadataQuery from psrpcore's GetMetadata (MS-PSRP 2.2.2.14: a null Name means ``*``)."""
+    names = tuple(str(name) for name in (request.name or []) if name is not None) or ("*",)
+    types = ALL_COMMAND_TYPES if request.command_type is None else int(request.command_type)
+    namespaces = None if request.namespace is None else tuple(str(ns) for ns in request.namespace)
+    return MetadataQuery(names, types, namespaces)
+

@@ -1,6 +1,12 @@
 """Starting a lab: the engine (an in-memory Exchange org) behind the protocol server, on 127.0.0.1.
 
-``running_lab()`` is what tests, benchmarks and the demo use; ``serve()`` is ``provisioner lab``.
+``running_lab()`` is what tests, benchmarks and the demo use; ``serve()`` is ``provisioner lab``. Both take a server
+profile (``exchange2010``, ``exchange2010sp1``, ``exchange2013``, ``exchange2019``: :mod:`provisioner_lab.profiles`),
+and ``running_lab``/``build_engine`` a cost model and RBAC trims::
+
+    with running_lab(profile="exchange2010", cost=CostModel.exchange_like(),
+                     rbac={"lab-admin": {"Add-MailboxPermission": {"AutoMapping"}}}) as lab:
+        ...
 """
 
 from __future__ import annotations
@@ -10,11 +16,14 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from provisioner_lab.exchange.cost import CostModel
 from provisioner_lab.exchange.engine import EngineOptions, ExchangeEngine
+from provisioner_lab.exchange.rbac import RbacOption
+from provisioner_lab.profiles import ServerProfile, get_profile
 from provisioner_lab.server import DEFAULT_USERS, FaultOptions, LabServer
 
 LAB_USER, LAB_PASSWORD = next(iter(DEFAULT_USERS.items()))
@@ -55,9 +64,27 @@ class Lab:
 
 
 def build_engine(
-    *, seed: Path | None = None, mailboxes: int = 0, full_language: bool = False, options: EngineOptions | None = None
+    *,
+    seed: Path | None = None,
+    mailboxes: int = 0,
+    full_language: bool = False,
+    options: EngineOptions | None = None,
+    profile: str | ServerProfile | None = None,
+    cost: CostModel | None = None,
+    rbac: RbacOption | None = None,
 ) -> ExchangeEngine:
+    """An engine over the demo seed (or ``seed``, or ``mailboxes`` generated ones). ``profile``, ``cost`` and
+    ``rbac`` override the same fields of ``options`` when given."""
     opts = options or EngineOptions(language_mode="FullLanguage" if full_language else "NoLanguage")
+    overrides: dict[str, Any] = {}
+    if profile is not None:
+        overrides["profile"] = get_profile(profile)
+    if cost is not None:
+        overrides["cost"] = cost
+    if rbac is not None:
+        overrides["rbac"] = rbac
+    if overrides:
+        opts = replace(opts, **overrides)
     if mailboxes:
         return ExchangeEngine.generated(mailboxes, opts)
     return ExchangeEngine.from_seed(seed, opts)
@@ -72,9 +99,18 @@ def running_lab(
     full_language: bool = False,
     port: int = 0,
     faults: FaultOptions | None = None,
+    profile: str | ServerProfile | None = None,
+    cost: CostModel | None = None,
+    rbac: RbacOption | None = None,
     **server_options: Any,
 ) -> Iterator[Lab]:
-    engine = engine or build_engine(seed=seed, mailboxes=mailboxes, full_language=full_language)
+    """A started lab server on 127.0.0.1 (stopped on exit). Without ``engine`` one is built with
+    :func:`build_engine`; with it, ``profile``/``cost``/``rbac`` must be left out (they belong to the engine)."""
+    if engine is None:
+        engine = build_engine(seed=seed, mailboxes=mailboxes, full_language=full_language, profile=profile,
+                              cost=cost, rbac=rbac)
+    elif profile is not None or cost is not None or rbac is not None:
+        raise ValueError("running_lab(engine=...) takes the profile, cost and rbac of that engine's options")
     if full_language:
         server_options.setdefault("configuration_name", FULL_LANGUAGE_CONFIGURATION)
     server = LabServer(engine, port=port, faults=faults, **server_options)
@@ -94,14 +130,25 @@ def serve(
     latency_ms: int,
     ready_file: Path | None,
     echo: Callable[[str], None],
+    profile: str | ServerProfile | None = None,
+    cost: bool = False,
 ) -> None:
-    """Run a lab in the foreground until SIGINT/SIGTERM; print how to connect to it."""
+    """Run a lab in the foreground until SIGINT/SIGTERM; print how to connect to it. ``cost`` turns on the
+    Exchange-like cost model (:meth:`CostModel.exchange_like`)."""
     stop = threading.Event()
     faults = FaultOptions(latency_ms=float(latency_ms))
-    with running_lab(seed=seed, mailboxes=mailboxes, full_language=full_language, port=port, faults=faults) as lab:
+    server_profile = get_profile(profile)
+    model = CostModel.exchange_like() if cost else None
+    with running_lab(seed=seed, mailboxes=mailboxes, full_language=full_language, port=port, faults=faults,
+                     profile=server_profile, cost=model) as lab:
         echo(f"lab endpoint listening on http://127.0.0.1:{lab.port}{lab.server.path}")
+        echo(f"  profile {server_profile.name}: {server_profile.description}, PSRP protocol "
+             f"{server_profile.protocol_version}")
         echo(f"  configuration {lab.server.configuration_name}, "
              f"{'FullLanguage' if full_language else 'NoLanguage'}, users: {lab.username}")
+        if model is not None:
+            echo(f"  cost model on: {model.per_pipeline_ms:g} ms a pipeline, {model.per_invocation_ms:g} ms an "
+                 f"invocation, {model.per_record_ms:g} ms a record, {model.per_write_ms:g} ms a write")
         echo(f"  connect with: {' '.join(lab.cli_args())}  (PROVISIONER_PASSWORD='{lab.password}')")
         echo("  this is a lab: a fake Exchange in memory, for demos and tests only. Ctrl-C stops it.")
         # The directory (thousands of long-lived objects) is built by now; move it out of the collector's

@@ -32,6 +32,7 @@ from provisioner_lab import wsman
 from provisioner_lab.api import Engine
 from provisioner_lab.auth import KerberosAcceptor, LabUsers
 from provisioner_lab.http import Call, LabHTTPServer, Reply
+from provisioner_lab.profiles import ServerProfile, get_profile
 from provisioner_lab.psrp import Shell, ShellClosed
 
 log = logging.getLogger(__name__)
@@ -108,8 +109,11 @@ class LabServer:
         pipeline_wait: float = 0.25,
         idle_timeout: float = 7200.0,
         kerberos: KerberosAcceptor | None = None,
+        profile: str | ServerProfile | None = None,
     ) -> None:
         self.engine = engine
+        #: The server release the endpoint speaks as (protocol version, PSVersionTable); by default the engine's.
+        self.profile = get_profile(profile if profile is not None else getattr(engine, "profile", None))
         self.host = host
         self._requested_port = port
         self.path = path if path.startswith("/") else "/" + path
@@ -369,6 +373,7 @@ class LabServer:
             resource_uri=req.resource_uri,
             client_ip=call.client_ip,
             inline_wait=self.pipeline_wait,
+            profile=self.profile,
         )
         try:
             shell.receive_creation(_decode(creation.text))

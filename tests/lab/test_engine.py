@@ -618,9 +618,11 @@ def test_replication_delay_applies_to_removal() -> None:
 def test_counters(engine: ExchangeEngine) -> None:
     run(engine, grant("alice.wong"), grant("alice.wong"), cmd("Get-Mailbox", "bob.meyer"))
     snap = engine.counters.snapshot()
-    assert snap["invocations"] == {"Add-MailboxPermission": 2, "Get-Mailbox": 1}
+    assert snap["invocations"] == 3 and snap["records"] == 3  # no pipeline input: one record each
+    assert snap["by_cmdlet"] == {"Add-MailboxPermission": 2, "Get-Mailbox": 1}
     assert snap["writes"] == 1 and snap["pipelines"] == 1
     assert snap["by_user"] == {USER: 3}
+    assert snap["cost_seconds"] == 0.0  # no cost model
     engine.counters.reset()
     assert engine.counters.snapshot()["writes"] == 0
 

@@ -84,7 +84,7 @@ def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
     """Run a test with the fast CREATE_PIPELINE reader and again with psrpcore's generic deserialiser."""
     if request.param == "psrpcore":
 
-        def unsupported(data: bytes) -> Any:
+        def unsupported(data: bytes, **options: Any) -> Any:
             raise clixml.Unsupported("forced")
 
         monkeypatch.setattr(clixml, "parse_create_pipeline", unsupported)

@@ -62,8 +62,10 @@ Approximations (UNCONFIRMED or invented for the lab)
     Select-Object (CommandNotFoundException, as their availability on the real endpoint is UNCONFIRMED).
 """
 
+from provisioner_lab.exchange.cost import CostModel
 from provisioner_lab.exchange.directory import Directory, PermissionEntry, Recipient
 from provisioner_lab.exchange.engine import Counters, EngineOptions, ExchangeEngine
+from provisioner_lab.exchange.rbac import RoleTrim
 from provisioner_lab.exchange.seed import build, generate, load_seed
 
 
@@ -73,12 +75,14 @@ def demo_engine(options: EngineOptions | None = None) -> ExchangeEngine:
 
 
 __all__ = [
+    "CostModel",
     "Counters",
     "Directory",
     "EngineOptions",
     "ExchangeEngine",
     "PermissionEntry",
     "Recipient",
+    "RoleTrim",
     "build",
     "demo_engine",
     "generate",

@@ -15,12 +15,9 @@
 
 from __future__ import annotations
 
-import functools
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 from provisioner_lab.api import Argument, LabEnum, LabObject
@@ -33,99 +30,11 @@ from provisioner_lab.exchange.errors import (
     binding_error,
     engine_error,
 )
+from provisioner_lab.exchange.specs import CmdletSpec, ParamSpec, SetSpec, load_specs, specs_for
 
 ACTION_PREFERENCES = ("SilentlyContinue", "Stop", "Continue", "Inquire", "Ignore", "Suspend", "Break")
 
-# PowerShell's common parameters: name -> (type, alias). WhatIf/Confirm come from the JSON where supported.
-COMMON_PARAMETERS: dict[str, tuple[str, str]] = {
-    "Verbose": ("SwitchParameter", "vb"),
-    "Debug": ("SwitchParameter", "db"),
-    "ErrorAction": ("ActionPreference", "ea"),
-    "WarningAction": ("ActionPreference", "wa"),
-    "InformationAction": ("ActionPreference", "infa"),
-    "ErrorVariable": ("String", "ev"),
-    "WarningVariable": ("String", "wv"),
-    "InformationVariable": ("String", "iv"),
-    "OutVariable": ("String", "ov"),
-    "OutBuffer": ("Int32", "ob"),
-    "PipelineVariable": ("String", "pv"),
-}
-
-DEFAULT_SETS = {
-    "Add-MailboxPermission": "AccessRights",
-    "Get-MailboxPermission": "AccessRights",
-    "Remove-MailboxPermission": "AccessRights",
-    "Get-Mailbox": "Identity",
-    "Get-Recipient": "Identity",
-    "Get-User": "Identity",
-    "Get-DistributionGroupMember": "(Default)",
-}
-
 _FQDN = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*$")
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    name: str
-    type: str
-    aliases: tuple[str, ...] = ()
-    by_value: bool = False
-    by_property_name: bool = False
-    positional: bool = False
-    common: bool = False
-
-
-@dataclass(frozen=True)
-class SetSpec:
-    name: str
-    mandatory: frozenset[str]
-    members: frozenset[str]
-
-
-@dataclass(frozen=True)
-class CmdletSpec:
-    name: str
-    params: dict[str, ParamSpec]
-    sets: tuple[SetSpec, ...]
-    default_set: str
-
-    @property
-    def supports_should_process(self) -> bool:
-        return "Confirm" in self.params
-
-
-@functools.cache
-def load_specs() -> dict[str, CmdletSpec]:
-    """The cmdlet specifications, read from the package's copy of exchange-cmdlets.json."""
-    text = resources.files("provisioner_lab").joinpath("data", "exchange-cmdlets.json").read_text("utf-8")
-    data = json.loads(text)
-    specs: dict[str, CmdletSpec] = {}
-    for name, cmdlet in data["cmdlets"].items():
-        params: dict[str, ParamSpec] = {}
-        for pname, pdata in cmdlet["parameters"].items():
-            pipeline = pdata.get("pipeline_input") or {}
-            alias = pdata.get("aliases")
-            aliases = tuple(a.strip() for a in alias.split(",")) if isinstance(alias, str) else tuple(alias or ())
-            params[pname] = ParamSpec(
-                name=pname, type=pdata["type"], aliases=aliases,
-                by_value=bool(pipeline.get("by_value")), by_property_name=bool(pipeline.get("by_property_name")),
-                positional=str(pdata.get("position")) not in ("Named", "None", ""),
-            )
-        sets = tuple(
-            SetSpec(
-                pset["name"],
-                frozenset(p["name"] for p in pset["parameters"] if p["mandatory"]),
-                frozenset(p["name"] for p in pset["parameters"]),
-            )
-            for pset in cmdlet["parameter_sets"]
-        )
-        for cname, (ctype, calias) in COMMON_PARAMETERS.items():
-            params.setdefault(cname, ParamSpec(cname, ctype, (calias,), common=True))
-        for risk in ("Confirm", "WhatIf"):
-            if risk in params:
-                params[risk] = ParamSpec(risk, "SwitchParameter", params[risk].aliases, common=True)
-        specs[name] = CmdletSpec(name, params, sets, DEFAULT_SETS.get(name, sets[0].name))
-    return specs
 
 
 @dataclass
@@ -575,3 +484,9 @@ def _accepts_by_value(param: ParamSpec, record: Any) -> bool:
         return isinstance(record, LabObject) and any(name.endswith("MailboxAcePresentationObject")
                                                      for name in record.type_names)
     return False
+
+
+__all__ = [
+    "ACTION_PREFERENCES", "Binder", "BoundCommand", "CmdletSpec", "ParamSpec", "PreparedCommand", "SetSpec",
+    "load_specs", "specs_for",
+]

@@ -2,7 +2,8 @@
 
 Behaviour sources (see the package docstring for the full list): one output object per handled ACE, also
 when it was already present, plus a warning [code]; AutoMapping only for UserMailbox trustees [code];
-Remove has ConfirmImpact High and writes no output [code]; the "ACE doesn't exist" warning text [doc];
+Remove has ConfirmImpact High and writes no output [code]; with pipeline input the delegate list changes once,
+for the last record [code]; the "ACE doesn't exist" warning text [doc];
 the "inherited ACE ... was ignored" warning text [3p]; the "already present" warning text is UNCONFIRMED.
 """
 
@@ -159,7 +160,7 @@ def add_mailbox_permission(ctx: Context) -> list[Any]:
             entries.append(PermissionEntry(sid, rights, deny=deny, inherited=False, inheritance=inheritance))
         ctx.write_acl(mailbox, _canonical_order(entries))
     if rights & FULL_ACCESS and not deny:
-        _apply_automapping(ctx, mailbox, sid, bool(automapping))
+        ctx.delegate(lambda at: _apply_automapping(at, mailbox, sid, bool(automapping)))
     return [ace_object(ctx.directory, mailbox, PermissionEntry(sid, rights, deny, False, inheritance))]
 
 
@@ -226,5 +227,9 @@ def remove_mailbox_permission(ctx: Context) -> list[Any]:
             kept.append(entry)
     ctx.write_acl(mailbox, kept)
     if rights & FULL_ACCESS and not deny:
-        ctx.directory.set_delegate(mailbox, sid, present=False)
+        ctx.delegate(lambda at: _clear_delegate(at, mailbox, sid))
     return []
+
+
+def _clear_delegate(ctx: Context, mailbox: Recipient, sid: str) -> None:
+    ctx.directory.set_delegate(mailbox, sid, present=False)

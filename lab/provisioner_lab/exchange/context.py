@@ -95,6 +95,10 @@ def identity_keys(value: Any) -> list[str]:
     return keys or [identity_text(value)]
 
 
+#: A change of a mailbox's automapping list (msExchDelegateListLink), run with the Context it is applied in.
+Delegation = Callable[["Context"], None]
+
+
 @dataclass
 class Context:
     directory: Directory
@@ -105,6 +109,17 @@ class Context:
     replication_delay: float
     on_write: Callable[[], None]
     streams: Streams = field(default_factory=Streams)
+    #: With pipeline input, Add-/Remove-MailboxPermission change the delegate list once, in EndProcessing, for
+    #: the last record (its DataObject and SecurityPrincipal) [code: SetMailboxPermissionTaskBase]: the engine
+    #: passes a holder here, and keeps only the last record's change.
+    deferred: list[Delegation] | None = None
+
+    def delegate(self, change: Delegation) -> None:
+        """Apply a delegate-list change now, or hold it for the end of the pipeline input (see ``deferred``)."""
+        if self.deferred is None:
+            change(self)
+        else:
+            self.deferred[:] = [change]
 
     # ---------------------------------------------------------------- streams
     @property

@@ -17,14 +17,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from provisioner_lab.api import Invocation, LabError, PipelineResult, Statement
-from provisioner_lab.exchange.binding import Binder, BoundCommand, load_specs
+from provisioner_lab.api import (
+    Invocation,
+    LabError,
+    MetadataQuery,
+    MetadataResult,
+    PipelineResult,
+    Statement,
+)
+from provisioner_lab.exchange import discovery
+from provisioner_lab.exchange.binding import Binder, BoundCommand, specs_for
 from provisioner_lab.exchange.cmdlets import (
     add_mailbox_permission,
     get_mailbox_permission,
     remove_mailbox_permission,
 )
-from provisioner_lab.exchange.context import Context
+from provisioner_lab.exchange.context import Context, Delegation
+from provisioner_lab.exchange.cost import CostModel
 from provisioner_lab.exchange.directory import Directory
 from provisioner_lab.exchange.errors import (
     COMMAND_NOT_FOUND,
@@ -34,6 +43,7 @@ from provisioner_lab.exchange.errors import (
     CmdletError,
     engine_error,
 )
+from provisioner_lab.exchange.rbac import Rbac, RbacOption
 from provisioner_lab.exchange.recipients import (
     get_distribution_group_member,
     get_mailbox,
@@ -41,6 +51,7 @@ from provisioner_lab.exchange.recipients import (
     get_user,
 )
 from provisioner_lab.exchange.script import ScriptError, parse_script
+from provisioner_lab.profiles import DEFAULT_PROFILE, ServerProfile, get_profile
 
 Handler = Callable[[Context], list[Any]]
 
@@ -54,6 +65,8 @@ HANDLERS: dict[str, Handler] = {
     "Get-DistributionGroupMember": get_distribution_group_member,
 }
 WRITE_CMDLETS = frozenset({"Add-MailboxPermission", "Remove-MailboxPermission"})
+#: Cmdlets that change the delegate list once, for the last record, when they get pipeline input [code].
+DEFERRED_DELEGATION = WRITE_CMDLETS
 
 THROTTLE_MESSAGE = (
     "The WS-Management service cannot process the request. The user load quota of {max} requests per {period} "
@@ -92,6 +105,10 @@ class EngineOptions:
     WS-Management throttling fault; a real server sends the fault at the WS-Management layer instead.
     ``replication_delay_seconds``: a permission write becomes visible to reads after this many seconds, unless
     the read names the same ``-DomainController`` as the write. Time comes from the engine's ``clock``.
+    ``profile``: the server release (:mod:`provisioner_lab.profiles`; a name or a ServerProfile): which
+    parameters exist, the common parameters, what the protocol layer announces.
+    ``rbac``: per-account trims of cmdlets and parameters (format in :mod:`provisioner_lab.exchange.rbac`).
+    ``cost``: a :class:`~provisioner_lab.exchange.cost.CostModel` charged as wall time per pipeline (None: off).
     """
 
     language_mode: Literal["NoLanguage", "FullLanguage"] = "NoLanguage"
@@ -100,31 +117,66 @@ class EngineOptions:
     throttle_window_seconds: float = 60.0
     throttle_refill: bool = True
     replication_delay_seconds: float = 0.0
+    profile: str | ServerProfile = DEFAULT_PROFILE
+    rbac: RbacOption = field(default_factory=dict)
+    cost: CostModel | None = None
 
 
 @dataclass
 class Counters:
-    """What the engine did: cmdlet invocations by name and by user, permission writes, throttled calls."""
+    """What the engine did (the client's pipelines; command-metadata requests only add to ``cost_seconds``).
+
+    ``invocations`` counts cmdlet invocations by cmdlet name (``snapshot()`` gives the total under
+    ``invocations`` and the split under ``by_cmdlet``); ``records`` the input records commands processed (1 for
+    a command without pipeline input); ``writes`` permission (ACL) writes; ``cost_seconds`` the modelled server
+    time charged (0 without a cost model).
+    """
 
     invocations: Counter[str] = field(default_factory=Counter)
     by_user: Counter[str] = field(default_factory=Counter)
     writes: int = 0
     throttled: int = 0
     pipelines: int = 0
+    records: int = 0
+    metadata_requests: int = 0
+    cost_seconds: float = 0.0
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            "invocations": dict(self.invocations),
-            "by_user": dict(self.by_user),
-            "writes": self.writes,
-            "throttled": self.throttled,
             "pipelines": self.pipelines,
+            "invocations": sum(self.invocations.values()),
+            "records": self.records,
+            "writes": self.writes,
+            "cost_seconds": self.cost_seconds,
+            "throttled": self.throttled,
+            "metadata_requests": self.metadata_requests,
+            "by_cmdlet": dict(self.invocations),
+            "by_user": dict(self.by_user),
         }
 
     def reset(self) -> None:
         self.invocations.clear()
         self.by_user.clear()
-        self.writes = self.throttled = self.pipelines = 0
+        self.writes = self.throttled = self.pipelines = self.records = self.metadata_requests = 0
+        self.cost_seconds = 0.0
+
+
+@dataclass
+class _Tally:
+    """The work of one run, for the cost model."""
+
+    pipelines: int = 0
+    invocations: int = 0
+    records: int = 0
+    writes: int = 0
+
+
+@dataclass
+class _View:
+    """One session's cmdlets: the binder over its specs and its callable names (lower-case -> canonical)."""
+
+    binder: Binder
+    names: dict[str, str]
 
 
 class _Failure(Exception):
@@ -142,13 +194,20 @@ class ExchangeEngine:
         options: EngineOptions | None = None,
         *,
         clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.directory = directory
         self.options = options or EngineOptions()
+        self.profile = get_profile(self.options.profile)
         self.clock = clock or time.monotonic
+        #: How modelled server time is spent (a test may pass a fake); called without the engine lock.
+        self.sleep: Callable[[float], None] = sleep or time.sleep
         self.counters = Counters()
-        self.binder = Binder(load_specs())
-        self._names = {name.lower(): name for name in HANDLERS}
+        self._rbac = Rbac(self.options.rbac)
+        self._default_view = self._make_view(frozenset(), frozenset())
+        self.binder = self._default_view.binder  # the view of an account RBAC does not trim
+        self._views: dict[tuple[frozenset[tuple[str, str]], frozenset[str]], _View] = {}
+        self._tally = _Tally()
         self._calls: dict[str, deque[float]] = {}
         self._lock = threading.RLock()
 
@@ -178,12 +237,41 @@ class ExchangeEngine:
 
         return cls(generate(n_mailboxes, **generate_options), options, clock=clock)
 
+    # ------------------------------------------------------------------ sessions
+    def _make_view(self, parameters: frozenset[tuple[str, str]], cmdlets: frozenset[str]) -> _View:
+        specs = specs_for(self.profile, parameters, cmdlets)
+        return _View(Binder(specs), {name.lower(): name for name in HANDLERS if name in specs})
+
+    def _view(self, user: str | None) -> _View:
+        """The cmdlets and parameters the session of ``user`` has (the profile's, minus RBAC's trims)."""
+        trim = self._rbac.trim_for(user)
+        if trim is None or not (trim.parameters or trim.cmdlets):
+            return self._default_view
+        key = (trim.parameters, trim.cmdlets)
+        view = self._views.get(key)
+        if view is None:
+            view = self._views[key] = self._make_view(*key)
+        return view
+
+    def _charge(self, tally: _Tally) -> float:
+        """Add a run's work to the counters' cost; the seconds to spend (outside the lock)."""
+        cost = self.options.cost
+        if cost is None:
+            return 0.0
+        seconds = cost.seconds(pipelines=tally.pipelines, invocations=tally.invocations, records=tally.records,
+                               writes=tally.writes)
+        self.counters.cost_seconds += seconds
+        return seconds
+
     # ------------------------------------------------------------------ running
     def run(self, statements: list[Statement], pipeline_input: list[Any], *, user: str | None) -> PipelineResult:
-        """Run the statements in order (see :class:`provisioner_lab.api.Engine`)."""
+        """Run the statements in order (see :class:`provisioner_lab.api.Engine`); with a cost model, return only
+        after the modelled server time, spent without holding the engine lock."""
         with self._lock:
             result = PipelineResult()
+            self._tally = tally = _Tally(pipelines=1)
             self.counters.pipelines += 1
+            view = self._view(user)
             try:
                 if self.options.language_mode == "NoLanguage" and any(
                     command.is_script for statement in statements for command in statement.commands
@@ -191,13 +279,32 @@ class ExchangeEngine:
                     raise _Failure(engine_error(NO_LANGUAGE_MESSAGE, PARSE, "ParserError", "ScriptsNotAllowed"))
                 for index, statement in enumerate(statements):
                     records = list(pipeline_input) if index == 0 and pipeline_input else None
-                    self._run_statement(statement, records, user, result)
+                    self._run_statement(statement, records, user, view, result)
             except _Failure as failure:
                 result.failure = failure.record
-            return result
+            seconds = self._charge(tally)
+        if seconds > 0:
+            self.sleep(seconds)
+        return result
+
+    def command_metadata(self, query: MetadataQuery, *, user: str | None) -> MetadataResult:
+        """GET_COMMAND_METADATA (see :mod:`provisioner_lab.exchange.discovery`). Charged as PowerShell runs it:
+        two pipelines (Get-Command | Measure-Object | Select-Object, Get-Command | Select-Object), five
+        invocations, and the records those commands process."""
+        with self._lock:
+            self.counters.metadata_requests += 1
+            view = self._view(user)
+            specs = [view.binder.specs[name] for name in view.names.values()]
+            commands, errors = discovery.find(query, specs, self.profile.snapin)
+            found = len(commands)
+            seconds = self._charge(_Tally(pipelines=2, invocations=5, records=2 * found + 3))
+        if seconds > 0:
+            self.sleep(seconds)
+        return MetadataResult(commands, errors)
 
     def _run_statement(
-        self, statement: Statement, records: list[Any] | None, user: str | None, result: PipelineResult
+        self, statement: Statement, records: list[Any] | None, user: str | None, view: _View,
+        result: PipelineResult,
     ) -> None:
         current = records
         last = len(statement.commands) - 1
@@ -205,33 +312,33 @@ class ExchangeEngine:
             # the last command writes straight to the output, so objects written before a failure are kept
             sink = result.output if index == last else []
             if command.is_script:
-                self._run_script(command.name, user, result, sink)
+                self._run_script(command.name, user, view, result, sink)
             else:
-                self._run_command(command, current, user, result, sink)
+                self._run_command(command, current, user, view, result, sink)
             current = sink
 
-    def _run_script(self, text: str, user: str | None, result: PipelineResult, sink: list[Any]) -> None:
+    def _run_script(self, text: str, user: str | None, view: _View, result: PipelineResult, sink: list[Any]) -> None:
+        def is_switch(cmdlet: str, parameter: str) -> bool | None:
+            name = view.names.get(cmdlet.lower())
+            if name is None:
+                return None
+            try:
+                return view.binder.param(name, parameter).type == "SwitchParameter"
+            except CmdletError:
+                return None  # the binder reports the unknown/ambiguous name when the command runs
+
         try:
-            statements = parse_script(text, self._is_switch)
+            statements = parse_script(text, is_switch)
         except ScriptError as error:
             raise _Failure(engine_error(str(error), PARSE, "ParserError", error.error_id)) from None
         inner = PipelineResult(output=sink)
         try:
             for statement in statements:
-                self._run_statement(statement, None, user, inner)
+                self._run_statement(statement, None, user, view, inner)
         finally:
             result.errors.extend(inner.errors)
             result.warnings.extend(inner.warnings)
             result.verbose.extend(inner.verbose)
-
-    def _is_switch(self, cmdlet: str, parameter: str) -> bool | None:
-        name = self._names.get(cmdlet.lower())
-        if name is None:
-            return None
-        try:
-            return self.binder.param(name, parameter).type == "SwitchParameter"
-        except CmdletError:
-            return None  # the binder reports the unknown/ambiguous name when the command runs
 
     def _throttle(self, user: str | None) -> None:
         limit = self.options.throttle_max_cmdlets
@@ -256,10 +363,11 @@ class ExchangeEngine:
         command: Invocation,
         records: list[Any] | None,
         user: str | None,
+        view: _View,
         result: PipelineResult,
         outputs: list[Any],
     ) -> None:
-        name = self._names.get(command.name.strip().lower())
+        name = view.names.get(command.name.strip().lower())
         if name is None:
             raise _Failure(engine_error(
                 f"The term '{command.name}' is not recognized as the name of a cmdlet, function, script file, or "
@@ -270,24 +378,37 @@ class ExchangeEngine:
         self._throttle(user)
         self.counters.invocations[name] += 1
         self.counters.by_user[user or ""] += 1
+        processed = 1 if records is None else len(records)
+        self.counters.records += processed
+        self._tally.invocations += 1
+        self._tally.records += processed
+        binder = view.binder
         try:
-            prepared = self.binder.prepare(name, command.arguments)
+            prepared = binder.prepare(name, command.arguments)
             if records is None:
-                bound = self.binder.complete(prepared)
+                bound = binder.complete(prepared)
             else:
-                self.binder.check_begin(prepared)
+                binder.check_begin(prepared)
         except CmdletError as error:
             raise _Failure(error.record) from None
         if records is None:
             self._invoke(bound, result, outputs)
             return
+        deferred: list[Delegation] | None = [] if name in DEFERRED_DELEGATION else None
+        last: BoundCommand | None = None
         for record in records:
             try:
-                bound = self.binder.bind_record(prepared, record)
+                bound = binder.bind_record(prepared, record)
             except CmdletError as error:
                 self._emit_errors([error.record], prepared.common.get("ErrorAction"), result)
                 continue
-            self._invoke(bound, result, outputs)
+            self._invoke(bound, result, outputs, deferred)
+            last = bound
+        if deferred and last is not None:
+            # EndProcessing: the delegate list of the last record's mailbox, once [code]
+            ctx = self._context(last)
+            deferred[0](ctx)
+            self._emit(ctx, last, result, None)
 
     def _emit_errors(self, errors: list[LabError], action: str | None, result: PipelineResult) -> None:
         if not errors or action in ("SilentlyContinue", "Ignore"):
@@ -296,11 +417,12 @@ class ExchangeEngine:
             raise _Failure(errors[0])
         result.errors.extend(errors)
 
-    def _invoke(self, bound: BoundCommand, result: PipelineResult, outputs: list[Any]) -> None:
+    def _context(self, bound: BoundCommand, deferred: list[Delegation] | None = None) -> Context:
         def count_write() -> None:
             self.counters.writes += 1
+            self._tally.writes += 1
 
-        ctx = Context(
+        return Context(
             directory=self.directory,
             bound=bound,
             now=self.clock(),
@@ -308,7 +430,14 @@ class ExchangeEngine:
             timestamp=_current_timestamp(),
             replication_delay=self.options.replication_delay_seconds,
             on_write=count_write,
+            deferred=deferred,
         )
+
+    def _invoke(
+        self, bound: BoundCommand, result: PipelineResult, outputs: list[Any],
+        deferred: list[Delegation] | None = None,
+    ) -> None:
+        ctx = self._context(bound, deferred)
         failure: CmdletError | None = None
         try:
             outputs.extend(HANDLERS[bound.cmdlet](ctx))
@@ -317,6 +446,9 @@ class ExchangeEngine:
                 ctx.streams.errors.append(error.record)
             else:
                 failure = error
+        self._emit(ctx, bound, result, failure)
+
+    def _emit(self, ctx: Context, bound: BoundCommand, result: PipelineResult, failure: CmdletError | None) -> None:
         if bound.common.get("WarningAction") not in ("SilentlyContinue", "Ignore"):
             result.warnings.extend(ctx.streams.warnings)
         if bound.common.get("Verbose"):
