@@ -542,18 +542,30 @@ def lab(
     full_language: Annotated[bool, typer.Option("--full-language", help="Accept script text (script mode)")] = False,
     latency_ms: Annotated[int, typer.Option("--latency-ms", help="Added latency per HTTP request")] = 0,
     ready_file: Annotated[Path | None, typer.Option("--ready-file", help="Write the port here once listening")] = None,
+    profile: Annotated[str, typer.Option(
+        "--profile", help="Server to model: exchange2010, exchange2010sp1, exchange2013 or exchange2019")
+    ] = "exchange2019",
+    cost: Annotated[bool, typer.Option(
+        "--cost/--no-cost", help="Charge Exchange-like server time per pipeline, invocation, record and write")
+    ] = False,
 ) -> None:
     """Run the built-in lab endpoint (a fake Exchange on 127.0.0.1) until interrupted."""
     try:
+        from provisioner_lab.profiles import get_profile
         from provisioner_lab.run import serve
     except ImportError:
         _err("the lab endpoint is a separate distribution: pip install -e ./lab (make demo installs it)")
         raise typer.Exit(2) from None
 
+    try:
+        server_profile = get_profile(profile)
+    except ValueError as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(2) from None
     with _edge():
         serve(
             port=port, mailboxes=mailboxes, seed=seed, full_language=full_language, latency_ms=latency_ms,
-            ready_file=ready_file, echo=_err,
+            ready_file=ready_file, echo=_err, profile=server_profile, cost=cost,
         )
 
 
