@@ -184,13 +184,11 @@ def _change_command(
         wanted = _desired(settings, mailbox, users_file, trustees)
         job = Job(action, wanted.mailboxes, wanted.trustees, connection, dry_run=dry_run, offline=offline,
                   automapping_unsupported_ok=automapping_unsupported_ok)
-        if settings.reapply.journal is not None and not dry_run:
-            # the journal of [reapply] records grant and revoke runs too, so `journal undo` can reverse them
-            with exclusive_for(settings, settings.reapply.journal):
-                result = _execute(job, report, settings.reapply)
+        # the journal of [reapply] records grant and revoke runs too, so `journal undo` can reverse them (each batch
+        # is one O_APPEND write, so a concurrent reapply's lines never interleave with these)
+        result = _execute(job, report, settings.reapply)
+        if result.run_id is not None:
             _err(f"run {result.run_id} recorded in {settings.reapply.journal}")
-        else:
-            result = _execute(job, report, settings.reapply)
         _emit_script(result, script)
         _report_problems(result)
         _err(reports.summary_line(result))

@@ -126,7 +126,6 @@ def _table(data: Any) -> dict[str, str]:
 def read_facts(pool: Any, cmdlets: Iterable[str] = tuple(NEEDED)) -> ServerFacts:
     """The facts of an open pypsrp RunspacePool (public API only)."""
     protocol = records.text(getattr(pool, "protocol_version", "") or "")
-    table = _table(getattr(pool, "application_private_data", None))
     notes: list[str] = []
     commands: dict[str, frozenset[str]] | None
     try:
@@ -140,4 +139,6 @@ def read_facts(pool: Any, cmdlets: Iterable[str] = tuple(NEEDED)) -> ServerFacts
             name = records.text(getattr(entry, "name", ""))
             parameters = getattr(entry, "parameters", None) or {}
             commands[name] = frozenset(str(key).casefold() for key in parameters)
+    # APPLICATION_PRIVATE_DATA may arrive with the first answer after the pool opened: read it after the metadata
+    table = _table(getattr(pool, "application_private_data", None))
     return ServerFacts(protocol, table, commands, tuple(notes))

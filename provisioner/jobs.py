@@ -141,7 +141,8 @@ def run(
     active = session or Session(job.connection, password, pool_factory)
     try:
         options = prepare(active, job.action, job.connection, job.automapping_unsupported_ok)
-        engine = Engine(active, options, settings, batch_size=job.connection.batch_size, parallel=job.connection.parallel, journal=journal,
+        engine = Engine(active, options, settings, batch_size=job.connection.batch_size,
+                        parallel=job.connection.parallel, journal=journal,
                         run_id=run_id, progress=progress)
         try:
             observed = engine.observe(job.mailboxes, job.trustees)

@@ -188,7 +188,8 @@ def run_reapply(
     try:
         options = prepare(session, Action.REAPPLY, job.connection, job.automapping_unsupported_ok)
         journal = Journal(job.settings.journal) if job.settings.journal else None
-        engine = Engine(session, options, job.settings, batch_size=job.connection.batch_size, parallel=job.connection.parallel, journal=journal,
+        engine = Engine(session, options, job.settings, batch_size=job.connection.batch_size,
+                        parallel=job.connection.parallel, journal=journal,
                         run_id=job.run_id, sleep=sleep, progress=progress)
         runner = Reapply(job, engine)
         runner.reconcile()

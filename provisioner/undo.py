@@ -59,7 +59,8 @@ def run_undo(
     undo_id = f"undo-{run_id}-{uuid.uuid4().hex[:8]}"
     with Session(connection, password, pool_factory) as session:
         options = prepare(session, Action.UNDO, connection, automapping_unsupported_ok)
-        engine = Engine(session, options, settings, batch_size=connection.batch_size, parallel=connection.parallel, journal=Journal(journal),
+        engine = Engine(session, options, settings, batch_size=connection.batch_size,
+                        parallel=connection.parallel, journal=Journal(journal),
                         run_id=undo_id)
         outcomes = engine.apply(plan)
     result = RunResult(summary, plan, outcomes, started, datetime.now(UTC), None, engine.notes)

@@ -37,12 +37,14 @@ class RecordingEngine(ExchangeEngine):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.recorded: list[tuple[list[Statement], PipelineResult]] = []
+        self.inputs: list[tuple[list[Statement], list[Any]]] = []
         self._record_lock = threading.Lock()
 
     def run(self, statements: list[Statement], pipeline_input: list[Any], *, user: str | None) -> PipelineResult:
         result = super().run(statements, pipeline_input, user=user)
         with self._record_lock:
             self.recorded.append((list(statements), result))
+            self.inputs.append((list(statements), list(pipeline_input)))
         return result
 
 
@@ -95,24 +97,31 @@ def test_hostile_names_arrive_exactly_and_fail_cleanly(tmp_path: Path, command: 
     assert engine.counters.writes == 0
     assert snapshot(engine) == before
 
-    # Every -Identity value is one of the names, exactly as read from the file, and every name was sent.
+    # Every identity (an -Identity value, or a pipeline input record piped into Get-Mailbox) is one of the names,
+    # exactly as read from the file, and every name was sent.
     identities: list[str] = []
-    for invocation in commands:
-        named = {argument.name: argument.value for argument in invocation.arguments}
-        assert None not in named, invocation  # no positional arguments
-        assert set(named) <= {"Identity", "User", "DomainController"}, invocation
-        value = named["Identity"]
-        assert type(value) is str
-        identities.append(value)
-        if "User" in named:
-            assert named["User"] == SERVICE
+    permission_reads: list[str] = []
+    for statements, records in engine.inputs:
+        chain = [command for statement in statements for command in statement.commands]
+        for value in records:
+            assert type(value) is str
+            identities.append(value)
+        assert not records or chain[0].name == "Get-Mailbox"  # input goes to Get-Mailbox (Identity ByValue) only
+        for invocation in chain:
+            named = {argument.name: argument.value for argument in invocation.arguments}
+            assert None not in named, invocation  # no positional arguments
+            assert set(named) <= {"Identity", "User", "DomainController"}, invocation
+            assert ("Identity" in named) is (not records), invocation  # from the pipeline, or as a parameter
+            if "Identity" in named:
+                assert type(named["Identity"]) is str
+                identities.append(named["Identity"])
+            if "User" in named:
+                assert named["User"] == SERVICE
+            if invocation.name == "Get-MailboxPermission":
+                permission_reads.extend(records or [named["Identity"]])
     by_bytes = {name.encode("utf-8") for name in NAMES}
     assert {value.encode("utf-8") for value in identities} == by_bytes
     assert set(identities) == set(NAMES)
-    permission_reads = [
-        {argument.name: argument.value for argument in invocation.arguments}["Identity"]
-        for invocation in commands if invocation.name == "Get-MailboxPermission"
-    ]
     assert set(permission_reads) == set(NAMES)  # each pair was read with its own name as the value
 
     # Each (name, trustee) is a clean per-item failure in the report.
