@@ -81,7 +81,12 @@ class RunResult:
         return self.refused.exit_code if self.refused is not None else self.exit_code
 
 
-def step_options(connection: Connection, facts: ServerFacts | None, automapping_unsupported_ok: bool) -> StepOptions:
+GRANTING = frozenset({Action.GRANT, Action.REAPPLY, Action.UNDO})
+
+
+def step_options(
+    connection: Connection, facts: ServerFacts | None, automapping_unsupported_ok: bool, action: Action = Action.GRANT
+) -> StepOptions:
     """How this run's steps are built, from the connection and the server facts (None: offline, nothing known).
 
     A server without -AutoMapping (Exchange 2010 before SP2, or an RBAC role without it) is refused unless the
@@ -89,7 +94,7 @@ def step_options(connection: Connection, facts: ServerFacts | None, automapping_
     """
     automapping = True
     if facts is not None and not facts.has_parameter("Add-MailboxPermission", "AutoMapping"):
-        if not automapping_unsupported_ok:
+        if not automapping_unsupported_ok and action in GRANTING:
             raise MissingCapability(AUTOMAPPING_HINT)
         automapping = False
     return StepOptions(domain_controller=connection.domain_controller, automapping=automapping)
@@ -101,7 +106,7 @@ def required(action: Action, options: StepOptions, piping: bool) -> dict[str, se
     needed: dict[str, set[str]] = {"Get-MailboxPermission": {"Identity", "User"} | dc}
     if piping:
         needed["Get-Mailbox"] = set(dc)
-    if action in (Action.GRANT, Action.REAPPLY, Action.UNDO):
+    if action in GRANTING:
         needed["Add-MailboxPermission"] = {"Identity", "User", "AccessRights", "InheritanceType"} | dc
         if options.automapping:
             needed["Add-MailboxPermission"].add("AutoMapping")
@@ -114,7 +119,7 @@ def prepare(
     session: SessionLike, action: Action, connection: Connection, automapping_unsupported_ok: bool
 ) -> StepOptions:
     """Step options for this session's server, after refusing a run the server or account cannot carry out."""
-    options = step_options(connection, session.facts, automapping_unsupported_ok)
+    options = step_options(connection, session.facts, automapping_unsupported_ok, action)
     refuse_missing(session.facts, required(action, options, session.runner.piping))
     return options
 

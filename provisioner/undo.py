@@ -58,7 +58,8 @@ def run_undo(
         return RunResult(summary, plan, outcomes, started, datetime.now(UTC), script)
     undo_id = f"undo-{run_id}-{uuid.uuid4().hex[:8]}"
     with Session(connection, password, pool_factory) as session:
-        options = prepare(session, Action.UNDO, connection, automapping_unsupported_ok)
+        grants = any(item.state is ItemState.TO_ADD for item in plan.items)  # undoing removals grants again
+        options = prepare(session, Action.UNDO if grants else Action.REVOKE, connection, automapping_unsupported_ok)
         engine = Engine(session, options, settings, batch_size=connection.batch_size,
                         parallel=connection.parallel, journal=Journal(journal),
                         run_id=undo_id)
