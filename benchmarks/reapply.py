@@ -1,72 +1,87 @@
-"""Benchmark: the naive way (one pipeline per call) against provisioner, on the lab endpoint.
+"""Benchmark: provisioner against the naive loop and the expert admin's one-liner, on a lab that costs like Exchange.
 
-    python benchmarks/reapply.py                      # 1,000 mailboxes x 2 trustees, 0 and 10 ms latency
-    python benchmarks/reapply.py --mailboxes 200 --latencies 0 --dry-run-mailboxes 0
+    python benchmarks/reapply.py                      # 1,000 mailboxes x 2 trustees; exchange2010 and exchange2019;
+                                                      # 0 and 10 ms per request; the server cost model on
+    python benchmarks/reapply.py --mailboxes 100 --latencies 0 --dry-run-mailboxes 0
+    python benchmarks/reapply.py --profiles all --markdown perf.md
 
-The lab endpoint (a fake Exchange over real WinRM/PSRP on 127.0.0.1) runs as its own process, as a real server
-would: ``provisioner lab --mailboxes N --latency-ms L``, a fresh one for every method and latency so each starts
-from the same state, and the server's CPU is not taken from the client's. HTTP requests are counted on the client.
-For each injected per-request latency it runs, one after the other:
+Server: ``provisioner lab --mailboxes N --latency-ms L --profile P --cost`` in its own process, a fresh one for
+every (profile, latency, method) so each method starts from the same state. ``--cost`` charges Exchange-like
+server time (per pipeline, cmdlet invocation, pipeline record and write) as sleeps, so wall time reflects what a
+real server costs; ``--no-cost`` leaves only the lab's own CPU. ``--profile`` picks the PSRP protocol (2.1 runs
+only the first statement of a multi-statement pipeline).
 
-* naive: one pipeline per (mailbox, trustee) through pypsrp: ``Get-MailboxPermission -Identity M -User T``,
-  then ``Add-MailboxPermission`` when the read found no grant (the usual script);
-* provisioner: ``jobs.run`` with the command-mode executor (BatchExecutor), as the CLI runs it, with the defaults
-  (``--batch-size 100 --parallel 1``) and tuned (``--tuned``, default ``250,2``: batch size 250, two sessions);
+Methods, each a child process, each run twice on its lab: the first grant (``--missing``, default 5%, of the
+targets do not exist), then a no-op re-apply (every grant present):
 
-each for a first grant (5% of the targets do not exist, ``--missing``) and a no-op re-apply. It prints WS-Management
-requests per (mailbox, trustee), wall seconds, naive/provisioner, and peak memory of this process (the client).
-The naive way costs the same per pair whatever the size (one pipeline after the other), so by default
-it runs on the first 250 targets (rounded down to whole periods of the missing targets: 240 at 5%, so the sample
-has the same share of missing targets) and its seconds are scaled to all of them (``--naive-sample 0``: all).
-With ``--dry-run-mailboxes N`` (default 100,000) it also measures the peak memory of the CLI writing a dry-run
-script for N mailboxes x 2 trustees (``grant --dry-run --offline --script``), in a child process.
+* naive: one pipeline per (mailbox, trustee) through pypsrp: ``Get-MailboxPermission -Identity M -User T``, then
+  ``Add-MailboxPermission`` when absent; the same script both times. Its cost per pair is constant, so it runs
+  on the first ``--naive-sample`` targets (whole periods of the missing ones) and is scaled (marked ``*``);
+* expert: one pipeline per trustee with the identities as input: ``ids | Get-Mailbox | Add-MailboxPermission
+  -User T ...`` (grant, no read first), ``ids | Get-Mailbox | Get-MailboxPermission -User T`` (no-op: the read).
+  It gets no per-item outcomes: it is the reference for speed only;
+* provisioner: the real CLI, ``provisioner grant ... --report`` both times; every (mailbox, trustee) must get
+  its exact outcome in the report.
+
+Columns: ``req/pair`` WS-Management requests (HTTP requests with a body; the empty-bodied requests of the NTLM
+handshake are left out, as the lab's own counter does) per (mailbox, trustee). They are counted by a TCP
+forwarder in this process (:mod:`proxy`) in a separate run on a fresh lab with the same settings, so the
+forwarder never adds to the measured times (naive: on ``--naive-count-sample`` targets). ``wall s``: the
+client process from start to exit (interpreter start, imports, connection, work); for the sampled naive method,
+the start-up once plus the work scaled. ``server CPU s``: user + system CPU of the lab process meanwhile, from
+/proc/<pid>/stat (the cost model's sleeps are not CPU; the lab's counters cannot be read from outside, so they
+are not shown). ``client CPU s`` and ``peak MB``: rusage of the client process (os.wait4). ``naive/prov`` and
+``prov/expert``: ratios of wall seconds in the same profile, latency and run. ``outcomes``: results counted
+(scaled for naive; expert: records and errors returned).
+
+With ``--dry-run-mailboxes N`` (default 100,000; 0 skips it) it also measures the CLI writing a dry-run script
+for N mailboxes x 2 trustees (``grant --dry-run --offline --script``).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import resource
-import subprocess
+import shlex
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
-from pypsrp.powershell import PowerShell, RunspacePool
+from clients import TRUSTEES
+from labproc import LabSettings, lab_process
+from methods import METHODS, RUNS, ChildRun, Outcome, cli_path, run_child, run_method
+from provisioner_lab.profiles import PROFILES, get_profile
+from proxy import counting_proxy
+from table import Row, markdown_table, target_lines, text_table
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from provisioner_lab.run import LAB_PASSWORD, LAB_USER  # noqa: E402
-
-from provisioner.config import Connection  # noqa: E402
-from provisioner.executors import records  # noqa: E402
-from provisioner.jobs import Job, run  # noqa: E402
-from provisioner.model import Action, Identity, Result, Trustee  # noqa: E402
-from provisioner.session import open_pool  # noqa: E402
-
-TRUSTEES = ("svc-codetwo@contoso.com", "sync.admin@contoso.com")
+DEFAULT_PROFILES = "exchange2010,exchange2019"
 
 
-@dataclass
-class Measure:
-    method: str
-    run: str
-    latency: int
-    seconds: float
-    requests: int
-    pairs: int
-    results: dict[str, int]
-    scale: float = 1.0  # naive measured on a sample of the targets: seconds are scaled to all of them
+@dataclass(frozen=True)
+class Users:
+    """A users file and the identities in it."""
+
+    path: Path
+    mailboxes: list[str]
 
     @property
-    def total_seconds(self) -> float:
-        return self.seconds * self.scale
+    def pairs(self) -> int:
+        return len(self.mailboxes) * len(TRUSTEES)
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One run of a method on its lab: the child, its outcome, and the requests it sent (counted passes)."""
+
+    run: str
+    child: ChildRun
+    outcome: Outcome
+    requests: int | None = None
+    chunked: int = 0
 
 
 def targets(count: int, missing: float) -> list[str]:
@@ -75,202 +90,199 @@ def targets(count: int, missing: float) -> list[str]:
             for index in range(1, count + 1)]
 
 
-@dataclass
-class LabProcess:
-    port: int
-    username: str = LAB_USER
-    password: str = LAB_PASSWORD
-
-
-@contextmanager
-def lab_process(mailboxes: int, latency: int) -> Iterator[LabProcess]:
-    """``provisioner lab`` in a child process, stopped on exit."""
-    with tempfile.TemporaryDirectory() as folder:
-        ready = Path(folder, "port")
-        command = [sys.executable, "-m", "provisioner", "lab", "--mailboxes", str(mailboxes),
-                   "--latency-ms", str(latency), "--ready-file", str(ready)]
-        child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 120
-            while not (ready.exists() and ready.read_text().strip()):
-                if child.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the lab endpoint did not start")
-                time.sleep(0.05)
-            yield LabProcess(int(ready.read_text()))
-        finally:
-            child.terminate()
-            child.wait(timeout=30)
-
-
-class RequestCounter:
-    """HTTP requests sent by this process (every WS-Management request is one)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        original = requests.Session.send
-
-        def send(session: requests.Session, request: requests.PreparedRequest, **kwargs: object) -> requests.Response:
-            self.count += 1
-            return original(session, request, **kwargs)
-
-        requests.Session.send = send  # type: ignore[method-assign,assignment]
-
-
-COUNTER = RequestCounter()
-
-
-def connection(lab: LabProcess, batch_size: int, parallel: int) -> Connection:
-    return Connection(server="127.0.0.1", port=lab.port, auth="basic", username=lab.username, insecure_lab=True,
-                      batch_size=batch_size, parallel=parallel)
-
-
-def naive(pool: RunspacePool, mailboxes: list[str]) -> dict[str, int]:
-    """What the usual script does: read each pair, grant if missing; one pipeline per call."""
-    results: dict[str, int] = {}
-    for mailbox in mailboxes:
-        for trustee in TRUSTEES:
-            ps = PowerShell(pool)
-            ps.add_cmdlet("Get-MailboxPermission").add_parameter("Identity", mailbox).add_parameter("User", trustee)
-            output = ps.invoke()
-            if ps.streams.error or ps.had_errors:
-                outcome = "failed"
-            elif any(entry is not None and entry.grants_full_access
-                     for entry in map(records.permission_entry, output)):
-                outcome = "already-present"
-            else:
-                ps = PowerShell(pool)
-                ps.add_cmdlet("Add-MailboxPermission").add_parameter("Identity", mailbox)
-                ps.add_parameter("User", trustee).add_parameter("AccessRights", ["FullAccess"])
-                ps.add_parameter("InheritanceType", "All").add_parameter("AutoMapping", False)
-                ps.invoke()
-                outcome = "failed" if ps.streams.error or ps.had_errors else "granted"
-            results[outcome] = results.get(outcome, 0) + 1
-    return results
-
-
-def provisioner(lab: LabProcess, mailboxes: list[str], batch_size: int, parallel: int) -> dict[str, int]:
-    job = Job(Action.GRANT, tuple(Identity(m) for m in mailboxes), tuple(Trustee(Identity(t)) for t in TRUSTEES),
-              connection(lab, batch_size, parallel))
-    result = run(job, password=lab.password)
-    return result.counts
-
-
-def measure(method: str, label: str, latency: int, action: Callable[[], dict[str, int]],
-            scale: float = 1.0) -> Measure:
-    before = COUNTER.count
-    started = time.perf_counter()
-    results = action()
-    seconds = time.perf_counter() - started
-    pairs = sum(results.values())
-    return Measure(method, label, latency, seconds, COUNTER.count - before, pairs, results, scale)
-
-
-def runner(lab: LabProcess, settings: tuple[int, int] | None, mailboxes: list[str],
-           sample: list[str]) -> Callable[[], dict[str, int]]:
-    """One run of a method: the naive way on the sample (settings None), else provisioner on every target."""
-    def run_naive() -> dict[str, int]:
-        with open_pool(connection(lab, 1, 1), lab.password) as pool:
-            return naive(pool, sample)
-
-    def run_provisioner() -> dict[str, int]:
-        assert settings is not None
-        return provisioner(lab, mailboxes, *settings)
-
-    return run_naive if settings is None else run_provisioner
-
-
-def naive_sample_size(wanted: int, total: int, missing: float) -> int:
-    """The naive way's sample: ``wanted`` targets (0: all) rounded down to whole periods of missing targets, so
-    the sample has the same share of missing targets as the whole list and its counts scale exactly."""
+def sample_size(wanted: int, total: int, missing: float) -> int:
+    """``wanted`` targets (0: all) rounded down to whole periods of the missing targets, so a sample has the same
+    share of missing targets as the whole list and its figures scale exactly."""
     if wanted <= 0 or wanted >= total:
         return total
     every = round(1 / missing) if missing > 0 else 1
     return max(every, wanted - wanted % every)
 
 
-def peak_mb(who: int = resource.RUSAGE_SELF) -> float:
-    return resource.getrusage(who).ru_maxrss / 1024
+def automapping(profile: str) -> bool:
+    """Whether the server has ``Add-MailboxPermission -AutoMapping`` (Exchange 2010 SP2 and later)."""
+    return ("Add-MailboxPermission", "AutoMapping") not in get_profile(profile).removed_parameters
 
 
-def dry_run_memory(count: int) -> tuple[float, float]:
-    """Peak RSS (MB) and seconds of the CLI writing the dry-run script for ``count`` mailboxes x 2 trustees."""
-    with tempfile.TemporaryDirectory() as folder:
-        users = Path(folder, "users.txt")
-        users.write_text("".join(f"user{index:06d}\n" for index in range(1, count + 1)), encoding="utf-8")
-        command = [sys.executable, "-m", "provisioner", "grant", "--dry-run", "--offline", "--users-file", str(users),
+def passes(settings: LabSettings, method: str, users: Users, counted: bool) -> list[Pass]:
+    """The first grant and the no-op of ``method`` on a fresh lab; through the counting proxy if ``counted``."""
+    with lab_process(settings) as lab, ExitStack() as stack:
+        port, tally = lab.port, None
+        if counted:
+            port, tally = stack.enter_context(counting_proxy(lab.port))
+        done = []
+        for run in RUNS:
+            before = (tally.with_body, tally.chunked) if tally else (0, 0)
+            child, found = run_method(method, run, lab, port, users.path, users.mailboxes,
+                                      automapping(settings.profile))
+            if tally is None:
+                done.append(Pass(run, child, found))
+            else:
+                done.append(Pass(run, child, found, tally.with_body - before[0], tally.chunked - before[1]))
+        return done
+
+
+def make_row(settings: LabSettings, method: str, timed: Pass, counted: Pass, scale: float,
+             counted_pairs: int) -> Row:
+    """A table row: the timed pass (scaled to all targets) with the requests of the counted pass."""
+    child, found = timed.child, timed.outcome
+    extra = scale - 1
+    problems = [f"timed run: {text}" for text in found.problems]
+    problems += [f"counting run: {text}" for text in counted.outcome.problems]
+    if counted.chunked:
+        problems.append(f"counting run: {counted.chunked} chunked requests (the request count is unreliable)")
+    return Row(settings.profile, settings.latency_ms, method, timed.run,
+               wall=child.wall + found.work_seconds * extra, client_cpu=child.cpu + found.work_cpu * extra,
+               server_cpu=child.server_cpu * scale, peak_mb=child.peak_mb,
+               summary={name: round(count * scale) for name, count in found.summary.items()},
+               problems=problems, requests_per_pair=(counted.requests or 0) / max(counted_pairs, 1),
+               sampled=scale != 1.0)
+
+
+def progress(text: str, started: float) -> None:
+    print(f"  [{time.monotonic() - started:6.0f} s] {text}", file=sys.stderr, flush=True)
+
+
+def measure(args: argparse.Namespace, users: dict[str, Users], started: float) -> Iterator[Row]:
+    for profile in args.profiles:
+        for latency in args.latencies:
+            settings = LabSettings(args.mailboxes, latency, profile, args.cost)
+            for method in args.methods:
+                timed_users = users["naive" if method == "naive" else "all"]
+                counted_users = users["naive count" if method == "naive" else "all"]
+                timed = passes(settings, method, timed_users, counted=False)
+                counted = passes(settings, method, counted_users, counted=True)
+                scale = len(users["all"].mailboxes) / len(timed_users.mailboxes)
+                for timed_pass, counted_pass in zip(timed, counted, strict=True):
+                    yield make_row(settings, method, timed_pass, counted_pass, scale, counted_users.pairs)
+                progress(f"{profile} {latency} ms {method} done", started)
+
+
+def write_users(folder: Path, name: str, mailboxes: list[str]) -> Users:
+    path = folder / f"{name.replace(' ', '-')}.txt"
+    path.write_text("".join(f"{mailbox}\n" for mailbox in mailboxes), encoding="utf-8")
+    return Users(path, mailboxes)
+
+
+def user_lists(folder: Path, args: argparse.Namespace) -> dict[str, Users]:
+    everyone = targets(args.mailboxes, args.missing)
+    naive = sample_size(args.naive_sample, len(everyone), args.missing)
+    naive_count = sample_size(args.naive_count_sample, naive, args.missing)
+    return {"all": write_users(folder, "all", everyone),
+            "naive": write_users(folder, "naive", everyone[:naive]),
+            "naive count": write_users(folder, "naive count", everyone[:naive_count])}
+
+
+def startup_line() -> str:
+    child = run_child([*cli_path(), "--version"], None)
+    return (f"CLI start-up alone (provisioner --version): {child.wall:.2f} s wall, {child.cpu:.2f} s CPU, "
+            f"peak {child.peak_mb:.0f} MB")
+
+
+def dry_run_line(count: int) -> str:
+    """Peak RSS and seconds of the CLI writing the dry-run script for ``count`` mailboxes x 2 trustees."""
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        users = write_users(folder, "dry-run", [f"user{index:06d}" for index in range(1, count + 1)])
+        command = [*cli_path(), "grant", "--dry-run", "--offline", "--users-file", str(users.path),
                    "--service-account", TRUSTEES[0], "--admin-user", TRUSTEES[1],
-                   "--script", str(Path(folder, "out.ps1")), "--server", "exchange.contoso.com"]
-        started = time.perf_counter()
-        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env={**os.environ}, check=False)
-        seconds = time.perf_counter() - started
-        if done.returncode != 0:
-            raise SystemExit(f"dry-run failed ({done.returncode}): {done.stderr[-2000:]}")
-        return peak_mb(resource.RUSAGE_CHILDREN), seconds
+                   "--script", str(folder / "out.ps1"), "--server", "exchange.contoso.com"]
+        child = run_child(command, None, cwd=folder)
+        if child.returncode != 0:
+            return f"CLI dry-run script FAILED ({child.returncode}): {child.stderr.strip()[-1000:]}"
+        return (f"CLI dry-run script, {count:,} mailboxes x {len(TRUSTEES)} trustees: peak RSS "
+                f"{child.peak_mb:.0f} MB, {child.wall:.1f} s wall, {child.cpu:.1f} s CPU")
 
+
+def heading(args: argparse.Namespace, users: dict[str, Users]) -> list[str]:
+    naive, counted = len(users["naive"].mailboxes), len(users["naive count"].mailboxes)
+    return [
+        f"{args.mailboxes:,} mailboxes x {len(TRUSTEES)} trustees ({args.missing:.0%} of targets missing); "
+        f"server cost model {'on' if args.cost else 'off'}; {os.cpu_count()} CPUs",
+        f"* naive: timed on the first {naive:,} targets and scaled x{args.mailboxes / naive:.2f}; "
+        f"requests counted on the first {counted:,}",
+    ]
+
+
+def profile_title(profile: str) -> str:
+    server = get_profile(profile)
+    return f"{profile} (PSRP protocol {server.protocol_version}): {server.description}"
+
+
+def report(rows: list[Row], args: argparse.Namespace, users: dict[str, Users], extra: list[str]) -> str:
+    """The text output after the command line; writes the markdown file if asked."""
+    lines = heading(args, users)
+    markdown = [f"`{command_line()}`", "", *lines]
+    for profile in args.profiles:
+        title = profile_title(profile)
+        lines += ["", title, text_table(rows, profile)]
+        markdown += ["", f"**{title}**", "", markdown_table(rows, profile)]
+        if goals := target_lines(rows, profile, get_profile(profile).protocol_version):
+            lines += ["targets:", *goals]
+            markdown += ["", "Targets:", "", *(f"- {goal.strip()}" for goal in goals)]
+    checks = [f"CHECK {row.profile} {row.latency} ms {row.method} {row.run}: {problem}"
+              for row in rows for problem in row.problems]
+    lines += ["", *(checks or ["checks: every method's outcomes are as expected"]), *extra]
+    markdown += ["", *(f"- {line}" for line in [*checks, *extra])]
+    if args.markdown:
+        args.markdown.write_text("\n".join(markdown) + "\n", encoding="utf-8")
+    return "\n".join(lines)
+
+
+def command_line() -> str:
+    return shlex.join(sys.orig_argv)
+
+
+def comma_list(text: str) -> list[str]:
+    return [value.strip() for value in text.split(",") if value.strip()]
+
+
+def profile_list(text: str) -> list[str]:
+    names = list(PROFILES) if text.strip().lower() == "all" else comma_list(text)
+    for name in names:
+        get_profile(name)  # unknown names fail here, before any lab starts
+    return names
+
+
+def method_list(text: str) -> list[str]:
+    names = comma_list(text)
+    if unknown := set(names) - set(METHODS):
+        raise argparse.ArgumentTypeError(f"unknown methods: {', '.join(sorted(unknown))}")
+    return [method for method in METHODS if method in names]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--mailboxes", type=int, default=1000)
+    parser.add_argument("--profiles", type=profile_list, default=DEFAULT_PROFILES,
+                        help=f"comma separated, or all ({', '.join(PROFILES)}); default {DEFAULT_PROFILES}")
+    parser.add_argument("--latencies", type=lambda text: [int(v) for v in comma_list(text)], default="0,10",
+                        help="injected ms per request, comma separated")
+    parser.add_argument("--cost", action=argparse.BooleanOptionalAction, default=True,
+                        help="the lab's Exchange-like server cost model (default on)")
+    parser.add_argument("--missing", type=float, default=0.05, help="fraction of targets that do not exist")
+    parser.add_argument("--methods", type=method_list, default=",".join(METHODS), help="comma separated")
+    parser.add_argument("--naive-sample", type=int, default=200,
+                        help="time the naive way on the first N targets and scale it (0: all targets)")
+    parser.add_argument("--naive-count-sample", type=int, default=20,
+                        help="count the naive way's requests on the first N targets (0: all of its sample)")
+    parser.add_argument("--dry-run-mailboxes", type=int, default=100_000, help="0: skip the dry-run memory run")
+    parser.add_argument("--markdown", type=Path, help="also write the tables as markdown here")
+    return parser.parse_args()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mailboxes", type=int, default=1000)
-    parser.add_argument("--latencies", default="0,10", help="injected ms per request, comma separated")
-    parser.add_argument("--missing", type=float, default=0.05, help="fraction of targets that do not exist")
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--parallel", type=int, default=1)
-    parser.add_argument("--tuned", default="250,2", help="batch size,parallel of the tuned provisioner run")
-    parser.add_argument("--naive-sample", type=int, default=250,
-                        help="run the naive way on the first N targets and scale its seconds (0: all targets)")
-    parser.add_argument("--dry-run-mailboxes", type=int, default=100_000, help="0: skip the dry-run memory run")
-    args = parser.parse_args()
-    latencies = [int(value) for value in args.latencies.split(",") if value.strip()]
-    mailboxes = targets(args.mailboxes, args.missing)
-    sample = mailboxes[:naive_sample_size(args.naive_sample, len(mailboxes), args.missing)]
-    scale = len(mailboxes) / len(sample)
-    tuned_batch, tuned_parallel = (int(value) for value in args.tuned.split(","))
-    variants = {
-        "naive": None,
-        "provisioner": (args.batch_size, args.parallel),
-        f"prov {tuned_batch}x{tuned_parallel}": (tuned_batch, tuned_parallel),
-    }
-    measures: list[Measure] = []
-    for latency in latencies:
-        for method, settings in variants.items():
-            with lab_process(args.mailboxes, latency) as lab:
-                for label in ("first grant", "no-op re-apply"):
-                    measures.append(measure(method, label, latency, runner(lab, settings, mailboxes, sample),
-                                            scale if settings is None else 1.0))
-            print(f"  ... {method} at {latency} ms done", file=sys.stderr, flush=True)
-    peak = peak_mb()
-    report(measures, args, peak)
+    args = parse_args()
+    print(f"$ {command_line()}", flush=True)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as folder:
+        users = user_lists(Path(folder), args)
+        rows = list(measure(args, users, started))
+    extra = [startup_line()]
     if args.dry_run_mailboxes:
-        cli_peak, seconds = dry_run_memory(args.dry_run_mailboxes)
-        print(f"\nCLI dry-run script, {args.dry_run_mailboxes:,} mailboxes x {len(TRUSTEES)} trustees: "
-              f"peak RSS {cli_peak:.0f} MB, {seconds:.1f} s")
-
-
-def report(measures: list[Measure], args: argparse.Namespace, peak: float) -> None:
-    print(f"\n{args.mailboxes:,} mailboxes x {len(TRUSTEES)} trustees ({args.missing:.0%} of targets missing), "
-          f"batch size {args.batch_size}, parallel {args.parallel}")
-    naive_scale = next((m.scale for m in measures if m.scale != 1.0), None)
-    if naive_scale:
-        print(f"naive: measured on the first {round(args.mailboxes / naive_scale):,} targets, seconds scaled "
-              f"x{naive_scale:.1f} (its cost per pair is constant: one pipeline after the other)")
-    header = f"{'run':<16}{'latency':>8}{'method':>17}{'req/pair':>10}{'seconds':>9}{'naive/prov':>11}  results"
-    print(header)
-    print("-" * len(header))
-    by_key = {(m.method, m.run, m.latency): m for m in measures}
-    for m in measures:
-        ratio = ""
-        if m.method != "naive":
-            base = by_key[("naive", m.run, m.latency)]
-            ratio = f"{base.total_seconds / m.total_seconds:.1f}x"
-        results = ", ".join(f"{name} {count}" for name, count in sorted(m.results.items()))
-        print(f"{m.run:<16}{m.latency:>6}ms{m.method:>17}{m.requests / max(m.pairs, 1):>10.3f}{m.total_seconds:>9.2f}"
-              f"{ratio:>11}  {results}")
-    print(f"peak RSS of this process (the client; the lab runs in its own process): {peak:.0f} MB")
-    granted = {m.method: round(m.results.get(Result.GRANTED.value, 0) * m.scale, 1)
-               for m in measures if m.run == "first grant"}
-    if len(set(granted.values())) > 1:
-        print(f"note: granted counts differ between methods (naive counts are of its sample): {granted}")
+        extra.append(dry_run_line(args.dry_run_mailboxes))
+    extra.append(f"benchmark wall time: {time.monotonic() - started:.0f} s")
+    print(report(rows, args, users, extra))
 
 
 if __name__ == "__main__":
