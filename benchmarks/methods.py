@@ -10,6 +10,7 @@ the mailboxes that exist, ``failed`` with a not-found reason for the identities 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -31,6 +32,7 @@ METHODS = ("naive", "expert", "provisioner")
 FIRST, NOOP = "first grant", "no-op"
 RUNS = (FIRST, NOOP)
 SERVICE_ACCOUNT, ADMIN_USER = TRUSTEES
+NO_AUTOMAPPING_OK = "--automapping-unsupported-ok"  #: the CLI's consent to grant without -AutoMapping
 
 
 @dataclass(frozen=True)
@@ -62,11 +64,22 @@ def cli_path() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "provisioner"]
 
 
+@functools.cache
+def cli_grant_options() -> str:
+    """``provisioner grant --help``, wide enough that no option name is cut short."""
+    env = {**os.environ, "COLUMNS": "400", "TERM": "dumb", "NO_COLOR": "1"}
+    return subprocess.run([*cli_path(), "grant", "--help"], capture_output=True, text=True, env=env,
+                          check=False).stdout
+
+
 def command(method: str, run: str, port: int, users_file: Path, report: Path, automapping: bool) -> list[str]:
     if method == "provisioner":
-        return [*cli_path(), "grant", "--users-file", str(users_file), "--admin-user", ADMIN_USER,
-                "--service-account", SERVICE_ACCOUNT, "--server", "127.0.0.1", "--port", str(port),
-                "--auth", "ntlm", "--username", LAB_USER, "--report", str(report)]
+        cli = [*cli_path(), "grant", "--users-file", str(users_file), "--admin-user", ADMIN_USER,
+               "--service-account", SERVICE_ACCOUNT, "--server", "127.0.0.1", "--port", str(port),
+               "--auth", "ntlm", "--username", LAB_USER, "--report", str(report)]
+        if not automapping and NO_AUTOMAPPING_OK in cli_grant_options():
+            cli.append(NO_AUTOMAPPING_OK)  # as naive and expert, grant without it where the server lacks it
+        return cli
     client = [sys.executable, str(HERE / "clients.py"), method, "grant" if run == FIRST else "read",
               "--port", str(port), "--users-file", str(users_file)]
     return client if automapping else [*client, "--no-automapping"]

@@ -34,10 +34,10 @@ def find(rows: Iterable[Row], profile: str, latency: int, method: str, run: str)
 
 
 def ratio(rows: list[Row], row: Row, top: str, bottom: str) -> float | None:
-    """wall(top) / wall(bottom) in the same profile, latency and run."""
+    """wall(top) / wall(bottom) in the same profile, latency and run; None if either run gave no result."""
     upper = find(rows, row.profile, row.latency, top, row.run)
     lower = find(rows, row.profile, row.latency, bottom, row.run)
-    if upper is None or lower is None or lower.wall <= 0:
+    if upper is None or lower is None or lower.wall <= 0 or not (upper.summary and lower.summary):
         return None
     return upper.wall / lower.wall
 
