@@ -89,7 +89,8 @@ def expert(pool: RunspacePool, mailboxes: list[str], grant: bool, automapping: b
             grant_parameters(ps.add_cmdlet("Add-MailboxPermission"), trustee, automapping)
         else:
             ps.add_cmdlet("Get-MailboxPermission").add_parameter("User", trustee)
-        records += len(ps.invoke(input=mailboxes))
+        # a list is sent as one batch of input (pypsrp's hint says Iterator, but only a generator is iterated)
+        records += len(ps.invoke(input=mailboxes))  # type: ignore[arg-type]
         errors += len(ps.streams.error)
     return {"records": records, "errors": errors}
 

@@ -241,7 +241,7 @@ def report(rows: list[Row], args: argparse.Namespace, users: dict[str, Users], e
         markdown += ["", f"**{title}**", "", markdown_table(rows, profile)]
         if goals := target_lines(rows, profile, get_profile(profile).protocol_version):
             lines += ["targets:", *goals]
-            markdown += ["", "Targets:", "", *(f"- {goal.strip()}" for goal in goals)]
+            markdown += ["", "Targets:", "", *(f"- {' '.join(goal.split())}" for goal in goals)]
     checks = [f"CHECK {row.profile} {row.latency} ms {row.method} {row.run}: {problem}"
               for row in rows for problem in row.problems]
     lines += ["", *(checks or ["checks: every method's outcomes are as expected"]), *extra]
