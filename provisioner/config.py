@@ -89,7 +89,8 @@ class ReapplySettings:
     lock_file: Path | None = None  # default: the journal's path + ".lock"
     report: Path | None = None
     metrics_file: Path | None = None
-    verify: bool = True  # re-read every applied change
+    verify: bool = True  # re-read every change the server's own output did not prove; re-check once after the delay
+    verify_proven: bool = False  # also re-read changes the output proved (the ACE object a grant returns)
     verify_delay_seconds: float = 5.0  # a change not visible yet is re-checked once after this delay
     retry_attempts: int = 4  # per batch, for transient errors (transport, throttling)
     retry_base_seconds: float = 2.0  # first backoff; doubles per attempt (with jitter), capped at 60 s
@@ -319,6 +320,7 @@ _REAPPLY_TYPES: dict[str, type | tuple[type, ...]] = {
     "report": str,
     "metrics_file": str,
     "verify": bool,
+    "verify_proven": bool,
     "verify_delay_seconds": (int, float),
     "retry_attempts": int,
     "retry_base_seconds": (int, float),

@@ -331,8 +331,10 @@ class Engine:
 
     # ------------------------------------------------------------------ confirming and verifying
     def confirm(self, written: Sequence[shapes.Written]) -> dict[planner.PairKey, Outcome]:
-        """Pending writes are confirmed by a read; with ``verify``, every change is re-read. One not visible yet is
-        re-checked once after ``verify_delay_seconds`` (replication), then reported ``unknown``."""
+        """Pending writes (their effect not shown by the server's output: every Remove, unplaced errors) are always
+        confirmed by a read before they count as done. With ``verify``, one not visible yet is re-checked once after
+        ``verify_delay_seconds`` (replication), then reported ``unknown``; with ``verify_proven``, grants whose ACE
+        object the server returned are re-read too."""
         final: dict[planner.PairKey, Outcome] = {}
         check: dict[planner.PairKey, shapes.Pending] = {}
         for item in written:
@@ -340,15 +342,16 @@ class Engine:
                 check[_key(item.step.mailbox, item.step.trustee)] = item
                 continue
             final[_key(item.mailbox, item.trustee)] = item
-            if self.settings.verify and item.result in (Result.GRANTED, Result.REMOVED):
-                step = _step_of(item)
-                check[_key(item.mailbox, item.trustee)] = shapes.Pending(step, None, item.warnings)
+            if self.settings.verify_proven and item.result in (Result.GRANTED, Result.REMOVED):
+                check[_key(item.mailbox, item.trustee)] = shapes.Pending(_step_of(item), None, item.warnings)
         delay = self.settings.verify_delay_seconds
-        for attempt in range(2):
+        attempts = 2 if self.settings.verify else 1
+        for attempt in range(attempts):
             if not check:
                 break
             if attempt:
                 self.sleep(delay)
+            last = attempt == attempts - 1
             invisible: dict[planner.PairKey, shapes.Pending] = {}
             for pair, (visible, unreadable) in self._visible(list(check.values())).items():
                 pending = check[pair]
@@ -356,15 +359,16 @@ class Engine:
                     final[pair] = shapes.done(pending.step, pending.warnings)
                 elif pending.error is not None:
                     final[pair] = shapes.failed(pending.step, pending.error, pending.warnings)
-                elif unreadable is not None and attempt:
+                elif unreadable is not None and last:
                     detail = f"sent, but the state could not be read back: {unreadable}"
                     final[pair] = Outcome(pending.step.mailbox, pending.step.trustee, Result.UNKNOWN, detail,
                                           unreadable, pending.warnings)
                 else:
                     invisible[pair] = pending
             check = invisible
+        waited = f" after {delay}s" if self.settings.verify else ""
         for pair, pending in check.items():
-            detail = f"accepted by Exchange but not visible after {delay}s (replication?)"
+            detail = f"accepted by Exchange but not visible{waited} (replication?)"
             final[pair] = Outcome(pending.step.mailbox, pending.step.trustee, Result.UNKNOWN, detail, None,
                                   pending.warnings)
         return final

@@ -142,3 +142,33 @@ def test_missing_automapping_is_refused_before_anything_is_sent() -> None:
     assert {o.result for o in result.outcomes} == {Result.GRANTED}
     assert all(p.parameter("AutoMapping") is None for pipeline in runner.pipelines for chain in pipeline.statements
                for p in chain)
+
+
+def test_a_removal_not_visible_yet_is_unknown_never_removed() -> None:
+    """Remove outputs nothing: it is read back; behind replication (no -DomainController) it is not reported done."""
+    from provisioner_lab.exchange.engine import EngineOptions
+
+    from provisioner.config import ReapplySettings
+
+    now = [0.0]
+    engine = ExchangeEngine.generated(10, EngineOptions(replication_delay_seconds=60), clock=lambda: now[0])
+    runner = LabRunner(engine, "2.3")
+    mailboxes = targets(4)
+    run_job(runner, Action.GRANT, mailboxes, trustees=(SERVICE,))
+    now[0] += 120  # the grants have replicated
+    job = Job(Action.REVOKE, mailboxes, (SERVICE,), Connection())
+    result = run(job, session=FixedSession(runner), settings=ReapplySettings(verify_delay_seconds=0))
+    assert {o.result for o in result.outcomes} == {Result.UNKNOWN}
+    assert all("not visible" in o.detail for o in result.outcomes)
+
+
+@pytest.mark.parametrize(("verify_proven", "reads"), [(False, 1), (True, 2)])
+def test_proven_grants_are_reread_only_when_asked(verify_proven: bool, reads: int) -> None:
+    from provisioner.config import ReapplySettings
+
+    engine = ExchangeEngine.generated(10)
+    runner = LabRunner(engine, "2.3")
+    job = Job(Action.GRANT, targets(6), (SERVICE,), Connection())
+    run(job, session=FixedSession(runner), settings=ReapplySettings(verify_proven=verify_proven))
+    permission_reads = [p for p in runner.pipelines if str(p.statements[0][-1].cmdlet) == "Get-MailboxPermission"]
+    assert len(permission_reads) == reads
