@@ -66,6 +66,10 @@ ParallelOpt = Annotated[
     int | None, typer.Option("--parallel", min=1, max=16, help="Pipelines at once (default 1; mind throttling)")
 ]
 LabOpt = Annotated[bool, typer.Option("--insecure-lab", help="Allow Basic over plain http (lab endpoint only)")]
+FastWireOpt = Annotated[bool | None, typer.Option(
+    "--fast-wire/--no-fast-wire",
+    help="Client-side CLIXML fast path (only on the pypsrp versions it was verified on; default off)",
+)]
 NoAutomapOpt = Annotated[bool, typer.Option(
     "--automapping-unsupported-ok",
     help="On a server without -AutoMapping (Exchange 2010 before SP2): grant without it instead of refusing",
@@ -223,6 +227,7 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
         mode: ModeOpt = None,
         batch_size: BatchOpt = None,
         parallel: ParallelOpt = None,
+        fast_wire: FastWireOpt = None,
         insecure_lab: LabOpt = False,
         automapping_unsupported_ok: NoAutomapOpt = False,
     ) -> None:
@@ -243,7 +248,7 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
                 server=server, port=port, scheme=scheme, auth=auth, username=username,
                 keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
                 domain_controller=domain_controller, mode=mode, insecure_lab=insecure_lab, batch_size=batch_size,
-                parallel=parallel,
+                parallel=parallel, fast_wire=fast_wire,
             ),
             automapping_unsupported_ok=automapping_unsupported_ok,
         )
@@ -286,6 +291,7 @@ def audit(
     mode: ModeOpt = None,
     batch_size: BatchOpt = None,
     parallel: ParallelOpt = None,
+    fast_wire: FastWireOpt = None,
     insecure_lab: LabOpt = False,
 ) -> None:
     """Read-only: which targets have, lack, block or could not be read for each trustee. Exit 3 on drift."""
@@ -298,7 +304,7 @@ def audit(
             settings, server=server, port=port, scheme=scheme, auth=auth, username=username,
             keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
             domain_controller=domain_controller, mode=mode, insecure_lab=insecure_lab, batch_size=batch_size,
-            parallel=parallel,
+            parallel=parallel, fast_wire=fast_wire,
         )
         wanted = _desired(settings, mailbox, users_file, TrusteeOptions(admin_user, service_account, trustee or ()))
         result = _execute(Job(Action.AUDIT, wanted.mailboxes, wanted.trustees, connection), report)
@@ -357,6 +363,7 @@ def reapply(
     domain_controller: DcOpt = None,
     batch_size: BatchOpt = None,
     parallel: ParallelOpt = None,
+    fast_wire: FastWireOpt = None,
     insecure_lab: LabOpt = False,
     automapping_unsupported_ok: NoAutomapOpt = False,
 ) -> None:
@@ -374,6 +381,7 @@ def reapply(
             settings, server=server, port=port, scheme=scheme, auth=auth, username=username,
             keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
             domain_controller=domain_controller, insecure_lab=insecure_lab, batch_size=batch_size, parallel=parallel,
+            fast_wire=fast_wire,
         )
         if connection.mode != "command":
             raise InputError("reapply runs in command mode (structured commands); remove connection.mode")

@@ -50,6 +50,7 @@ class Connection:
     keyring_service: str | None = None  # the password from the OS keyring: keyring.get_password(this, username)
     batch_size: int = 500  # (mailbox, trustee) items per pipeline (piped: one invocation over them)
     parallel: int = 1  # pipelines at once; Exchange's throttling policy limits concurrent shells per user
+    fast_wire: bool = False  # client-side CLIXML fast path (pypsrp internals; only on verified pypsrp versions)
 
     @property
     def effective_port(self) -> int:
@@ -135,6 +136,7 @@ _CONNECTION_TYPES: dict[str, type | tuple[type, ...]] = {
     "keyring_service": str,
     "batch_size": int,
     "parallel": int,
+    "fast_wire": bool,
 }
 _CHOICES: dict[str, tuple[str, ...]] = {
     "scheme": get_args(Scheme),

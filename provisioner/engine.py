@@ -17,7 +17,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from provisioner import planner, shapes
@@ -59,7 +59,17 @@ class Session:
                 if error is not None:
                     raise TransportLost(f"the preamble failed: {error.message}")
             return runner
-        return PsrpRunner(pool, read_facts(pool))
+        notes: list[str] = []
+        if self.connection.fast_wire:
+            from provisioner.executors import wire
+
+            reason = wire.unavailable()
+            if reason is None:
+                wire.install(pool)
+            else:
+                notes.append(reason)
+        facts = read_facts(pool)
+        return PsrpRunner(pool, replace(facts, notes=facts.notes + tuple(notes)) if notes else facts)
 
     def reopen(self) -> Runner:
         with suppress(Exception):  # the old pool is broken; closing it is best effort
