@@ -28,7 +28,8 @@ from labproc import ROOT, LabProcess
 from provisioner_lab.run import LAB_PASSWORD, LAB_USER
 
 HERE = Path(__file__).resolve().parent
-METHODS = ("naive", "expert", "provisioner")
+METHODS = ("naive", "expert", "provisioner", "provisioner-fast")
+PRODUCT = ("provisioner", "provisioner-fast")  #: the CLI with pypsrp's reader, and with --fast-wire
 FIRST, NOOP = "first grant", "no-op"
 RUNS = (FIRST, NOOP)
 SERVICE_ACCOUNT, ADMIN_USER = TRUSTEES
@@ -73,12 +74,14 @@ def cli_grant_options() -> str:
 
 
 def command(method: str, run: str, port: int, users_file: Path, report: Path, automapping: bool) -> list[str]:
-    if method == "provisioner":
+    if method in PRODUCT:
         cli = [*cli_path(), "grant", "--users-file", str(users_file), "--admin-user", ADMIN_USER,
                "--service-account", SERVICE_ACCOUNT, "--server", "127.0.0.1", "--port", str(port),
                "--auth", "ntlm", "--username", LAB_USER, "--report", str(report)]
         if not automapping and NO_AUTOMAPPING_OK in cli_grant_options():
             cli.append(NO_AUTOMAPPING_OK)  # as naive and expert, grant without it where the server lacks it
+        if method == "provisioner-fast":
+            cli.append("--fast-wire")
         return cli
     client = [sys.executable, str(HERE / "clients.py"), method, "grant" if run == FIRST else "read",
               "--port", str(port), "--users-file", str(users_file)]
@@ -114,7 +117,7 @@ def run_method(method: str, run: str, lab: LabProcess, port: int, users_file: Pa
 
 def outcome(method: str, run: str, child: ChildRun, report: Path, mailboxes: list[str]) -> Outcome:
     try:
-        if method == "provisioner":
+        if method in PRODUCT:
             document = json.loads(report.read_text(encoding="utf-8"))
             return item_outcome(report_items(document["items"]), mailboxes, run)
         result = json.loads(child.stdout.strip().splitlines()[-1])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from methods import FIRST, NOOP
+from methods import FIRST, NOOP, PRODUCT
 
 HEADER = ("run", "latency", "method", "req/pair", "wall s", "server CPU s", "client CPU s", "peak MB",
           "naive/prov", "prov/expert", "outcomes")
@@ -47,19 +47,19 @@ def fmt(value: float | None, pattern: str) -> str:
 
 
 def cells(rows: list[Row], row: Row) -> tuple[str, ...]:
-    on_product = row.method == "provisioner"
+    on_product = row.method in PRODUCT
     outcomes = ", ".join(f"{name} {count:,}" for name, count in sorted(row.summary.items()))
     return (row.run, f"{row.latency} ms", row.method + (" *" if row.sampled else ""),
             fmt(row.requests_per_pair, ".3f"), f"{row.wall:.2f}", f"{row.server_cpu:.2f}", f"{row.client_cpu:.2f}",
             f"{row.peak_mb:.0f}",
-            fmt(ratio(rows, row, "naive", "provisioner") if on_product else None, ".1f"),
-            fmt(ratio(rows, row, "provisioner", "expert") if on_product else None, ".2f"),
+            fmt(ratio(rows, row, "naive", row.method) if on_product else None, ".1f"),
+            fmt(ratio(rows, row, row.method, "expert") if on_product else None, ".2f"),
             outcomes + (" (CHECK FAILED)" if row.problems else ""))
 
 
 def ordered(rows: list[Row], profile: str) -> list[Row]:
     runs = {FIRST: 0, NOOP: 1}
-    methods = {"naive": 0, "expert": 1, "provisioner": 2}
+    methods = {"naive": 0, "expert": 1, "provisioner": 2, "provisioner-fast": 3}
     mine = [row for row in rows if row.profile == profile]
     return sorted(mine, key=lambda row: (runs[row.run], row.latency, methods[row.method]))
 
@@ -97,11 +97,11 @@ def requests_per_pair(_rows: list[Row], row: Row) -> float | None:
 
 
 def naive_over_product(rows: list[Row], row: Row) -> float | None:
-    return ratio(rows, row, "naive", "provisioner")
+    return ratio(rows, row, "naive", row.method)
 
 
 def product_over_expert(rows: list[Row], row: Row) -> float | None:
-    return ratio(rows, row, "provisioner", "expert")
+    return ratio(rows, row, row.method, "expert")
 
 
 TARGETS = (
@@ -123,11 +123,12 @@ def target_lines(rows: list[Row], profile: str, protocol: str) -> list[str]:
         if protocol not in target.protocols:
             continue
         for row in ordered(rows, profile):
-            if row.method != "provisioner" or row.run != target.run or target.latency not in (None, row.latency):
+            if row.method not in PRODUCT or row.run != target.run or target.latency not in (None, row.latency):
                 continue
             value = target.value(rows, row)
             if value is None:
                 continue
             met = value <= target.limit if target.at_most else value >= target.limit
-            lines.append(f"  {'met   ' if met else 'MISSED'} {target.text} at {row.latency} ms: {value:.3g}")
+            lines.append(f"  {'met   ' if met else 'MISSED'} {target.text.replace('provisioner', row.method)} "
+                         f"at {row.latency} ms: {value:.3g}")
     return lines
