@@ -13,9 +13,11 @@ journal), never ``granted``/``removed``.
 
 from __future__ import annotations
 
+import queue
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack, suppress
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -71,6 +73,10 @@ class Session:
         facts = read_facts(pool)
         return PsrpRunner(pool, replace(facts, notes=facts.notes + tuple(notes)) if notes else facts)
 
+    def fork(self) -> Session:
+        """One more session on the same server and account (parallel reads)."""
+        return Session(self.connection, self.password, self.pool_factory)
+
     def reopen(self) -> Runner:
         with suppress(Exception):  # the old pool is broken; closing it is best effort
             self._stack.close()
@@ -100,6 +106,9 @@ class FixedSession:
 
     def reopen(self) -> Runner:
         return self.runner
+
+    def fork(self) -> FixedSession | None:
+        return None  # one runner only: reads run one after the other
 
     def close(self) -> None:
         return None
@@ -171,9 +180,7 @@ class Engine:
         self.sleep, self.progress = sleep, progress
         self.retry = Retry(self.settings, sleep)
         self.notes: list[str] = []
-        if parallel > 1:
-            self.notes.append(f"parallel = {parallel} is not used: the engine runs one session (a piped batch is one "
-                              "cmdlet invocation on the server, which is what Exchange's throttling budget counts)")
+        self.parallel = parallel  # sessions for reads; Exchange's throttling policy limits them per user
         self._keys: dict[Identity, str | ErrorInfo] = {}
 
     @property
@@ -181,12 +188,13 @@ class Engine:
         return self.session.runner
 
     # ------------------------------------------------------------------ sessions and retries
-    def with_session(self, action: Callable[[Runner], Any]) -> Any:
+    def with_session(self, action: Callable[[Runner], Any], session: SessionLike | None = None) -> Any:
         """Run ``action``; if the transport breaks, reopen the session and try again (bounded)."""
+        session = session or self.session
         delays = self.retry.delays()
         while True:
             try:
-                return action(self.runner)
+                return action(session.runner)
             except TransportLost as exc:
                 delay = next(delays, None)
                 if delay is None:
@@ -194,7 +202,7 @@ class Engine:
                 self.notes.append(f"session lost ({exc}); reopening in {delay:.1f}s")
                 self.sleep(delay)
                 with suppress(ProvisionerError, TransportLost):
-                    self.session.reopen()
+                    session.reopen()
 
     # ------------------------------------------------------------------ reading
     def observe(
@@ -203,11 +211,11 @@ class Engine:
         """Every (mailbox, trustee)'s observation; transient failures are re-read after a backoff (bounded)."""
         tick = self.progress(label, len(mailboxes) * len(trustees)) if self.progress and label else None
         observed: dict[planner.PairKey, Observation] = {}
-        for trustee in trustees:
-            for chunk in _chunks(mailboxes, self.batch_size):
-                observed.update(self._read(chunk, trustee))
-                if tick:
-                    tick(len(chunk))
+        tasks = [(chunk, trustee) for trustee in trustees for chunk in _chunks(mailboxes, self.batch_size)]
+        for found, size in self._read_all(tasks):
+            observed.update(found)
+            if tick:
+                tick(size)
         delays = self.retry.delays()
         by_identity = {trustee.identity: trustee for trustee in trustees}
         while True:
@@ -227,11 +235,50 @@ class Engine:
                 for chunk in _chunks(group, self.batch_size):
                     observed.update(self._read(chunk, by_identity[trustee_id]))
 
-    def _read(self, chunk: Sequence[Identity], trustee: Trustee) -> dict[planner.PairKey, Observation]:
+    def _read(
+        self, chunk: Sequence[Identity], trustee: Trustee, session: SessionLike | None = None
+    ) -> dict[planner.PairKey, Observation]:
         found: dict[planner.PairKey, Observation] = self.with_session(
-            lambda runner: self._read_batch(runner, chunk, trustee)
+            lambda runner: self._read_batch(runner, chunk, trustee), session
         )
         return found
+
+    def _read_all(
+        self, tasks: Sequence[tuple[list[Identity], Trustee]]
+    ) -> Iterator[tuple[dict[planner.PairKey, Observation], int]]:
+        """Read batches in order; with ``parallel`` > 1, on that many sessions at once (opened for this call only;
+        a session that cannot be opened, e.g. at the server's concurrent-shell limit, leaves the work to the others).
+        Reads change nothing, so running them side by side is safe; writes always run on the one session."""
+        sessions: list[SessionLike] = [self.session]
+        with ExitStack() as stack:
+            while len(sessions) < min(self.parallel, len(tasks)):
+                try:
+                    extra = self.session.fork()
+                except ProvisionerError as exc:
+                    self.notes.append(f"only {len(sessions)} parallel session(s) could be opened: {exc}")
+                    break
+                if extra is None:
+                    break
+                stack.callback(extra.close)
+                sessions.append(extra)
+            if len(sessions) == 1:
+                for chunk, trustee in tasks:
+                    yield self._read(chunk, trustee), len(chunk)
+                return
+            idle: queue.Queue[SessionLike] = queue.Queue()
+            for session in sessions:
+                idle.put(session)
+
+            def work(task: tuple[list[Identity], Trustee]) -> dict[planner.PairKey, Observation]:
+                session = idle.get()
+                try:
+                    return self._read(task[0], task[1], session)
+                finally:
+                    idle.put(session)
+
+            with ThreadPoolExecutor(max_workers=len(sessions), thread_name_prefix="provisioner-read") as pool:
+                for task, found in zip(tasks, pool.map(work, tasks), strict=True):
+                    yield found, len(task[0])
 
     def _read_batch(
         self, runner: Runner, chunk: Sequence[Identity], trustee: Trustee

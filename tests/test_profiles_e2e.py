@@ -120,3 +120,18 @@ def test_automapping_grants_link_every_mailbox(profile: str, tmp_path: Path) -> 
         with lab.engine.lock:
             for mailbox in mailboxes:
                 assert any("sync.admin" in d.casefold() for d in lab.engine.directory.delegates_of(mailbox)), mailbox
+
+
+@pytest.mark.parametrize("profile", ["exchange2010", "exchange2019"])
+def test_parallel_reads_give_the_same_exact_outcomes(profile: str, tmp_path: Path) -> None:
+    with running_lab(mailboxes=40, profile=profile) as lab:
+        conf = config(tmp_path, TARGETS)
+        for name in ("grant", "noop"):
+            result = cli(lab, "grant", "--config", str(conf), "--parallel", "3", "--batch-size", "5",
+                         "--report", str(tmp_path / f"{name}.json"))
+            assert result.returncode == 1, result.stderr
+            found = results(tmp_path / f"{name}.json")
+            expected = "granted" if name == "grant" else "already-present"
+            assert {found[(m, t)] for m in TARGETS[:-1] for t in (ADMIN, SERVICE)} == {expected}
+            assert {found[(TARGETS[-1], t)] for t in (ADMIN, SERVICE)} == {"failed"}
+        assert holders(lab, TARGETS[:-1], ADMIN) == holders(lab, TARGETS[:-1], SERVICE) == set(TARGETS[:-1])
