@@ -12,8 +12,10 @@ Safe to run every hour for years:
   doubt by a killed run are reconciled from the live state first;
 - transient errors (transport, throttling) are retried per batch with exponential backoff and jitter, bounded in
   attempts and time, without re-sending items whose outcome is known; a broken session is reopened;
-- every applied change is re-read; one not visible yet is re-checked after a delay (replication), then reported
-  ``unknown`` (and left in doubt in the journal) rather than granted.
+- a change counts as done only when the server's output proves it (a grant's returned ACE) or a read shows it
+  (every removal); one not visible yet is re-checked after a delay (replication), then reported ``unknown`` (and
+  left in doubt in the journal) rather than done. Reads, writes, retries and checks are the engine's
+  (:mod:`provisioner.engine`); this module adds targets, reconciliation, pruning and the change valve.
 """
 
 from __future__ import annotations
