@@ -383,11 +383,13 @@ class Engine:
             if step_key not in written:
                 detail = f"session lost before the outcome was known: {lost}"
                 written[step_key] = Outcome(step.mailbox, step.trustee, Result.UNKNOWN, detail, ErrorInfo(detail))
-        confirmed = self.confirm(list(written.values()))
+        confirmed = self.confirm(list(written.values()), {_key(step.mailbox, step.trustee): step for step in batch})
         return [confirmed[_key(step.mailbox, step.trustee)] for step in batch]
 
     # ------------------------------------------------------------------ confirming and verifying
-    def confirm(self, written: Sequence[shapes.Written]) -> dict[planner.PairKey, Outcome]:
+    def confirm(
+        self, written: Sequence[shapes.Written], steps: dict[planner.PairKey, Step]
+    ) -> dict[planner.PairKey, Outcome]:
         """Pending writes (their effect not shown by the server's output: every Remove, unplaced errors) are always
         confirmed by a read before they count as done. With ``verify``, one not visible yet is re-checked once after
         ``verify_delay_seconds`` (replication), then reported ``unknown``; with ``verify_proven``, grants whose ACE
@@ -398,9 +400,10 @@ class Engine:
             if isinstance(item, shapes.Pending):
                 check[_key(item.step.mailbox, item.step.trustee)] = item
                 continue
-            final[_key(item.mailbox, item.trustee)] = item
+            pair = _key(item.mailbox, item.trustee)
+            final[pair] = item
             if self.settings.verify_proven and item.result in (Result.GRANTED, Result.REMOVED):
-                check[_key(item.mailbox, item.trustee)] = shapes.Pending(_step_of(item), None, item.warnings)
+                check[pair] = shapes.Pending(steps[pair], None, item.warnings)
         delay = self.settings.verify_delay_seconds
         attempts = 2 if self.settings.verify else 1
         for attempt in range(attempts):
@@ -452,13 +455,3 @@ class Engine:
                     result[pair] = (not seen.explicit_allow, None)
         return result
 
-
-def _step_of(outcome: Outcome) -> Step:
-    """A minimal step standing for a done outcome in a verification read (only its pair and action are used)."""
-    item_state = "revoke" if outcome.result is Result.REMOVED else "grant"
-    from provisioner.model import ItemState, PlanItem
-
-    item = PlanItem(outcome.mailbox, outcome.trustee,
-                    ItemState.TO_REMOVE if item_state == "revoke" else ItemState.TO_ADD)
-    builder = step_builders.revoke if item_state == "revoke" else step_builders.grant
-    return builder(item, StepOptions())

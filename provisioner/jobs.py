@@ -171,7 +171,7 @@ def run(
 
 def new_run_id(prefix: str = "") -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
-    return f"{prefix}-{stamp}" if prefix and prefix != "reapply" else stamp
+    return f"{prefix}-{stamp}" if prefix else stamp
 
 
 def _finish(

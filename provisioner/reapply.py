@@ -56,10 +56,6 @@ class TooManyChanges(ProvisionerError):
     exit_code = ExitCode.TOO_MANY_CHANGES
 
 
-def is_transient(error: ErrorInfo | None) -> bool:
-    return error is not None and error.transient
-
-
 @dataclass(frozen=True)
 class ReapplyJob:
     connection: Connection
@@ -96,7 +92,7 @@ class Reapply:
         return self.engine.with_session(action)
 
     def _select(self, selector: Selector) -> list[MailboxRef]:
-        refs: list[MailboxRef] = self._with_session(lambda _executor: self._resolver().selector(selector))
+        refs: list[MailboxRef] = self._with_session(lambda runner: Resolver(runner, self.options).selector(selector))
         return refs
 
     def targets(self) -> tuple[list[Identity], set[str], bool]:
@@ -107,7 +103,7 @@ class Reapply:
         explicit = list(self.job.explicit)
         resolved: dict[Identity, MailboxRef | ErrorInfo] = {}
         if explicit:
-            resolved = self._with_session(lambda _executor: self._resolver().identities(explicit))
+            resolved = self._with_session(lambda runner: Resolver(runner, self.options).identities(explicit))
         for identity in self.job.explicit:
             found = resolved[identity]
             if isinstance(found, MailboxRef):
@@ -151,9 +147,6 @@ class Reapply:
         self.notes.append(f"reconciled {len(settled)} of {len(doubts)} journal entries left in doubt by killed runs")
 
     # ------------------------------------------------------------------ planning
-    def _resolver(self) -> Resolver:
-        return Resolver(self.engine.runner, self.options)
-
     def plan(self) -> Plan:
         identities, target_keys, complete = self.targets()
         trustees = self.job.trustees
@@ -165,7 +158,7 @@ class Reapply:
                 raise ProvisionerError("not pruning: some targets could not be resolved, so 'no longer targeted' is "
                                        "not known; nothing was changed")
             candidates: dict[Identity, list[tuple[str, str]]] = self._with_session(
-                lambda _executor: self._resolver().prune_candidates(trustees)
+                lambda runner: Resolver(runner, self.options).prune_candidates(trustees)
             )
             for trustee in trustees:
                 for key, address in candidates[trustee.identity]:
