@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import inspect
+import json
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -13,12 +17,17 @@ import typer
 
 from provisioner import __version__
 from provisioner import report as reports
+from provisioner.applyplan import PlanCapture
 from provisioner.config import AUTH_METHODS, Config, Connection, ReapplySettings, discover
+from provisioner.confirm import Confirmation, changes_question, removals_question
 from provisioner.desired import Desired, TrusteeOptions, desired
 from provisioner.engine import Progress
 from provisioner.errors import InputError, ProvisionerError
-from provisioner.jobs import Job, RunResult, run
-from provisioner.model import PROBLEM_RESULTS, Action
+from provisioner.jobs import Hooks, Job, RunResult, run
+from provisioner.model import PROBLEM_RESULTS, Action, Trustee
+from provisioner.profile import AUDIT_CHANGES, ProfileList, admin_users, require_admin
+from provisioner.profile import as_csv as profile_csv
+from provisioner.profile import as_table as profile_table
 from provisioner.report import write_private
 from provisioner.session import check_connection_settings, resolve_password
 
@@ -78,6 +87,12 @@ DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Change nothing; writ
 OfflineOpt = Annotated[bool, typer.Option("--offline", help="With --dry-run: never connect; list every change")]
 ScriptOpt = Annotated[Path | None, typer.Option("--script", help="Write the dry-run script here (default: stdout)")]
 ReportOpt = Annotated[Path | None, typer.Option("--report", help="Write a JSON report here")]
+YesOpt = Annotated[bool, typer.Option(
+    "--yes", "-y", help="Answer yes to the confirmation (needed without a terminal: scripts, scheduled jobs)")]
+ProfileListOpt = Annotated[Path | None, typer.Option(
+    "--profile-list", help="CSV of the mailboxes to add to (or remove from) the admin-console user's MAPI profile")]
+PlanOutOpt = Annotated[Path, typer.Option(
+    "--out", help="Write the saved plan here (and its review script to --script, default FILE.ps1)")]
 
 
 def _err(message: str) -> None:
@@ -151,17 +166,85 @@ def _progress_factory() -> Callable[[str, int], Progress] | None:
     return factory
 
 
-def _execute(job: Job, report: Path | None, settings: ReapplySettings | None = None) -> RunResult:
+def _execute(job: Job, report: Path | None, settings: ReapplySettings | None = None,
+             hooks: Hooks | None = None, profile: ProfileList | None = None) -> RunResult:
     password = None
     if not job.offline:
         check_connection_settings(job.connection)  # refuse unsafe settings before asking for a password
         password = resolve_password(job.connection)
-    result = run(job, password=password, progress=_progress_factory(), settings=settings)
+    result = run(job, password=password, progress=_progress_factory(), settings=settings, hooks=hooks or Hooks())
     for note in result.notes:
         _err(f"warning: {note}")
+    if profile is not None:
+        result.profile = tuple(profile.entries)
     if report is not None:
         reports.write_report(result, report)
     return result
+
+
+def _profile_for(trustees: tuple[Trustee, ...], path: Path | None, dry_run: bool) -> ProfileList | None:
+    """The MAPI-profile list of a run that changes the admin-console user's access (None: nothing to list)."""
+    if path is not None:
+        require_admin(trustees, "--profile-list")
+        if dry_run:
+            raise InputError("--profile-list lists what a run granted or removed; a dry-run changes nothing")
+    return ProfileList() if admin_users(trustees) and not dry_run else None
+
+
+def _emit_profile(profile: ProfileList | None, path: Path | None) -> None:
+    if profile is None:
+        return
+    line = profile.summary()
+    if path is not None:
+        write_private(path, profile_csv(profile.entries))
+        _err(f"{line or 'MAPI profile of the admin-console user: no change'}: list written to {path}")
+    elif line is not None:
+        _err(f"{line} (list them with --profile-list FILE)")
+
+
+def _save_plan(capture: PlanCapture, out: Path, script: Path | None) -> None:
+    """Write the saved plan and its review script (owner-only), and say how to apply it."""
+    from provisioner.applyplan import review_script
+
+    saved = capture.saved
+    if saved is None:  # the run stopped before planning (e.g. the session was lost): nothing to save
+        raise ProvisionerError("no plan was made, so none was saved")
+    text = review_script(saved)
+    script_path = script or out.with_name(out.name + ".ps1")
+    write_private(script_path, text)
+    write_private(out, saved.dumps(hashlib.sha256(text.encode("utf-8")).hexdigest()))
+    counts = ", ".join(f"{state} {n}" for state, n in sorted(saved.unchanged.items()))
+    _err(f"plan {saved.digest}: {len(saved.changes)} changes ({saved.removals} removals)"
+         + (f"; unchanged: {counts}" if counts else ""))
+    _err(f"plan written to {out}, review script to {script_path}; apply it with: provisioner apply {out}")
+
+
+def _hide(command: Callable[..., None], *names: str) -> Callable[..., None]:
+    """``command`` as Typer shows it: without the parameters ``names`` (they keep their defaults)."""
+    signature = inspect.signature(command, eval_str=True)
+
+    @functools.wraps(command)
+    def shown(**values: Any) -> None:
+        command(**values)
+
+    shown.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[p for p in signature.parameters.values() if p.name not in names])
+    return shown
+
+
+def _planning(command: Callable[..., None], help_text: str) -> Callable[..., None]:
+    """``provisioner plan <command>``: the command's dry-run, saved as a plan file (``--out``) for ``apply``."""
+    signature = inspect.signature(command, eval_str=True)
+    dropped = ("dry_run", "offline", "plan_out", "yes", "profile_list")
+    kept = [p for p in signature.parameters.values() if p.name not in dropped]
+    out = inspect.Parameter("out", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=PlanOutOpt)
+
+    def planned(**values: Any) -> None:
+        command(dry_run=True, plan_out=values.pop("out"), **values)
+
+    planned.__doc__ = help_text
+    planned.__signature__ = signature.replace(parameters=[out, *kept])  # type: ignore[attr-defined]
+    return planned
 
 
 def _change_command(
@@ -177,24 +260,38 @@ def _change_command(
     report: Path | None,
     overrides: dict[str, Any],
     automapping_unsupported_ok: bool = False,
+    yes: bool = False,
+    profile_list: Path | None = None,
+    plan_out: Path | None = None,
 ) -> None:
     with _edge():
         if offline and not dry_run:
             raise InputError("--offline only makes sense with --dry-run (nothing can be applied without reading)")
         if script is not None and not dry_run:
             raise InputError("--script is written by --dry-run; add --dry-run")
+        confirmation = Confirmation.from_terminal(yes)
+        if action is Action.REVOKE and not dry_run:
+            confirmation.require("revoke")
         settings = discover(config)
         connection = _connection(settings, **overrides)
         wanted = _desired(settings, mailbox, users_file, trustees)
         job = Job(action, wanted.mailboxes, wanted.trustees, connection, dry_run=dry_run, offline=offline,
                   automapping_unsupported_ok=automapping_unsupported_ok)
+        profile = _profile_for(wanted.trustees, profile_list, dry_run)
+        capture = PlanCapture(connection) if plan_out is not None else None
+        planned = capture if capture is not None else (
+            confirmation.hook(removals_question("revoke")) if action is Action.REVOKE and not dry_run else None)
         # the journal of [reapply] records grant and revoke runs too, so `journal undo` can reverse them (each batch
         # is one O_APPEND write, so a concurrent reapply's lines never interleave with these)
-        result = _execute(job, report, settings.reapply)
+        result = _execute(job, report, settings.reapply, Hooks(planned, profile), profile)
         if result.run_id is not None:
             _err(f"run {result.run_id} recorded in {settings.reapply.journal}")
-        _emit_script(result, script)
+        if capture is not None and plan_out is not None:
+            _save_plan(capture, plan_out, script)
+        else:
+            _emit_script(result, script)
         _report_problems(result)
+        _emit_profile(profile, profile_list)
         _err(reports.summary_line(result))
         raise typer.Exit(int(result.exit_code))
 
@@ -230,6 +327,9 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
         fast_wire: FastWireOpt = None,
         insecure_lab: LabOpt = False,
         automapping_unsupported_ok: NoAutomapOpt = False,
+        yes: YesOpt = False,
+        profile_list: ProfileListOpt = None,
+        plan_out: Path | None = None,
     ) -> None:
         if action is Action.REVOKE and automapping is not None:
             with _edge():
@@ -251,21 +351,27 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
                 parallel=parallel, fast_wire=fast_wire,
             ),
             automapping_unsupported_ok=automapping_unsupported_ok,
+            yes=yes,
+            profile_list=profile_list,
+            plan_out=plan_out,
         )
 
     command.__doc__ = help_text
     return command
 
 
-app.command("grant")(
-    _change_cli(Action.GRANT, "Give the trustees Full Access on every target mailbox (only what is missing).")
+_grant = _change_cli(Action.GRANT, "Give the trustees Full Access on every target mailbox (only what is missing).")
+_revoke = _change_cli(
+    Action.REVOKE,
+    "Remove the trustees' explicit Full Access from the target mailboxes (inherited and Deny entries stay). "
+    "Asks for confirmation (--yes without a terminal).",
 )
-app.command("revoke")(
-    _change_cli(
-        Action.REVOKE,
-        "Remove the trustees' explicit Full Access from the target mailboxes (inherited and Deny entries stay).",
-    )
-)
+app.command("grant")(_hide(_grant, "plan_out", "yes"))
+app.command("revoke")(_hide(_revoke, "plan_out"))
+plan_app = typer.Typer(no_args_is_help=True, help="Save a change for review and a later exact `provisioner apply`.")
+app.add_typer(plan_app, name="plan")
+plan_app.command("grant")(_planning(_grant, "Plan a grant: read, then save the changes and their review script."))
+plan_app.command("revoke")(_planning(_revoke, "Plan a revoke: read, then save the changes and their review script."))
 
 
 @app.command()
@@ -277,6 +383,9 @@ def audit(
     service_account: ServiceOpt = None,
     trustee: TrusteeOpt = None,
     output_format: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
+    for_profile: Annotated[bool, typer.Option(
+        "--for-profile", help="List the targets the admin-console user can open, with display name, primary SMTP "
+        "address and LegacyExchangeDN: what its MAPI profile must list")] = False,
     report: ReportOpt = None,
     server: ServerOpt = None,
     port: PortOpt = None,
@@ -307,15 +416,28 @@ def audit(
             parallel=parallel, fast_wire=fast_wire,
         )
         wanted = _desired(settings, mailbox, users_file, TrusteeOptions(admin_user, service_account, trustee or ()))
-        result = _execute(Job(Action.AUDIT, wanted.mailboxes, wanted.trustees, connection), report)
-        sys.stdout.write(formatters[output_format](result))
+        profile = None
+        if for_profile:
+            require_admin(wanted.trustees, "--for-profile")
+            profile = ProfileList(AUDIT_CHANGES)
+        job = Job(Action.AUDIT, wanted.mailboxes, wanted.trustees, connection)
+        result = _execute(job, report, hooks=Hooks(finished=profile), profile=profile)
+        if profile is not None:
+            sys.stdout.write(_profile_formats[output_format](profile))
+        else:
+            sys.stdout.write(formatters[output_format](result))
         _err(reports.summary_line(result))
         raise typer.Exit(int(result.exit_code))
 
 
-def _json(result: RunResult) -> str:
-    import json
+_profile_formats: dict[str, Callable[[ProfileList], str]] = {
+    "table": lambda profile: profile_table(profile.entries),
+    "csv": lambda profile: profile_csv(profile.entries),
+    "json": lambda profile: json.dumps([e.record() for e in profile.entries], indent=2, ensure_ascii=False) + "\n",
+}
 
+
+def _json(result: RunResult) -> str:
     return json.dumps(reports.report_document(result), indent=2, ensure_ascii=False) + "\n"
 
 
@@ -330,7 +452,6 @@ def _lock_path(settings: Config, explicit: Path | None, journal: Path | None) ->
     return base / ".provisioner.lock"
 
 
-@app.command()
 def reapply(
     config: ConfigOpt = None,
     mailbox: MailboxOpt = None,
@@ -366,8 +487,12 @@ def reapply(
     fast_wire: FastWireOpt = None,
     insecure_lab: LabOpt = False,
     automapping_unsupported_ok: NoAutomapOpt = False,
+    yes: YesOpt = False,
+    profile_list: ProfileListOpt = None,
+    plan_out: Path | None = None,
 ) -> None:
-    """The scheduled job: reconcile desired state (targets + selectors) with the live permissions, safely."""
+    """The scheduled job: reconcile desired state (targets + selectors) with the live permissions, safely. With
+    --prune it asks for confirmation before removing (--yes without a terminal)."""
     from dataclasses import replace as with_values
 
     from provisioner.lock import exclusive
@@ -385,6 +510,9 @@ def reapply(
         )
         if connection.mode != "command":
             raise InputError("reapply runs in command mode (structured commands); remove connection.mode")
+        confirmation = Confirmation.from_terminal(yes)
+        if prune and not dry_run:
+            confirmation.require("reapply --prune")
         wanted_selectors = settings.selectors if not (mailbox or users_file) else ()
         trustee_options = TrusteeOptions(admin_user, service_account, trustee or (), automapping)
         wanted = _desired(settings, mailbox, users_file, trustee_options, selectors_count=len(wanted_selectors))
@@ -399,19 +527,34 @@ def reapply(
             connection, wanted.trustees, wanted.mailboxes, wanted_selectors, settings.exclude, reapply_settings,
             prune=prune, dry_run=dry_run, force=force, automapping_unsupported_ok=automapping_unsupported_ok,
         )
+        profile = _profile_for(wanted.trustees, profile_list, dry_run)
+        capture = PlanCapture(connection) if plan_out is not None else None
+        planned = capture if capture is not None else (
+            confirmation.hook(removals_question("reapply --prune")) if prune and not dry_run else None)
         check_connection_settings(connection)
         password = resolve_password(connection)
         with exclusive(_lock_path(settings, lock_file, reapply_settings.journal)):
-            result = run_reapply(job, password=password, progress=_progress_factory())
+            result = run_reapply(job, password=password, progress=_progress_factory(), hooks=Hooks(planned, profile))
+            if profile is not None:
+                result.profile = tuple(profile.entries)
             write_outputs(result, reapply_settings, None, None)
         for note in result.notes:
             _err(f"note: {note}")
-        _emit_script(result, script)
+        if capture is not None and plan_out is not None and result.refused is None:
+            _save_plan(capture, plan_out, script)
+        else:
+            _emit_script(result, script)
         _report_problems(result)
+        _emit_profile(profile, profile_list)
         _err(f"run {result.run_id}: " + reports.summary_line(result))
         if result.refused is not None:
             _err(f"error: {result.refused}")
         raise typer.Exit(int(result.final_exit_code))
+
+
+app.command("reapply")(_hide(reapply, "plan_out"))
+plan_app.command("reapply")(_planning(
+    reapply, "Plan a re-apply (selectors, --prune): read, then save the changes and their review script."))
 
 
 journal_app = typer.Typer(no_args_is_help=True, help="The change journal of re-apply runs.")
@@ -457,9 +600,11 @@ def journal_undo(
     domain_controller: DcOpt = None,
     insecure_lab: LabOpt = False,
     automapping_unsupported_ok: NoAutomapOpt = False,
+    yes: YesOpt = False,
 ) -> None:
-    """Apply (or with --dry-run, write) the inverse of every change a run made, newest first."""
-    from provisioner.undo import run_undo
+    """Apply (or with --dry-run, write) the inverse of every change a run made, newest first. Asks for
+    confirmation (--yes without a terminal)."""
+    from provisioner.undo import run_undo, undo_plan
 
     with _edge():
         settings = discover(config)
@@ -471,6 +616,11 @@ def journal_undo(
         path = _journal_path(settings, journal)
         password = None
         if not dry_run:
+            confirmation = Confirmation.from_terminal(yes)
+            confirmation.require("journal undo")
+            question = changes_question(f"undo {run_id}", undo_plan(path, run_id))
+            if question is not None:
+                confirmation.confirm(question)
             check_connection_settings(connection)
             password = resolve_password(connection)
         with exclusive_for(settings, path):
@@ -480,6 +630,76 @@ def journal_undo(
         if report is not None:
             reports.write_report(result, report)
         _report_problems(result)
+        _err(reports.summary_line(result))
+        raise typer.Exit(int(result.exit_code))
+
+
+@app.command("apply")
+def apply_plan(
+    plan_file: Annotated[Path, typer.Argument(help="The plan `provisioner plan … --out FILE` saved")],
+    config: ConfigOpt = None,
+    allow_drift: Annotated[bool, typer.Option(
+        "--allow-drift", help="If the state moved since the plan, apply the changes that are still valid")] = False,
+    yes: YesOpt = False,
+    report: ReportOpt = None,
+    profile_list: ProfileListOpt = None,
+    server: Annotated[str | None, typer.Option("--server", help="Must be the plan's (default: the plan's)")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Must be the plan's (default: the plan's)")] = None,
+    scheme: Annotated[str | None, typer.Option("--scheme", help="Must be the plan's (default: the plan's)")] = None,
+    auth: AuthOpt = None,
+    username: UserOpt = None,
+    keytab: KeytabOpt = None,
+    principal: PrincipalOpt = None,
+    spn_service: SpnServiceOpt = None,
+    spn_hostname: SpnHostOpt = None,
+    parallel: ParallelOpt = None,
+    fast_wire: FastWireOpt = None,
+    insecure_lab: LabOpt = False,
+) -> None:
+    """Apply exactly a saved plan's changes, after reading again what they depend on: if anything moved (a grant
+    already there, a mailbox gone, another server), nothing is changed (exit 7) unless --allow-drift. Asks for
+    confirmation when the plan removes access (--yes without a terminal)."""
+    from provisioner.applyplan import PlanDrift, run_apply
+    from provisioner.lock import exclusive
+    from provisioner.planfile import load
+
+    with _edge():
+        saved = load(plan_file)
+        given = {"server": server, "port": port, "scheme": scheme}
+        moved = [f"{name}: the plan is for {saved.endpoint.get(name)}, --{name} says {value}"
+                 for name, value in given.items() if value is not None and value != saved.endpoint.get(name)]
+        if moved:
+            raise PlanDrift(moved, 0, len(saved.changes), hard=True)
+        _err(f"plan {saved.digest}: {saved.action.value}, {len(saved.changes)} changes ({saved.removals} removals), "
+             f"made {saved.created} for {saved.endpoint.get('server')}")
+        profile = _profile_for(saved.trustees, profile_list, False)
+        if saved.removals:
+            confirmation = Confirmation.from_terminal(yes)
+            confirmation.require("applying a plan that removes access")
+            question = changes_question(f"apply {plan_file}", saved.plan())
+            if question is not None:
+                confirmation.confirm(question)
+        settings = discover(config)
+        connection = _connection(
+            settings, server=server, auth=auth, username=username, keytab=keytab, principal=principal,
+            spn_service=spn_service,
+            spn_hostname=spn_hostname, insecure_lab=insecure_lab, parallel=parallel, fast_wire=fast_wire,
+        )
+        check_connection_settings(connection)
+        password = resolve_password(connection)
+        with exclusive(_lock_path(settings, None, settings.reapply.journal)):
+            result = run_apply(saved, connection, settings.reapply, password=password, allow_drift=allow_drift,
+                               progress=_progress_factory(), hooks=Hooks(finished=profile))
+        if profile is not None:
+            result.profile = tuple(profile.entries)
+        for note in result.notes:
+            _err(f"note: {note}")
+        if report is not None:
+            reports.write_report(result, report)
+        if result.run_id is not None:
+            _err(f"run {result.run_id} recorded in {settings.reapply.journal}")
+        _report_problems(result)
+        _emit_profile(profile, profile_list)
         _err(reports.summary_line(result))
         raise typer.Exit(int(result.exit_code))
 

@@ -13,6 +13,8 @@ class ExitCode(IntEnum):
     CONNECTION = 4  # connection or authentication failure
     LOCKED = 5  # another run holds the lock
     TOO_MANY_CHANGES = 6  # the plan exceeds --max-changes: nothing was applied
+    PLAN_DRIFT = 7  # apply: the live state or the server moved since the saved plan was made; nothing was applied
+    DECLINED = 8  # the confirmation prompt was answered no: nothing was applied
 
 
 class ProvisionerError(Exception):
@@ -39,3 +41,9 @@ class ConnectionFailure(ProvisionerError):
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         self.hint = hint
         super().__init__(f"{message} {hint}" if hint else message)
+
+
+class Declined(ProvisionerError):
+    """The admin answered no at a confirmation prompt."""
+
+    exit_code = ExitCode.DECLINED

@@ -8,9 +8,10 @@ including when the session breaks mid-run (the unfinished items are reported unk
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from provisioner import planner
 from provisioner import steps as step_builders
@@ -36,6 +37,9 @@ from provisioner.runner import TransportLost
 from provisioner.session import open_pool
 from provisioner.steps import StepOptions
 
+if TYPE_CHECKING:
+    from provisioner.profile import ProfileEntry
+
 
 @dataclass(frozen=True)
 class Job:
@@ -59,6 +63,7 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
     run_id: str | None = None
     refused: ProvisionerError | None = None  # the run refused to apply (e.g. too many changes)
+    profile: tuple[ProfileEntry, ...] = ()  # the admin-console user's MAPI-profile changes (provisioner.profile)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -82,6 +87,20 @@ class RunResult:
 
 
 GRANTING = frozenset({Action.GRANT, Action.REAPPLY, Action.UNDO})
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """What a caller adds at a run's two seams, inside the open session. ``planned`` runs after planning and before
+    anything is applied (dry-runs too: a saved plan is made there); raising stops the run with nothing applied (a
+    declined confirmation). ``finished`` runs after the outcomes are known (e.g. to read the granted mailboxes'
+    names for the MAPI profile list)."""
+
+    planned: Callable[[Plan, Engine], None] | None = None
+    finished: Callable[[Sequence[Outcome], Engine], None] | None = None
+
+
+NO_HOOKS = Hooks()
 
 
 def step_options(
@@ -133,6 +152,7 @@ def run(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     settings: ReapplySettings | None = None,
     session: SessionLike | None = None,
+    hooks: Hooks = NO_HOOKS,
 ) -> RunResult:
     """grant, revoke and audit: read, plan, then apply through the engine (or stop before applying)."""
     started = now()
@@ -157,10 +177,14 @@ def run(
             outcomes = [Outcome(i.mailbox, i.trustee, Result.UNKNOWN, lost.message, lost) for i in plan.items]
             return _finish(job, plan, outcomes, started, now(), options, notes=[lost.message])
         plan = planner.plan(job.action, job.mailboxes, job.trustees, observed)
+        if hooks.planned is not None:
+            hooks.planned(plan, engine)
         if job.dry_run or job.action is Action.AUDIT:
             outcomes = [unchanged_outcome(item, job.action) for item in plan.items]
         else:
             outcomes = engine.apply(plan)
+        if hooks.finished is not None:
+            hooks.finished(outcomes, engine)
     finally:
         if session is None:
             active.close()

@@ -72,3 +72,10 @@ def plan(
             state, detail = decide(observation)
             items.append(PlanItem(mailbox, trustee, state, detail, observation.error))
     return Plan(action, tuple(items), tuple(trustees), observed=True)
+
+
+def replan(mailbox: Identity, trustee: Trustee, planned: ItemState, observation: Observation) -> PlanItem:
+    """The item a change planned as ``planned`` (to-add or to-remove) would be planned as from ``observation``."""
+    decide = _grant_state if planned is ItemState.TO_ADD else _revoke_state
+    state, detail = decide(observation)
+    return PlanItem(mailbox, trustee, state, detail, observation.error)

@@ -32,7 +32,7 @@ from provisioner import steps as step_builders
 from provisioner.config import Connection, ReapplySettings, Selector
 from provisioner.engine import Engine, PoolFactory, ProgressFactory, Session
 from provisioner.errors import ExitCode, ProvisionerError
-from provisioner.jobs import Job, RunResult, new_run_id, prepare
+from provisioner.jobs import NO_HOOKS, Hooks, Job, RunResult, new_run_id, prepare
 from provisioner.journal import InDoubt, Journal, in_doubt
 from provisioner.model import (
     Action,
@@ -177,6 +177,7 @@ def run_reapply(
     pool_factory: PoolFactory = open_pool,
     sleep: Callable[[float], None] = time.sleep,
     progress: ProgressFactory | None = None,
+    hooks: Hooks = NO_HOOKS,
 ) -> RunResult:
     started = datetime.now(UTC)
     session = Session(job.connection, password, pool_factory)
@@ -197,7 +198,11 @@ def run_reapply(
             script = render_script(plan, steps, context)
         too_many = len(changes) > job.settings.max_changes and not job.force
         refuse = job.dry_run or too_many  # dry-run: stop before executing
+        if hooks.planned is not None and not too_many:
+            hooks.planned(plan, engine)
         outcomes = [unchanged_outcome(item) for item in plan.items] if refuse else runner.apply(plan)
+        if hooks.finished is not None:
+            hooks.finished(outcomes, engine)
     finally:
         session.close()
     summary = Job(Action.REAPPLY, tuple(dict.fromkeys(i.mailbox for i in plan.items)), job.trustees, job.connection,

@@ -90,6 +90,7 @@ class ScriptContext:
     server: str
     domain_controller: str | None = None
     preamble: str | None = None  # trusted: written by the config author
+    plan_digest: str | None = None  # the saved plan this script shows (``sha256:`` and hex digits only)
 
 
 class _Unchanged:
@@ -115,6 +116,7 @@ def _script_variables(
         "generated": generated,
         "server": context.server,
         "domain_controller": context.domain_controller,
+        "plan_digest": _digest(context.plan_digest),
         "observed": plan.observed,
         "trustees": plan.trustees,
         "counts": sorted(plan.counts().items()),
@@ -122,6 +124,15 @@ def _script_variables(
         "steps": steps,
         "unchanged": _Unchanged(plan),
     }
+
+
+def _digest(value: str | None) -> Markup | None:
+    """A plan digest, written as is once it is known to be nothing but ``sha256:`` and 64 hex digits."""
+    if value is None:
+        return None
+    if not re.fullmatch(r"sha256:[0-9a-f]{64}", value):
+        raise RenderError(f"not a plan digest: {value!r}")
+    return Markup(value)
 
 
 def render_script(plan: Plan, steps: Iterable[Step], context: ScriptContext, *, now: datetime | None = None) -> str:

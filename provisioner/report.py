@@ -61,6 +61,8 @@ def report_document(result: RunResult) -> dict[str, Any]:
         },
         "notes": result.notes,
         "items": [outcome_record(outcome) for outcome in result.outcomes],
+        # the seed's second step: what the admin-console user's MAPI profile must add or drop (provisioner.profile)
+        "mapi_profile": [entry.record() for entry in result.profile],
     }
 
 

@@ -48,6 +48,9 @@ class MailboxRef:
     identity: Identity  # what commands and reports use
     dn: str
     names: frozenset[str]  # case-folded: alias, primary SMTP, UPN, DN, GUID, sAMAccountName
+    display_name: str = ""
+    primary_smtp: str = ""
+    legacy_dn: str = ""  # LegacyExchangeDN: the X.500 address a MAPI profile knows the mailbox by
 
 
 def _text(props: dict[str, Any], name: str) -> str:
@@ -67,7 +70,8 @@ def mailbox_ref(obj: Any, given: str | None = None) -> MailboxRef | None:
     }
     names.discard("")
     shown = given or _text(props, "PrimarySmtpAddress") or dn or guid
-    return MailboxRef((guid or dn).casefold(), Identity(shown), dn, frozenset(names))
+    return MailboxRef((guid or dn).casefold(), Identity(shown), dn, frozenset(names), _text(props, "DisplayName"),
+                      _text(props, "PrimarySmtpAddress"), _text(props, "LegacyExchangeDN"))
 
 
 def ace_mailbox_key(obj: Any) -> tuple[str, str] | None:

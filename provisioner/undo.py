@@ -14,7 +14,7 @@ from provisioner import steps as step_builders
 from provisioner.config import Connection, ReapplySettings
 from provisioner.engine import Engine, PoolFactory, Session
 from provisioner.errors import InputError
-from provisioner.jobs import Job, RunResult, prepare
+from provisioner.jobs import NO_HOOKS, Hooks, Job, RunResult, prepare
 from provisioner.journal import Journal, changes_of
 from provisioner.model import Action, Identity, ItemState, Outcome, Plan, PlanItem, Result, Trustee
 from provisioner.render import ScriptContext, render_script
@@ -45,6 +45,7 @@ def run_undo(
     password: str | None = None,
     pool_factory: PoolFactory = open_pool,
     automapping_unsupported_ok: bool = False,
+    hooks: Hooks = NO_HOOKS,
 ) -> RunResult:
     started = datetime.now(UTC)
     plan = undo_plan(journal, run_id)
@@ -63,7 +64,11 @@ def run_undo(
         engine = Engine(session, options, settings, batch_size=connection.batch_size,
                         parallel=connection.parallel, journal=Journal(journal),
                         run_id=undo_id)
+        if hooks.planned is not None:
+            hooks.planned(plan, engine)
         outcomes = engine.apply(plan)
+        if hooks.finished is not None:
+            hooks.finished(outcomes, engine)
     result = RunResult(summary, plan, outcomes, started, datetime.now(UTC), None, engine.notes)
     result.run_id = undo_id
     return result

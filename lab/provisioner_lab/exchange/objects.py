@@ -139,9 +139,19 @@ def mailbox_object(directory: Directory, recipient: Recipient) -> LabObject:
             "IsResource": recipient.recipient_type_details in ("RoomMailbox", "EquipmentMailbox"),
             "HiddenFromAddressListsEnabled": False,
             "GrantSendOnBehalfTo": [],
+            "LegacyExchangeDN": legacy_exchange_dn(recipient),
         }
     )
     return LabObject(MAILBOX_TYPES, props, recipient.name)
+
+
+LEGACY_DN_PREFIX = "/o=First Organization/ou=Exchange Administrative Group (FYDIBOHF23SPDLT)/cn=Recipients/cn="
+"""The X.500 address Outlook's MAPI profile knows a mailbox by (the property Get-Mailbox shows as LegacyExchangeDN).
+Exchange 2010 writes ``cn=<alias>``; 2013 and later ``cn=<32 hex digits>-<alias>``; the lab writes the later form."""
+
+
+def legacy_exchange_dn(recipient: Recipient) -> str:
+    return f"{LEGACY_DN_PREFIX}{recipient.guid.replace('-', '')}-{recipient.alias or recipient.sam}"
 
 
 def reduced_recipient_object(directory: Directory, recipient: Recipient) -> LabObject:
