@@ -130,6 +130,14 @@ def recheck(saved: SavedPlan, engine: Engine) -> tuple[list[PlanItem], list[Move
     return valid, moved
 
 
+def connection_for(saved: SavedPlan, connection: Connection) -> Connection:
+    """The plan's endpoint (port, scheme, path, configuration, mode, DC) and batch size, with the applier's
+    credentials; the server is the configured one if any (compared with the plan's by :func:`server_drift`)."""
+    endpoint = {name: value for name, value in saved.endpoint.items() if name != "server"}
+    return replace(connection, **endpoint, server=connection.server or saved.endpoint.get("server"),
+                   batch_size=saved.batch_size)
+
+
 def run_apply(
     saved: SavedPlan,
     connection: Connection,
@@ -141,12 +149,10 @@ def run_apply(
     progress: ProgressFactory | None = None,
     hooks: Hooks = NO_HOOKS,
 ) -> RunResult:
-    """Re-read what ``saved`` depends on; apply exactly its still-valid changes, or raise :class:`PlanDrift`."""
+    """Re-read what ``saved`` depends on; apply exactly its still-valid changes, or raise :class:`PlanDrift`.
+    ``connection``: from :func:`connection_for`."""
     started = datetime.now(UTC)
     run_id = new_run_id(f"apply-{saved.action.value}")
-    endpoint = {name: value for name, value in saved.endpoint.items() if name != "server"}
-    connection = replace(connection, **endpoint, server=connection.server or saved.endpoint.get("server"),
-                         batch_size=saved.batch_size)
     journal = Journal(settings.journal) if settings.journal else None
     with Session(connection, password, pool_factory) as session:
         options = step_options(connection, session.facts, True, saved.action)

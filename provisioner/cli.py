@@ -659,7 +659,7 @@ def apply_plan(
     """Apply exactly a saved plan's changes, after reading again what they depend on: if anything moved (a grant
     already there, a mailbox gone, another server), nothing is changed (exit 7) unless --allow-drift. Asks for
     confirmation when the plan removes access (--yes without a terminal)."""
-    from provisioner.applyplan import PlanDrift, run_apply
+    from provisioner.applyplan import PlanDrift, connection_for, run_apply
     from provisioner.lock import exclusive
     from provisioner.planfile import load
 
@@ -685,6 +685,7 @@ def apply_plan(
             spn_service=spn_service,
             spn_hostname=spn_hostname, insecure_lab=insecure_lab, parallel=parallel, fast_wire=fast_wire,
         )
+        connection = connection_for(saved, connection)
         check_connection_settings(connection)
         password = resolve_password(connection)
         with exclusive(_lock_path(settings, None, settings.reapply.journal)):

@@ -133,8 +133,9 @@ def test_revoke_removes_only_explicit_grants(lab: Lab, tmp_path: Path) -> None:
     assert granted.returncode == 0, granted.stderr
     # AutoMapping applies to trustees with a mailbox (the console user), not to the mailbox-less service account.
     assert lab.engine.directory.delegates_of("bob.meyer") == ["CONTOSO\\sync.admin"]
-    result = cli(lab, "revoke", "-m", "bob.meyer", "-m", "ivan.petrov", "-m", "judy.nakamura", "-m", "heidi.schmidt",
-                 "--service-account", SERVICE, "--admin-user", ADMIN, "--report", str(tmp_path / "r.json"))
+    result = cli(lab, "revoke", "--yes", "-m", "bob.meyer", "-m", "ivan.petrov", "-m", "judy.nakamura",
+                 "-m", "heidi.schmidt", "--service-account", SERVICE, "--admin-user", ADMIN,
+                 "--report", str(tmp_path / "r.json"))
     assert result.returncode == 0, result.stderr
     results = report(tmp_path / "r.json")["results"]
     assert {m: r for (m, t), r in results.items() if t == SERVICE} == {

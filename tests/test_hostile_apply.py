@@ -81,8 +81,9 @@ def test_hostile_names_arrive_exactly_and_fail_cleanly(tmp_path: Path, command: 
     report_path = tmp_path / "report.json"
     with running_lab(engine=engine) as lab:
         extra = ["--batch-size", batch_size] if batch_size else []
+        yes = ["--yes"] if command == "revoke" else []
         result = cli(lab, command, "--users-file", str(HOSTILE), "--service-account", SERVICE,
-                     "--report", str(report_path), *extra)
+                     "--report", str(report_path), *extra, *yes)
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
 

@@ -73,7 +73,7 @@ def test_the_whole_workflow_is_exact_on_every_profile(profile: str, tmp_path: Pa
 
         # revoke half: really removed (a 2.1 server given a batch of statements would have removed one)
         half = existing[:12]
-        revoke = cli(lab, "revoke", "--mailbox", *sum((["--mailbox", m] for m in half[1:]), [half[0]]),
+        revoke = cli(lab, "revoke", "--yes", "--mailbox", *sum((["--mailbox", m] for m in half[1:]), [half[0]]),
                      "--admin-user", ADMIN, "--service-account", SERVICE, "--report", str(tmp_path / "revoke.json"))
         assert revoke.returncode == 0, revoke.stderr
         assert set(results(tmp_path / "revoke.json").values()) == {"removed"}
@@ -82,13 +82,13 @@ def test_the_whole_workflow_is_exact_on_every_profile(profile: str, tmp_path: Pa
         # reapply --prune with the target list cut to 6: grants the 6 again, prunes the other 6 still granted
         kept = existing[:6]
         conf_kept = config(tmp_path, kept)
-        prune = cli(lab, "reapply", "--config", str(conf_kept), "--prune", "--force",
+        prune = cli(lab, "reapply", "--config", str(conf_kept), "--prune", "--force", "--yes",
                     "--report", str(tmp_path / "prune.json"), *extra)
         assert prune.returncode == 0, prune.stderr
         assert holders(lab, existing, ADMIN) == holders(lab, existing, SERVICE) == set(kept)
 
         # journal undo of the first grant: removes what that grant made and is still there
-        undo = cli(lab, "journal", "undo", run_id, "--config", str(conf))
+        undo = cli(lab, "journal", "undo", run_id, "--config", str(conf), "--yes")
         assert undo.returncode in (0, 1), undo.stderr
         assert holders(lab, existing, ADMIN) == holders(lab, existing, SERVICE) == set()
 

@@ -99,7 +99,7 @@ def test_prune_removes_only_managed_explicit_grants_no_longer_targeted(lab: Lab,
     assert cli(lab, "reapply", "--config", str(config)).returncode == 0
     before_judy = lab.engine.directory.permissions_of("judy.nakamura", include_inherited=True)
     before_carol = lab.engine.directory.permissions_of("carol.diaz")
-    result = cli(lab, "reapply", "--config", str(config), "--prune")
+    result = cli(lab, "reapply", "--config", str(config), "--prune", "--yes")
     assert result.returncode == 0, result.stderr
     # Pre-existing grants outside the targets are pruned: svc on ivan, the console user on the shared mailbox.
     assert not has(lab, "ivan.petrov", SERVICE)
@@ -193,7 +193,7 @@ verify = false
 
 def test_undo_restores_the_previous_state(lab: Lab, tmp_path: Path) -> None:
     config = write_config(lab, tmp_path)
-    assert cli(lab, "reapply", "--config", str(config), "--prune").returncode == 0
+    assert cli(lab, "reapply", "--config", str(config), "--prune", "--yes").returncode == 0
     run_id = json.loads((tmp_path / "report.json").read_text())["run_id"]
     listed = cli(lab, "journal", "list", "--config", str(config))
     assert f"{run_id}  8 changes" in listed.stdout
@@ -204,7 +204,7 @@ def test_undo_restores_the_previous_state(lab: Lab, tmp_path: Path) -> None:
     assert sum(line.startswith("Add-MailboxPermission") for line in commands) == 2
     writes = lab.engine.counters.writes
     assert lab.engine.counters.writes == writes  # the dry-run changed nothing
-    undo = cli(lab, "journal", "undo", run_id, "--config", str(config))
+    undo = cli(lab, "journal", "undo", run_id, "--config", str(config), "--yes")
     assert undo.returncode == 0, undo.stderr
     for mailbox in [*SALES, "heidi.schmidt"]:
         assert not has(lab, mailbox, ADMIN) and not has(lab, mailbox, SERVICE)

@@ -199,16 +199,16 @@ def test_no_command_leaks_the_password_anywhere(lab: Lab, tmp_path: Path) -> Non
 
     # Changes, in order: grant (NTLM), revoke (Basic), the scheduled job and the undo of its run.
     run("grant", "-m", "alice.wong", "--service-account", SERVICE, "--report", "grant.json")
-    run("revoke", "-m", "alice.wong", "--service-account", SERVICE, "--report", "revoke.json", auth="basic")
+    run("revoke", "--yes", "-m", "alice.wong", "--service-account", SERVICE, "--report", "revoke.json", auth="basic")
     run("reapply", "--config", str(config), "--dry-run", "--script", "reapply.ps1", auth=None)
     run("reapply", "--config", str(config), auth=None)
     run_id = json.loads((tmp_path / "state" / "reapply-report.json").read_text())["run_id"]
     run("reapply", "--config", str(config), "--report", "failed.json", auth=None, password=WRONG, expect=4)
-    run("journal", "undo", run_id, "--config", str(config), password=WRONG, expect=4)
+    run("journal", "undo", run_id, "--config", str(config), "--yes", password=WRONG, expect=4)
     listed = run("journal", "list", "--config", str(config), auth=None)
     assert run_id in listed.stdout
     run("journal", "undo", run_id, "--config", str(config), "--dry-run", "--script", "undo.ps1", auth=None)
-    run("journal", "undo", run_id, "--config", str(config), "--report", "undo.json")
+    run("journal", "undo", run_id, "--config", str(config), "--yes", "--report", "undo.json")
 
     assert len(run.outputs) == 15
     for args, output in run.outputs:

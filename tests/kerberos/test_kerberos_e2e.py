@@ -132,6 +132,8 @@ def test_no_ticket_cache(client: Client, command: str) -> None:
     args = [command] if command == "check" else [command, "-m", "bob.meyer", "--service-account", TRUSTEE]
     if command == "reapply":
         args += ["--lock-file", str(client.tmp / "reapply.lock")]
+    if command == "revoke":
+        args.append("--yes")
     line = diagnosis(client.run(*args))
     assert "there is no Kerberos ticket in" in line and str(client.ccache) in line
     assert "kinit" in line and "--keytab" in line

@@ -465,6 +465,19 @@ class Directory:
             return True
         return False
 
+    def remove(self, recipient: Recipient) -> None:
+        """Delete an object, as an admin deleting a mailbox would (tests of state that moves under a plan)."""
+        for key in recipient.identity_keys():
+            current = self._index.get(key)
+            if current is recipient:
+                del self._index[key]
+            elif isinstance(current, list) and recipient in current:
+                current.remove(recipient)
+                if len(current) == 1:
+                    self._index[key] = current[0]
+        self.recipients.remove(recipient)
+        self.by_sid.pop(recipient.sid, None)
+
     # ----------------------------------------------------------------- lookup
     def _indexed(self, key: str) -> list[Recipient]:
         found = self._index.get(key)
