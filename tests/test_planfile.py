@@ -1,0 +1,101 @@
+"""The saved plan file: it round-trips exactly, and any edit, damage or foreign file is refused by name."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from provisioner.applyplan import server_drift
+from provisioner.config import Connection
+from provisioner.errors import InputError
+from provisioner.facts import ServerFacts
+from provisioner.model import Action, Identity, ItemState, Plan, PlanItem, Trustee, identity_problem
+from provisioner.planfile import SavedPlan, load
+from provisioner.steps import StepOptions
+
+names = st.text(min_size=1, max_size=30).filter(lambda text: identity_problem(text) is None)
+FACTS = ServerFacts("2.3", {"PSVersion": "5.1.17763.1"})
+
+
+def saved_plan(mailboxes: list[str], trustee: str = "svc", *, removals: int = 0) -> SavedPlan:
+    who = Trustee(Identity(trustee), automapping=False, role="service-account")
+    items = [PlanItem(Identity(m), who, ItemState.TO_REMOVE if i < removals else ItemState.TO_ADD)
+             for i, m in enumerate({m.casefold(): m for m in reversed(mailboxes)}.values())]
+    items.append(PlanItem(Identity("already"), who, ItemState.ALREADY_PRESENT, "explicit"))
+    plan = Plan(Action.REAPPLY, tuple(items), (who,), observed=True)
+    keys = {item.mailbox: f"guid-{n}" for n, item in enumerate(items)}
+    return SavedPlan.of(plan, Connection(server="ex01.contoso.com", port=443, scheme="https"), FACTS,
+                        StepOptions(), keys, datetime(2026, 12, 3, tzinfo=UTC))
+
+
+@given(st.lists(names, min_size=1, max_size=8), names, st.integers(min_value=0, max_value=8))
+def test_a_plan_round_trips_exactly(mailboxes: list[str], trustee: str, removals: int) -> None:
+    original = saved_plan(mailboxes, trustee, removals=removals)
+    path = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path("/tmp")
+    file = path / f"roundtrip-{id(original)}.plan"
+    try:
+        file.write_text(original.dumps("ab" * 32), encoding="utf-8")
+        loaded = load(file)
+    finally:
+        file.unlink(missing_ok=True)
+    assert loaded == original
+    assert [c.mailbox.value for c in loaded.changes] == [c.mailbox.value for c in original.changes]  # byte for byte
+    assert loaded.digest == original.digest
+    assert loaded.unchanged == {"already-present": 1}
+
+
+def _edits(body: dict[str, object]) -> list[dict[str, object]]:
+    """One copy of ``body`` per kind of edit an approver must never miss."""
+    edits = []
+    for change in ("mailbox", "trustee", "state", "mailbox_key"):
+        copy = json.loads(json.dumps(body))
+        value = copy["changes"][0][change]
+        copy["changes"][0][change] = "to-remove" if change == "state" else value + "x"
+        edits.append(copy)
+    copy = json.loads(json.dumps(body))
+    copy["changes"].append(dict(copy["changes"][0], mailbox="extra"))
+    edits.append(copy)
+    copy = json.loads(json.dumps(body))
+    copy["endpoint"]["server"] = "evil.example"
+    edits.append(copy)
+    return edits
+
+
+def test_any_edit_of_the_body_is_refused(tmp_path: Path) -> None:
+    document = json.loads(saved_plan(["a", "b"]).dumps())
+    for edited in _edits(document["body"]):
+        path = tmp_path / "edited.plan"
+        path.write_text(json.dumps({**document, "body": edited}), encoding="utf-8")
+        with pytest.raises(InputError, match="changed after it was made"):
+            load(path)
+
+
+def test_damaged_and_foreign_files_are_refused_naming_the_file(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.plan"
+    broken.write_text('{\n "format": "provisioner-plan/1",\n "body": {,\n}', encoding="utf-8")
+    with pytest.raises(InputError, match=rf"^{broken}:3: not a plan file"):
+        load(broken)
+    foreign = tmp_path / "foreign.plan"
+    foreign.write_text('{"format": "terraform"}', encoding="utf-8")
+    with pytest.raises(InputError, match="not a plan file of this tool"):
+        load(foreign)
+    with pytest.raises(InputError, match="cannot read the plan"):
+        load(tmp_path / "missing.plan")
+
+
+def test_server_differences_split_into_refused_and_allowed() -> None:
+    saved = saved_plan(["a"])
+    connection = Connection(server="ex01.contoso.com")
+    assert server_drift(saved, connection, {"protocol": "2.3", "ps_version": "5.1.17763.1"}, True) == ([], [])
+    hard, soft = server_drift(saved, Connection(server="ex02.contoso.com"),
+                              {"protocol": "2.1", "ps_version": "2.0"}, True)
+    assert hard == ["server: the plan is for ex01.contoso.com, the connection is ex02.contoso.com"]
+    assert soft == ["server: PSRP protocol 2.3 when planned, 2.1 now",
+                    "server: PowerShell version 5.1.17763.1 when planned, 2.0 now"]
+    hard, _ = server_drift(saved, connection, {"protocol": "2.3", "ps_version": "5.1.17763.1"}, False)
+    assert hard == ["server: -AutoMapping was available when planned and is not now (role or server changed)"]
