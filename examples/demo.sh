@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The demo: start the built-in lab endpoint (a fake Exchange on 127.0.0.1), then run provisioner against it
-# exactly as against a real server: audit (drift), a reviewed dry-run, the real grant, a re-run that changes
-# nothing, and a final audit. Run it with `make demo`.
+# exactly as against a real server: audit (drift), a saved plan with its review script, the exact apply of that
+# plan, a re-run that changes nothing, and a final audit. Run it with `make demo`.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 work="$(mktemp -d)"
@@ -22,12 +22,14 @@ step() { printf '\n\033[1m== %s\033[0m\n$ %s\n' "$1" "$2"; }
 step "1. Audit: who lacks Full Access? (exit 3 = drift)" "provisioner audit ${conn[*]}"
 provisioner audit "${conn[@]}" || echo "(exit $?)"
 
-step "2. Dry-run: the exact PowerShell that would run, for review" "provisioner grant --dry-run ${conn[*]}"
-provisioner grant --dry-run "${conn[@]}" --script "$work/grant.ps1"
-cat "$work/grant.ps1"
+step "2. Plan: read, then save the change and the exact PowerShell for review" \
+  "provisioner plan grant ${conn[*]} --out change.plan"
+provisioner plan grant "${conn[@]}" --out "$work/change.plan"
+cat "$work/change.plan.ps1"
 
-step "3. Grant for real, with a JSON report" "provisioner grant ${conn[*]} --report report.json"
-provisioner grant "${conn[@]}" --report "$work/report.json"
+step "3. Apply the reviewed plan exactly (exit 7 if the state moved), with a report and the MAPI-profile list" \
+  "provisioner apply change.plan ${conn[*]} --report report.json --profile-list profile.csv"
+provisioner apply "$work/change.plan" "${conn[@]}" --report "$work/report.json" --profile-list "$work/profile.csv"
 python3 - "$work/report.json" <<'PY'
 import json, sys
 doc = json.load(open(sys.argv[1]))
@@ -36,6 +38,8 @@ for item in doc["items"][:4]:
     print(f"  {item['mailbox']:<28} {item['trustee']:<26} {item['result']}")
 print(f"  ... {len(doc['items'])} items in all")
 PY
+echo "MAPI profile of the admin-console user (add these mailboxes to its profile):"
+head -4 "$work/profile.csv"
 
 step "4. Re-run: idempotent, nothing left to do" "provisioner grant ${conn[*]}"
 provisioner grant "${conn[@]}"
