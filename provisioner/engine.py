@@ -26,7 +26,7 @@ from provisioner import planner, shapes
 from provisioner import steps as step_builders
 from provisioner.config import Connection, ReapplySettings
 from provisioner.errors import ProvisionerError
-from provisioner.facts import ServerFacts, read_facts
+from provisioner.facts import NEEDED, ServerFacts, read_facts
 from provisioner.journal import Journal, step_action
 from provisioner.model import AccessState, ErrorInfo, Identity, Observation, Outcome, Plan, Result, Trustee
 from provisioner.outcomes import unchanged_outcome
@@ -42,8 +42,10 @@ ProgressFactory = Callable[[str, int], Progress]
 class Session:
     """An open session: its runner and the server facts read once when it opened; reopened when it breaks."""
 
-    def __init__(self, connection: Connection, password: str | None, pool_factory: PoolFactory) -> None:
+    def __init__(self, connection: Connection, password: str | None, pool_factory: PoolFactory,
+                 cmdlets: Sequence[str] = tuple(NEEDED)) -> None:
         self.connection, self.password, self.pool_factory = connection, password, pool_factory
+        self.cmdlets = tuple(cmdlets)  # whose metadata the session reads: what the run may send (less to read)
         self._stack = ExitStack()
         self.runner: Runner = self._open()
 
@@ -70,12 +72,12 @@ class Session:
                 wire.install(pool)
             else:
                 notes.append(reason)
-        facts = read_facts(pool)
+        facts = read_facts(pool, self.cmdlets)
         return PsrpRunner(pool, replace(facts, notes=facts.notes + tuple(notes)) if notes else facts)
 
     def fork(self) -> Session:
         """One more session on the same server and account (parallel reads)."""
-        return Session(self.connection, self.password, self.pool_factory)
+        return Session(self.connection, self.password, self.pool_factory, self.cmdlets)
 
     def reopen(self) -> Runner:
         with suppress(Exception):  # the old pool is broken; closing it is best effort

@@ -66,6 +66,11 @@ class ServerFacts:
     ps_version_table: Mapping[str, str] = field(default_factory=dict)
     commands: Mapping[str, frozenset[str]] | None = None  # cmdlet -> parameter names (case-folded)
     notes: tuple[str, ...] = ()
+    asked: frozenset[str] | None = None  # the cmdlets whose metadata was asked for (case-folded); None: all
+
+    def known(self, cmdlet: str) -> bool:
+        """Whether this session read ``cmdlet``'s metadata (a run asks only for the cmdlets it may send)."""
+        return self.commands is not None and (self.asked is None or cmdlet.casefold() in self.asked)
 
     @property
     def runs_statements(self) -> bool:
@@ -77,10 +82,12 @@ class ServerFacts:
         return self.ps_version_table.get("PSVersion", "")
 
     def has_cmdlet(self, cmdlet: str) -> bool:
-        return self.commands is None or cmdlet.casefold() in {name.casefold() for name in self.commands}
+        if not self.known(cmdlet) or self.commands is None:
+            return True
+        return cmdlet.casefold() in {name.casefold() for name in self.commands}
 
     def has_parameter(self, cmdlet: str, parameter: str) -> bool:
-        if self.commands is None:
+        if not self.known(cmdlet) or self.commands is None:
             return True
         for name, parameters in self.commands.items():
             if name.casefold() == cmdlet.casefold():
@@ -126,6 +133,7 @@ def _table(data: Any) -> dict[str, str]:
 def read_facts(pool: Any, cmdlets: Iterable[str] = tuple(NEEDED)) -> ServerFacts:
     """The facts of an open pypsrp RunspacePool (public API only)."""
     protocol = records.text(getattr(pool, "protocol_version", "") or "")
+    cmdlets = tuple(cmdlets)
     notes: list[str] = []
     commands: dict[str, frozenset[str]] | None
     try:
@@ -141,4 +149,4 @@ def read_facts(pool: Any, cmdlets: Iterable[str] = tuple(NEEDED)) -> ServerFacts
             commands[name] = frozenset(str(key).casefold() for key in parameters)
     # APPLICATION_PRIVATE_DATA may arrive with the first answer after the pool opened: read it after the metadata
     table = _table(getattr(pool, "application_private_data", None))
-    return ServerFacts(protocol, table, commands, tuple(notes))
+    return ServerFacts(protocol, table, commands, tuple(notes), frozenset(name.casefold() for name in cmdlets))

@@ -134,6 +134,13 @@ def required(action: Action, options: StepOptions, piping: bool) -> dict[str, se
     return needed
 
 
+def cmdlets(action: Action) -> tuple[str, ...]:
+    """The cmdlets a run of ``action`` may send (whose metadata its session reads): reapply resolves selectors
+    (Get-DistributionGroupMember) too."""
+    names = list(required(action, StepOptions(), piping=True))
+    return (*names, "Get-DistributionGroupMember") if action is Action.REAPPLY else tuple(names)
+
+
 def prepare(
     session: SessionLike, action: Action, connection: Connection, automapping_unsupported_ok: bool
 ) -> StepOptions:
@@ -163,7 +170,7 @@ def run(
         return _finish(job, plan, [unchanged_outcome(item) for item in plan.items], started, now(), options)
     settings = settings or ReapplySettings()
     journal = Journal(settings.journal) if settings.journal and not job.dry_run else None
-    active = session or Session(job.connection, password, pool_factory)
+    active = session or Session(job.connection, password, pool_factory, cmdlets(job.action))
     try:
         options = prepare(active, job.action, job.connection, job.automapping_unsupported_ok)
         engine = Engine(active, options, settings, batch_size=job.connection.batch_size,

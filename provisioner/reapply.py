@@ -32,7 +32,7 @@ from provisioner import steps as step_builders
 from provisioner.config import Connection, ReapplySettings, Selector
 from provisioner.engine import Engine, PoolFactory, ProgressFactory, Session
 from provisioner.errors import ExitCode, ProvisionerError
-from provisioner.jobs import NO_HOOKS, Hooks, Job, RunResult, new_run_id, prepare
+from provisioner.jobs import NO_HOOKS, Hooks, Job, RunResult, cmdlets, new_run_id, prepare
 from provisioner.journal import InDoubt, Journal, in_doubt
 from provisioner.model import (
     Action,
@@ -180,7 +180,7 @@ def run_reapply(
     hooks: Hooks = NO_HOOKS,
 ) -> RunResult:
     started = datetime.now(UTC)
-    session = Session(job.connection, password, pool_factory)
+    session = Session(job.connection, password, pool_factory, cmdlets(Action.REAPPLY))
     try:
         options = prepare(session, Action.REAPPLY, job.connection, job.automapping_unsupported_ok)
         journal = Journal(job.settings.journal) if job.settings.journal else None

@@ -14,7 +14,7 @@ from provisioner import steps as step_builders
 from provisioner.config import Connection, ReapplySettings
 from provisioner.engine import Engine, PoolFactory, Session
 from provisioner.errors import InputError
-from provisioner.jobs import NO_HOOKS, Hooks, Job, RunResult, prepare
+from provisioner.jobs import NO_HOOKS, Hooks, Job, RunResult, cmdlets, prepare
 from provisioner.journal import Journal, changes_of
 from provisioner.model import Action, Identity, ItemState, Outcome, Plan, PlanItem, Result, Trustee
 from provisioner.render import ScriptContext, render_script
@@ -58,7 +58,7 @@ def run_undo(
         outcomes = [Outcome(i.mailbox, i.trustee, Result.PLANNED, i.detail) for i in plan.items]
         return RunResult(summary, plan, outcomes, started, datetime.now(UTC), script)
     undo_id = f"undo-{run_id}-{uuid.uuid4().hex[:8]}"
-    with Session(connection, password, pool_factory) as session:
+    with Session(connection, password, pool_factory, cmdlets(Action.UNDO)) as session:
         grants = any(item.state is ItemState.TO_ADD for item in plan.items)  # undoing removals grants again
         options = prepare(session, Action.UNDO if grants else Action.REVOKE, connection, automapping_unsupported_ok)
         engine = Engine(session, options, settings, batch_size=connection.batch_size,

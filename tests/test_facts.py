@@ -1,0 +1,36 @@
+"""Server facts per run: a session reads the metadata of the cmdlets its run may send, no more, and decides only
+on what it read (a cmdlet it did not ask about is neither refused nor assumed checked)."""
+
+from __future__ import annotations
+
+import pytest
+from provisioner_lab.run import running_lab
+
+from provisioner.config import Connection
+from provisioner.facts import read_facts, refuse_missing
+from provisioner.jobs import cmdlets, required
+from provisioner.model import Action
+from provisioner.session import open_pool
+from provisioner.steps import StepOptions
+
+
+@pytest.mark.parametrize("action", list(Action))
+def test_a_run_asks_for_what_it_may_send(action: Action) -> None:
+    asked = set(cmdlets(action))
+    for piping in (False, True):
+        assert set(required(action, StepOptions(), piping)) <= asked
+    assert ("Add-MailboxPermission" in asked) == (action in (Action.GRANT, Action.REAPPLY, Action.UNDO))
+    assert ("Remove-MailboxPermission" in asked) == (action in (Action.REVOKE, Action.REAPPLY, Action.UNDO))
+
+
+def test_a_grant_session_reads_three_cmdlets_and_judges_only_those() -> None:
+    with running_lab(profile="exchange2010sp1") as lab:
+        connection = Connection(server="127.0.0.1", port=lab.server.port, auth="ntlm", username=lab.username,
+                                insecure_lab=True)
+        with open_pool(connection, lab.password) as pool:
+            facts = read_facts(pool, cmdlets(Action.GRANT))
+    assert {name.casefold() for name in facts.commands or {}} == {c.casefold() for c in cmdlets(Action.GRANT)}
+    assert not facts.has_parameter("Add-MailboxPermission", "AutoMapping")  # read: 2010 SP1 has none
+    assert facts.known("Add-MailboxPermission") and not facts.known("Remove-MailboxPermission")
+    assert facts.has_parameter("Remove-MailboxPermission", "Confirm")  # not read: not judged
+    refuse_missing(facts, {"Get-MailboxPermission": {"Identity", "User"}})
