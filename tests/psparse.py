@@ -365,8 +365,9 @@ def signature_distance_bound(comment: str, free: Callable[[str], bool]) -> int:
 
     The content of each single-quoted string or concatenation expression whose value is ``free`` stands for
     any text at all (a wildcard that costs nothing; its delimiters, quotes or parentheses, match nothing in the
-    target, so the bound holds whichever of the two forms a value is written in); a run of digits stands for any number (counted as one digit: the target has none, and
-    a character that matches nothing never lowers the distance); the rest of the line is fixed. PowerShell
+    target, so the bound holds whichever of the two forms a value is written in); a run of digits stands for
+    any number (counted as one digit: the target has none, and a character that matches nothing never lowers
+    the distance); the rest of the line is fixed. PowerShell
     compares the line lower-cased and without whitespace, in UTF-16 code units. If the bound is 10 or more, no
     values printed in those places can make PowerShell take the line for the start of a signature block.
     """

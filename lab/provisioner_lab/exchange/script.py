@@ -20,8 +20,8 @@ Everything else raises :class:`ScriptError` naming the line and column.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
