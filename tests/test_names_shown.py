@@ -48,6 +48,7 @@ NAMES = {
     "\u0915\u094d" + ZWJ + "\u0937\u093f\u0924\u093f\u091c": "kshitij.rao",
     "rtl " + RLO + "evil.txt": "rtl.evil",
 }
+TRUSTEE = "\u0647\u0645\u06af\u0627\u0645" + ZWNJ + "\u0633\u0627\u0632"  # "synchroniser", a trustee (a user)
 DECOYS = {name.replace(ZWNJ, "").replace(ZWJ, "").replace(RLO, ""): f"{alias}.decoy" for name, alias in NAMES.items()}
 
 # ------------------------------------------------------------------------------------------ alphabets
@@ -288,6 +289,8 @@ def _engine(full_language: bool = False) -> RecordingEngine:
     for names in (NAMES, DECOYS):
         for display_name, alias in names.items():
             engine.directory.add_mailbox(alias, display_name, "contoso.com/Staff")
+    engine.directory.add_user("sync.fa", TRUSTEE)
+    engine.directory.add_user("sync.fa.decoy", TRUSTEE.replace(ZWNJ, ""))
     return engine
 
 
@@ -309,54 +312,69 @@ def users_file(tmp_path: Path) -> Path:
     return path
 
 
-def granted(lab: Lab) -> dict[str, bool]:
+def _pairs() -> list[tuple[str, str]]:
+    """Every (mailbox, trustee) of the names and the decoys, with both trustees and the trustee's decoy."""
+    return [(m, t) for m in [*NAMES, *DECOYS] for t in (SERVICE, TRUSTEE, TRUSTEE.replace(ZWNJ, ""))]
+
+
+def granted(lab: Lab) -> dict[tuple[str, str], bool]:
     with lab.engine.lock:
-        return {name: lab.engine.directory.has_full_access(name, SERVICE) for name in [*NAMES, *DECOYS]}
+        return {(m, t): lab.engine.directory.has_full_access(m, t) for m, t in _pairs()}
 
 
-def test_dry_run_grant_and_audit_against_the_lab_use_exactly_these_names(lab: Lab, tmp_path: Path) -> None:
+def exactly_the_names() -> dict[tuple[str, str], bool]:
+    """Full Access on exactly the named mailboxes for exactly the two trustees; no decoy touched."""
+    return {(m, t): m in NAMES and t in TRUSTEES for m, t in _pairs()}
+
+
+TRUSTEE_ARGS = ("--service-account", SERVICE, "--trustee", TRUSTEE)
+TRUSTEES = (SERVICE, TRUSTEE)
+
+
+@pytest.mark.parametrize("wire", ["--no-fast-wire", "--fast-wire"])
+def test_dry_run_grant_and_audit_against_the_lab_use_exactly_these_names(lab: Lab, tmp_path: Path, wire: str) -> None:
     users = users_file(tmp_path)
     script_path = tmp_path / "review.ps1"
-    dry = cli(lab, "grant", "--dry-run", "--script", str(script_path), "--users-file", str(users),
-              "--service-account", SERVICE)
+    dry = cli(lab, "grant", "--dry-run", "--script", str(script_path), "--users-file", str(users), *TRUSTEE_ARGS)
     assert dry.returncode == 0, dry.stderr
-    for line, char in ((1, "U+200C ZERO WIDTH NON-JOINER"), (2, "U+200D ZERO WIDTH JOINER"),
-                       (3, "U+202E RIGHT-TO-LEFT OVERRIDE")):
-        assert f"warning: {users}:{line}: " in dry.stderr and f"'{char}'" in dry.stderr
+    for where, char in ((f"{users}:1", "U+200C ZERO WIDTH NON-JOINER"), (f"{users}:2", "U+200D ZERO WIDTH JOINER"),
+                        (f"{users}:3", "U+202E RIGHT-TO-LEFT OVERRIDE"), ("--trustee", "U+200C ZERO WIDTH NON-JOINER")):
+        assert any(line.startswith(f"warning: {where}: ") and f"'{char}'" in line for line in dry.stderr.splitlines())
     script = script_path.read_text(encoding="utf-8")
     assert psparse.hidden_characters(script) == []
     for code in ("[char]0x200C", "[char]0x200D", "[char]0x202E"):
         assert code in script
-    trustee = Trustee(Identity(SERVICE), role="service-account")
-    expected = [expected_command(ItemState.TO_ADD, name, trustee, None) for name in NAMES]
+    trustees = [Trustee(Identity(SERVICE), role="service-account"), Trustee(Identity(TRUSTEE))]
+    expected = [expected_command(ItemState.TO_ADD, name, trustee, None) for name in NAMES for trustee in trustees]
     psparse.prove_script(script, expected)
     assert lab.engine.counters.writes == 0 and not any(granted(lab).values())
 
     report_path = tmp_path / "grant.json"
-    grant = cli(lab, "grant", "--users-file", str(users), "--service-account", SERVICE, "--report", str(report_path))
+    grant = cli(lab, "grant", "--users-file", str(users), *TRUSTEE_ARGS, "--report", str(report_path), wire)
     assert grant.returncode == 0, grant.stderr
     items = json.loads(report_path.read_text(encoding="utf-8"))["items"]
-    assert {(item["mailbox"], item["result"]) for item in items} == {(name, "granted") for name in NAMES}
-    assert granted(lab) == {**dict.fromkeys(NAMES, True), **dict.fromkeys(DECOYS, False)}
+    assert {(i["mailbox"], i["trustee"], i["result"]) for i in items} == {
+        (mailbox, trustee, "granted") for mailbox in NAMES for trustee in TRUSTEES
+    }
+    assert granted(lab) == exactly_the_names()
     assert isinstance(lab.engine, RecordingEngine)
-    received = set(lab.engine.received)
-    assert set(NAMES) <= received and not set(DECOYS) & received  # the server got exactly the identities
+    received = set(lab.engine.received)  # the server got exactly the identities, and never a stripped one
+    assert {*NAMES, TRUSTEE} <= received and not {*DECOYS, TRUSTEE.replace(ZWNJ, "")} & received
 
-    audit = cli(lab, "audit", "--users-file", str(users), "--service-account", SERVICE, "--format", "json")
+    audit = cli(lab, "audit", "--users-file", str(users), *TRUSTEE_ARGS, "--format", "json")
     assert audit.returncode == 0, audit.stderr
-    results = {item["mailbox"]: item["result"] for item in json.loads(audit.stdout)["items"]}
-    assert results == dict.fromkeys(NAMES, "already-present")
+    results = {(i["mailbox"], i["trustee"]): i["result"] for i in json.loads(audit.stdout)["items"]}
+    assert results == {(mailbox, trustee): "already-present" for mailbox in NAMES for trustee in TRUSTEES}
 
 
 def test_script_mode_sends_the_codes_and_the_lab_evaluates_them_to_exactly_these_names(tmp_path: Path) -> None:
     with running_lab(engine=_engine(full_language=True), full_language=True) as lab:
         config = tmp_path / "script.toml"
         config.write_text(lab.config_toml() + 'mode = "script"\n', encoding="utf-8")
-        result = cli(lab, "grant", "--config", str(config), "--users-file", str(users_file(tmp_path)),
-                     "--service-account", SERVICE)
+        result = cli(lab, "grant", "--config", str(config), "--users-file", str(users_file(tmp_path)), *TRUSTEE_ARGS)
         assert result.returncode == 0, result.stderr
-        assert granted(lab) == {**dict.fromkeys(NAMES, True), **dict.fromkeys(DECOYS, False)}
+        assert granted(lab) == exactly_the_names()
         assert isinstance(lab.engine, RecordingEngine)
         scripts = [text for text in lab.engine.received if "Add-MailboxPermission" in text]
-        assert len(scripts) == len(NAMES)
+        assert len(scripts) == len(NAMES) * len(TRUSTEES)
         assert all(psparse.hidden_characters(text) == [] and "[char]0x" in text for text in scripts)
