@@ -207,11 +207,8 @@ class _Lexer:
             self.index += 1
             self._skip_blanks()
             parts.append(self._single_quoted() if self.peek() in SINGLE_QUOTES else self._char_code())
-        joined = "".join(parts)
-        try:
-            return joined.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
-        except UnicodeDecodeError:
-            return joined  # a lone surrogate stays as it is
+        # one code unit per [char]: join surrogate pairs into code points (a lone surrogate stays as it is)
+        return "".join(parts).encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
 
     def _double_quoted(self) -> str:
         start = self.index
