@@ -132,7 +132,8 @@ def quote(value: str) -> str:
 
 
 def unquote(literal: str) -> str:
-    """The value of a single-quoted PowerShell literal (the inverse of :func:`quote`), by PowerShell's rule."""
+    """The value of a single-quoted PowerShell literal, by PowerShell's rule (the inverse of :func:`quote` for
+    the values it writes as one literal; a concatenation with ``[char]`` codes is not a literal)."""
     if len(literal) < 2 or literal[0] not in SINGLE_QUOTES or literal[-1] not in SINGLE_QUOTES:
         raise ValueError("not a single-quoted literal")
     body = literal[1:-1]
@@ -155,7 +156,8 @@ def literal(value: object) -> str:
     """Any value the renderer may print, as PowerShell source.
 
     ``Bare`` tokens are written as is; ``bool`` becomes ``$true``/``$false``; ``None`` ``$null``; ``int`` its
-    digits; a string a quoted literal; a list/tuple a comma-separated list of those. Anything else is refused.
+    digits; a string what :func:`quote` writes; a list/tuple a comma-separated list of those. Anything else is
+    refused.
     """
     if isinstance(value, Bare):
         return str(value)
