@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
 from provisioner.errors import InputError
-from provisioner.model import identity_problem
+from provisioner.model import format_characters, identity_problem
 
 Auth = Literal["kerberos", "negotiate", "ntlm", "basic", "certificate", "credssp"]
 Scheme = Literal["http", "https"]
@@ -208,6 +208,17 @@ def load_config(path: Path) -> Config:
     return Config(path, connection, trustees, automapping, mailboxes, users_files, selectors, exclude, reapply)
 
 
+def _check_preamble(reader: _Reader, preamble: str) -> None:
+    """The preamble is code, written into the reviewed script as is: no format character (a bidirectional
+    override or a zero-width character) may hide what it does from the reviewer."""
+    found = format_characters(preamble)
+    if found:
+        index, char = found[0]
+        line = preamble.count("\n", 0, index - 1) + 1
+        raise reader.fail("connection.preamble", f"format character U+{ord(char):04X} on line {line} of the preamble "
+                          "(invisible in the reviewed script)")
+
+
 def _connection(reader: _Reader, table: Mapping[str, Any]) -> Connection:
     reader.check_keys(table, list(_CONNECTION_TYPES), "connection.")
     values: dict[str, Any] = {}
@@ -219,6 +230,8 @@ def _connection(reader: _Reader, table: Mapping[str, Any]) -> Connection:
             raise reader.fail(f"connection.{name}", f"'{value}' is not one of {', '.join(_CHOICES[name])}")
         if isinstance(value, str) and name != "preamble":
             reader.text(value, f"connection.{name}", identity=name in ("server", "domain_controller"))
+        if name == "preamble":
+            _check_preamble(reader, value)
         values[name] = value
     for name in ("keytab", "principal"):
         if values.get(name) == "":

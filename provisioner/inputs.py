@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from provisioner.errors import InputError
-from provisioner.model import Identity
+from provisioner.model import Identity, format_characters
 
 IDENTITY_COLUMNS = ("Identity", "PrimarySmtpAddress", "UserPrincipalName", "Alias", "Mailbox")
 """CSV header names of the identity column, in priority order (matched case-insensitively)."""
@@ -186,8 +186,25 @@ def _lookalike_warnings(value: str) -> list[str]:
     return messages
 
 
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _format_warnings(value: str) -> list[str]:
+    """A message for the format characters (Cf) in ``value``: accepted, but invisible (or reordering)."""
+    found = format_characters(value)
+    if not found:
+        return []
+    details = []
+    for index, char in found:
+        bidi = " (bidirectional control: text around it may display in another order)" if char in _BIDI_CONTROLS else ""
+        details.append(f"'{_char_name(char)}'{bidi} at position {index}")
+    kind = "an invisible format character" if len(found) == 1 else f"{len(found)} invisible format characters"
+    return [f"{value!r} contains {kind}, kept as written: {_listing(details)}"]
+
+
 def parse_identity(raw: str, source: Source) -> tuple[Identity, list[InputWarning]]:
-    """Check one identity. Surrounding spaces and tabs are stripped with a warning; lookalikes warn.
+    """Check one identity. Surrounding spaces and tabs are stripped with a warning; format characters (kept
+    as written) and lookalikes warn.
 
     Raises ``InputError(reason, where=str(source))`` when ``identity_problem`` refuses the value.
     """
@@ -202,6 +219,7 @@ def parse_identity(raw: str, source: Source) -> tuple[Identity, list[InputWarnin
         odd = sorted(set(leading + trailing) - {" "})
         kinds = f" ({', '.join(_char_name(char) for char in odd)})" if odd else ""
         warnings.append(InputWarning(source, f"removed {side} whitespace{kinds} around {value!r}"))
+    warnings.extend(InputWarning(source, message) for message in _format_warnings(value))
     warnings.extend(InputWarning(source, message) for message in _lookalike_warnings(value))
     return identity, warnings
 

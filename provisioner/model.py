@@ -14,9 +14,14 @@ MAX_IDENTITY_LENGTH = 512
 def identity_problem(raw: str) -> str | None:
     """Why ``raw`` cannot be an Exchange identity, or None if it can.
 
-    Refused: empty or blank values (Exchange Get-* cmdlets treat an empty identity as "all objects"), NUL,
-    line breaks and any other control or format-control character, unpaired surrogates, the noncharacters
-    U+FFFE/U+FFFF (XML 1.0 cannot carry them: PowerShell remoting's CLIXML would be unparsable), and absurd lengths.
+    Refused: empty or blank values (Exchange Get-* cmdlets treat an empty identity as "all objects") and values
+    with no visible character at all (only whitespace and format characters), NUL, line breaks and any other
+    control character (Cc), unpaired surrogates, the noncharacters U+FFFE/U+FFFF (XML 1.0 cannot carry them:
+    PowerShell remoting's CLIXML would be unparsable), and absurd lengths.
+
+    Format characters (Unicode category Cf: ZERO WIDTH NON-JOINER in Persian spelling, ZERO WIDTH JOINER,
+    bidirectional controls, ...) are accepted: they are part of real names. The input layer warns about them
+    (:func:`format_characters`) and the script renderer writes them as ``[char]`` codes.
     """
     if not raw.strip():
         return "empty identity"
@@ -25,16 +30,32 @@ def identity_problem(raw: str) -> str | None:
     if raw.isascii() and raw.isprintable():
         return None  # the common case, decided without a per-character scan
     for index, char in enumerate(raw):
-        category = unicodedata.category(char)
-        if char == "\x00":
-            return f"NUL character at position {index + 1}"
-        if char in "\r\n\u0085\u2028\u2029":
-            return f"line break (U+{ord(char):04X}) at position {index + 1}"
-        if category in ("Cc", "Cs", "Cf"):
-            return f"control character U+{ord(char):04X} at position {index + 1}"
-        if char in "\ufffe\uffff":
-            return f"noncharacter U+{ord(char):04X} at position {index + 1}"
+        problem = _char_problem(char)
+        if problem is not None:
+            return f"{problem} at position {index + 1}"
+    if all(char.isspace() or unicodedata.category(char) == "Cf" for char in raw):
+        return "identity has no visible character (only whitespace and format characters)"
     return None
+
+
+def _char_problem(char: str) -> str | None:
+    """What ``char`` is, if an identity cannot hold it."""
+    if char == "\x00":
+        return "NUL character"
+    if char in "\r\n\u0085\u2028\u2029":
+        return f"line break (U+{ord(char):04X})"
+    if unicodedata.category(char) in ("Cc", "Cs"):
+        return f"control character U+{ord(char):04X}"
+    if char in "\ufffe\uffff":
+        return f"noncharacter U+{ord(char):04X}"
+    return None
+
+
+def format_characters(value: str) -> list[tuple[int, str]]:
+    """``(1-based position, character)`` of every format character (Unicode category Cf) in ``value``."""
+    if value.isascii():
+        return []
+    return [(index, char) for index, char in enumerate(value, start=1) if unicodedata.category(char) == "Cf"]
 
 
 @dataclass(frozen=True, order=True)

@@ -5,11 +5,36 @@ typographic U+2018, U+2019, U+201A and U+201B. Inside a single-quoted string, a 
 doubling it, and nothing else is special (no `$` expansion, no backtick escapes). So a value is safe as
 ``'`` + value with every quote character doubled + ``'``. This is what PowerShell's own
 ``CodeGeneration.EscapeSingleQuotedStringContent`` does.
+
+A reviewer must also *see* the value. A character that is invisible, that looks like another one, or that
+changes how the text around it is displayed is therefore not written as itself: the value becomes a
+parenthesised concatenation of single-quoted literals and ``[char]`` codes, e.g. ``('rtl ' + [char]0x202E +
+'evil')``, which evaluates to exactly the same string (Windows PowerShell 2.0 and later). Which characters
+(:func:`needs_code`):
+
+* C0/C1 controls (Cc), format characters (Cf: zero-width characters, bidirectional controls, soft hyphen,
+  U+FEFF, ...), surrogates (Cs) and unassigned code points (Cn, which includes U+FFFE/U+FFFF);
+* every whitespace but the ASCII space: Zs (NBSP U+00A0, U+2000..U+200A, U+202F, U+205F, U+3000, ...), and
+  the line and paragraph separators (Zl, Zp);
+* the other default-ignorable code points, which fonts draw as nothing (variation selectors, U+034F
+  COMBINING GRAPHEME JOINER, the Hangul fillers, ...), and U+2800 BRAILLE PATTERN BLANK;
+* the typographic single quotes U+2018..U+201B: PowerShell takes them for ``'``, readers (and some tools)
+  do not;
+* a combining mark (Mn, Mc, Me) that does not stand on a base character: at the start of the value, or after
+  anything but a letter, a digit or another mark written as itself. Written as itself it would be drawn on
+  the quote, the ``+`` or the character before it. Marks on letters (Arabic harakat, Indic vowel signs,
+  ``e`` + U+0301) stay as they are.
+
+Everything else, including every letter of every script (Persian, Arabic, Hebrew, CJK, ...), symbols, emoji
+and private-use characters, is written as itself inside the literals, so a plain name stays one plain
+literal. A character outside the Basic Multilingual Plane that needs a code is written as its two UTF-16
+code units (``[char]0xDB40 + [char]0xDC41``), as .NET strings hold it.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 SINGLE_QUOTES = frozenset("'\u2018\u2019\u201a\u201b")
 _BARE_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z][A-Za-z0-9]*)?")
@@ -30,13 +55,85 @@ class Bare(str):
         return super().__new__(cls, token)
 
 
+_DEFAULT_IGNORABLE = (
+    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
+    (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164),
+    (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
+)
+"""Unicode's Default_Ignorable_Code_Point ranges (DerivedCoreProperties.txt): drawn as nothing."""
+
+_CODED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Cn", "Zl", "Zp"})
+_BASE_CATEGORIES = ("L", "N", "M")  # a mark written as itself after one of these stands on a base character
+_BLANK = frozenset("\u2800")
+
+
+def _ignorable(char: str) -> bool:
+    code = ord(char)
+    return any(low <= code <= high for low, high in _DEFAULT_IGNORABLE)
+
+
+def needs_code(char: str, after: str | None) -> bool:
+    """Whether ``char`` is written as a ``[char]`` code (see the module docstring).
+
+    ``after`` is the character written just before it as itself, or None (start of the value, or the
+    previous character was written as a code).
+    """
+    if char.isascii():
+        return not char.isprintable()  # the ASCII controls; ' ' and the apostrophe (doubled) are written as is
+    category = unicodedata.category(char)
+    if category in _CODED_CATEGORIES or category == "Zs" or char in _BLANK or char in SINGLE_QUOTES:
+        return True
+    if _ignorable(char):
+        return True
+    if category.startswith("M"):
+        return after is None or not unicodedata.category(after).startswith(_BASE_CATEGORIES)
+    return False
+
+
+def _pieces(value: str) -> list[str | int]:
+    """``value`` cut into runs written as themselves (str) and UTF-16 code units written as codes (int)."""
+    pieces: list[str | int] = []
+    run: list[str] = []
+    after: str | None = None
+    for char in value:
+        if needs_code(char, after):
+            if run:
+                pieces.append("".join(run))
+                run = []
+            data = char.encode("utf-16-be", "surrogatepass")
+            pieces += [int.from_bytes(data[index : index + 2], "big") for index in range(0, len(data), 2)]
+            after = None
+        else:
+            run.append(char)
+            after = char
+    if run:
+        pieces.append("".join(run))
+    return pieces
+
+
+def _single_quoted(text: str) -> str:
+    return "'" + "".join(char * 2 if char in SINGLE_QUOTES else char for char in text) + "'"
+
+
 def quote(value: str) -> str:
-    """``value`` as a single-quoted PowerShell literal that evaluates to exactly ``value``."""
-    return "'" + "".join(char * 2 if char in SINGLE_QUOTES else char for char in value) + "'"
+    """``value`` as PowerShell source that evaluates to exactly ``value``: a single-quoted literal, or, when
+    it holds characters a reader could not see (:func:`needs_code`), a parenthesised concatenation of
+    literals and ``[char]`` codes. The first operand is always a string, so ``+`` concatenates."""
+    if value.isascii() and value.isprintable():
+        return _single_quoted(value)  # the common case, decided without a per-character scan
+    pieces = _pieces(value)
+    if all(isinstance(piece, str) for piece in pieces):
+        return _single_quoted(value)
+    if not isinstance(pieces[0], str):
+        pieces.insert(0, "")
+    operands = [_single_quoted(piece) if isinstance(piece, str) else f"[char]0x{piece:04X}" for piece in pieces]
+    return "(" + " + ".join(operands) + ")"
 
 
 def unquote(literal: str) -> str:
-    """The value of a single-quoted PowerShell literal (the inverse of :func:`quote`), by PowerShell's rule."""
+    """The value of a single-quoted PowerShell literal, by PowerShell's rule (the inverse of :func:`quote` for
+    the values it writes as one literal; a concatenation with ``[char]`` codes is not a literal)."""
     if len(literal) < 2 or literal[0] not in SINGLE_QUOTES or literal[-1] not in SINGLE_QUOTES:
         raise ValueError("not a single-quoted literal")
     body = literal[1:-1]
@@ -59,7 +156,8 @@ def literal(value: object) -> str:
     """Any value the renderer may print, as PowerShell source.
 
     ``Bare`` tokens are written as is; ``bool`` becomes ``$true``/``$false``; ``None`` ``$null``; ``int`` its
-    digits; a string a quoted literal; a list/tuple a comma-separated list of those. Anything else is refused.
+    digits; a string what :func:`quote` writes; a list/tuple a comma-separated list of those. Anything else is
+    refused.
     """
     if isinstance(value, Bare):
         return str(value)

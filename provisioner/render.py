@@ -2,9 +2,11 @@
 
 Escaping is the environment's default, not a habit of the templates: ``autoescape`` is on and the finalizer
 turns every expression's value into PowerShell source with :func:`provisioner.pwsh.literal` (strings become
-single-quoted literals) and marks it safe. A template that prints a variable with no filter at all therefore
-still prints a quoted literal. Only values the code marks as trusted pass unchanged: :class:`~provisioner.pwsh.Bare`
-tokens (cmdlet and parameter names, enum values) and ``Markup`` (macro output, the config author's preamble).
+single-quoted literals, or concatenations with ``[char]`` codes for invisible and lookalike characters, so
+that neither a command nor a comment can hold a raw bidirectional control or zero-width character) and marks
+it safe. A template that prints a variable with no filter at all therefore still prints a quoted literal.
+Only values the code marks as trusted pass unchanged: :class:`~provisioner.pwsh.Bare` tokens (cmdlet and
+parameter names, enum values) and ``Markup`` (macro output, the config author's preamble).
 Strings with control characters are refused outright: a line break could end a comment line and start code.
 """
 

@@ -22,6 +22,14 @@ PowerShell rules followed here (PowerShell/PowerShell, ``src/System.Management.A
   of ``sig#beginsignatureblock\\n`` marks the start of a signature block, and every statement after it is
   then a parse error (``TokenAfterEndOfValidScriptText``).
 
+* String concatenation: in expression mode (inside ``( )``), ``+`` with a string on the left converts the
+  right operand to a string and appends it; ``[char]0x202E`` casts the hexadecimal integer literal to one
+  UTF-16 code unit (a literal with a type suffix or multiplier, ``0x41L`` or ``0x41kb``, is another number:
+  refused here); ``+`` is left-associative and a cast binds tighter. So ``('a' + [char]0x202E + 'b')``, a
+  single-quoted string first, is the string ``a``, U+202E, ``b`` (Windows PowerShell 2.0 and later). As a
+  command argument, a parenthesised expression is one argument. Only this form is read here (``string``
+  tokens are single-quoted strings or such concatenations).
+
 tree-sitter-powershell (0.26) does *not* treat U+2018..U+201B as quotes (observed: ``'a’ b'`` is one string
 for it, while PowerShell ends the string at ``’``; ``’a b’`` is two bare words for it, one string for
 PowerShell). So string *values* are always decoded here by PowerShell's rule, never by the grammar.
@@ -51,6 +59,9 @@ _Q = re.escape(SINGLE_QUOTES)
 VERBATIM_STRING = re.compile(f"[{_Q}](?:[^{_Q}]|[{_Q}][{_Q}])*[{_Q}](?![{_Q}])", re.DOTALL)
 """A whole single-quoted string by PowerShell's rule. The closing quote is one not followed by another, so a
 quote inside is always half of a pair: the match is unique (no backtracking into a pair)."""
+
+CHAR_CAST = re.compile(r"\[char\]0x([0-9A-Fa-f]{1,4})(?![0-9A-Za-z.])", re.IGNORECASE)
+"""``[char]`` applied to a hexadecimal integer literal of at most four digits (one UTF-16 code unit)."""
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 _BAREWORD = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z][A-Za-z0-9]*)*")
@@ -84,6 +95,58 @@ def decode_verbatim(literal: str) -> str:
     return "".join(out)
 
 
+def _utf16_join(units: list[str]) -> str:
+    """Characters as .NET would hold them once joined: UTF-16 surrogate pairs become one code point."""
+    return "".join(units).encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+
+
+def _skip_whitespace(source: str, index: int) -> int:
+    while index < len(source) and is_whitespace(source[index]):
+        index += 1
+    return index
+
+
+def read_concatenation(source: str, index: int) -> tuple[str, int]:
+    """``(value, end)`` of the concatenation ``( 'literal' + [char]0xHHHH + ... )`` starting at ``index``.
+
+    The first operand must be a single-quoted string (so every ``+`` concatenates) and there must be at least
+    two operands (as tree-sitter's reduction requires too); PSSyntaxError otherwise.
+    """
+    if not source.startswith("(", index):
+        raise PSSyntaxError(f"no '(' at {index}")
+    position = _skip_whitespace(source, index + 1)
+    units: list[str] = []
+    expect_string = True
+    while True:
+        match = VERBATIM_STRING.match(source, position)
+        if match is not None:
+            units.append(decode_verbatim(match.group()))
+        elif expect_string:
+            raise PSSyntaxError(f"the expression at {index} does not start with a single-quoted string")
+        else:
+            match = CHAR_CAST.match(source, position)
+            if match is None:
+                raise PSSyntaxError(f"operand at {position} is neither a string nor [char]0xHHHH")
+            units.append(chr(int(match.group(1), 16)))
+        expect_string = False
+        position = _skip_whitespace(source, match.end())
+        if source.startswith(")", position) and len(units) > 1:
+            return _utf16_join(units), position + 1
+        if not source.startswith("+", position):
+            raise PSSyntaxError(f"expected '+' or ')' at {position} in the expression at {index}")
+        position = _skip_whitespace(source, position + 1)
+
+
+def string_value(text: str) -> str:
+    """The value of a ``string`` token: a single-quoted string or a whole concatenation expression."""
+    if text.startswith("("):
+        value, end = read_concatenation(text, 0)
+        if end != len(text):
+            raise PSSyntaxError(f"text after the expression: {text!r}")
+        return value
+    return decode_verbatim(text)
+
+
 def decode_verbatim_ascii(literal: str) -> str:
     """The value tree-sitter-powershell's reading implies: only ``''`` is an escape. Differs from PowerShell
     for typographic quotes; used to show the divergence, never to decide what a script does."""
@@ -91,11 +154,20 @@ def decode_verbatim_ascii(literal: str) -> str:
 
 
 def verbatim_literals(text: str) -> list[str]:
-    """Decoded values of the single-quoted strings in ``text`` (a comment body), left to right."""
+    """Values of the single-quoted strings and concatenation expressions in ``text`` (a comment body), left to
+    right. A ``(`` that does not start a whole concatenation is ordinary comment text."""
     values = []
     index = 0
     while index < len(text):
-        if text[index] in SINGLE_QUOTES:
+        if text[index] == "(":
+            try:
+                value, end = read_concatenation(text, index)
+            except PSSyntaxError:
+                index += 1
+                continue
+            values.append(value)
+            index = end
+        elif text[index] in SINGLE_QUOTES:
             match = VERBATIM_STRING.match(text, index)
             if match is None:
                 raise PSSyntaxError(f"unterminated string at {index} in {text!r}")
@@ -119,7 +191,7 @@ class Token:
     def value(self) -> str:
         """string: the decoded value; parameter: the name (no dash, no colon); variable: the name."""
         if self.kind == "string":
-            return decode_verbatim(self.text)
+            return string_value(self.text)
         if self.kind == "parameter":
             return self.text[1:].rstrip(":")
         if self.kind == "variable":
@@ -162,6 +234,13 @@ def tokenize(source: str) -> list[Token]:
             tokens.append(Token("string", match.group(), index))
             index = end
             continue
+        if char == "(":
+            _, end = read_concatenation(source, index)
+            if not _token_end_ok(source, end):
+                raise PSSyntaxError(f"expression at {index} is glued to {source[end]!r}")
+            tokens.append(Token("string", source[index:end], index))
+            index = end
+            continue
         if char in DASHES:
             match = _NAME.match(source, index + 1)
             if match is None:
@@ -192,7 +271,8 @@ def tokenize(source: str) -> list[Token]:
 
 
 Element = tuple[str, str]
-"""One command element: ("parameter", "-Name"), ("parameter", "-Name:"), ("string", raw source of the string),
+"""One command element: ("parameter", "-Name"), ("parameter", "-Name:"), ("string", raw source of the string
+or of the whole concatenation expression),
 ("variable", "$name") or ("bareword", "Word")."""
 
 
@@ -206,6 +286,7 @@ class Command:
 class Script:
     commands: tuple[Command, ...]
     comments: tuple[str, ...]
+    values: tuple[str, ...] = ()  # tree-sitter's reading: the value of each string argument, in order
 
 
 def commands(source: str) -> Script:
@@ -272,12 +353,21 @@ def looks_like_signature(comment: str, *, line_end: str = "\n") -> bool:
     return _levenshtein(lowered, "sig#beginsignatureblock\n") < 10
 
 
+def _try_concatenation(text: str, index: int) -> tuple[str, int] | None:
+    try:
+        return read_concatenation(text, index)
+    except PSSyntaxError:
+        return None
+
+
 def signature_distance_bound(comment: str, free: Callable[[str], bool]) -> int:
     """The least Levenshtein distance to ``sig#beginsignatureblock\\n`` that *any* values could give this line.
 
-    The content of each single-quoted string whose value is ``free`` stands for any text at all (a wildcard
-    that costs nothing); a run of digits stands for any number (counted as one digit: the target has none, and
-    a character that matches nothing never lowers the distance); the rest of the line is fixed. PowerShell
+    The content of each single-quoted string or concatenation expression whose value is ``free`` stands for
+    any text at all (a wildcard that costs nothing; its delimiters, quotes or parentheses, match nothing in the
+    target, so the bound holds whichever of the two forms a value is written in); a run of digits stands for
+    any number (counted as one digit: the target has none, and a character that matches nothing never lowers
+    the distance); the rest of the line is fixed. PowerShell
     compares the line lower-cased and without whitespace, in UTF-16 code units. If the bound is 10 or more, no
     values printed in those places can make PowerShell take the line for the start of a signature block.
     """
@@ -288,9 +378,13 @@ def signature_distance_bound(comment: str, free: Callable[[str], bool]) -> int:
     while index < len(body):
         char = body[index]
         match = VERBATIM_STRING.match(body, index) if char in SINGLE_QUOTES else None
+        concatenation = _try_concatenation(body, index) if char == "(" else None
         if match is not None and free(decode_verbatim(match.group())):
             pattern += [char, None, body[match.end() - 1]]
             index = match.end()
+        elif concatenation is not None and free(concatenation[0]):
+            pattern += ["(", None, ")"]
+            index = concatenation[1]
         elif char.isdigit():
             while index < len(body) and body[index].isdigit():
                 index += 1
@@ -358,7 +452,53 @@ def _only_child(node: tree_sitter.Node, kind: str) -> tree_sitter.Node:
     return node.children[0]
 
 
-def _argument(node: tree_sitter.Node) -> Element:
+_WRAPPERS = frozenset({
+    "pipeline", "pipeline_chain", "logical_expression", "bitwise_expression", "comparison_expression",
+    "additive_expression", "multiplicative_expression", "format_expression", "range_expression",
+    "array_literal_expression", "unary_expression", "expression_with_unary_operator",
+})
+"""Grammar nodes that, with a single child, are just that child (precedence levels)."""
+
+
+def _unwrap(node: tree_sitter.Node) -> tree_sitter.Node:
+    while node.type in _WRAPPERS and node.child_count == 1:
+        node = node.children[0]
+    return node
+
+
+def _ts_operand(node: tree_sitter.Node) -> tuple[str, str]:
+    """One operand of a concatenation, by the grammar: ("string", value) or ("char", the one code unit)."""
+    node = _unwrap(node)
+    if node.type == "string_literal":
+        return "string", decode_verbatim_ascii(_text(_only_child(node, "verbatim_string_characters")))
+    if node.type == "cast_expression" and node.child_count == 2:
+        cast, operand = node.children
+        literal = _unwrap(operand)
+        if _text(cast).lower() == "[char]" and literal.type == "integer_literal":
+            digits = _text(_only_child(literal, "hexadecimal_integer_literal"))
+            if re.fullmatch("0[xX][0-9A-Fa-f]{1,4}", digits):
+                return "char", chr(int(digits, 16))
+    raise TsShapeError(f"unexpected operand {node.type} {_text(node)!r}")
+
+
+def _ts_concatenation(node: tree_sitter.Node) -> str:
+    """The value of ``( 'a' + [char]0xHHHH + ... )`` by the grammar's tree (left-associative additions)."""
+    if node.child_count != 3 or node.children[0].type != "(" or node.children[2].type != ")":
+        raise TsShapeError(f"unexpected parenthesised expression {_text(node)!r}")
+    operands: list[tuple[str, str]] = []
+    current = _unwrap(node.children[1])
+    while current.type == "additive_expression":
+        if current.child_count != 3 or current.children[1].type != "+":
+            raise TsShapeError(f"not an addition: {_text(current)!r}")
+        operands.insert(0, _ts_operand(current.children[2]))
+        current = _unwrap(current.children[0])
+    operands.insert(0, _ts_operand(current))
+    if operands[0][0] != "string" or len(operands) < 2:
+        raise TsShapeError(f"a concatenation must start with a string and join two operands: {_text(node)!r}")
+    return _utf16_join([value for _, value in operands])
+
+
+def _argument(node: tree_sitter.Node, values: list[str]) -> Element:
     if node.type == "generic_token":
         return ("bareword", _text(node))
     if node.type != "array_literal_expression":
@@ -371,11 +511,15 @@ def _argument(node: tree_sitter.Node) -> Element:
         return ("variable", _text(inner))
     if inner.type == "string_literal":
         verbatim = _only_child(inner, "verbatim_string_characters")
+        values.append(decode_verbatim_ascii(_text(verbatim)))
         return ("string", _text(verbatim))
+    if inner.type == "parenthesized_expression":
+        values.append(_ts_concatenation(inner))
+        return ("string", _text(inner))
     raise TsShapeError(f"unexpected argument {inner.type} {_text(inner)!r}")
 
 
-def _command(node: tree_sitter.Node) -> Command:
+def _command(node: tree_sitter.Node, values: list[str]) -> Command:
     children = node.children
     if not children or children[0].type != "command_name" or len(children) > 2:
         raise TsShapeError(f"unexpected command shape: {[c.type for c in children]}")
@@ -394,7 +538,7 @@ def _command(node: tree_sitter.Node) -> Command:
             elif element.type == "command_parameter":
                 elements.append(("parameter", _text(element)))
             else:
-                elements.append(_argument(element))
+                elements.append(_argument(element, values))
     return Command(_text(children[0]), tuple(elements))
 
 
@@ -418,6 +562,7 @@ def ts_script(source: str) -> Script:
         raise TsShapeError(f"tree-sitter found errors: {problems}")
     found: list[Command] = []
     comments: list[str] = []
+    values: list[str] = []
 
     def statements(node: tree_sitter.Node) -> None:
         for child in node.children:
@@ -430,14 +575,14 @@ def ts_script(source: str) -> Script:
                 statements(child)
             elif child.type == "pipeline":
                 chain = _only_child(child, "pipeline_chain")
-                found.append(_command(_only_child(chain, "command")))
+                found.append(_command(_only_child(chain, "command"), values))
             else:
                 raise TsShapeError(f"unexpected top-level node {child.type} {_text(child)!r}")
 
     statements(tree.root_node)
     if not found or found[-1] != Command(SENTINEL, ()):
         raise TsShapeError(f"the sentinel command did not come back: {found[-1:]}")
-    return Script(tuple(found[:-1]), tuple(comments))
+    return Script(tuple(found[:-1]), tuple(comments), tuple(values))
 
 
 # ------------------------------------------------------------------------------------------------ proof
@@ -448,8 +593,39 @@ Expected = tuple[str, list[tuple[str, str]]]
 
 def decoded(command: Command) -> Expected:
     return command.name, [
-        (kind, decode_verbatim(text) if kind == "string" else text) for kind, text in command.elements
+        (kind, string_value(text) if kind == "string" else text) for kind, text in command.elements
     ]
+
+
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Cn", "Zl", "Zp"})
+_DRAWN_AS_NOTHING = ("VARIATION SELECTOR", "FILLER", "GRAPHEME JOINER", "BRAILLE PATTERN BLANK", "VOWEL INHERENT")
+
+
+def hidden_characters(text: str) -> list[tuple[int, str]]:
+    """``(index, character)`` of each character of ``text`` a reader could not see or would misread.
+
+    Written down here independently of the renderer: controls (but the ``\n`` line ends), format characters
+    (zero-width, bidirectional controls, ...), surrogates, unassigned code points, every whitespace but the
+    ASCII space, the typographic single quotes (PowerShell takes them for ``'``), characters fonts draw as
+    nothing (by their Unicode names: variation selectors, fillers, the grapheme joiner, the braille blank,
+    the Khmer inherent vowels), and combining marks that do not follow a letter, a digit or another mark.
+    """
+    found = []
+    for index, char in enumerate(text):
+        if char == "\n" or (char.isascii() and char.isprintable()):
+            continue
+        category = unicodedata.category(char)
+        name = unicodedata.name(char, "")
+        hidden = (
+            category in _HIDDEN_CATEGORIES
+            or category == "Zs"
+            or char in TYPOGRAPHIC_SINGLE_QUOTES
+            or any(part in name for part in _DRAWN_AS_NOTHING)
+            or (category.startswith("M") and (index == 0 or unicodedata.category(text[index - 1])[0] not in "LNM"))
+        )
+        if hidden:
+            found.append((index, char))
+    return found
 
 
 def has_typographic_quote(text: str) -> bool:
@@ -465,12 +641,16 @@ def prove_script(script: str, expected_commands: list[Expected]) -> list[list[st
        comments.
     2. tree-sitter-powershell parses it without ERROR/MISSING nodes into the same commands, with the same
        token boundaries and the same comments; for strings without typographic quotes its own reading of the
-       value agrees too (with them, it keeps both quotes of a pair; see the module docstring).
+       value (a concatenation evaluated from the grammar's tree) agrees too (with them, it keeps both quotes
+       of a pair; see the module docstring).
     3. Every physical line is blank, one whole ``#`` comment, or one whole command.
     4. No comment is a ``#requires`` line or looks like the start of a signature block.
+    5. No character of the script is one a reviewer cannot see (:func:`hidden_characters`), comments included.
     """
     assert "\r" not in script, "a carriage return in the script"
     assert not CONTROL.search(script.replace("\n", "")), "a control character reached the script"
+    hidden = hidden_characters(script)
+    assert not hidden, f"characters a reviewer cannot see: {[(i, f'U+{ord(c):04X}') for i, c in hidden[:5]]}"
 
     mine = commands(script)
     theirs = ts_script(script)
@@ -478,10 +658,11 @@ def prove_script(script: str, expected_commands: list[Expected]) -> list[list[st
 
     assert theirs.commands == mine.commands
     assert theirs.comments == mine.comments
-    for command in theirs.commands:
-        for kind, text in command.elements:
-            if kind == "string" and not has_typographic_quote(text):
-                assert decode_verbatim_ascii(text) == decode_verbatim(text)
+    strings = [text for command in mine.commands for kind, text in command.elements if kind == "string"]
+    assert len(theirs.values) == len(strings)
+    for text, value in zip(strings, theirs.values, strict=True):
+        if not has_typographic_quote(text):
+            assert value == string_value(text)  # the grammar's own reading of the value agrees
 
     lines = script.split("\n")
     assert lines[-1] == "", "the script does not end with a line break"

@@ -61,6 +61,8 @@ def test_default_file_is_picked_up(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         ("[trustees]\n[[trustees.extra]]\nautomapping = true\n", "trustees.extra[1]: missing 'identity'"),
         ('[targets]\nmailboxes = ["ok", 3]\n', "targets.mailboxes[2]: expected a string, got int"),
         ('[targets]\nmailboxes = ["a\\u0000b"]\n', "targets.mailboxes[1]: NUL character"),
+        ('[connection]\npreamble = "Add-PSSnapin x\\n# \\u202e }"\n',
+         "connection.preamble: format character U+202E on line 2 of the preamble"),
         ("[connection\n", "invalid TOML"),
         ('connection = "x"\n', "connection: expected a table"),
     ],

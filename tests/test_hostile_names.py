@@ -80,12 +80,12 @@ def test_the_reader_reads_every_name_unchanged() -> None:
 
 
 @pytest.mark.parametrize(
-    "char", ["\x00", "\x0b", "\x0c", "\x1b", "\x7f", "\x85", "\u2028", "\u2029", "\u202e", "\u200b", "\u200d",
-             "\ufeff", "\u2066", "\ufffe", "\uffff"], ids=repr,
+    "char", ["\x00", "\x0b", "\x0c", "\x1b", "\x7f", "\x85", "\u2028", "\u2029", "\ufffe", "\uffff"], ids=repr,
 )
-def test_the_reader_refuses_control_and_format_characters(tmp_path: Path, char: str) -> None:
-    """Control, line-break and format characters (bidi overrides, zero-width, BOM) and the noncharacters XML cannot
-    carry (U+FFFE, U+FFFF) stop the run at their line."""
+def test_the_reader_refuses_control_characters(tmp_path: Path, char: str) -> None:
+    """Control and line-break characters and the noncharacters XML cannot carry (U+FFFE, U+FFFF) stop the run at
+    their line. (Format characters, bidi overrides and zero-width ones, are accepted with a warning:
+    tests/test_names_shown.py.)"""
     path = tmp_path / "users.txt"
     path.write_text(f"alice\nO'Brien{char}; Remove-Mailbox x\nbob\n", encoding="utf-8")
     with pytest.raises(InputError) as caught:

@@ -68,7 +68,9 @@ def test_unknown_keeps_the_error_for_the_outcome() -> None:
     assert result.items[0].error == error
 
 
-@pytest.mark.parametrize("bad", ["", " ", "\t", "a\nb", "a\x00b", "a\rb", "x" * 513, "a\u2028b", "a\u202eb"])
+@pytest.mark.parametrize(
+    "bad", ["", " ", "\t", "a\nb", "a\x00b", "a\rb", "x" * 513, "a\u2028b", "\u202e", "\u200b \u200c"]
+)
 def test_identity_refuses_what_exchange_would_misread(bad: str) -> None:
     with pytest.raises(ValueError):
         Identity(bad)

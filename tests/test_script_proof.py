@@ -7,13 +7,16 @@ expected commands, parameters and argument kinds, in plan order, and nothing els
 every string argument must be a single-quoted (verbatim) string whose value, decoded by PowerShell's rule,
 is the original value.
 
+A value with invisible or lookalike characters is one argument too: a parenthesised concatenation of
+single-quoted strings and ``[char]0xHHHH`` codes, evaluated by both readings (``psparse.string_value`` and
+the grammar's tree) back to the original value; no such character appears raw anywhere in a script.
+
 tree-sitter-powershell does not treat the typographic single quotes U+2018..U+201B as quotes, while
 PowerShell does (``CharExtensions.IsSingleQuote``: U+0027, U+2018, U+2019, U+201A, U+201B;
-``CodeGeneration.EscapeSingleQuotedStringContent`` doubles each). Because the renderer doubles every one of
-the five, ASCII quotes in a rendered string always come in adjacent pairs, so both readings find the same
-token boundaries; only the *value* differs (tree-sitter would keep both typographic quotes of a pair). Values
-are therefore always decoded with PowerShell's rule; the grammar's own reading is checked only for values
-without typographic quotes, and the divergence has its own tests below.
+``CodeGeneration.EscapeSingleQuotedStringContent`` doubles each). The renderer writes the four typographic
+ones as ``[char]`` codes, so a rendered literal holds only ASCII quotes (doubled) and both readings agree on
+boundaries and values. Values are still decoded with PowerShell's rule; the grammar's own reading is checked
+for strings without typographic quotes, and the divergence has its own tests below (on hand-written input).
 """
 
 from __future__ import annotations
@@ -55,6 +58,10 @@ FRAGMENTS = [
     "; Remove-Mailbox -Identity x -Confirm:$false; ", "#requires -RunAsAdministrator", "SIG # Begin signature block",
     "\u05e9\u05dc\u05d5\u05dd", "\u0645\u0631\u062d\u0628\u0627", "\U0001f600", "\U0001d54f", "\u4e2d\u6587",
     "\uffff", "\ue000", "\U0010fffd", "e\u0301", "\ufe0f", "Add-MailboxPermission", "-Identity",
+    # format characters (accepted in identities, written as [char] codes): zero-width, bidi, BOM, tags
+    "\u200b", "\u200c", "\u200d", "\u200e", "\u200f", "\u2060", "\u2064", "\ufeff", "\u00ad", "\u202a",
+    "\u202e", "\u2066", "\u2069", "\U000e0041", "'\u202e", "\u202e'; Remove-Mailbox x; '", "#\u202e",
+    "\u0301", " \u0301", "\u3164", "\u2800", "\u034f",
 ]
 
 
@@ -62,10 +69,10 @@ def _valid(value: str) -> bool:
     return identity_problem(value) is None
 
 
-# Every character an Identity may hold: all but control (Cc, which includes U+0085), surrogate (Cs), format
-# (Cf) characters and U+2028/U+2029 (the only Zl and Zp characters). Drawing from this alphabet, rather than
-# filtering arbitrary text, keeps generation fast; the filter still decides.
-identity_chars = st.characters(exclude_categories=["Cc", "Cs", "Cf", "Zl", "Zp"])
+# Every character an Identity may hold: all but control (Cc, which includes U+0085), surrogate (Cs)
+# characters and U+2028/U+2029 (the only Zl and Zp characters). Format characters (Cf) are drawn too. Drawing
+# from this alphabet, rather than filtering arbitrary text, keeps generation fast; the filter still decides.
+identity_chars = st.characters(exclude_categories=["Cc", "Cs", "Zl", "Zp"])
 identity_text = st.one_of(
     st.text(identity_chars, min_size=1, max_size=30),
     st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(identity_chars, max_size=3)), min_size=1, max_size=12)
@@ -277,19 +284,20 @@ def test_tree_sitter_does_not_treat_typographic_quotes_as_quotes() -> None:
 
 
 @pytest.mark.parametrize("quote", ["\u2018", "\u2019", "\u201a", "\u201b"])
-def test_rendered_typographic_quotes_decode_by_powershells_rule(quote: str) -> None:
+def test_rendered_typographic_quotes_become_char_codes_that_both_readings_agree_on(quote: str) -> None:
     value = f"O{quote}Brien {quote}{quote}'{quote}; Remove-Mailbox x; {quote}"
     trustee = Trustee(Identity("svc"))
     item = PlanItem(Identity(value), trustee, ItemState.TO_ADD)
     line = render.render_step(steps.grant(item, StepOptions()))
+    assert not psparse.has_typographic_quote(line)
     mine, theirs = psparse.commands(line), psparse.ts_script(line)
     assert theirs.commands == mine.commands  # same token boundaries
     (command,) = mine.commands
     assert psparse.decoded(command) == expected_command(ItemState.TO_ADD, value, trustee, None)
     raw = command.elements[1][1]
-    assert psparse.decode_verbatim(raw) == value
-    # The grammar's reading would keep both quotes of each typographic pair: the divergence, made explicit.
-    assert psparse.decode_verbatim_ascii(raw) == value.replace(quote, quote * 2)
+    assert raw.startswith("('O' + [char]0x") and f"[char]0x{ord(quote):04X}" in raw
+    assert psparse.string_value(raw) == value
+    assert theirs.values == (value, "svc")  # the grammar's own reading agrees now: no typographic quote is raw
 
 
 def test_powershells_single_quote_rule() -> None:
@@ -312,7 +320,7 @@ quote_soup = st.text(alphabet=st.sampled_from([*psparse.SINGLE_QUOTES, "a", "$",
 @given(value=st.one_of(quote_soup, st.text(max_size=20)))
 def test_pwsh_quote_is_decoded_by_powershells_rule(value: str) -> None:
     literal = pwsh.quote(value)
-    assert psparse.decode_verbatim(literal) == value
+    assert psparse.string_value(literal) == value
     assert [(token.kind, token.value) for token in psparse.tokenize(literal)] == [("string", value)]
 
 
@@ -354,11 +362,18 @@ def test_render_script_refuses_control_characters_wherever_a_value_is_printed(ch
         render.render_script(plan, list(steps.changes(plan, options)), context, now=NOW)
 
 
-@pytest.mark.parametrize("char", [*LINE_BREAKS_AND_CONTROLS, "\u202e", "\u200b", "\ufeff", "\ud800"], ids=repr)
-def test_identities_refuse_line_breaks_control_and_format_characters(char: str) -> None:
+@pytest.mark.parametrize("char", [*LINE_BREAKS_AND_CONTROLS, "\ud800", "\udfff", "\ufffe", "\uffff"], ids=repr)
+def test_identities_refuse_line_breaks_and_control_characters(char: str) -> None:
     assert identity_problem(f"a{char}b") is not None
     with pytest.raises(ValueError):
         Identity(f"a{char}b")
+
+
+@pytest.mark.parametrize("char", ["\u202e", "\u200b", "\u200c", "\u200d", "\ufeff", "\u2066", "\u00ad"], ids=repr)
+def test_identities_accept_format_characters_but_not_only_them(char: str) -> None:
+    assert Identity(f"a{char}b").value == f"a{char}b"
+    assert identity_problem(char) is not None
+    assert identity_problem(f" {char}{char} ") is not None
 
 
 def test_server_error_text_is_folded_onto_its_comment_line() -> None:

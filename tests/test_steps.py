@@ -10,8 +10,8 @@ import pytest
 
 from provisioner import planner, steps
 from provisioner.model import Action, Identity, Trustee
-from provisioner.pwsh import unquote
 from provisioner.render import ScriptContext, render_script, render_step
+from tests import psparse
 
 REFERENCE = json.loads(
     (Path(__file__).parent.parent / "lab" / "provisioner_lab" / "data" / "exchange-cmdlets.json").read_text()
@@ -96,34 +96,15 @@ HOSTILE = [
 ]
 
 
-def _literals(line: str) -> list[str]:
-    """Decode the single-quoted literals of a rendered line, by PowerShell's rule (five quote characters)."""
-    quotes = "'\u2018\u2019\u201a\u201b"
-    values, index = [], 0
-    while index < len(line):
-        if line[index] in quotes:
-            end = index + 1
-            while True:
-                if line[end] in quotes:
-                    if end + 1 < len(line) and line[end + 1] in quotes:
-                        end += 2
-                        continue
-                    break
-                end += 1
-            values.append(unquote(line[index : end + 1]))
-            index = end + 1
-        else:
-            index += 1
-    return values
-
-
 @pytest.mark.parametrize("value", HOSTILE)
 def test_hostile_values_render_as_exact_literals(value: str) -> None:
+    """Each value is one string argument (a single-quoted literal, or literals joined with [char] codes when it
+    holds typographic quotes or invisible characters) that decodes, by PowerShell's rule, to the value."""
     plan = planner.plan(Action.GRANT, [Identity(value)], [Trustee(Identity(value))], None)
     (step,) = steps.changes(plan, steps.StepOptions(domain_controller=value))
     line = render_step(step)
-    assert _literals(line) == [value, value, value]
-    assert line.startswith("Add-MailboxPermission -Identity '")
+    assert [token.value for token in psparse.tokenize(line) if token.kind == "string"] == [value, value, value]
+    assert line.startswith(("Add-MailboxPermission -Identity '", "Add-MailboxPermission -Identity ('"))
 
 
 def test_script_header_counts_and_unchanged_items() -> None:

@@ -196,3 +196,21 @@ def test_any_input_parses_or_raises_script_error(text: str) -> None:
         assert error.line >= 1 and error.column >= 1
     else:
         assert all(statement.commands for statement in statements)
+
+
+# ------------------------------------------------------------------------------- string concatenation
+def test_concatenations_of_literals_and_char_codes_are_one_value() -> None:
+    assert tokenize_value("('a' + [char]0x202E + 'b')") == "a\u202eb"
+    assert tokenize_value("('' + [CHAR]0xd83d + [char]0xDE00 + 'O''x')") == "\U0001f600O'x"
+    assert tokenize_value("('' + [char]0xD800)") == "\ud800"
+    statement = parse_script("X -Identity ('a' + [char]0x200C) -User 'u',('v' + [char]0x41)\n")[0]
+    assert statement.commands[0].arguments == (Argument("Identity", "a\u200c"), Argument("User", ["u", "vA"]))
+
+
+@pytest.mark.parametrize(
+    "text", ["([char]0x41 + 'a')", "('a' + 1)", "('a'", "('a' 'b')", "('a' + [char]0x10000)", "('a' + [char]0x41L)",
+             "('a' + $x)", "('a' + (Get-User))"],
+)
+def test_other_expressions_are_refused(text: str) -> None:
+    with pytest.raises(ScriptError):
+        parse_script(f"X {text}\n")

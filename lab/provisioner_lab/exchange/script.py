@@ -9,6 +9,9 @@ Only used when the engine runs in full-language mode (the real Exchange endpoint
   literals decoded exactly as PowerShell does (a quote is any of U+0027, U+2018, U+2019, U+201A, U+201B; two
   consecutive quote characters inside the literal stand for one quote, the second of the pair), and
   double-quoted strings without expansion (``$`` or a backtick inside one is refused; ``""`` is a quote);
+* a parenthesised string concatenation, as the product writes values with invisible characters:
+  ``('a' + [char]0x200C + 'b')`` (single-quoted literals and ``[char]0xHHHH`` casts joined by ``+``; the
+  first operand must be a literal, so ``+`` concatenates; UTF-16 code units, surrogate pairs combined);
 * ``Add-PSSnapin ...``, ``Set-StrictMode ...`` and ``$ErrorActionPreference = '...'`` are accepted and ignored,
   and so is a statement that is a lone literal (``$null``, as a language-mode probe sends; no output).
 
@@ -17,6 +20,7 @@ Everything else raises :class:`ScriptError` naming the line and column.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +33,7 @@ DASHES = frozenset("-\u2013\u2014\u2015")
 NO_OP_COMMANDS = frozenset({"add-pssnapin", "set-strictmode"})
 _WORD_STOP = frozenset(" \t\r\n|;,(){}`&<>") | SINGLE_QUOTES | DOUBLE_QUOTES  # ends a bareword
 _START_STOP = _WORD_STOP | frozenset("@$#=")  # cannot start one
+_CHAR_CAST = re.compile(r"\[char\]0x([0-9A-Fa-f]{1,4})(?![0-9A-Za-z])", re.IGNORECASE)
 
 # is_switch(cmdlet, parameter): True for a switch, False for a parameter that takes a value, None if unknown.
 SwitchLookup = Callable[[str, str], bool | None]
@@ -132,6 +137,8 @@ class _Lexer:
                 if colon:
                     self.index += 1
                 out.append(Token("param", name, line, column, colon))
+            elif char == "(":
+                out.append(Token("string", self._concatenation(), line, column))
             elif char in _START_STOP:
                 raise self.error(f"Unexpected token '{char}': this construct is not supported by the lab.")
             else:
@@ -169,6 +176,39 @@ class _Lexer:
             out.append(char)
             self.index += 1
         raise self.error("The string is missing the terminator: '.", start, "TerminatorExpectedAtEndOfString")
+
+    def _skip_blanks(self) -> None:
+        while self.peek() in (" ", "\t"):
+            self.index += 1
+
+    def _char_code(self) -> str:
+        match = _CHAR_CAST.match(self.text, self.index)
+        if match is None:
+            raise self.error("Only single-quoted strings and [char]0xHHHH casts can be joined by the lab.")
+        self.index = match.end()
+        return chr(int(match.group(1), 16))
+
+    def _concatenation(self) -> str:
+        """``('a' + [char]0x200C + 'b')``: the value, with UTF-16 surrogate pairs combined."""
+        start = self.index
+        self.index += 1
+        self._skip_blanks()
+        if self.peek() not in SINGLE_QUOTES:
+            raise self.error("A parenthesised value must start with a single-quoted string in the lab.", start)
+        parts = [self._single_quoted()]
+        while True:
+            self._skip_blanks()
+            char = self.peek()
+            if char == ")":
+                self.index += 1
+                break
+            if char != "+":
+                raise self.error("Missing closing ')' in expression.", start, "MissingEndParenthesisInExpression")
+            self.index += 1
+            self._skip_blanks()
+            parts.append(self._single_quoted() if self.peek() in SINGLE_QUOTES else self._char_code())
+        # one code unit per [char]: join surrogate pairs into code points (a lone surrogate stays as it is)
+        return "".join(parts).encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
 
     def _double_quoted(self) -> str:
         start = self.index
