@@ -23,7 +23,7 @@ from provisioner.errors import ExitCode, ProvisionerError
 from provisioner.facts import refuse_missing
 from provisioner.jobs import NO_HOOKS, Hooks, Job, RunResult, cmdlets, new_run_id, required, step_options
 from provisioner.journal import Journal
-from provisioner.model import ErrorInfo, Identity, ItemState, Outcome, Plan, PlanItem, Trustee
+from provisioner.model import ErrorInfo, Identity, ItemState, Outcome, Plan, PlanItem, Trustee, visible
 from provisioner.outcomes import unchanged_outcome
 from provisioner.planfile import SavedPlan, server_facts
 from provisioner.render import ScriptContext, render_script
@@ -57,7 +57,7 @@ class Moved:
 
     @property
     def line(self) -> str:
-        return f"{self.now.mailbox} / {self.now.trustee.identity}: {self.why}"
+        return visible(f"{self.now.mailbox} / {self.now.trustee.identity}: {self.why}")
 
 
 _VERB = {ItemState.TO_ADD: "grant", ItemState.TO_REMOVE: "removal"}

@@ -24,7 +24,7 @@ from provisioner.desired import Desired, TrusteeOptions, desired
 from provisioner.engine import Progress
 from provisioner.errors import InputError, ProvisionerError
 from provisioner.jobs import Hooks, Job, RunResult, run
-from provisioner.model import PROBLEM_RESULTS, Action, Trustee
+from provisioner.model import PROBLEM_RESULTS, Action, Trustee, visible
 from provisioner.profile import AUDIT_CHANGES, ProfileList, admin_users, require_admin
 from provisioner.profile import as_csv as profile_csv
 from provisioner.profile import as_table as profile_table
@@ -726,7 +726,7 @@ def _report_problems(result: RunResult) -> None:
     for outcome in result.outcomes:
         if outcome.result in PROBLEM_RESULTS:
             detail = f": {outcome.error}" if outcome.error else (f": {outcome.detail}" if outcome.detail else "")
-            _err(f"{outcome.result.value}: {outcome.mailbox} / {outcome.trustee.identity}{detail}")
+            _err(visible(f"{outcome.result.value}: {outcome.mailbox} / {outcome.trustee.identity}{detail}"))
 
 
 @app.command()

@@ -58,6 +58,19 @@ def format_characters(value: str) -> list[tuple[int, str]]:
     return [(index, char) for index, char in enumerate(value, start=1) if unicodedata.category(char) == "Cf"]
 
 
+def visible(text: str) -> str:
+    """``text`` for a terminal line: every character Python does not count as printable (format, bidi, control,
+    non-ASCII spaces) as ``\\uXXXX`` (``\\UXXXXXXXX`` above U+FFFF), so a name cannot reorder or hide part of a
+    message; letters of every script stay as they are."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else _code(char) for char in text)
+
+
+def _code(char: str) -> str:
+    return f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}"
+
+
 @dataclass(frozen=True, order=True)
 class Identity:
     """A mailbox or trustee identity exactly as the admin wrote it. Compares case-insensitively; never empty."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import unicodedata
@@ -378,3 +379,18 @@ def test_script_mode_sends_the_codes_and_the_lab_evaluates_them_to_exactly_these
         scripts = [text for text in lab.engine.received if "Add-MailboxPermission" in text]
         assert len(scripts) == len(NAMES) * len(TRUSTEES)
         assert all(psparse.hidden_characters(text) == [] and "[char]0x" in text for text in scripts)
+
+
+@given(st.text(max_size=40))
+@example("rtl \u202eevil")
+@example("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645")
+def test_terminal_lines_show_every_hidden_character_as_a_code(text: str) -> None:
+    from provisioner.model import visible
+
+    shown = visible(text)
+    assert shown.isprintable()  # nothing that could reorder, hide or end the line
+    if text.isprintable():
+        assert shown == text  # letters of any script, as written
+    if "\\" not in text:  # and the codes read back to exactly the text
+        codes = re.compile(r"\\u([0-9a-f]{4})|\\U([0-9a-f]{8})")
+        assert codes.sub(lambda m: chr(int(m[1] or m[2], 16)), shown) == text
