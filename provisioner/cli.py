@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,7 +14,7 @@ from provisioner import __version__
 from provisioner import report as reports
 from provisioner.config import AUTH_METHODS, Config, Connection, ReapplySettings, discover
 from provisioner.desired import Desired, TrusteeOptions, desired
-from provisioner.engine import Progress
+from provisioner.engine import ProgressFactory
 from provisioner.errors import InputError, ProvisionerError
 from provisioner.jobs import Job, RunResult, run
 from provisioner.model import PROBLEM_RESULTS, Action
@@ -23,7 +22,7 @@ from provisioner.report import write_private
 from provisioner.session import check_connection_settings, resolve_password
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,
     no_args_is_help=True,
     help="Grant, audit and revoke Exchange Full Access for mailbox-sync accounts, from desired state.",
 )
@@ -78,6 +77,9 @@ DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Change nothing; writ
 OfflineOpt = Annotated[bool, typer.Option("--offline", help="With --dry-run: never connect; list every change")]
 ScriptOpt = Annotated[Path | None, typer.Option("--script", help="Write the dry-run script here (default: stdout)")]
 ReportOpt = Annotated[Path | None, typer.Option("--report", help="Write a JSON report here")]
+FormatOpt = Annotated[str | None, typer.Option(
+    "--format", help="Items on stdout: table, json or csv (with --dry-run, needs --script FILE)")]
+HtmlOpt = Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report here (for a manager)")]
 
 
 def _err(message: str) -> None:
@@ -129,26 +131,36 @@ def _desired(
     return wanted
 
 
-def _progress_factory() -> Callable[[str, int], Progress] | None:
-    if not sys.stderr.isatty():
-        return None
+def _progress_factory() -> AbstractContextManager[ProgressFactory | None]:
+    """rich progress bars on stderr when it is a terminal, stopped when the block ends (before any summary line);
+    None otherwise: stderr stays quiet in a scheduled job's log."""
+    from provisioner.output import progress
 
-    def factory(label: str, total: int) -> Progress:
-        done = 0
-        started = time.monotonic()
+    return progress()
 
-        def tick(count: int) -> None:
-            nonlocal done
-            done += count
-            rate = done / max(time.monotonic() - started, 1e-6)
-            end = "\n" if done >= total else ""
-            eta = f", ETA {max(total - done, 0) / rate:.0f}s" if rate and done < total else ""
-            sys.stderr.write(f"\r{label}: {done}/{total} ({rate:.0f} items/s{eta})\x1b[K{end}")
-            sys.stderr.flush()
 
-        return tick
+def _check_output(output_format: str | None, dry_run: bool = False, script: Path | None = None) -> None:
+    """--format is table, json or csv; its items go to stdout, so not beside a dry-run's script there."""
+    from provisioner.output import check_format
 
-    return factory
+    check_format(output_format)
+    if output_format is not None and dry_run and script is None:
+        raise InputError("--dry-run writes its script to stdout: with --format, put the script in a file "
+                         "(--script FILE)")
+
+
+def _present(result: RunResult, output_format: str | None, html: Path | None) -> None:
+    """The items: --html to a file; --format on stdout (problem items first in a table); without --format the
+    problem lines on stderr, as always."""
+    from provisioner import output
+
+    if html is not None:
+        output.write_html(result, html)
+        _err(f"HTML report written to {html}")
+    if output_format is None:
+        _report_problems(result)
+    else:
+        output.present(result, output_format)
 
 
 def _execute(job: Job, report: Path | None, settings: ReapplySettings | None = None) -> RunResult:
@@ -156,7 +168,8 @@ def _execute(job: Job, report: Path | None, settings: ReapplySettings | None = N
     if not job.offline:
         check_connection_settings(job.connection)  # refuse unsafe settings before asking for a password
         password = resolve_password(job.connection)
-    result = run(job, password=password, progress=_progress_factory(), settings=settings)
+    with _progress_factory() as progress:
+        result = run(job, password=password, progress=progress, settings=settings)
     for note in result.notes:
         _err(f"warning: {note}")
     if report is not None:
@@ -177,8 +190,11 @@ def _change_command(
     report: Path | None,
     overrides: dict[str, Any],
     automapping_unsupported_ok: bool = False,
+    output_format: str | None = None,
+    html: Path | None = None,
 ) -> None:
     with _edge():
+        _check_output(output_format, dry_run, script)
         if offline and not dry_run:
             raise InputError("--offline only makes sense with --dry-run (nothing can be applied without reading)")
         if script is not None and not dry_run:
@@ -194,7 +210,7 @@ def _change_command(
         if result.run_id is not None:
             _err(f"run {result.run_id} recorded in {settings.reapply.journal}")
         _emit_script(result, script)
-        _report_problems(result)
+        _present(result, output_format, html)
         _err(reports.summary_line(result))
         raise typer.Exit(int(result.exit_code))
 
@@ -214,6 +230,8 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
         offline: OfflineOpt = False,
         script: ScriptOpt = None,
         report: ReportOpt = None,
+        output_format: FormatOpt = None,
+        html: HtmlOpt = None,
         server: ServerOpt = None,
         port: PortOpt = None,
         scheme: SchemeOpt = None,
@@ -251,6 +269,8 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
                 parallel=parallel, fast_wire=fast_wire,
             ),
             automapping_unsupported_ok=automapping_unsupported_ok,
+            output_format=output_format,
+            html=html,
         )
 
     command.__doc__ = help_text
@@ -276,8 +296,9 @@ def audit(
     admin_user: AdminOpt = None,
     service_account: ServiceOpt = None,
     trustee: TrusteeOpt = None,
-    output_format: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
+    output_format: FormatOpt = "table",
     report: ReportOpt = None,
+    html: HtmlOpt = None,
     server: ServerOpt = None,
     port: PortOpt = None,
     scheme: SchemeOpt = None,
@@ -296,9 +317,7 @@ def audit(
 ) -> None:
     """Read-only: which targets have, lack, block or could not be read for each trustee. Exit 3 on drift."""
     with _edge():
-        formatters = {"table": reports.as_table, "csv": reports.as_csv, "json": _json}
-        if output_format not in formatters:
-            raise InputError(f"--format must be one of {', '.join(formatters)}, not '{output_format}'")
+        _check_output(output_format)
         settings = discover(config)
         connection = _connection(
             settings, server=server, port=port, scheme=scheme, auth=auth, username=username,
@@ -308,15 +327,9 @@ def audit(
         )
         wanted = _desired(settings, mailbox, users_file, TrusteeOptions(admin_user, service_account, trustee or ()))
         result = _execute(Job(Action.AUDIT, wanted.mailboxes, wanted.trustees, connection), report)
-        sys.stdout.write(formatters[output_format](result))
+        _present(result, output_format, html)
         _err(reports.summary_line(result))
         raise typer.Exit(int(result.exit_code))
-
-
-def _json(result: RunResult) -> str:
-    import json
-
-    return json.dumps(reports.report_document(result), indent=2, ensure_ascii=False) + "\n"
 
 
 def _lock_path(settings: Config, explicit: Path | None, journal: Path | None) -> Path:
@@ -348,6 +361,8 @@ def reapply(
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Apply even above --max-changes")] = False,
     report: ReportOpt = None,
+    output_format: FormatOpt = None,
+    html: HtmlOpt = None,
     journal: Annotated[Path | None, typer.Option("--journal", help="JSON-lines change journal")] = None,
     metrics_file: Annotated[Path | None, typer.Option("--metrics-file", help="Prometheus textfile")] = None,
     lock_file: Annotated[Path | None, typer.Option("--lock-file", help="Lock (default: next to the journal)")] = None,
@@ -374,6 +389,7 @@ def reapply(
     from provisioner.reapply import ReapplyJob, run_reapply, write_outputs
 
     with _edge():
+        _check_output(output_format, dry_run, script)
         if script is not None and not dry_run:
             raise InputError("--script is written by --dry-run; add --dry-run")
         settings = discover(config)
@@ -402,12 +418,13 @@ def reapply(
         check_connection_settings(connection)
         password = resolve_password(connection)
         with exclusive(_lock_path(settings, lock_file, reapply_settings.journal)):
-            result = run_reapply(job, password=password, progress=_progress_factory())
+            with _progress_factory() as progress:
+                result = run_reapply(job, password=password, progress=progress)
             write_outputs(result, reapply_settings, None, None)
         for note in result.notes:
             _err(f"note: {note}")
         _emit_script(result, script)
-        _report_problems(result)
+        _present(result, output_format, html)
         _err(f"run {result.run_id}: " + reports.summary_line(result))
         if result.refused is not None:
             _err(f"error: {result.refused}")
@@ -445,6 +462,8 @@ def journal_undo(
     dry_run: DryRunOpt = False,
     script: ScriptOpt = None,
     report: ReportOpt = None,
+    output_format: FormatOpt = None,
+    html: HtmlOpt = None,
     server: ServerOpt = None,
     port: PortOpt = None,
     scheme: SchemeOpt = None,
@@ -462,6 +481,7 @@ def journal_undo(
     from provisioner.undo import run_undo
 
     with _edge():
+        _check_output(output_format, dry_run, script)
         settings = discover(config)
         connection = _connection(
             settings, server=server, port=port, scheme=scheme, auth=auth, username=username,
@@ -473,13 +493,13 @@ def journal_undo(
         if not dry_run:
             check_connection_settings(connection)
             password = resolve_password(connection)
-        with exclusive_for(settings, path):
+        with exclusive_for(settings, path), _progress_factory() as progress:
             result = run_undo(path, run_id, connection, settings.reapply, dry_run=dry_run, password=password,
-                              automapping_unsupported_ok=automapping_unsupported_ok)
+                              automapping_unsupported_ok=automapping_unsupported_ok, progress=progress)
         _emit_script(result, script)
         if report is not None:
             reports.write_report(result, report)
-        _report_problems(result)
+        _present(result, output_format, html)
         _err(reports.summary_line(result))
         raise typer.Exit(int(result.exit_code))
 
@@ -522,11 +542,14 @@ def check(
     spn_hostname: SpnHostOpt = None,
     mode: ModeOpt = None,
     insecure_lab: LabOpt = False,
+    output_format: FormatOpt = "table",
 ) -> None:
     """Connect and report: reachable, authenticated, configuration, language mode, cmdlets available."""
     from provisioner.check import run_check
+    from provisioner.output import present_findings
 
     with _edge():
+        _check_output(output_format)
         settings = discover(config)
         connection = _connection(
             settings, server=server, port=port, scheme=scheme, auth=auth, username=username, mode=mode,
@@ -535,8 +558,7 @@ def check(
         )
         check_connection_settings(connection)
         findings = run_check(connection, resolve_password(connection))
-        for finding in findings.lines:
-            typer.echo(finding)
+        present_findings(findings, output_format or "table", connection.server)
         raise typer.Exit(int(findings.exit_code))
 
 
