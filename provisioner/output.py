@@ -1,7 +1,8 @@
 """Presenting a run's items: ``--format table|json|csv`` on stdout, ``--html`` for a manager, progress on stderr.
 
-- ``table``: a rich table (problem items first, colour unless NO_COLOR) when stdout is a terminal; otherwise the
-  plain aligned text of :func:`provisioner.report.as_table` (also problem items first).
+- ``table``: a rich table (problem items first, colour unless NO_COLOR) when stdout is a terminal and the run has
+  at most :data:`RICH_ROWS` items; otherwise the plain aligned text of :func:`provisioner.report.as_table` (also
+  problem items first).
 - ``json``: the report document (:func:`provisioner.report.report_document`, the same as ``--report``).
 - ``csv``: :func:`provisioner.report.as_csv`, one row per item.
 
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["FORMATS", "cell_detail", "check_format", "present", "problems_first", "progress", "visible"]
 
 FORMATS = ("table", "json", "csv")
+RICH_ROWS = 2000  # above this a terminal gets the plain table too: rich lays out about 3,000 rows a second
 # Shown as <U+XXXX>: controls, format characters (every bidi control is one), surrogates, line and paragraph
 # separators, and the noncharacters U+FFFE/U+FFFF.
 _HIDDEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
@@ -75,7 +77,7 @@ def present(
         out.write(reports.as_json(result))
     elif output_format == "csv":
         out.write(reports.as_csv(result))
-    elif console is not None or is_terminal(out):
+    elif (console is not None or is_terminal(out)) and len(result.outcomes) <= RICH_ROWS:
         from provisioner import terminal
 
         terminal.print_table(result, console or terminal.console(out))

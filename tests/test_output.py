@@ -207,6 +207,11 @@ def test_rich_table_on_a_terminal_lists_problems_first_in_colour(monkeypatch: py
     assert not colours(quiet.getvalue())
     assert SGR.sub("", quiet.getvalue()) == plain
 
+    monkeypatch.setattr(output, "RICH_ROWS", 2)  # a large run: the plain table even on a terminal
+    large = io.StringIO()
+    output.present(result, "table", out=large, console=terminal.console(large, force_terminal=True))
+    assert large.getvalue() == as_table(result)
+
 
 def test_plain_table_and_html_list_problem_items_first() -> None:
     result = lab_result("user000001@contoso.com", "nobody1", "user000002@contoso.com", "nobody2")
