@@ -42,10 +42,13 @@ PROBES: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = (
 class Findings:
     lines: list[str] = field(default_factory=list)
     exit_code: ExitCode = ExitCode.OK
+    entries: list[tuple[str, str]] = field(default_factory=list)  # (status: info, ok or FAIL; text), as lines
 
     def add(self, ok: bool | None, text: str) -> None:
         """ok True: ok, False: FAIL (exit 1), None: information."""
-        self.lines.append(f"{'info' if ok is None else 'ok  ' if ok else 'FAIL'} {text}")
+        status = "info" if ok is None else "ok" if ok else "FAIL"
+        self.entries.append((status, text))
+        self.lines.append(f"{status:<4} {text}")
         if ok is False:
             self.exit_code = ExitCode.ITEMS_FAILED
 

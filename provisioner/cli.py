@@ -7,9 +7,8 @@ import hashlib
 import inspect
 import json
 import sys
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,7 +20,7 @@ from provisioner.applyplan import PlanCapture
 from provisioner.config import AUTH_METHODS, Config, Connection, ReapplySettings, discover
 from provisioner.confirm import Confirmation, changes_question, removals_question
 from provisioner.desired import Desired, TrusteeOptions, desired
-from provisioner.engine import Progress
+from provisioner.engine import ProgressFactory
 from provisioner.errors import InputError, ProvisionerError
 from provisioner.jobs import Hooks, Job, RunResult, run
 from provisioner.model import PROBLEM_RESULTS, Action, Trustee, visible
@@ -32,7 +31,7 @@ from provisioner.report import write_private
 from provisioner.session import check_connection_settings, resolve_password
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,
     no_args_is_help=True,
     help="Grant, audit and revoke Exchange Full Access for mailbox-sync accounts, from desired state.",
 )
@@ -93,6 +92,9 @@ ProfileListOpt = Annotated[Path | None, typer.Option(
     "--profile-list", help="CSV of the mailboxes to add to (or remove from) the admin-console user's MAPI profile")]
 PlanOutOpt = Annotated[Path, typer.Option(
     "--out", help="Write the saved plan here (and its review script to --script, default FILE.ps1)")]
+FormatOpt = Annotated[str | None, typer.Option(
+    "--format", help="Items on stdout: table, json or csv (with --dry-run, needs --script FILE)")]
+HtmlOpt = Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report here (for a manager)")]
 
 
 def _err(message: str) -> None:
@@ -144,26 +146,36 @@ def _desired(
     return wanted
 
 
-def _progress_factory() -> Callable[[str, int], Progress] | None:
-    if not sys.stderr.isatty():
-        return None
+def _progress_factory() -> AbstractContextManager[ProgressFactory | None]:
+    """rich progress bars on stderr when it is a terminal, stopped when the block ends (before any summary line);
+    None otherwise: stderr stays quiet in a scheduled job's log."""
+    from provisioner.output import progress
 
-    def factory(label: str, total: int) -> Progress:
-        done = 0
-        started = time.monotonic()
+    return progress()
 
-        def tick(count: int) -> None:
-            nonlocal done
-            done += count
-            rate = done / max(time.monotonic() - started, 1e-6)
-            end = "\n" if done >= total else ""
-            eta = f", ETA {max(total - done, 0) / rate:.0f}s" if rate and done < total else ""
-            sys.stderr.write(f"\r{label}: {done}/{total} ({rate:.0f} items/s{eta})\x1b[K{end}")
-            sys.stderr.flush()
 
-        return tick
+def _check_output(output_format: str | None, dry_run: bool = False, script: Path | None = None) -> None:
+    """--format is table, json or csv; its items go to stdout, so not beside a dry-run's script there."""
+    from provisioner.output import check_format
 
-    return factory
+    check_format(output_format)
+    if output_format is not None and dry_run and script is None:
+        raise InputError("--dry-run writes its script to stdout: with --format, put the script in a file "
+                         "(--script FILE)")
+
+
+def _present(result: RunResult, output_format: str | None, html: Path | None) -> None:
+    """The items: --html to a file; --format on stdout (problem items first in a table); without --format the
+    problem lines on stderr, as always."""
+    from provisioner import output
+
+    if html is not None:
+        output.write_html(result, html)
+        _err(f"HTML report written to {html}")
+    if output_format is None:
+        _report_problems(result)
+    else:
+        output.present(result, output_format)
 
 
 def _execute(job: Job, report: Path | None, settings: ReapplySettings | None = None,
@@ -172,7 +184,8 @@ def _execute(job: Job, report: Path | None, settings: ReapplySettings | None = N
     if not job.offline:
         check_connection_settings(job.connection)  # refuse unsafe settings before asking for a password
         password = resolve_password(job.connection)
-    result = run(job, password=password, progress=_progress_factory(), settings=settings, hooks=hooks or Hooks())
+    with _progress_factory() as progress:
+        result = run(job, password=password, progress=progress, settings=settings, hooks=hooks or Hooks())
     for note in result.notes:
         _err(f"warning: {note}")
     if profile is not None:
@@ -263,8 +276,11 @@ def _change_command(
     yes: bool = False,
     profile_list: Path | None = None,
     plan_out: Path | None = None,
+    output_format: str | None = None,
+    html: Path | None = None,
 ) -> None:
     with _edge():
+        _check_output(output_format, dry_run, script)
         if offline and not dry_run:
             raise InputError("--offline only makes sense with --dry-run (nothing can be applied without reading)")
         if script is not None and not dry_run:
@@ -290,7 +306,7 @@ def _change_command(
             _save_plan(capture, plan_out, script)
         else:
             _emit_script(result, script)
-        _report_problems(result)
+        _present(result, output_format, html)
         _emit_profile(profile, profile_list)
         _err(reports.summary_line(result))
         raise typer.Exit(int(result.exit_code))
@@ -311,6 +327,8 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
         offline: OfflineOpt = False,
         script: ScriptOpt = None,
         report: ReportOpt = None,
+        output_format: FormatOpt = None,
+        html: HtmlOpt = None,
         server: ServerOpt = None,
         port: PortOpt = None,
         scheme: SchemeOpt = None,
@@ -354,6 +372,8 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
             yes=yes,
             profile_list=profile_list,
             plan_out=plan_out,
+            output_format=output_format,
+            html=html,
         )
 
     command.__doc__ = help_text
@@ -382,11 +402,12 @@ def audit(
     admin_user: AdminOpt = None,
     service_account: ServiceOpt = None,
     trustee: TrusteeOpt = None,
-    output_format: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
+    output_format: FormatOpt = "table",
     for_profile: Annotated[bool, typer.Option(
         "--for-profile", help="List the targets the admin-console user can open, with display name, primary SMTP "
         "address and LegacyExchangeDN: what its MAPI profile must list")] = False,
     report: ReportOpt = None,
+    html: HtmlOpt = None,
     server: ServerOpt = None,
     port: PortOpt = None,
     scheme: SchemeOpt = None,
@@ -405,9 +426,7 @@ def audit(
 ) -> None:
     """Read-only: which targets have, lack, block or could not be read for each trustee. Exit 3 on drift."""
     with _edge():
-        formatters = {"table": reports.as_table, "csv": reports.as_csv, "json": _json}
-        if output_format not in formatters:
-            raise InputError(f"--format must be one of {', '.join(formatters)}, not '{output_format}'")
+        _check_output(output_format)
         settings = discover(config)
         connection = _connection(
             settings, server=server, port=port, scheme=scheme, auth=auth, username=username,
@@ -422,10 +441,12 @@ def audit(
             profile = ProfileList(AUDIT_CHANGES)
         job = Job(Action.AUDIT, wanted.mailboxes, wanted.trustees, connection)
         result = _execute(job, report, hooks=Hooks(finished=profile), profile=profile)
-        if profile is not None:
-            sys.stdout.write(_profile_formats[output_format](profile))
+        if profile is not None:  # the MAPI profile's list instead of the items (the report and --html keep those)
+            if html is not None:
+                _present(result, None, html)
+            sys.stdout.write(_profile_formats[output_format or "table"](profile))
         else:
-            sys.stdout.write(formatters[output_format](result))
+            _present(result, output_format, html)
         _err(reports.summary_line(result))
         raise typer.Exit(int(result.exit_code))
 
@@ -435,10 +456,6 @@ _profile_formats: dict[str, Callable[[ProfileList], str]] = {
     "csv": lambda profile: profile_csv(profile.entries),
     "json": lambda profile: json.dumps([e.record() for e in profile.entries], indent=2, ensure_ascii=False) + "\n",
 }
-
-
-def _json(result: RunResult) -> str:
-    return json.dumps(reports.report_document(result), indent=2, ensure_ascii=False) + "\n"
 
 
 def _lock_path(settings: Config, explicit: Path | None, journal: Path | None) -> Path:
@@ -469,6 +486,8 @@ def reapply(
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Apply even above --max-changes")] = False,
     report: ReportOpt = None,
+    output_format: FormatOpt = None,
+    html: HtmlOpt = None,
     journal: Annotated[Path | None, typer.Option("--journal", help="JSON-lines change journal")] = None,
     metrics_file: Annotated[Path | None, typer.Option("--metrics-file", help="Prometheus textfile")] = None,
     lock_file: Annotated[Path | None, typer.Option("--lock-file", help="Lock (default: next to the journal)")] = None,
@@ -499,6 +518,7 @@ def reapply(
     from provisioner.reapply import ReapplyJob, run_reapply, write_outputs
 
     with _edge():
+        _check_output(output_format, dry_run, script)
         if script is not None and not dry_run:
             raise InputError("--script is written by --dry-run; add --dry-run")
         settings = discover(config)
@@ -534,7 +554,8 @@ def reapply(
         check_connection_settings(connection)
         password = resolve_password(connection)
         with exclusive(_lock_path(settings, lock_file, reapply_settings.journal)):
-            result = run_reapply(job, password=password, progress=_progress_factory(), hooks=Hooks(planned, profile))
+            with _progress_factory() as progress:
+                result = run_reapply(job, password=password, progress=progress, hooks=Hooks(planned, profile))
             if profile is not None:
                 result.profile = tuple(profile.entries)
             write_outputs(result, reapply_settings, None, None)
@@ -544,7 +565,7 @@ def reapply(
             _save_plan(capture, plan_out, script)
         else:
             _emit_script(result, script)
-        _report_problems(result)
+        _present(result, output_format, html)
         _emit_profile(profile, profile_list)
         _err(f"run {result.run_id}: " + reports.summary_line(result))
         if result.refused is not None:
@@ -588,6 +609,8 @@ def journal_undo(
     dry_run: DryRunOpt = False,
     script: ScriptOpt = None,
     report: ReportOpt = None,
+    output_format: FormatOpt = None,
+    html: HtmlOpt = None,
     server: ServerOpt = None,
     port: PortOpt = None,
     scheme: SchemeOpt = None,
@@ -607,6 +630,7 @@ def journal_undo(
     from provisioner.undo import run_undo, undo_plan
 
     with _edge():
+        _check_output(output_format, dry_run, script)
         settings = discover(config)
         connection = _connection(
             settings, server=server, port=port, scheme=scheme, auth=auth, username=username,
@@ -623,13 +647,13 @@ def journal_undo(
                 confirmation.confirm(question)
             check_connection_settings(connection)
             password = resolve_password(connection)
-        with exclusive_for(settings, path):
+        with exclusive_for(settings, path), _progress_factory() as progress:
             result = run_undo(path, run_id, connection, settings.reapply, dry_run=dry_run, password=password,
-                              automapping_unsupported_ok=automapping_unsupported_ok)
+                              automapping_unsupported_ok=automapping_unsupported_ok, progress=progress)
         _emit_script(result, script)
         if report is not None:
             reports.write_report(result, report)
-        _report_problems(result)
+        _present(result, output_format, html)
         _err(reports.summary_line(result))
         raise typer.Exit(int(result.exit_code))
 
@@ -642,6 +666,8 @@ def apply_plan(
         "--allow-drift", help="If the state moved since the plan, apply the changes that are still valid")] = False,
     yes: YesOpt = False,
     report: ReportOpt = None,
+    output_format: FormatOpt = None,
+    html: HtmlOpt = None,
     profile_list: ProfileListOpt = None,
     server: Annotated[str | None, typer.Option("--server", help="Must be the plan's (default: the plan's)")] = None,
     port: Annotated[int | None, typer.Option("--port", help="Must be the plan's (default: the plan's)")] = None,
@@ -664,6 +690,7 @@ def apply_plan(
     from provisioner.planfile import load
 
     with _edge():
+        _check_output(output_format)
         saved = load(plan_file)
         given = {"server": server, "port": port, "scheme": scheme}
         moved = [f"{name}: the plan is for {saved.endpoint.get(name)}, --{name} says {value}"
@@ -688,9 +715,9 @@ def apply_plan(
         connection = connection_for(saved, connection)
         check_connection_settings(connection)
         password = resolve_password(connection)
-        with exclusive(_lock_path(settings, None, settings.reapply.journal)):
+        with exclusive(_lock_path(settings, None, settings.reapply.journal)), _progress_factory() as progress:
             result = run_apply(saved, connection, settings.reapply, password=password, allow_drift=allow_drift,
-                               progress=_progress_factory(), hooks=Hooks(finished=profile))
+                               progress=progress, hooks=Hooks(finished=profile))
         if profile is not None:
             result.profile = tuple(profile.entries)
         for note in result.notes:
@@ -699,7 +726,7 @@ def apply_plan(
             reports.write_report(result, report)
         if result.run_id is not None:
             _err(f"run {result.run_id} recorded in {settings.reapply.journal}")
-        _report_problems(result)
+        _present(result, output_format, html)
         _emit_profile(profile, profile_list)
         _err(reports.summary_line(result))
         raise typer.Exit(int(result.exit_code))
@@ -743,11 +770,14 @@ def check(
     spn_hostname: SpnHostOpt = None,
     mode: ModeOpt = None,
     insecure_lab: LabOpt = False,
+    output_format: FormatOpt = "table",
 ) -> None:
     """Connect and report: reachable, authenticated, configuration, language mode, cmdlets available."""
     from provisioner.check import run_check
+    from provisioner.output import present_findings
 
     with _edge():
+        _check_output(output_format)
         settings = discover(config)
         connection = _connection(
             settings, server=server, port=port, scheme=scheme, auth=auth, username=username, mode=mode,
@@ -756,8 +786,7 @@ def check(
         )
         check_connection_settings(connection)
         findings = run_check(connection, resolve_password(connection))
-        for finding in findings.lines:
-            typer.echo(finding)
+        present_findings(findings, output_format or "table", connection.server)
         raise typer.Exit(int(findings.exit_code))
 
 

@@ -6,12 +6,13 @@ import csv
 import io
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from provisioner import __version__
 from provisioner.jobs import RunResult
-from provisioner.model import Outcome
+from provisioner.model import PROBLEM_RESULTS, Outcome
 
 
 def outcome_record(outcome: Outcome) -> dict[str, Any]:
@@ -82,7 +83,7 @@ def write_private(path: Path, text: str) -> None:
 
 
 def write_report(result: RunResult, path: Path) -> None:
-    write_private(path, json.dumps(report_document(result), indent=2, ensure_ascii=False) + "\n")
+    write_private(path, as_json(result))
 
 
 CSV_FIELDS = ("mailbox", "trustee", "role", "result", "detail", "reason", "fq_error_id")
@@ -101,13 +102,29 @@ def as_csv(result: RunResult) -> str:
     return buffer.getvalue()
 
 
+def problems_first(outcomes: Iterable[Outcome]) -> list[Outcome]:
+    """Failed, blocked and unknown items first (a stable sort: otherwise in run order)."""
+    return sorted(outcomes, key=lambda outcome: outcome.result not in PROBLEM_RESULTS)
+
+
+def cell_detail(outcome: Outcome) -> str:
+    """An item's detail with the error's reason, for one table cell."""
+    detail = outcome.detail
+    if outcome.error is not None and outcome.error.reason:
+        detail = f"{detail} [{outcome.error.reason}]" if detail else outcome.error.reason
+    return detail
+
+
+def as_json(result: RunResult) -> str:
+    return json.dumps(report_document(result), indent=2, ensure_ascii=False) + "\n"
+
+
 def as_table(result: RunResult) -> str:
+    """Plain aligned text (no terminal): one line per item, problem items first."""
     rows = [("MAILBOX", "TRUSTEE", "RESULT", "DETAIL")]
-    for outcome in result.outcomes:
-        detail = outcome.detail
-        if outcome.error is not None and outcome.error.reason:
-            detail = f"{detail} [{outcome.error.reason}]" if detail else outcome.error.reason
-        rows.append((outcome.mailbox.value, outcome.trustee.identity.value, outcome.result.value, detail))
+    for outcome in problems_first(result.outcomes):
+        rows.append((outcome.mailbox.value, outcome.trustee.identity.value, outcome.result.value,
+                     cell_detail(outcome)))
     widths = [max(len(row[column]) for row in rows) for column in range(3)]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from provisioner import steps as step_builders
 from provisioner.config import Connection, ReapplySettings
-from provisioner.engine import Engine, PoolFactory, Session
+from provisioner.engine import Engine, PoolFactory, ProgressFactory, Session
 from provisioner.errors import InputError
 from provisioner.jobs import NO_HOOKS, Hooks, Job, RunResult, cmdlets, prepare
 from provisioner.journal import Journal, changes_of
@@ -46,6 +46,7 @@ def run_undo(
     pool_factory: PoolFactory = open_pool,
     automapping_unsupported_ok: bool = False,
     hooks: Hooks = NO_HOOKS,
+    progress: ProgressFactory | None = None,
 ) -> RunResult:
     started = datetime.now(UTC)
     plan = undo_plan(journal, run_id)
@@ -63,7 +64,7 @@ def run_undo(
         options = prepare(session, Action.UNDO if grants else Action.REVOKE, connection, automapping_unsupported_ok)
         engine = Engine(session, options, settings, batch_size=connection.batch_size,
                         parallel=connection.parallel, journal=Journal(journal),
-                        run_id=undo_id)
+                        run_id=undo_id, progress=progress)
         if hooks.planned is not None:
             hooks.planned(plan, engine)
         outcomes = engine.apply(plan)
