@@ -175,7 +175,7 @@ def script_context(connection: Connection) -> ScriptContext:
     if connection.backend == "exo":
         from provisioner.exo import script
 
-        return ScriptContext(script.target(connection), None, script.connect_line(connection))
+        return ScriptContext(script.target(connection), None, script.connect_line(connection), exchange_online=True)
     preamble = connection.preamble if connection.mode == "script" else None
     return ScriptContext(connection.server or "(not configured)", connection.domain_controller, preamble)
 

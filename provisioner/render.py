@@ -90,6 +90,7 @@ class ScriptContext:
     server: str
     domain_controller: str | None = None
     preamble: str | None = None  # trusted: written by the config author
+    exchange_online: bool = False  # the header says how the script runs there (V3 module)
 
 
 class _Unchanged:
@@ -119,6 +120,7 @@ def _script_variables(
         "trustees": plan.trustees,
         "counts": sorted(plan.counts().items()),
         "preamble": Markup(context.preamble) if context.preamble else None,
+        "exchange_online": context.exchange_online,
         "steps": steps,
         "unchanged": _Unchanged(plan),
     }

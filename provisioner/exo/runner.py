@@ -59,7 +59,7 @@ EXO_NOTE = ("Exchange Online REST (InvokeCommand): cmdlets and parameters from p
 
 
 def exo_facts() -> ServerFacts:
-    return ServerFacts("", {}, dict(EXO_COMMANDS), (EXO_NOTE,))
+    return ServerFacts("", {}, dict(EXO_COMMANDS))
 
 
 @dataclass

@@ -35,7 +35,6 @@ def connect_line(connection: Connection) -> str:
         parts += ["-ExchangeEnvironmentName", environment]
     parts.append("-ShowBanner:$false")
     return "\n".join([
-        "# Exchange Online: ExchangeOnlineManagement V3 module, app-only with the app's certificate",
         "Import-Module ExchangeOnlineManagement -MinimumVersion 3.0.0",
         " ".join(parts),
     ])
