@@ -44,6 +44,9 @@ class ExoSettings:
     batch: bool = True  # send independent calls as $batch requests (at most 10 each)
     page_size: int = 1000  # Prefer: odata.maxpagesize
     timeout: int = 60  # seconds per HTTP request
+    retry_attempts: int = 6  # per call, for 429/502/503/504, connection errors and transient exception types
+    retry_base_seconds: float = 0.5  # first backoff without Retry-After; doubles per attempt (jitter), capped at 30 s
+    retry_max_seconds: float = 120.0  # waiting per call, in all
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,9 @@ _EXO_TYPES: dict[str, type | tuple[type, ...]] = {
     "batch": bool,
     "page_size": int,
     "timeout": int,
+    "retry_attempts": int,
+    "retry_base_seconds": (int, float),
+    "retry_max_seconds": (int, float),
 }
 _EXO_PATHS = ("certificate", "certificate_pfx", "ca_bundle")
 _SECTIONS = ("connection", "trustees", "targets", "reapply", "exo")
@@ -303,6 +309,11 @@ def _exo(reader: _Reader, table: Mapping[str, Any]) -> ExoSettings:
         raise reader.fail("exo.page_size", "must be between 1 and 1000")
     if "timeout" in values and values["timeout"] <= 0:
         raise reader.fail("exo.timeout", "must be a positive number of seconds")
+    if "retry_attempts" in values and not 1 <= values["retry_attempts"] <= 20:
+        raise reader.fail("exo.retry_attempts", "must be between 1 and 20")
+    for name in ("retry_base_seconds", "retry_max_seconds"):
+        if name in values and not (math.isfinite(values[name]) and values[name] >= 0):
+            raise reader.fail(f"exo.{name}", "must be a finite number of seconds, not negative")
     return ExoSettings(**values)
 
 

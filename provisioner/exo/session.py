@@ -7,7 +7,7 @@ from provisioner.engine import FixedSession
 from provisioner.errors import InputError
 from provisioner.exo.auth import TokenProvider, http_session, load_certificate
 from provisioner.exo.runner import ExoRunner
-from provisioner.exo.transport import ExoClient
+from provisioner.exo.transport import ExoClient, Retrying
 
 
 def check_settings(connection: Connection) -> None:
@@ -30,7 +30,10 @@ def open_client(connection: Connection) -> ExoClient:
     settings = connection.exo
     http = http_session(settings)
     tokens = TokenProvider(settings, http)
-    return ExoClient(tokens, http, batch=settings.batch, page_size=settings.page_size, timeout=settings.timeout)
+    retrying = Retrying(attempts=settings.retry_attempts, max_wait=float(settings.retry_max_seconds),
+                        base=float(settings.retry_base_seconds))
+    return ExoClient(tokens, http, batch=settings.batch, page_size=settings.page_size, timeout=settings.timeout,
+                     retrying=retrying)
 
 
 class ExoSession(FixedSession):

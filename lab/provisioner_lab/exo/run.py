@@ -63,7 +63,8 @@ class ExoLab:
     def set_faults(self, faults: ExoFaults) -> None:
         self.service.set_faults(faults)
 
-    def config_toml(self, *, batch: bool = True, tenant: str | None = None, page_size: int | None = None) -> str:
+    def config_toml(self, *, batch: bool = True, tenant: str | None = None, page_size: int | None = None,
+                    retry_base_seconds: float | None = None) -> str:
         """``[connection]`` and ``[exo]`` tables for this lab (absolute paths: any config folder works)."""
         lines = [
             "[connection]",
@@ -79,6 +80,8 @@ class ExoLab:
         ]
         if page_size is not None:
             lines.append(f"page_size = {page_size}")
+        if retry_base_seconds is not None:
+            lines.append(f"retry_base_seconds = {retry_base_seconds}")
         return "\n".join(lines) + "\n"
 
 
