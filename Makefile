@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean kerberos-extra
+.PHONY: demo test lint bench bench-exo clean kerberos-extra
 
 # The lab endpoint is a distribution of its own (lab/): the product does not depend on it (nor on psrpcore).
 $(BIN)/provisioner: pyproject.toml lab/pyproject.toml
@@ -34,6 +34,10 @@ test: $(BIN)/provisioner kerberos-extra
 
 bench: $(BIN)/provisioner
 	$(BIN)/python benchmarks/reapply.py
+
+# The Exchange Online (REST) backend against the lab's EXO fake: requests per pair with and without $batch.
+bench-exo: $(BIN)/provisioner
+	$(BIN)/python benchmarks/exo.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

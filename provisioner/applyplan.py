@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from provisioner import __version__, planner
 from provisioner import steps as step_builders
 from provisioner.config import Connection, ReapplySettings
-from provisioner.engine import Engine, PoolFactory, ProgressFactory, Session
+from provisioner.engine import Engine, PoolFactory, ProgressFactory, open_session
 from provisioner.errors import ExitCode, ProvisionerError
 from provisioner.facts import refuse_missing
 from provisioner.jobs import NO_HOOKS, Hooks, Job, RunResult, cmdlets, new_run_id, required, step_options
@@ -154,7 +154,7 @@ def run_apply(
     started = datetime.now(UTC)
     run_id = new_run_id(f"apply-{saved.action.value}")
     journal = Journal(settings.journal) if settings.journal else None
-    with Session(connection, password, pool_factory, cmdlets(saved.action)) as session:
+    with open_session(connection, password, pool_factory, cmdlets(saved.action)) as session:
         options = step_options(connection, session.facts, True, saved.action)
         hard, soft = server_drift(saved, connection, server_facts(session.facts), options.automapping)
         options = replace(options, automapping=saved.automapping)  # as reviewed (off if planned without it)

@@ -111,6 +111,10 @@ def report_facts(facts: ServerFacts, findings: Findings) -> None:
 
 
 def run_check(connection: Connection, password: str | None) -> Findings:
+    if connection.backend == "exo":
+        from provisioner.exo.check import run_exo_check
+
+        return run_exo_check(connection)
     findings = Findings()
     where = f"{connection.scheme}://{connection.server}:{connection.effective_port}/{connection.path}"
     with open_pool(connection, password) as pool:

@@ -804,8 +804,19 @@ def lab(
     cost: Annotated[bool, typer.Option(
         "--cost/--no-cost", help="Charge Exchange-like server time per pipeline, invocation, record and write")
     ] = False,
+    exo: Annotated[bool, typer.Option(
+        "--exo", help="Serve a fake Exchange Online instead (REST endpoint and token issuer over TLS)")] = False,
 ) -> None:
     """Run the built-in lab endpoint (a fake Exchange on 127.0.0.1) until interrupted."""
+    if exo:
+        try:
+            from provisioner_lab.exo.run import serve_exo
+        except ImportError:
+            _err("the lab endpoint is a separate distribution: pip install -e ./lab (make demo installs it)")
+            raise typer.Exit(2) from None
+        with _edge():
+            serve_exo(port=port, mailboxes=mailboxes, echo=_err, ready_file=ready_file, latency_ms=latency_ms)
+        return
     try:
         from provisioner_lab.profiles import get_profile
         from provisioner_lab.run import serve

@@ -20,8 +20,33 @@ from provisioner.model import format_characters, identity_problem
 Auth = Literal["kerberos", "negotiate", "ntlm", "basic", "certificate", "credssp"]
 Scheme = Literal["http", "https"]
 Mode = Literal["command", "script"]
+Backend = Literal["psrp", "exo"]
+Cloud = Literal["worldwide", "gcchigh", "dod"]
 AUTH_METHODS: tuple[str, ...] = get_args(Auth)
 DEFAULT_CONFIG = Path("provisioner.toml")
+
+
+@dataclass(frozen=True)
+class ExoSettings:
+    """``[exo]``: Exchange Online over its REST endpoint (``connection.backend = "exo"``), app-only with a
+    certificate. No secret is kept here: the certificate's private key stays in its file (its passphrase, if any,
+    comes from ``PROVISIONER_CERTIFICATE_PASSWORD``)."""
+
+    tenant: str | None = None  # tenant GUID or initial domain (contoso.onmicrosoft.com): the token authority
+    app_id: str | None = None  # the app registration's Application (client) ID
+    certificate: str | None = None  # PEM file with the private key and the certificate (relative: to the config)
+    organization: str | None = None  # initial domain for the reviewed script's Connect-ExchangeOnline -Organization
+    certificate_pfx: str | None = None  # reviewed script only: -CertificateFilePath (else -CertificateThumbprint)
+    cloud: Cloud = "worldwide"
+    host: str | None = None  # override of the REST endpoint's base URL (https://host[:port])
+    login_host: str | None = None  # override of the token authority's base URL (https://host[:port])
+    ca_bundle: str | None = None  # CA bundle for both (tests and the lab's throwaway CA)
+    batch: bool = True  # send independent calls as $batch requests (at most 10 each)
+    page_size: int = 1000  # Prefer: odata.maxpagesize
+    timeout: int = 60  # seconds per HTTP request
+    retry_attempts: int = 6  # per call, for 429/502/503/504, connection errors and transient exception types
+    retry_base_seconds: float = 0.5  # first backoff without Retry-After; doubles per attempt (jitter), capped at 30 s
+    retry_max_seconds: float = 120.0  # waiting per call, in all
 
 
 @dataclass(frozen=True)
@@ -51,6 +76,8 @@ class Connection:
     batch_size: int = 500  # (mailbox, trustee) items per pipeline (piped: one invocation over them)
     parallel: int = 1  # pipelines at once; Exchange's throttling policy limits concurrent shells per user
     fast_wire: bool = False  # client-side CLIXML fast path (pypsrp internals; only on verified pypsrp versions)
+    backend: Backend = "psrp"  # "exo": Exchange Online over REST (the [exo] table), no PowerShell remoting
+    exo: ExoSettings = field(default_factory=ExoSettings)
 
     @property
     def effective_port(self) -> int:
@@ -137,13 +164,33 @@ _CONNECTION_TYPES: dict[str, type | tuple[type, ...]] = {
     "batch_size": int,
     "parallel": int,
     "fast_wire": bool,
+    "backend": str,
 }
 _CHOICES: dict[str, tuple[str, ...]] = {
     "scheme": get_args(Scheme),
     "auth": AUTH_METHODS,
     "mode": get_args(Mode),
+    "backend": get_args(Backend),
 }
-_SECTIONS = ("connection", "trustees", "targets", "reapply")
+_EXO_TYPES: dict[str, type | tuple[type, ...]] = {
+    "tenant": str,
+    "app_id": str,
+    "certificate": str,
+    "organization": str,
+    "certificate_pfx": str,
+    "cloud": str,
+    "host": str,
+    "login_host": str,
+    "ca_bundle": str,
+    "batch": bool,
+    "page_size": int,
+    "timeout": int,
+    "retry_attempts": int,
+    "retry_base_seconds": (int, float),
+    "retry_max_seconds": (int, float),
+}
+_EXO_PATHS = ("certificate", "certificate_pfx", "ca_bundle")
+_SECTIONS = ("connection", "trustees", "targets", "reapply", "exo")
 
 
 class _Reader:
@@ -199,6 +246,8 @@ def load_config(path: Path) -> Config:
         if section in data and not isinstance(data[section], dict):
             raise reader.fail(section, "expected a table")
     connection = _connection(reader, data.get("connection", {}))
+    if "exo" in data:
+        connection = replace(connection, exo=_exo(reader, data["exo"]))
     trustees, automapping = _trustees(reader, data.get("trustees", {}))
     targets = data.get("targets", {})
     mailboxes, users_files = _targets(reader, targets, path.parent)
@@ -248,6 +297,37 @@ def _connection(reader: _Reader, table: Mapping[str, Any]) -> Connection:
         if name in values and not 1 <= values[name] <= top:
             raise reader.fail(f"connection.{name}", f"must be between 1 and {top}")
     return Connection(**values)
+
+
+def _exo(reader: _Reader, table: Mapping[str, Any]) -> ExoSettings:
+    reader.check_keys(table, list(_EXO_TYPES), "exo.")
+    values: dict[str, Any] = {}
+    for name, kind in _EXO_TYPES.items():
+        if name not in table:
+            continue
+        value = reader.typed(table, name, kind, "exo.")
+        if isinstance(value, str):
+            if not value:
+                raise reader.fail(f"exo.{name}", "must not be empty")
+            reader.text(value, f"exo.{name}", identity=True)
+        if name in _EXO_PATHS:
+            value = str(reader.path.parent / value)
+        values[name] = value
+    if "cloud" in values and values["cloud"] not in get_args(Cloud):
+        raise reader.fail("exo.cloud", f"'{values['cloud']}' is not one of {', '.join(get_args(Cloud))}")
+    for name in ("host", "login_host"):
+        if name in values and not values[name].startswith("https://"):
+            raise reader.fail(f"exo.{name}", "must be an https:// URL")
+    if "page_size" in values and not 1 <= values["page_size"] <= 1000:
+        raise reader.fail("exo.page_size", "must be between 1 and 1000")
+    if "timeout" in values and values["timeout"] <= 0:
+        raise reader.fail("exo.timeout", "must be a positive number of seconds")
+    if "retry_attempts" in values and not 1 <= values["retry_attempts"] <= 20:
+        raise reader.fail("exo.retry_attempts", "must be between 1 and 20")
+    for name in ("retry_base_seconds", "retry_max_seconds"):
+        if name in values and not (math.isfinite(values[name]) and values[name] >= 0):
+            raise reader.fail(f"exo.{name}", "must be a finite number of seconds, not negative")
+    return ExoSettings(**values)
 
 
 _TRUSTEE_KEYS = ("admin_user", "service_account", "automapping", "extra")

@@ -115,8 +115,25 @@ class FixedSession:
     def close(self) -> None:
         return None
 
+    def __enter__(self) -> FixedSession:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
 
 SessionLike = Session | FixedSession
+
+
+def open_session(connection: Connection, password: str | None, pool_factory: PoolFactory,
+                 cmdlets: Sequence[str] = tuple(NEEDED)) -> SessionLike:
+    """The session of ``connection``'s backend: PowerShell remoting (pypsrp; it reads the metadata of ``cmdlets``),
+    or Exchange Online's REST endpoint (its facts are a fixed table)."""
+    if connection.backend == "exo":
+        from provisioner.exo.session import ExoSession
+
+        return ExoSession(connection)
+    return Session(connection, password, pool_factory, cmdlets)
 
 
 @dataclass
@@ -291,9 +308,8 @@ class Engine:
             raw = shapes.piped_read(runner, batched, trustee, self.options)
             attributed = shapes.attribute_read(batched, trustee, raw, lambda m: self._lookup(runner, m))
             results = {mailbox: seen for mailbox, seen in zip(batched, attributed, strict=True) if seen is not None}
-        for mailbox in chunk:
-            if mailbox not in results:
-                results[mailbox] = shapes.read_one(runner, mailbox, trustee, self.options)
+        alone = [mailbox for mailbox in chunk if mailbox not in results]
+        results.update(zip(alone, shapes.read_each(runner, alone, trustee, self.options), strict=True))
         return {_key(mailbox, trustee): results[mailbox] for mailbox in chunk}
 
     def _lookup(self, runner: Runner, mailboxes: Sequence[Identity]) -> dict[Identity, str | ErrorInfo] | None:
@@ -349,7 +365,7 @@ class Engine:
 
     def _write(self, runner: Runner, batch: Sequence[Step]) -> list[shapes.Written]:
         if len(batch) == 1 or not runner.piping:
-            return [shapes.write_one(runner, step) for step in batch]
+            return shapes.write_each(runner, batch)
         if all(_pipe_safe(step) for step in batch):
             return shapes.piped_write(runner, batch, self.options)
         if runner.facts.runs_statements:

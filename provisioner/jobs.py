@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from provisioner import planner
 from provisioner import steps as step_builders
 from provisioner.config import Connection, ReapplySettings
-from provisioner.engine import Engine, PoolFactory, ProgressFactory, Session, SessionLike
+from provisioner.engine import Engine, PoolFactory, ProgressFactory, SessionLike, open_session
 from provisioner.errors import ExitCode, ProvisionerError
 from provisioner.facts import AUTOMAPPING_HINT, MissingCapability, ServerFacts, refuse_missing
 from provisioner.journal import Journal
@@ -170,7 +170,7 @@ def run(
         return _finish(job, plan, [unchanged_outcome(item) for item in plan.items], started, now(), options)
     settings = settings or ReapplySettings()
     journal = Journal(settings.journal) if settings.journal and not job.dry_run else None
-    active = session or Session(job.connection, password, pool_factory, cmdlets(job.action))
+    active = session or open_session(job.connection, password, pool_factory, cmdlets(job.action))
     try:
         options = prepare(active, job.action, job.connection, job.automapping_unsupported_ok)
         engine = Engine(active, options, settings, batch_size=job.connection.batch_size,
@@ -200,6 +200,17 @@ def run(
     return result
 
 
+def script_context(connection: Connection) -> ScriptContext:
+    """Header and preamble of the reviewed script: the server (and DC) on-prem; for Exchange Online the V3 module's
+    ``Connect-ExchangeOnline`` line, after which the same cmdlets run."""
+    if connection.backend == "exo":
+        from provisioner.exo import script
+
+        return ScriptContext(script.target(connection), None, script.connect_line(connection), exchange_online=True)
+    preamble = connection.preamble if connection.mode == "script" else None
+    return ScriptContext(connection.server or "(not configured)", connection.domain_controller, preamble)
+
+
 def new_run_id(prefix: str = "") -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
     return f"{prefix}-{stamp}" if prefix else stamp
@@ -212,7 +223,5 @@ def _finish(
     script = None
     if job.dry_run:
         changes = step_builders.changes(plan, options)  # a generator: no step is kept (100k-mailbox plans)
-        preamble = job.connection.preamble if job.connection.mode == "script" else None
-        context = ScriptContext(job.connection.server or "(not configured)", job.connection.domain_controller, preamble)
-        script = render_script(plan, changes, context, now=finished)
+        script = render_script(plan, changes, script_context(job.connection), now=finished)
     return RunResult(job, plan, outcomes, started, finished, script, notes or [])

@@ -30,9 +30,9 @@ from typing import Any
 from provisioner import planner
 from provisioner import steps as step_builders
 from provisioner.config import Connection, ReapplySettings, Selector
-from provisioner.engine import Engine, PoolFactory, ProgressFactory, Session
+from provisioner.engine import Engine, PoolFactory, ProgressFactory, open_session
 from provisioner.errors import ExitCode, ProvisionerError
-from provisioner.jobs import NO_HOOKS, Hooks, Job, RunResult, cmdlets, new_run_id, prepare
+from provisioner.jobs import NO_HOOKS, Hooks, Job, RunResult, cmdlets, new_run_id, prepare, script_context
 from provisioner.journal import InDoubt, Journal, in_doubt
 from provisioner.model import (
     Action,
@@ -47,7 +47,7 @@ from provisioner.model import (
     Trustee,
 )
 from provisioner.outcomes import unchanged_outcome
-from provisioner.render import ScriptContext, render_script
+from provisioner.render import render_script
 from provisioner.resolve import MailboxRef, Resolver
 from provisioner.session import open_pool
 
@@ -180,7 +180,7 @@ def run_reapply(
     hooks: Hooks = NO_HOOKS,
 ) -> RunResult:
     started = datetime.now(UTC)
-    session = Session(job.connection, password, pool_factory, cmdlets(Action.REAPPLY))
+    session = open_session(job.connection, password, pool_factory, cmdlets(Action.REAPPLY))
     try:
         options = prepare(session, Action.REAPPLY, job.connection, job.automapping_unsupported_ok)
         journal = Journal(job.settings.journal) if job.settings.journal else None
@@ -194,8 +194,7 @@ def run_reapply(
         script = None
         if job.dry_run:
             steps = list(step_builders.changes(plan, runner.options))
-            context = ScriptContext(job.connection.server or "", job.connection.domain_controller)
-            script = render_script(plan, steps, context)
+            script = render_script(plan, steps, script_context(job.connection))
         too_many = len(changes) > job.settings.max_changes and not job.force
         refuse = job.dry_run or too_many  # dry-run: stop before executing
         if hooks.planned is not None and not too_many:

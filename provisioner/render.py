@@ -93,6 +93,7 @@ class ScriptContext:
     domain_controller: str | None = None
     preamble: str | None = None  # trusted: written by the config author
     plan_digest: str | None = None  # the saved plan this script shows (``sha256:`` and hex digits only)
+    exchange_online: bool = False  # the header says how the script runs there (V3 module)
 
 
 class _Unchanged:
@@ -123,6 +124,7 @@ def _script_variables(
         "trustees": plan.trustees,
         "counts": sorted(plan.counts().items()),
         "preamble": Markup(context.preamble) if context.preamble else None,
+        "exchange_online": context.exchange_online,
         "steps": steps,
         "unchanged": _Unchanged(plan),
     }

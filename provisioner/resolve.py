@@ -145,9 +145,17 @@ class Resolver:
             batch = list(identities[start : start + RESOLVE_BATCH])
             matched = self._batch(batch)
             if matched is None:
-                matched = {identity: self._one(identity) for identity in batch}
+                matched = self._each(batch)
             resolved.update(matched)
         return resolved
+
+    def _each(self, batch: list[Identity]) -> dict[Identity, MailboxRef | ErrorInfo]:
+        """One ``Get-Mailbox -Identity X`` per identity, each judged on its own result (sent together where the
+        runner can: a REST backend's $batch)."""
+        pipelines = [Pipeline.of(step_builders.command("Get-Mailbox", ("Identity", identity.value),
+                                                       options=self.options)) for identity in batch]
+        raws = shapes.run_each(self.runner, pipelines)
+        return {identity: self._one_result(identity, raw) for identity, raw in zip(batch, raws, strict=True)}
 
     def _batch(self, batch: list[Identity]) -> dict[Identity, MailboxRef | ErrorInfo] | None:
         if len(batch) < 2 or not self.runner.piping or any("*" in identity.value for identity in batch):
@@ -175,7 +183,9 @@ class Resolver:
 
     def _one(self, identity: Identity) -> MailboxRef | ErrorInfo:
         command = step_builders.command("Get-Mailbox", ("Identity", identity.value), options=self.options)
-        result = self.runner.run(Pipeline.of(command))
+        return self._one_result(identity, self.runner.run(Pipeline.of(command)))
+
+    def _one_result(self, identity: Identity, result: Raw) -> MailboxRef | ErrorInfo:
         error = result.first_error
         if error is not None and error.transient:
             raise TransportLost(f"resolving {identity}: {error}")

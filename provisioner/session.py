@@ -38,6 +38,8 @@ def resolve_password(connection: Connection, prompt: Callable[[str], str] | None
     Certificate auth needs none; Kerberos uses the ticket cache (after kinit) or the keytab unless a username is
     configured and the environment holds a password.
     """
+    if connection.backend == "exo":
+        return None  # app-only with a certificate: no password
     password = os.environ.get(PASSWORD_ENV)
     if connection.auth == "certificate" or (connection.auth == "kerberos" and not (connection.username and password)):
         return None
@@ -79,6 +81,11 @@ def _from_keyring(service: str, username: str) -> str | None:
 
 def check_connection_settings(connection: Connection) -> None:
     """Refuse settings that would be unsafe or cannot work, before connecting."""
+    if connection.backend == "exo":
+        from provisioner.exo.session import check_settings
+
+        check_settings(connection)
+        return
     if not connection.server:
         raise InputError("no server configured: set connection.server in the config file or pass --server")
     if connection.auth == "basic" and connection.scheme == "http" and not connection.insecure_lab:

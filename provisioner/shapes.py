@@ -123,13 +123,36 @@ def locate_errors(raw: Raw, mailboxes: Sequence[Identity], trustee: Identity) ->
 
 
 # ---------------------------------------------------------------------------------------------- reads
-def read_one(runner: Runner, mailbox: Identity, trustee: Trustee, options: StepOptions) -> Observation:
-    """``Get-MailboxPermission -Identity M -User T`` alone: its own errors decide."""
-    raw = runner.run(Pipeline.of(step_builders.read(mailbox, trustee, options).command))
+def run_each(runner: Runner, pipelines: Sequence[Pipeline]) -> list[Raw]:
+    """Independent pipelines, each with its own Raw: ``runner.run_each`` where the runner has it (a REST backend
+    sends them together, e.g. as ``$batch`` requests), else one ``run`` after the other."""
+    many = getattr(runner, "run_each", None)
+    if many is None:
+        return [runner.run(pipeline) for pipeline in pipelines]
+    raws: list[Raw] = many(pipelines)
+    if len(raws) != len(pipelines):
+        raise RuntimeError(f"run_each gave {len(raws)} results for {len(pipelines)} pipelines")
+    return raws
+
+
+def read_result(raw: Raw) -> Observation:
+    """The observation of one ``Get-MailboxPermission -Identity M -User T``: its own errors decide."""
     error = raw.first_error
     if error is not None:
         return Observation.unreadable(error)
     return observation(raw.output)
+
+
+def read_one(runner: Runner, mailbox: Identity, trustee: Trustee, options: StepOptions) -> Observation:
+    """``Get-MailboxPermission -Identity M -User T`` alone: its own errors decide."""
+    return read_result(runner.run(Pipeline.of(step_builders.read(mailbox, trustee, options).command)))
+
+
+def read_each(runner: Runner, mailboxes: Sequence[Identity], trustee: Trustee,
+              options: StepOptions) -> list[Observation]:
+    """One ``Get-MailboxPermission -Identity M -User T`` per mailbox, each judged on its own result."""
+    pipelines = [Pipeline.of(step_builders.read(mailbox, trustee, options).command) for mailbox in mailboxes]
+    return [read_result(raw) for raw in run_each(runner, pipelines)]
 
 
 def piped_read(runner: Runner, mailboxes: Sequence[Identity], trustee: Trustee, options: StepOptions) -> Raw:
@@ -255,7 +278,18 @@ def failed(step: Step, error: ErrorInfo, warnings: Sequence[str] = ()) -> Outcom
 
 def write_one(runner: Runner, step: Step) -> Written:
     """One step alone: its own errors decide; a Remove (no output) is confirmed by a read."""
-    raw = runner.run(Pipeline.of(step.command))
+    return write_result(step, runner.run(Pipeline.of(step.command)))
+
+
+def write_each(runner: Runner, batch: Sequence[Step]) -> list[Written]:
+    """Each step as its own pipeline (sent together where the runner can), each judged on its own result."""
+    raws = run_each(runner, [Pipeline.of(step.command) for step in batch])
+    return [write_result(step, raw) for step, raw in zip(batch, raws, strict=True)]
+
+
+def write_result(step: Step, raw: Raw) -> Written:
+    """A one-step pipeline's result: an error fails it; one ACE object proves a grant; anything else (a Remove,
+    which outputs nothing) is confirmed by a read."""
     warnings = [text for text, _ in raw.warnings]
     error = raw.first_error
     if error is not None:

@@ -12,12 +12,12 @@ from pathlib import Path
 
 from provisioner import steps as step_builders
 from provisioner.config import Connection, ReapplySettings
-from provisioner.engine import Engine, PoolFactory, ProgressFactory, Session
+from provisioner.engine import Engine, PoolFactory, ProgressFactory, open_session
 from provisioner.errors import InputError
-from provisioner.jobs import NO_HOOKS, Hooks, Job, RunResult, cmdlets, prepare
+from provisioner.jobs import NO_HOOKS, Hooks, Job, RunResult, cmdlets, prepare, script_context
 from provisioner.journal import Journal, changes_of
 from provisioner.model import Action, Identity, ItemState, Outcome, Plan, PlanItem, Result, Trustee
-from provisioner.render import ScriptContext, render_script
+from provisioner.render import render_script
 from provisioner.session import open_pool
 
 
@@ -55,11 +55,11 @@ def run_undo(
     options = step_builders.StepOptions(domain_controller=connection.domain_controller)
     if dry_run:
         steps = list(step_builders.changes(plan, options))
-        script = render_script(plan, steps, ScriptContext(connection.server or "", connection.domain_controller))
+        script = render_script(plan, steps, script_context(connection))
         outcomes = [Outcome(i.mailbox, i.trustee, Result.PLANNED, i.detail) for i in plan.items]
         return RunResult(summary, plan, outcomes, started, datetime.now(UTC), script)
     undo_id = f"undo-{run_id}-{uuid.uuid4().hex[:8]}"
-    with Session(connection, password, pool_factory, cmdlets(Action.UNDO)) as session:
+    with open_session(connection, password, pool_factory, cmdlets(Action.UNDO)) as session:
         grants = any(item.state is ItemState.TO_ADD for item in plan.items)  # undoing removals grants again
         options = prepare(session, Action.UNDO if grants else Action.REVOKE, connection, automapping_unsupported_ok)
         engine = Engine(session, options, settings, batch_size=connection.batch_size,

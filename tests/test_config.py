@@ -101,3 +101,15 @@ def test_extra_trustees_and_relative_users_files(tmp_path: Path) -> None:
 def test_overrides_ignore_unset_values() -> None:
     base = Connection(server="a", auth="ntlm")
     assert base.with_overrides(server=None, auth="basic") == Connection(server="a", auth="basic")
+
+
+def test_exo_table_is_read_and_checked(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[connection]\nbackend = "exo"\n[exo]\ntenant = "contoso.onmicrosoft.com"\n'
+                            'app_id = "app"\ncertificate = "app.pem"\ncloud = "gcchigh"\nbatch = false\n')
+    connection = load_config(path).connection
+    assert connection.backend == "exo" and connection.exo.cloud == "gcchigh" and connection.exo.batch is False
+    assert connection.exo.certificate == str(tmp_path / "app.pem")  # relative to the config file
+    for bad, key in (('cloud = "china"', "exo.cloud"), ('host = "http://x"', "exo.host"),
+                     ("page_size = 5000", "exo.page_size"), ('tenantt = "x"', "exo.tenantt")):
+        with pytest.raises(InputError, match=key.replace(".", r"\.")):
+            load_config(_write(tmp_path, f"[exo]\n{bad}\n"))
