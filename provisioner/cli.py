@@ -195,13 +195,16 @@ def _execute(job: Job, report: Path | None, settings: ReapplySettings | None = N
     return result
 
 
-def _profile_for(trustees: tuple[Trustee, ...], path: Path | None, dry_run: bool) -> ProfileList | None:
-    """The MAPI-profile list of a run that changes the admin-console user's access (None: nothing to list)."""
+def _profile_for(trustees: tuple[Trustee, ...], path: Path | None, dry_run: bool, *shown_in: Path | None
+                 ) -> ProfileList | None:
+    """The MAPI-profile list of a run that changes the admin-console user's access (None: nothing to list). The
+    mailboxes' names are read from Exchange only when a list or report (``path``, ``shown_in``) will show them."""
     if path is not None:
         require_admin(trustees, "--profile-list")
         if dry_run:
             raise InputError("--profile-list lists what a run granted or removed; a dry-run changes nothing")
-    return ProfileList() if admin_users(trustees) and not dry_run else None
+    names = any(target is not None for target in (path, *shown_in))
+    return ProfileList(names=names) if admin_users(trustees) and not dry_run else None
 
 
 def _emit_profile(profile: ProfileList | None, path: Path | None) -> None:
@@ -280,7 +283,7 @@ def _change_command(
     html: Path | None = None,
 ) -> None:
     with _edge():
-        _check_output(output_format, dry_run, script)
+        _check_output(output_format, dry_run and plan_out is None, script)  # a plan's script goes to a file
         if offline and not dry_run:
             raise InputError("--offline only makes sense with --dry-run (nothing can be applied without reading)")
         if script is not None and not dry_run:
@@ -293,7 +296,7 @@ def _change_command(
         wanted = _desired(settings, mailbox, users_file, trustees)
         job = Job(action, wanted.mailboxes, wanted.trustees, connection, dry_run=dry_run, offline=offline,
                   automapping_unsupported_ok=automapping_unsupported_ok)
-        profile = _profile_for(wanted.trustees, profile_list, dry_run)
+        profile = _profile_for(wanted.trustees, profile_list, dry_run, report, html)
         capture = PlanCapture(connection) if plan_out is not None else None
         planned = capture if capture is not None else (
             confirmation.hook(removals_question("revoke")) if action is Action.REVOKE and not dry_run else None)
@@ -518,7 +521,7 @@ def reapply(
     from provisioner.reapply import ReapplyJob, run_reapply, write_outputs
 
     with _edge():
-        _check_output(output_format, dry_run, script)
+        _check_output(output_format, dry_run and plan_out is None, script)  # a plan's script goes to a file
         if script is not None and not dry_run:
             raise InputError("--script is written by --dry-run; add --dry-run")
         settings = discover(config)
@@ -547,7 +550,7 @@ def reapply(
             connection, wanted.trustees, wanted.mailboxes, wanted_selectors, settings.exclude, reapply_settings,
             prune=prune, dry_run=dry_run, force=force, automapping_unsupported_ok=automapping_unsupported_ok,
         )
-        profile = _profile_for(wanted.trustees, profile_list, dry_run)
+        profile = _profile_for(wanted.trustees, profile_list, dry_run, reapply_settings.report, html)
         capture = PlanCapture(connection) if plan_out is not None else None
         planned = capture if capture is not None else (
             confirmation.hook(removals_question("reapply --prune")) if prune and not dry_run else None)
@@ -591,14 +594,25 @@ def _journal_path(settings: Config, journal: Path | None) -> Path:
 
 
 @journal_app.command("list")
-def journal_list(config: ConfigOpt = None, journal: JournalOpt = None) -> None:
+def journal_list(config: ConfigOpt = None, journal: JournalOpt = None, output_format: FormatOpt = "table") -> None:
     """The runs recorded in the journal, with how many changes each made."""
     from provisioner.journal import changes_of, run_ids
 
     with _edge():
+        _check_output(output_format)
         path = _journal_path(discover(config), journal)
-        for run_id in run_ids(path):
-            typer.echo(f"{run_id}  {len(changes_of(path, run_id))} changes")
+        runs = [{"run_id": run_id, "changes": len(changes_of(path, run_id))} for run_id in run_ids(path)]
+        if output_format == "json":
+            typer.echo(json.dumps(runs, indent=2))
+        elif output_format == "csv":
+            import csv
+
+            writer = csv.DictWriter(sys.stdout, fieldnames=("run_id", "changes"), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(runs)
+        else:
+            for run in runs:
+                typer.echo(f"{run['run_id']}  {run['changes']} changes")
 
 
 @journal_app.command("undo")
@@ -699,7 +713,7 @@ def apply_plan(
             raise PlanDrift(moved, 0, len(saved.changes), hard=True)
         _err(f"plan {saved.digest}: {saved.action.value}, {len(saved.changes)} changes ({saved.removals} removals), "
              f"made {saved.created} for {saved.endpoint.get('server')}")
-        profile = _profile_for(saved.trustees, profile_list, False)
+        profile = _profile_for(saved.trustees, profile_list, False, report, html)
         if saved.removals:
             confirmation = Confirmation.from_terminal(yes)
             confirmation.require("applying a plan that removes access")

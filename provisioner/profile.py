@@ -67,12 +67,16 @@ class ProfileList:
     """A run's ``finished`` hook: collects the admin-console user's changed mailboxes and reads their names."""
 
     changes: Mapping[Result, str] = field(default_factory=lambda: RUN_CHANGES)
+    names: bool = True  # read the names (a report or list will show them); False: only count, nothing read
     entries: list[ProfileEntry] = field(default_factory=list)
 
     def __call__(self, outcomes: Sequence[Outcome], engine: Engine) -> None:
         picked = [(o, self.changes[o.result]) for o in outcomes
                   if o.trustee.role == ADMIN_ROLE and o.result in self.changes]
         if not picked:
+            return
+        if not self.names:
+            self.entries.extend(ProfileEntry(change, o.mailbox, o.trustee) for o, change in picked)
             return
         mailboxes = list(dict.fromkeys(outcome.mailbox for outcome, _ in picked))
         found: dict[Identity, MailboxRef | ErrorInfo] = engine.with_session(

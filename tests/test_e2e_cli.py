@@ -170,14 +170,21 @@ def test_basic_auth_needs_the_lab_flag_and_works_with_it(lab: Lab) -> None:
     assert has(lab, "bob.meyer", SERVICE)
 
 
-def test_terminating_failures_fail_only_their_items() -> None:
+def fast_retries(tmp_path: Path) -> list[str]:
+    """A config whose backoff is milliseconds: the retries still happen, the test does not wait for them."""
+    path = tmp_path / "fast-retries.toml"
+    path.write_text("[reapply]\nretry_base_seconds = 0.01\nretry_max_seconds = 1\n", encoding="utf-8")
+    return ["--config", str(path)]
+
+
+def test_terminating_failures_fail_only_their_items(tmp_path: Path) -> None:
     # Throttling after 4 cmdlets: the 4 reads pass, every write's pipeline fails (a terminating error).
     # --batch-size 1: one pipeline and one cmdlet per read, as this budget assumes (batched reads spend two
     # cmdlets per pair; tests/test_batch_lab.py covers throttling inside batches).
     engine = build_engine(options=EngineOptions(throttle_max_cmdlets=4, throttle_refill=False))
     with running_lab(engine=engine) as lab:
         result = cli(lab, "grant", "-m", "alice.wong", "-m", "bob.meyer", "--admin-user", ADMIN,
-                     "--service-account", SERVICE, "--batch-size", "1")
+                     "--service-account", SERVICE, "--batch-size", "1", *fast_retries(tmp_path))
     assert result.returncode == 1, result.stderr
     assert result.stderr.count("failed: ") == 4
     assert "user load quota" in result.stderr
@@ -189,7 +196,7 @@ def test_a_session_dropped_mid_run_leaves_unfinished_items_unknown(tmp_path: Pat
         lab.server.set_faults(FaultOptions(drop_rate=1.0, actions=frozenset({"Command"}), seed=1))
         # Every Command request is dropped: the first read breaks the session.
         result = cli(lab, "grant", "-m", "alice.wong", "-m", "bob.meyer", "--service-account", SERVICE,
-                     "--report", str(tmp_path / "r.json"))
+                     "--report", str(tmp_path / "r.json"), *fast_retries(tmp_path))
     assert result.returncode == 1, result.stderr
     assert set(report(tmp_path / "r.json")["results"].values()) == {"unknown"}
     assert lab.engine.counters.writes == 0

@@ -174,3 +174,13 @@ def test_a_reapply_plan_with_prune_applies_grants_and_removals(profile: str, tmp
         applied = cli(lab, "apply", str(plan), "--yes")
         assert applied.returncode == 0, applied.stderr
         assert holders(lab, SERVICE) == set(MAILBOXES[:4])
+
+
+def test_a_plan_can_list_its_items_on_stdout_while_its_script_goes_to_a_file(tmp_path: Path) -> None:
+    with running_lab(mailboxes=4) as lab:
+        out = tmp_path / "change.plan"
+        result = cli(lab, "plan", "grant", *targets(MAILBOXES[:2]), "--service-account", SERVICE, "--out", str(out),
+                     "--format", "json")
+        assert result.returncode == 0, result.stderr
+        assert {i["result"] for i in json.loads(result.stdout)["items"]} == {"planned"}
+        assert "Add-MailboxPermission" in (tmp_path / "change.plan.ps1").read_text()

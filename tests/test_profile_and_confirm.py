@@ -188,3 +188,15 @@ def test_revoke_without_a_terminal_and_without_yes_sends_nothing() -> None:
         assert result.returncode == 2
         assert "no terminal to ask on" in result.stderr and "--yes" in result.stderr
         assert lab.engine.counters.snapshot()["pipelines"] == 0
+
+
+def test_names_are_read_only_when_a_list_or_report_shows_them(tmp_path: Path) -> None:
+    pipelines = []
+    for extra in ([], ["--profile-list", str(tmp_path / "p.csv")]):
+        with running_lab(mailboxes=8) as lab:
+            result = cli(lab, "grant", *targets(MAILBOXES), "--admin-user", ADMIN, *extra)
+            assert result.returncode == 0, result.stderr
+            pipelines.append(lab.engine.counters.snapshot()["pipelines"])
+            assert "MAPI profile of the admin-console user: add 6 mailboxes" in result.stderr
+            assert ("list them with --profile-list FILE" in result.stderr) == (not extra)
+    assert pipelines[1] - pipelines[0] == 1  # the names of all six in one `ids | Get-Mailbox`
