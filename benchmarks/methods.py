@@ -1,7 +1,9 @@
 """The three methods as child processes: how each is started, measured (os.wait4) and checked.
 
-* ``provisioner``: the real CLI, ``provisioner grant ... --report out.json``, both runs (the first grant, then
-  the same command again: it reads, finds every grant present and writes nothing); outcomes from the report.
+* ``provisioner``: the real CLI, ``provisioner grant ... --format json``, both runs (the first grant, then
+  the same command again: it reads, finds every grant present and writes nothing); outcomes from the JSON items
+  on stdout (the same document as ``--report``; a report or ``--profile-list`` would also read the names of the
+  admin-console user's newly granted mailboxes for the MAPI-profile list, work the one-liner does not do).
 * ``naive`` and ``expert``: :mod:`clients` (pypsrp's public API).
 
 Every (mailbox, trustee) should end as expected: ``granted`` (first grant) or ``already-present`` (no-op) for
@@ -73,11 +75,11 @@ def cli_grant_options() -> str:
                           check=False).stdout
 
 
-def command(method: str, run: str, port: int, users_file: Path, report: Path, automapping: bool) -> list[str]:
+def command(method: str, run: str, port: int, users_file: Path, automapping: bool) -> list[str]:
     if method in PRODUCT:
         cli = [*cli_path(), "grant", "--users-file", str(users_file), "--admin-user", ADMIN_USER,
                "--service-account", SERVICE_ACCOUNT, "--server", "127.0.0.1", "--port", str(port),
-               "--auth", "ntlm", "--username", LAB_USER, "--report", str(report)]
+               "--auth", "ntlm", "--username", LAB_USER, "--format", "json"]
         if not automapping and NO_AUTOMAPPING_OK in cli_grant_options():
             cli.append(NO_AUTOMAPPING_OK)  # as naive and expert, grant without it where the server lacks it
         if method == "provisioner-fast":
@@ -109,16 +111,15 @@ def run_method(method: str, run: str, lab: LabProcess, port: int, users_file: Pa
                automapping: bool) -> tuple[ChildRun, Outcome]:
     """One measured run of ``method`` against ``port`` (the lab, or the counting proxy in front of it)."""
     with tempfile.TemporaryDirectory() as folder:  # the CLI's working directory: no stray provisioner.toml
-        report = Path(folder, "report.json")
         env = {**os.environ, "PROVISIONER_PASSWORD": LAB_PASSWORD}
-        child = run_child(command(method, run, port, users_file, report, automapping), lab, env, Path(folder))
-        return child, outcome(method, run, child, report, mailboxes)
+        child = run_child(command(method, run, port, users_file, automapping), lab, env, Path(folder))
+        return child, outcome(method, run, child, mailboxes)
 
 
-def outcome(method: str, run: str, child: ChildRun, report: Path, mailboxes: list[str]) -> Outcome:
+def outcome(method: str, run: str, child: ChildRun, mailboxes: list[str]) -> Outcome:
     try:
         if method in PRODUCT:
-            document = json.loads(report.read_text(encoding="utf-8"))
+            document = json.loads(child.stdout)
             return item_outcome(report_items(document["items"]), mailboxes, run)
         result = json.loads(child.stdout.strip().splitlines()[-1])
     except (OSError, ValueError, KeyError, IndexError) as exc:
