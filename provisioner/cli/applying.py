@@ -1,0 +1,117 @@
+"""``provisioner apply FILE``: a saved plan's changes, exactly, or exit 7."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from provisioner import report as reports
+from provisioner.cli.apps import app
+from provisioner.cli.common import (
+    check_output,
+    connection_of,
+    edge,
+    emit_profile,
+    err,
+    lock_path,
+    present,
+    profile_for,
+    progress_factory,
+)
+from provisioner.cli.options import (
+    AuthOpt,
+    ConfigOpt,
+    FastWireOpt,
+    FormatOpt,
+    HtmlOpt,
+    KeytabOpt,
+    LabOpt,
+    ParallelOpt,
+    PrincipalOpt,
+    ProfileListOpt,
+    ReportOpt,
+    SpnHostOpt,
+    SpnServiceOpt,
+    UserOpt,
+    YesOpt,
+)
+from provisioner.config import discover
+from provisioner.confirm import Confirmation, changes_question
+from provisioner.jobs import Hooks
+from provisioner.session import check_connection_settings, resolve_password
+
+
+@app.command("apply")
+def apply_plan(
+    plan_file: Annotated[Path, typer.Argument(help="The plan `provisioner plan … --out FILE` saved")],
+    config: ConfigOpt = None,
+    allow_drift: Annotated[bool, typer.Option(
+        "--allow-drift", help="If the state moved since the plan, apply the changes that are still valid")] = False,
+    yes: YesOpt = False,
+    report: ReportOpt = None,
+    output_format: FormatOpt = None,
+    html: HtmlOpt = None,
+    profile_list: ProfileListOpt = None,
+    server: Annotated[str | None, typer.Option("--server", help="Must be the plan's (default: the plan's)")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Must be the plan's (default: the plan's)")] = None,
+    scheme: Annotated[str | None, typer.Option("--scheme", help="Must be the plan's (default: the plan's)")] = None,
+    auth: AuthOpt = None,
+    username: UserOpt = None,
+    keytab: KeytabOpt = None,
+    principal: PrincipalOpt = None,
+    spn_service: SpnServiceOpt = None,
+    spn_hostname: SpnHostOpt = None,
+    parallel: ParallelOpt = None,
+    fast_wire: FastWireOpt = None,
+    insecure_lab: LabOpt = False,
+) -> None:
+    """Apply exactly a saved plan's changes, after reading again what they depend on: if anything moved (a grant
+    already there, a mailbox gone, another server), nothing is changed (exit 7) unless --allow-drift. Asks for
+    confirmation when the plan removes access (--yes without a terminal)."""
+    from provisioner.applyplan import PlanDrift, connection_for, run_apply
+    from provisioner.lock import exclusive
+    from provisioner.planfile import load
+
+    with edge():
+        check_output(output_format)
+        saved = load(plan_file)
+        given = {"server": server, "port": port, "scheme": scheme}
+        moved = [f"{name}: the plan is for {saved.endpoint.get(name)}, --{name} says {value}"
+                 for name, value in given.items() if value is not None and value != saved.endpoint.get(name)]
+        if moved:
+            raise PlanDrift(moved, 0, len(saved.changes), hard=True)
+        err(f"plan {saved.digest}: {saved.action.value}, {len(saved.changes)} changes ({saved.removals} removals), "
+             f"made {saved.created} for {saved.endpoint.get('server')}")
+        profile = profile_for(saved.trustees, profile_list, False, report, html)
+        if saved.removals:
+            confirmation = Confirmation.from_terminal(yes)
+            confirmation.require("applying a plan that removes access")
+            question = changes_question(f"apply {plan_file}", saved.plan())
+            if question is not None:
+                confirmation.confirm(question)
+        settings = discover(config)
+        connection = connection_of(
+            settings, server=server, auth=auth, username=username, keytab=keytab, principal=principal,
+            spn_service=spn_service,
+            spn_hostname=spn_hostname, insecure_lab=insecure_lab, parallel=parallel, fast_wire=fast_wire,
+        )
+        connection = connection_for(saved, connection)
+        check_connection_settings(connection)
+        password = resolve_password(connection)
+        with exclusive(lock_path(settings, None, settings.reapply.journal)), progress_factory() as progress:
+            result = run_apply(saved, connection, settings.reapply, password=password, allow_drift=allow_drift,
+                               progress=progress, hooks=Hooks(finished=profile))
+        if profile is not None:
+            result.profile = tuple(profile.entries)
+        for note in result.notes:
+            err(f"note: {note}")
+        if report is not None:
+            reports.write_report(result, report)
+        if result.run_id is not None:
+            err(f"run {result.run_id} recorded in {settings.reapply.journal}")
+        present(result, output_format, html)
+        emit_profile(profile, profile_list)
+        err(reports.summary_line(result))
+        raise typer.Exit(int(result.exit_code))

@@ -1,0 +1,119 @@
+"""``provisioner audit``: read-only, who has, lacks or is blocked from Full Access (and the MAPI-profile list)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Annotated
+
+import typer
+
+from provisioner import report as reports
+from provisioner.cli.apps import app
+from provisioner.cli.common import (
+    check_output,
+    connection_of,
+    edge,
+    err,
+    execute,
+    present,
+    wanted_from,
+)
+from provisioner.cli.options import (
+    AdminOpt,
+    AuthOpt,
+    BatchOpt,
+    ConfigOpt,
+    DcOpt,
+    FastWireOpt,
+    FormatOpt,
+    HtmlOpt,
+    KeytabOpt,
+    LabOpt,
+    MailboxOpt,
+    ModeOpt,
+    ParallelOpt,
+    PortOpt,
+    PrincipalOpt,
+    ReportOpt,
+    SchemeOpt,
+    ServerOpt,
+    ServiceOpt,
+    SpnHostOpt,
+    SpnServiceOpt,
+    TrusteeOpt,
+    UserOpt,
+    UsersFileOpt,
+)
+from provisioner.config import discover
+from provisioner.desired import TrusteeOptions
+from provisioner.jobs import Hooks, Job
+from provisioner.model import Action
+from provisioner.profile import AUDIT_CHANGES, ProfileList, require_admin
+from provisioner.profile import as_csv as profile_csv
+from provisioner.profile import as_table as profile_table
+
+
+@app.command()
+def audit(
+    config: ConfigOpt = None,
+    mailbox: MailboxOpt = None,
+    users_file: UsersFileOpt = None,
+    admin_user: AdminOpt = None,
+    service_account: ServiceOpt = None,
+    trustee: TrusteeOpt = None,
+    output_format: FormatOpt = "table",
+    for_profile: Annotated[bool, typer.Option(
+        "--for-profile", help="List the targets the admin-console user can open, with display name, primary SMTP "
+        "address and LegacyExchangeDN: what its MAPI profile must list")] = False,
+    report: ReportOpt = None,
+    html: HtmlOpt = None,
+    server: ServerOpt = None,
+    port: PortOpt = None,
+    scheme: SchemeOpt = None,
+    auth: AuthOpt = None,
+    username: UserOpt = None,
+    keytab: KeytabOpt = None,
+    principal: PrincipalOpt = None,
+    spn_service: SpnServiceOpt = None,
+    spn_hostname: SpnHostOpt = None,
+    domain_controller: DcOpt = None,
+    mode: ModeOpt = None,
+    batch_size: BatchOpt = None,
+    parallel: ParallelOpt = None,
+    fast_wire: FastWireOpt = None,
+    insecure_lab: LabOpt = False,
+) -> None:
+    """Read-only: which targets have, lack, block or could not be read for each trustee. Exit 3 on drift."""
+    with edge():
+        check_output(output_format)
+        settings = discover(config)
+        connection = connection_of(
+            settings, server=server, port=port, scheme=scheme, auth=auth, username=username,
+            keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
+            domain_controller=domain_controller, mode=mode, insecure_lab=insecure_lab, batch_size=batch_size,
+            parallel=parallel, fast_wire=fast_wire,
+        )
+        wanted = wanted_from(settings, mailbox, users_file, TrusteeOptions(admin_user, service_account, trustee or ()))
+        profile = None
+        if for_profile:
+            require_admin(wanted.trustees, "--for-profile")
+            profile = ProfileList(AUDIT_CHANGES)
+        job = Job(Action.AUDIT, wanted.mailboxes, wanted.trustees, connection)
+        result = execute(job, report, hooks=Hooks(finished=profile), profile=profile)
+        if profile is not None:  # the MAPI profile's list instead of the items (the report and --html keep those)
+            if html is not None:
+                present(result, None, html)
+            sys.stdout.write(_profile_formats[output_format or "table"](profile))
+        else:
+            present(result, output_format, html)
+        err(reports.summary_line(result))
+        raise typer.Exit(int(result.exit_code))
+
+
+_profile_formats: dict[str, Callable[[ProfileList], str]] = {
+    "table": lambda profile: profile_table(profile.entries),
+    "csv": lambda profile: profile_csv(profile.entries),
+    "json": lambda profile: json.dumps([e.record() for e in profile.entries], indent=2, ensure_ascii=False) + "\n",
+}

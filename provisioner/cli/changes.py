@@ -1,0 +1,311 @@
+"""The changing commands: grant, revoke, reapply, and their `plan` variants."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from provisioner import report as reports
+from provisioner.applyplan import PlanCapture
+from provisioner.cli.apps import app, plan_app
+from provisioner.cli.common import (
+    check_output,
+    connection_of,
+    edge,
+    emit_profile,
+    emit_script,
+    err,
+    execute,
+    hide,
+    lock_path,
+    planning,
+    present,
+    profile_for,
+    progress_factory,
+    save_plan,
+    wanted_from,
+)
+from provisioner.cli.options import (
+    AdminOpt,
+    AuthOpt,
+    AutomapOpt,
+    BatchOpt,
+    ConfigOpt,
+    DcOpt,
+    DryRunOpt,
+    FastWireOpt,
+    FormatOpt,
+    HtmlOpt,
+    KeytabOpt,
+    LabOpt,
+    MailboxOpt,
+    ModeOpt,
+    NoAutomapOpt,
+    OfflineOpt,
+    ParallelOpt,
+    PortOpt,
+    PrincipalOpt,
+    ProfileListOpt,
+    ReportOpt,
+    SchemeOpt,
+    ScriptOpt,
+    ServerOpt,
+    ServiceOpt,
+    SpnHostOpt,
+    SpnServiceOpt,
+    TrusteeOpt,
+    UserOpt,
+    UsersFileOpt,
+    YesOpt,
+)
+from provisioner.config import discover
+from provisioner.confirm import Confirmation, removals_question
+from provisioner.desired import TrusteeOptions
+from provisioner.errors import InputError
+from provisioner.jobs import Hooks, Job
+from provisioner.model import Action
+from provisioner.session import check_connection_settings, resolve_password
+
+
+def _change_command(
+    action: Action,
+    *,
+    config: Path | None,
+    mailbox: list[str] | None,
+    users_file: list[Path] | None,
+    trustees: TrusteeOptions,
+    dry_run: bool,
+    offline: bool,
+    script: Path | None,
+    report: Path | None,
+    overrides: dict[str, Any],
+    automapping_unsupported_ok: bool = False,
+    yes: bool = False,
+    profile_list: Path | None = None,
+    plan_out: Path | None = None,
+    output_format: str | None = None,
+    html: Path | None = None,
+) -> None:
+    with edge():
+        check_output(output_format, dry_run and plan_out is None, script)  # a plan's script goes to a file
+        if offline and not dry_run:
+            raise InputError("--offline only makes sense with --dry-run (nothing can be applied without reading)")
+        if script is not None and not dry_run:
+            raise InputError("--script is written by --dry-run; add --dry-run")
+        confirmation = Confirmation.from_terminal(yes)
+        if action is Action.REVOKE and not dry_run:
+            confirmation.require("revoke")
+        settings = discover(config)
+        connection = connection_of(settings, **overrides)
+        wanted = wanted_from(settings, mailbox, users_file, trustees)
+        job = Job(action, wanted.mailboxes, wanted.trustees, connection, dry_run=dry_run, offline=offline,
+                  automapping_unsupported_ok=automapping_unsupported_ok)
+        profile = profile_for(wanted.trustees, profile_list, dry_run, report, html)
+        capture = PlanCapture(connection) if plan_out is not None else None
+        planned = capture if capture is not None else (
+            confirmation.hook(removals_question("revoke")) if action is Action.REVOKE and not dry_run else None)
+        # the journal of [reapply] records grant and revoke runs too, so `journal undo` can reverse them (each batch
+        # is one O_APPEND write, so a concurrent reapply's lines never interleave with these)
+        result = execute(job, report, settings.reapply, Hooks(planned, profile), profile)
+        if result.run_id is not None:
+            err(f"run {result.run_id} recorded in {settings.reapply.journal}")
+        if capture is not None and plan_out is not None:
+            save_plan(capture, plan_out, script)
+        else:
+            emit_script(result, script)
+        present(result, output_format, html)
+        emit_profile(profile, profile_list)
+        err(reports.summary_line(result))
+        raise typer.Exit(int(result.exit_code))
+
+
+def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
+    """grant and revoke share every option; revoke refuses --automapping (it only shapes new grants)."""
+
+    def command(
+        config: ConfigOpt = None,
+        mailbox: MailboxOpt = None,
+        users_file: UsersFileOpt = None,
+        admin_user: AdminOpt = None,
+        service_account: ServiceOpt = None,
+        trustee: TrusteeOpt = None,
+        automapping: AutomapOpt = None,
+        dry_run: DryRunOpt = False,
+        offline: OfflineOpt = False,
+        script: ScriptOpt = None,
+        report: ReportOpt = None,
+        output_format: FormatOpt = None,
+        html: HtmlOpt = None,
+        server: ServerOpt = None,
+        port: PortOpt = None,
+        scheme: SchemeOpt = None,
+        auth: AuthOpt = None,
+        username: UserOpt = None,
+        keytab: KeytabOpt = None,
+        principal: PrincipalOpt = None,
+        spn_service: SpnServiceOpt = None,
+        spn_hostname: SpnHostOpt = None,
+        domain_controller: DcOpt = None,
+        mode: ModeOpt = None,
+        batch_size: BatchOpt = None,
+        parallel: ParallelOpt = None,
+        fast_wire: FastWireOpt = None,
+        insecure_lab: LabOpt = False,
+        automapping_unsupported_ok: NoAutomapOpt = False,
+        yes: YesOpt = False,
+        profile_list: ProfileListOpt = None,
+        plan_out: Path | None = None,
+    ) -> None:
+        if action is Action.REVOKE and automapping is not None:
+            with edge():
+                raise InputError("--automapping shapes new grants; revoke does not take it")
+        _change_command(
+            action,
+            config=config,
+            mailbox=mailbox,
+            users_file=users_file,
+            trustees=TrusteeOptions(admin_user, service_account, trustee or (), automapping),
+            dry_run=dry_run,
+            offline=offline,
+            script=script,
+            report=report,
+            overrides=dict(
+                server=server, port=port, scheme=scheme, auth=auth, username=username,
+                keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
+                domain_controller=domain_controller, mode=mode, insecure_lab=insecure_lab, batch_size=batch_size,
+                parallel=parallel, fast_wire=fast_wire,
+            ),
+            automapping_unsupported_ok=automapping_unsupported_ok,
+            yes=yes,
+            profile_list=profile_list,
+            plan_out=plan_out,
+            output_format=output_format,
+            html=html,
+        )
+
+    command.__doc__ = help_text
+    return command
+
+
+_grant = _change_cli(Action.GRANT, "Give the trustees Full Access on every target mailbox (only what is missing).")
+_revoke = _change_cli(
+    Action.REVOKE,
+    "Remove the trustees' explicit Full Access from the target mailboxes (inherited and Deny entries stay). "
+    "Asks for confirmation (--yes without a terminal).",
+)
+app.command("grant")(hide(_grant, "plan_out", "yes"))
+app.command("revoke")(hide(_revoke, "plan_out"))
+plan_app.command("grant")(planning(_grant, "Plan a grant: read, then save the changes and their review script."))
+plan_app.command("revoke")(planning(_revoke, "Plan a revoke: read, then save the changes and their review script."))
+
+
+def reapply(
+    config: ConfigOpt = None,
+    mailbox: MailboxOpt = None,
+    users_file: UsersFileOpt = None,
+    admin_user: AdminOpt = None,
+    service_account: ServiceOpt = None,
+    trustee: TrusteeOpt = None,
+    automapping: AutomapOpt = None,
+    prune: Annotated[bool, typer.Option("--prune", help="Remove managed trustees' explicit access from mailboxes "
+                                        "no longer targeted")] = False,
+    dry_run: DryRunOpt = False,
+    script: ScriptOpt = None,
+    max_changes: Annotated[
+        int | None, typer.Option("--max-changes", min=0, help="Refuse larger plans (exit 6)")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Apply even above --max-changes")] = False,
+    report: ReportOpt = None,
+    output_format: FormatOpt = None,
+    html: HtmlOpt = None,
+    journal: Annotated[Path | None, typer.Option("--journal", help="JSON-lines change journal")] = None,
+    metrics_file: Annotated[Path | None, typer.Option("--metrics-file", help="Prometheus textfile")] = None,
+    lock_file: Annotated[Path | None, typer.Option("--lock-file", help="Lock (default: next to the journal)")] = None,
+    server: ServerOpt = None,
+    port: PortOpt = None,
+    scheme: SchemeOpt = None,
+    auth: AuthOpt = None,
+    username: UserOpt = None,
+    keytab: KeytabOpt = None,
+    principal: PrincipalOpt = None,
+    spn_service: SpnServiceOpt = None,
+    spn_hostname: SpnHostOpt = None,
+    domain_controller: DcOpt = None,
+    batch_size: BatchOpt = None,
+    parallel: ParallelOpt = None,
+    fast_wire: FastWireOpt = None,
+    insecure_lab: LabOpt = False,
+    automapping_unsupported_ok: NoAutomapOpt = False,
+    yes: YesOpt = False,
+    profile_list: ProfileListOpt = None,
+    plan_out: Path | None = None,
+) -> None:
+    """The scheduled job: reconcile desired state (targets + selectors) with the live permissions, safely. With
+    --prune it asks for confirmation before removing (--yes without a terminal)."""
+    from dataclasses import replace as with_values
+
+    from provisioner.lock import exclusive
+    from provisioner.reapply import ReapplyJob, run_reapply, write_outputs
+
+    with edge():
+        check_output(output_format, dry_run and plan_out is None, script)  # a plan's script goes to a file
+        if script is not None and not dry_run:
+            raise InputError("--script is written by --dry-run; add --dry-run")
+        settings = discover(config)
+        connection = connection_of(
+            settings, server=server, port=port, scheme=scheme, auth=auth, username=username,
+            keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
+            domain_controller=domain_controller, insecure_lab=insecure_lab, batch_size=batch_size, parallel=parallel,
+            fast_wire=fast_wire,
+        )
+        if connection.mode != "command":
+            raise InputError("reapply runs in command mode (structured commands); remove connection.mode")
+        confirmation = Confirmation.from_terminal(yes)
+        if prune and not dry_run:
+            confirmation.require("reapply --prune")
+        wanted_selectors = settings.selectors if not (mailbox or users_file) else ()
+        trustee_options = TrusteeOptions(admin_user, service_account, trustee or (), automapping)
+        wanted = wanted_from(settings, mailbox, users_file, trustee_options, selectors_count=len(wanted_selectors))
+        if not wanted.targets.targets and not wanted_selectors:
+            raise InputError("no targets: give --mailbox/--users-file, or [targets] mailboxes/users_file/selector")
+        reapply_settings = settings.reapply
+        overrides: dict[str, Any] = {
+            "max_changes": max_changes, "journal": journal, "metrics_file": metrics_file, "report": report,
+        }
+        reapply_settings = with_values(reapply_settings, **{k: v for k, v in overrides.items() if v is not None})
+        job = ReapplyJob(
+            connection, wanted.trustees, wanted.mailboxes, wanted_selectors, settings.exclude, reapply_settings,
+            prune=prune, dry_run=dry_run, force=force, automapping_unsupported_ok=automapping_unsupported_ok,
+        )
+        profile = profile_for(wanted.trustees, profile_list, dry_run, reapply_settings.report, html)
+        capture = PlanCapture(connection) if plan_out is not None else None
+        planned = capture if capture is not None else (
+            confirmation.hook(removals_question("reapply --prune")) if prune and not dry_run else None)
+        check_connection_settings(connection)
+        password = resolve_password(connection)
+        with exclusive(lock_path(settings, lock_file, reapply_settings.journal)):
+            with progress_factory() as progress:
+                result = run_reapply(job, password=password, progress=progress, hooks=Hooks(planned, profile))
+            if profile is not None:
+                result.profile = tuple(profile.entries)
+            write_outputs(result, reapply_settings, None, None)
+        for note in result.notes:
+            err(f"note: {note}")
+        if capture is not None and plan_out is not None and result.refused is None:
+            save_plan(capture, plan_out, script)
+        else:
+            emit_script(result, script)
+        present(result, output_format, html)
+        emit_profile(profile, profile_list)
+        err(f"run {result.run_id}: " + reports.summary_line(result))
+        if result.refused is not None:
+            err(f"error: {result.refused}")
+        raise typer.Exit(int(result.final_exit_code))
+
+
+app.command("reapply")(hide(reapply, "plan_out"))
+plan_app.command("reapply")(planning(
+    reapply, "Plan a re-apply (selectors, --prune): read, then save the changes and their review script."))

@@ -1,0 +1,237 @@
+"""What the commands share: errors to exit codes (the one edge), connection and targets from the options, running a
+job with progress, presenting results, the MAPI-profile list, the saved plan, and the `plan` variants of commands."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from provisioner import report as reports
+from provisioner.applyplan import PlanCapture
+from provisioner.cli.options import PlanOutOpt
+from provisioner.config import AUTH_METHODS, Config, Connection, ReapplySettings
+from provisioner.desired import Desired, TrusteeOptions, desired
+from provisioner.engine import ProgressFactory
+from provisioner.errors import InputError, ProvisionerError
+from provisioner.jobs import Hooks, Job, RunResult, run
+from provisioner.model import PROBLEM_RESULTS, Trustee, visible
+from provisioner.profile import ProfileList, admin_users, require_admin
+from provisioner.profile import as_csv as profile_csv
+from provisioner.report import write_private
+from provisioner.session import check_connection_settings, resolve_password
+
+
+def err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+@contextmanager
+def edge() -> Iterator[None]:
+    """Domain errors become a message and an exit code; nothing else is caught (a bug should show)."""
+    try:
+        yield
+    except ProvisionerError as exc:
+        err(f"error: {exc}")
+        raise typer.Exit(int(exc.exit_code)) from None
+    except KeyboardInterrupt:
+        err("interrupted")
+        raise typer.Exit(130) from None
+
+
+def connection_of(config: Config, **overrides: Any) -> Connection:
+    for name, choices in (("scheme", ("http", "https")), ("auth", AUTH_METHODS), ("mode", ("command", "script"))):
+        value = overrides.get(name)
+        if value is not None and value not in choices:
+            raise InputError(f"--{name} must be one of {', '.join(choices)}, not '{value}'")
+    if overrides.get("insecure_lab") is False:
+        overrides["insecure_lab"] = None  # a flag that is not given does not switch the config's setting off
+    connection = config.connection.with_overrides(**overrides)
+    if not connection.cert_validation:  # on every run, so that it is never forgotten
+        err("warning: TLS certificate validation is off (connection.cert_validation = false): "
+             "anyone on the network path could pose as the server")
+    return connection
+
+
+def wanted_from(
+    config: Config,
+    mailbox: list[str] | None,
+    users_file: list[Path] | None,
+    options: TrusteeOptions,
+    *,
+    selectors_count: int = 0,
+) -> Desired:
+    wanted = desired(config, options, mailbox or [], users_file or [], selectors_count=selectors_count)
+    for duplicate in wanted.targets.duplicates:
+        err(f"{duplicate.target.source}: duplicate of {duplicate.first.source} ({duplicate.first.identity}); folded")
+    for warning in wanted.targets.warnings:
+        err(f"warning: {warning.source}: {warning.message}")
+    for note in wanted.notes:
+        err(f"warning: {note}")
+    return wanted
+
+
+def progress_factory() -> AbstractContextManager[ProgressFactory | None]:
+    """rich progress bars on stderr when it is a terminal, stopped when the block ends (before any summary line);
+    None otherwise: stderr stays quiet in a scheduled job's log."""
+    from provisioner.output import progress
+
+    return progress()
+
+
+def check_output(output_format: str | None, dry_run: bool = False, script: Path | None = None) -> None:
+    """--format is table, json or csv; its items go to stdout, so not beside a dry-run's script there."""
+    from provisioner.output import check_format
+
+    check_format(output_format)
+    if output_format is not None and dry_run and script is None:
+        raise InputError("--dry-run writes its script to stdout: with --format, put the script in a file "
+                         "(--script FILE)")
+
+
+def present(result: RunResult, output_format: str | None, html: Path | None) -> None:
+    """The items: --html to a file; --format on stdout (problem items first in a table); without --format the
+    problem lines on stderr, as always."""
+    from provisioner import output
+
+    if html is not None:
+        output.write_html(result, html)
+        err(f"HTML report written to {html}")
+    if output_format is None:
+        report_problems(result)
+    else:
+        output.present(result, output_format)
+
+
+def execute(job: Job, report: Path | None, settings: ReapplySettings | None = None,
+             hooks: Hooks | None = None, profile: ProfileList | None = None) -> RunResult:
+    password = None
+    if not job.offline:
+        check_connection_settings(job.connection)  # refuse unsafe settings before asking for a password
+        password = resolve_password(job.connection)
+    with progress_factory() as progress:
+        result = run(job, password=password, progress=progress, settings=settings, hooks=hooks or Hooks())
+    for note in result.notes:
+        err(f"warning: {note}")
+    if profile is not None:
+        result.profile = tuple(profile.entries)
+    if report is not None:
+        reports.write_report(result, report)
+    return result
+
+
+def profile_for(trustees: tuple[Trustee, ...], path: Path | None, dry_run: bool, *shown_in: Path | None
+                 ) -> ProfileList | None:
+    """The MAPI-profile list of a run that changes the admin-console user's access (None: nothing to list). The
+    mailboxes' names are read from Exchange only when a list or report (``path``, ``shown_in``) will show them."""
+    if path is not None:
+        require_admin(trustees, "--profile-list")
+        if dry_run:
+            raise InputError("--profile-list lists what a run granted or removed; a dry-run changes nothing")
+    names = any(target is not None for target in (path, *shown_in))
+    return ProfileList(names=names) if admin_users(trustees) and not dry_run else None
+
+
+def emit_profile(profile: ProfileList | None, path: Path | None) -> None:
+    if profile is None:
+        return
+    line = profile.summary()
+    if path is not None:
+        write_private(path, profile_csv(profile.entries))
+        err(f"{line or 'MAPI profile of the admin-console user: no change'}: list written to {path}")
+    elif line is not None:
+        err(f"{line} (list them with --profile-list FILE)")
+
+
+def save_plan(capture: PlanCapture, out: Path, script: Path | None) -> None:
+    """Write the saved plan and its review script (owner-only), and say how to apply it."""
+    from provisioner.applyplan import review_script
+
+    saved = capture.saved
+    if saved is None:  # the run stopped before planning (e.g. the session was lost): nothing to save
+        raise ProvisionerError("no plan was made, so none was saved")
+    text = review_script(saved)
+    script_path = script or out.with_name(out.name + ".ps1")
+    write_private(script_path, text)
+    write_private(out, saved.dumps(hashlib.sha256(text.encode("utf-8")).hexdigest()))
+    counts = ", ".join(f"{state} {n}" for state, n in sorted(saved.unchanged.items()))
+    err(f"plan {saved.digest}: {len(saved.changes)} changes ({saved.removals} removals)"
+         + (f"; unchanged: {counts}" if counts else ""))
+    err(f"plan written to {out}, review script to {script_path}; apply it with: provisioner apply {out}")
+
+
+def hide(command: Callable[..., None], *names: str) -> Callable[..., None]:
+    """``command`` as Typer shows it: without the parameters ``names`` (they keep their defaults)."""
+    signature = inspect.signature(command, eval_str=True)
+
+    @functools.wraps(command)
+    def shown(**values: Any) -> None:
+        command(**values)
+
+    shown.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[p for p in signature.parameters.values() if p.name not in names])
+    return shown
+
+
+def planning(command: Callable[..., None], help_text: str) -> Callable[..., None]:
+    """``provisioner plan <command>``: the command's dry-run, saved as a plan file (``--out``) for ``apply``."""
+    signature = inspect.signature(command, eval_str=True)
+    dropped = ("dry_run", "offline", "plan_out", "yes", "profile_list")
+    kept = [p for p in signature.parameters.values() if p.name not in dropped]
+    out = inspect.Parameter("out", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=PlanOutOpt)
+
+    def planned(**values: Any) -> None:
+        command(dry_run=True, plan_out=values.pop("out"), **values)
+
+    planned.__doc__ = help_text
+    planned.__signature__ = signature.replace(parameters=[out, *kept])  # type: ignore[attr-defined]
+    return planned
+
+
+def lock_path(settings: Config, explicit: Path | None, journal: Path | None) -> Path:
+    if explicit is not None:
+        return explicit
+    if settings.reapply.lock_file is not None:
+        return settings.reapply.lock_file
+    if journal is not None:
+        return journal.with_name(journal.name + ".lock")
+    base = settings.source.parent if settings.source is not None else Path.cwd()
+    return base / ".provisioner.lock"
+
+
+def journal_path(settings: Config, journal: Path | None) -> Path:
+    path = journal or settings.reapply.journal
+    if path is None:
+        raise InputError("no journal: pass --journal or set [reapply] journal in the config")
+    return path
+
+
+def exclusive_for(settings: Config, journal: Path) -> Any:
+    from provisioner.lock import exclusive
+
+    return exclusive(lock_path(settings, None, journal))
+
+
+def emit_script(result: RunResult, script: Path | None) -> None:
+    """A dry-run's script to ``--script`` (owner-only) or to stdout; nothing when the run wrote none."""
+    if result.script is None:
+        return
+    if script is None:
+        sys.stdout.write(result.script)
+    else:
+        write_private(script, result.script)
+        err(f"script written to {script}")
+
+
+def report_problems(result: RunResult) -> None:
+    for outcome in result.outcomes:
+        if outcome.result in PROBLEM_RESULTS:
+            detail = f": {outcome.error}" if outcome.error else (f": {outcome.detail}" if outcome.detail else "")
+            err(visible(f"{outcome.result.value}: {outcome.mailbox} / {outcome.trustee.identity}{detail}"))

@@ -1,0 +1,71 @@
+"""The command line's shared options: one Annotated type per option, used by every command that takes it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from provisioner.config import AUTH_METHODS
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="TOML config (default: ./provisioner.toml if present)")
+]
+MailboxOpt = Annotated[list[str] | None, typer.Option("--mailbox", "-m", help="Target mailbox (repeatable)")]
+UsersFileOpt = Annotated[
+    list[Path] | None, typer.Option("--users-file", "-u", help="Users file: one identity per line, or CSV")
+]
+AdminOpt = Annotated[str | None, typer.Option("--admin-user", help="The sync product's admin-console user")]
+ServiceOpt = Annotated[str | None, typer.Option("--service-account", help="The sync service's account")]
+TrusteeOpt = Annotated[list[str] | None, typer.Option("--trustee", help="Another trustee (repeatable)")]
+AutomapOpt = Annotated[
+    bool | None,
+    typer.Option("--automapping/--no-automapping", help="Outlook AutoMapping for new grants (default: off)"),
+]
+ServerOpt = Annotated[str | None, typer.Option("--server", help="Exchange server FQDN")]
+PortOpt = Annotated[int | None, typer.Option("--port", help="Port (default 80 for http, 443 for https)")]
+SchemeOpt = Annotated[str | None, typer.Option("--scheme", help="http or https")]
+AuthOpt = Annotated[str | None, typer.Option("--auth", help=f"One of: {', '.join(AUTH_METHODS)} (default kerberos)")]
+UserOpt = Annotated[
+    str | None, typer.Option("--username", help="Account to connect as (password: PROVISIONER_PASSWORD)")
+]
+DcOpt = Annotated[str | None, typer.Option("--domain-controller", help="Pin reads and writes to this DC")]
+KeytabOpt = Annotated[
+    str | None, typer.Option("--keytab", help="Kerberos client keytab for unattended runs (no kinit, no password)")
+]
+PrincipalOpt = Annotated[
+    str | None, typer.Option("--principal", help="Kerberos principal (user@REALM) in the ticket cache or keytab")
+]
+SpnServiceOpt = Annotated[str | None, typer.Option("--spn-service", help="SPN service class (default HTTP)")]
+SpnHostOpt = Annotated[
+    str | None, typer.Option("--spn-hostname", help="SPN host when connecting by IP or a load-balanced name")
+]
+ModeOpt = Annotated[str | None, typer.Option("--mode", help="command (NoLanguage endpoints) or script")]
+BatchOpt = Annotated[int | None, typer.Option("--batch-size", min=1, max=5000, help="Steps per pipeline")]
+ParallelOpt = Annotated[
+    int | None, typer.Option("--parallel", min=1, max=16, help="Pipelines at once (default 1; mind throttling)")
+]
+LabOpt = Annotated[bool, typer.Option("--insecure-lab", help="Allow Basic over plain http (lab endpoint only)")]
+FastWireOpt = Annotated[bool | None, typer.Option(
+    "--fast-wire/--no-fast-wire",
+    help="Client-side CLIXML fast path (only on the pypsrp versions it was verified on; default off)",
+)]
+NoAutomapOpt = Annotated[bool, typer.Option(
+    "--automapping-unsupported-ok",
+    help="On a server without -AutoMapping (Exchange 2010 before SP2): grant without it instead of refusing",
+)]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Change nothing; write the PowerShell that would run")]
+OfflineOpt = Annotated[bool, typer.Option("--offline", help="With --dry-run: never connect; list every change")]
+ScriptOpt = Annotated[Path | None, typer.Option("--script", help="Write the dry-run script here (default: stdout)")]
+ReportOpt = Annotated[Path | None, typer.Option("--report", help="Write a JSON report here")]
+YesOpt = Annotated[bool, typer.Option(
+    "--yes", "-y", help="Answer yes to the confirmation (needed without a terminal: scripts, scheduled jobs)")]
+ProfileListOpt = Annotated[Path | None, typer.Option(
+    "--profile-list", help="CSV of the mailboxes to add to (or remove from) the admin-console user's MAPI profile")]
+PlanOutOpt = Annotated[Path, typer.Option(
+    "--out", help="Write the saved plan here (and its review script to --script, default FILE.ps1)")]
+FormatOpt = Annotated[str | None, typer.Option(
+    "--format", help="Items on stdout: table, json or csv (with --dry-run, needs --script FILE)")]
+HtmlOpt = Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report here (for a manager)")]
+JournalOpt = Annotated[Path | None, typer.Option("--journal", help="Journal file (default: [reapply] journal)")]

@@ -1,0 +1,113 @@
+"""``provisioner check`` and ``provisioner lab``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from provisioner.cli.apps import app
+from provisioner.cli.common import (
+    check_output,
+    connection_of,
+    edge,
+    err,
+)
+from provisioner.cli.options import (
+    AuthOpt,
+    ConfigOpt,
+    FormatOpt,
+    KeytabOpt,
+    LabOpt,
+    ModeOpt,
+    PortOpt,
+    PrincipalOpt,
+    SchemeOpt,
+    ServerOpt,
+    SpnHostOpt,
+    SpnServiceOpt,
+    UserOpt,
+)
+from provisioner.config import discover
+from provisioner.session import check_connection_settings, resolve_password
+
+
+@app.command()
+def check(
+    config: ConfigOpt = None,
+    server: ServerOpt = None,
+    port: PortOpt = None,
+    scheme: SchemeOpt = None,
+    auth: AuthOpt = None,
+    username: UserOpt = None,
+    keytab: KeytabOpt = None,
+    principal: PrincipalOpt = None,
+    spn_service: SpnServiceOpt = None,
+    spn_hostname: SpnHostOpt = None,
+    mode: ModeOpt = None,
+    insecure_lab: LabOpt = False,
+    output_format: FormatOpt = "table",
+) -> None:
+    """Connect and report: reachable, authenticated, configuration, language mode, cmdlets available."""
+    from provisioner.check import run_check
+    from provisioner.output import present_findings
+
+    with edge():
+        check_output(output_format)
+        settings = discover(config)
+        connection = connection_of(
+            settings, server=server, port=port, scheme=scheme, auth=auth, username=username, mode=mode,
+            keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
+            insecure_lab=insecure_lab,
+        )
+        check_connection_settings(connection)
+        findings = run_check(connection, resolve_password(connection))
+        present_findings(findings, output_format or "table", connection.server)
+        raise typer.Exit(int(findings.exit_code))
+
+
+@app.command()
+def lab(
+    port: Annotated[int, typer.Option("--port", help="TCP port on 127.0.0.1 (0: any free port)")] = 0,
+    mailboxes: Annotated[int, typer.Option("--mailboxes", help="Generate N mailboxes instead of the demo org")] = 0,
+    seed: Annotated[Path | None, typer.Option("--seed", help="Organisation seed file (TOML)")] = None,
+    full_language: Annotated[bool, typer.Option("--full-language", help="Accept script text (script mode)")] = False,
+    latency_ms: Annotated[int, typer.Option("--latency-ms", help="Added latency per HTTP request")] = 0,
+    ready_file: Annotated[Path | None, typer.Option("--ready-file", help="Write the port here once listening")] = None,
+    profile: Annotated[str, typer.Option(
+        "--profile", help="Server to model: exchange2010, exchange2010sp1, exchange2013 or exchange2019")
+    ] = "exchange2019",
+    cost: Annotated[bool, typer.Option(
+        "--cost/--no-cost", help="Charge Exchange-like server time per pipeline, invocation, record and write")
+    ] = False,
+    exo: Annotated[bool, typer.Option(
+        "--exo", help="Serve a fake Exchange Online instead (REST endpoint and token issuer over TLS)")] = False,
+) -> None:
+    """Run the built-in lab endpoint (a fake Exchange on 127.0.0.1) until interrupted."""
+    if exo:
+        try:
+            from provisioner_lab.exo.run import serve_exo
+        except ImportError:
+            err("the lab endpoint is a separate distribution: pip install -e ./lab (make demo installs it)")
+            raise typer.Exit(2) from None
+        with edge():
+            serve_exo(port=port, mailboxes=mailboxes, echo=err, ready_file=ready_file, latency_ms=latency_ms)
+        return
+    try:
+        from provisioner_lab.profiles import get_profile
+        from provisioner_lab.run import serve
+    except ImportError:
+        err("the lab endpoint is a separate distribution: pip install -e ./lab (make demo installs it)")
+        raise typer.Exit(2) from None
+
+    try:
+        server_profile = get_profile(profile)
+    except ValueError as exc:
+        err(f"error: {exc}")
+        raise typer.Exit(2) from None
+    with edge():
+        serve(
+            port=port, mailboxes=mailboxes, seed=seed, full_language=full_language, latency_ms=latency_ms,
+            ready_file=ready_file, echo=err, profile=server_profile, cost=cost,
+        )
