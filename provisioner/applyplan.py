@@ -21,12 +21,22 @@ from provisioner.config import Connection, ReapplySettings
 from provisioner.engine import Engine, PoolFactory, ProgressFactory, open_session
 from provisioner.errors import ExitCode, ProvisionerError
 from provisioner.facts import refuse_missing
-from provisioner.jobs import NO_HOOKS, Hooks, Job, RunResult, cmdlets, new_run_id, required, step_options
+from provisioner.jobs import (
+    NO_HOOKS,
+    Hooks,
+    Job,
+    RunResult,
+    cmdlets,
+    new_run_id,
+    required,
+    script_context,
+    step_options,
+)
 from provisioner.journal import Journal
 from provisioner.model import ErrorInfo, Identity, ItemState, Outcome, Plan, PlanItem, Trustee, visible
 from provisioner.outcomes import unchanged_outcome
-from provisioner.planfile import SavedPlan, server_facts
-from provisioner.render import ScriptContext, render_script
+from provisioner.planfile import TENANT, SavedPlan, server_facts
+from provisioner.render import render_script
 from provisioner.resolve import MailboxRef, Resolver
 from provisioner.session import open_pool
 from provisioner.steps import StepOptions
@@ -85,6 +95,9 @@ def server_drift(saved: SavedPlan, connection: Connection, facts_now: dict[str, 
                     "differ from the reviewed script)")
     if saved.endpoint.get("server") != connection.server:
         hard.append(f"server: the plan is for {saved.endpoint.get('server')}, the connection is {connection.server}")
+    tenant = connection.exo.tenant if connection.backend == "exo" else None
+    if saved.endpoint.get(TENANT) != tenant:
+        hard.append(f"tenant: the plan is for {saved.endpoint.get(TENANT)}, the connection is for {tenant}")
     if saved.automapping and not automapping_now:
         hard.append("server: -AutoMapping was available when planned and is not now (role or server changed)")
     for name, label in (("protocol", "PSRP protocol"), ("ps_version", "PowerShell version")):
@@ -133,7 +146,7 @@ def recheck(saved: SavedPlan, engine: Engine) -> tuple[list[PlanItem], list[Move
 def connection_for(saved: SavedPlan, connection: Connection) -> Connection:
     """The plan's endpoint (port, scheme, path, configuration, mode, DC) and batch size, with the applier's
     credentials; the server is the configured one if any (compared with the plan's by :func:`server_drift`)."""
-    endpoint = {name: value for name, value in saved.endpoint.items() if name != "server"}
+    endpoint = {name: value for name, value in saved.endpoint.items() if name not in ("server", TENANT)}
     return replace(connection, **endpoint, server=connection.server or saved.endpoint.get("server"),
                    batch_size=saved.batch_size)
 
@@ -213,11 +226,11 @@ class PlanCapture:
                                   datetime.now(UTC).replace(microsecond=0))
 
 
-def review_script(saved: SavedPlan) -> str:
-    """The script a reviewer reads for ``saved``: its changes only, with the plan's digest in the header."""
+def review_script(saved: SavedPlan, connection: Connection) -> str:
+    """The script a reviewer reads for ``saved`` (planned on ``connection``): its changes only, with the plan's
+    digest in the header, and the backend's header (on-prem server, or Exchange Online's Connect-ExchangeOnline)."""
     options = StepOptions(domain_controller=saved.endpoint.get("domain_controller"), automapping=saved.automapping)
     plan = saved.plan()
-    context = ScriptContext(str(saved.endpoint.get("server") or ""), options.domain_controller,
-                            plan_digest=saved.digest)
+    context = replace(script_context(connection), plan_digest=saved.digest)
     return render_script(plan, step_builders.changes(plan, options), context,
                          now=datetime.fromisoformat(saved.created))

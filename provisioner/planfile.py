@@ -28,7 +28,8 @@ from provisioner.model import Action, Identity, ItemState, Plan, PlanItem, Trust
 from provisioner.steps import StepOptions
 
 FORMAT = "provisioner-plan/1"
-ENDPOINT_FIELDS = ("server", "port", "scheme", "path", "configuration_name", "mode", "domain_controller")
+ENDPOINT_FIELDS = ("backend", "server", "port", "scheme", "path", "configuration_name", "mode", "domain_controller")
+TENANT = "tenant"  # beside ENDPOINT_FIELDS: the Exchange Online tenant a plan is for (None on-prem)
 APPLICABLE = (Action.GRANT, Action.REVOKE, Action.REAPPLY)
 
 
@@ -74,7 +75,8 @@ class SavedPlan:
             action=plan.action,
             created=created.isoformat(),
             tool_version=__version__,
-            endpoint={name: getattr(connection, name) for name in ENDPOINT_FIELDS},
+            endpoint={**{name: getattr(connection, name) for name in ENDPOINT_FIELDS},
+                      TENANT: connection.exo.tenant if connection.backend == "exo" else None},
             batch_size=connection.batch_size,
             automapping=options.automapping,
             facts=server_facts(facts),
@@ -182,7 +184,7 @@ def _from_body(body: dict[str, Any]) -> SavedPlan:
     if action not in APPLICABLE:
         raise ValueError(f"action {action.value} is not applied from a plan")
     endpoint = dict(body["endpoint"])
-    if set(endpoint) != set(ENDPOINT_FIELDS):
+    if set(endpoint) != {*ENDPOINT_FIELDS, TENANT}:
         raise ValueError("endpoint fields differ")
     return SavedPlan(
         action=action,

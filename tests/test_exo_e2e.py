@@ -173,3 +173,29 @@ def test_dry_run_script_connects_with_the_v3_module(tmp_path: Path) -> None:
     assert "-CertificateThumbprint '" in connect
     assert "Add-MailboxPermission -Identity 'user000001@contoso.com'" in result.stdout
     assert "-DomainController" not in result.stdout and "PRIVATE KEY" not in result.stdout
+
+
+def test_a_saved_plan_applies_exactly_on_exchange_online_and_refuses_when_moved(tmp_path: Path) -> None:
+    with running_exo_lab(mailboxes=45, faults=FAULTS) as lab:
+        conf = config(lab, tmp_path, TARGETS)
+        plan = tmp_path / "change.plan"
+        planned = cli("plan", "grant", "--config", str(conf), "--out", str(plan))
+        assert planned.returncode == 1, planned.stderr  # the missing mailboxes are unknown/failed reads
+        changes = json.loads(plan.read_text())["body"]["changes"]
+        assert len(changes) == 2 * len(EXISTING)
+        assert "Connect-ExchangeOnline" in (tmp_path / "change.plan.ps1").read_text()
+        assert holders(lab, SERVICE) == set()
+
+        first = cli("grant", "--config", str(config(lab, tmp_path, EXISTING[:1], name="one")))
+        assert first.returncode == 0, first.stderr  # someone grants one pair first: the plan moved
+        refused = cli("apply", str(plan), "--config", str(conf))
+        assert refused.returncode == 7, refused.stderr
+        assert f"{EXISTING[0]} / {ADMIN}: planned grant, but Full Access is already there" in refused.stderr
+        assert holders(lab, SERVICE) == {EXISTING[0]}
+
+        allowed = cli("apply", str(plan), "--config", str(conf), "--allow-drift", "--report", str(tmp_path / "a.json"))
+        assert allowed.returncode == 0, allowed.stderr
+        assert holders(lab, ADMIN) == holders(lab, SERVICE) == set(EXISTING)
+        found = results(tmp_path / "a.json")
+        assert {found[(m, t)] for m in EXISTING[1:] for t in (ADMIN, SERVICE)} == {"granted"}
+        assert {found[(EXISTING[0], t)] for t in (ADMIN, SERVICE)} == {"already-present"}

@@ -99,3 +99,17 @@ def test_server_differences_split_into_refused_and_allowed() -> None:
                     "server: PowerShell version 5.1.17763.1 when planned, 2.0 now"]
     hard, _ = server_drift(saved, connection, {"protocol": "2.3", "ps_version": "5.1.17763.1"}, False)
     assert hard == ["server: -AutoMapping was available when planned and is not now (role or server changed)"]
+
+
+def test_an_exchange_online_plan_is_for_its_tenant_only() -> None:
+    from provisioner.config import ExoSettings
+
+    who = Trustee(Identity("svc"))
+    plan = Plan(Action.GRANT, (PlanItem(Identity("a"), who, ItemState.TO_ADD),), (who,), observed=True)
+    contoso = Connection(backend="exo", exo=ExoSettings(tenant="contoso.onmicrosoft.com"))
+    saved = SavedPlan.of(plan, contoso, ServerFacts(), StepOptions(), {}, datetime(2026, 12, 3, tzinfo=UTC))
+    assert saved.endpoint["backend"] == "exo" and saved.endpoint["tenant"] == "contoso.onmicrosoft.com"
+    assert server_drift(saved, contoso, {}, True) == ([], [])
+    fabrikam = Connection(backend="exo", exo=ExoSettings(tenant="fabrikam.onmicrosoft.com"))
+    hard, _ = server_drift(saved, fabrikam, {}, True)
+    assert hard == ["tenant: the plan is for contoso.onmicrosoft.com, the connection is for fabrikam.onmicrosoft.com"]

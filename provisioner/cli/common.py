@@ -157,7 +157,7 @@ def save_plan(capture: PlanCapture, out: Path, script: Path | None) -> None:
     saved = capture.saved
     if saved is None:  # the run stopped before planning (e.g. the session was lost): nothing to save
         raise ProvisionerError("no plan was made, so none was saved")
-    text = review_script(saved)
+    text = review_script(saved, capture.connection)
     script_path = script or out.with_name(out.name + ".ps1")
     write_private(script_path, text)
     write_private(out, saved.dumps(hashlib.sha256(text.encode("utf-8")).hexdigest()))
