@@ -398,7 +398,12 @@ class Engine:
             self.notes.append(f"{len(pending)} changes hit a transient error; retrying in {delay:.1f}s")
             self.sleep(delay)
         for step_key, step in pending.items():
-            if step_key not in written:
+            last = written.get(step_key)
+            if isinstance(last, Outcome) and last.error is not None and last.error.transient:
+                # still throttled, unavailable or unanswered after every retry: it may have been applied anyway
+                # (a reply lost on the way back), so a read decides; not visible: failed with this error
+                written[step_key] = shapes.Pending(step, last.error, last.warnings)
+            elif step_key not in written:
                 detail = f"session lost before the outcome was known: {lost}"
                 written[step_key] = Outcome(step.mailbox, step.trustee, Result.UNKNOWN, detail, ErrorInfo(detail))
         confirmed = self.confirm(list(written.values()), {_key(step.mailbox, step.trustee): step for step in batch})

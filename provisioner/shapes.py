@@ -53,6 +53,13 @@ def is_ace(obj: Any) -> bool:
     return any(name.endswith(records.ACE_TYPE_SUFFIX) for name in records.type_names(obj))
 
 
+def proves_grant(obj: Any) -> bool:
+    """An object a grant returned that proves it: an ACE that is an explicit Allow with FullAccess (an object of
+    the right type with other content, or none at all, is confirmed by a read instead)."""
+    entry = records.permission_entry(obj) if is_ace(obj) else None
+    return entry is not None and entry.grants_full_access and not entry.inherited
+
+
 def is_mailbox(obj: Any) -> bool:
     return any(name.endswith(MAILBOX_TYPE_SUFFIX) for name in records.type_names(obj))
 
@@ -294,7 +301,7 @@ def write_result(step: Step, raw: Raw) -> Written:
     error = raw.first_error
     if error is not None:
         return failed(step, error, warnings)
-    if step.action is StepAction.REVOKE or sum(1 for obj in raw.output if is_ace(obj)) != 1:
+    if step.action is StepAction.REVOKE or len(raw.output) != 1 or not proves_grant(raw.output[0]):
         return Pending(step, None, tuple(warnings))
     return done(step, warnings)
 
@@ -313,7 +320,7 @@ def piped_write(runner: Runner, batch: Sequence[Step], options: StepOptions) -> 
     located = locate_errors(raw, mailboxes, batch[0].trustee.identity)
     stray: list[ErrorInfo | None] = [*located.other, *located.trustee_errors] or [None]
     remaining = [index for index in range(len(batch)) if index not in located.lookups]
-    aces = [obj for obj in raw.output if is_ace(obj)]
+    aces = [obj for obj in raw.output if proves_grant(obj)]
     accounted = (
         batch[0].action is StepAction.GRANT and not located.other and not located.trustee_errors
         and len(aces) == len(raw.output) == len(remaining)

@@ -11,12 +11,12 @@ from collections import Counter
 import pytest
 from provisioner_lab.exchange.engine import ExchangeEngine
 
-from provisioner.config import Connection
+from provisioner.config import Connection, ReapplySettings
 from provisioner.engine import FixedSession
 from provisioner.facts import MissingCapability
 from provisioner.jobs import Job, run
-from provisioner.model import Action, Identity, Result, Trustee
-from provisioner.runner import NotRunnable, Pipeline, PsrpRunner
+from provisioner.model import Action, ErrorInfo, Identity, Result, Trustee
+from provisioner.runner import NotRunnable, Origin, Pipeline, PsrpRunner, Raw
 from provisioner.steps import StepOptions, lookup
 from tests.fake_runner import LabRunner
 
@@ -172,3 +172,35 @@ def test_proven_grants_are_reread_only_when_asked(verify_proven: bool, reads: in
     run(job, session=FixedSession(runner), settings=ReapplySettings(verify_proven=verify_proven))
     permission_reads = [p for p in runner.pipelines if str(p.statements[0][-1].cmdlet) == "Get-MailboxPermission"]
     assert len(permission_reads) == reads
+
+
+class LostReplies(LabRunner):
+    """Writes run on the server, but their replies are lost (a transient failure comes back instead), as when a
+    gateway times out after Exchange did the work; ``apply=False``: they never ran."""
+
+    def __init__(self, engine: ExchangeEngine, *, apply: bool) -> None:
+        super().__init__(engine, "2.3")
+        self.apply = apply
+
+    def run(self, pipeline: Pipeline) -> Raw:
+        cmdlets = {str(command.cmdlet) for chain in pipeline.statements for command in chain}
+        if not cmdlets & {"Add-MailboxPermission", "Remove-MailboxPermission"}:
+            return super().run(pipeline)
+        if self.apply:
+            super().run(pipeline)
+        lost = ErrorInfo("the gateway timed out", reason="TimeoutException", category="OperationTimeout")
+        raw = Raw()
+        raw.failure = (lost, Origin())
+        return raw
+
+
+@pytest.mark.parametrize("applied", [True, False])
+def test_a_write_whose_reply_was_lost_is_decided_by_a_read(applied: bool) -> None:
+    engine = ExchangeEngine.generated(6)
+    mailboxes = targets(4)
+    job = Job(Action.GRANT, mailboxes, (SERVICE,), Connection())
+    settings = ReapplySettings(retry_attempts=2, retry_base_seconds=0.001, retry_max_seconds=0.1)
+    result = run(job, session=FixedSession(LostReplies(engine, apply=applied)), settings=settings)
+    expected = Result.GRANTED if applied else Result.FAILED
+    assert {o.result for o in result.outcomes} == {expected}  # never granted without proof, never lost if done
+    assert all(holds(engine, mailbox, SERVICE) == applied for mailbox in mailboxes)

@@ -17,8 +17,8 @@ from provisioner.exo.cloud import endpoints
 from provisioner.exo.runner import ExoRunner
 from provisioner.exo.transport import Call, ExoClient, Retrying, map_error
 from provisioner.model import Identity, ItemState, PlanItem, Result, Trustee
-from provisioner.runner import TransportLost
-from provisioner.steps import StepOptions, grant
+from provisioner.runner import Pipeline, TransportLost
+from provisioner.steps import StepOptions, command, grant
 
 TID = "11111111-2222-3333-4444-555555555555"
 ENDPOINTS = endpoints(ExoSettings(tenant="contoso.onmicrosoft.com"))
@@ -218,3 +218,76 @@ def test_error_mapping_ambiguous_rbac_json_string_and_empty_403() -> None:
     empty = map_error(403, None, "Remove-MailboxPermission")
     assert empty.reason == "CmdletAccessDenied" and "Remove-MailboxPermission" in empty.message
     assert not empty.transient and not empty.not_found
+
+
+# ---------------------------------------------------------------------------------------------- review findings
+@responses.activate
+@pytest.mark.parametrize("body", [b"<html>proxy login</html>", b"", b'{"unexpected": 1}'])
+def test_a_read_answered_200_without_a_result_list_is_never_absent(body: bytes) -> None:
+    responses.post(INVOKE, body=body, status=200)
+    exo, _, slept = client(retrying=Retrying(attempts=3, base=0.01, cap=0.01, max_wait=1))
+    reply = exo.invoke(Call("Get-MailboxPermission", {"Identity": "user1", "User": "svc"}))
+    assert reply.error is not None and reply.error.transient and reply.error.reason == "InvalidResult"
+    assert len(slept) == 2  # retried, bounded
+    raw = ExoRunner(exo).run(Pipeline.of(command("Get-MailboxPermission", ("Identity", "user1"), ("User", "svc"),
+                                                 options=StepOptions())))
+    assert raw.failure is not None  # the engine sees an unreadable state: unknown, never "no entries"
+
+
+@responses.activate
+def test_next_links_are_followed_once_and_only_to_the_endpoint() -> None:
+    loop = INVOKE + "?page=2"
+    responses.post(INVOKE, json={"value": [{"a": 1}], "@odata.nextLink": loop})
+    responses.post(loop, json={"value": [{"a": 2}], "@odata.nextLink": loop})
+    exo, _, _ = client()
+    reply = exo.invoke(Call("Get-Mailbox", {"ResultSize": "Unlimited"}))
+    assert reply.error is not None and "same @odata.nextLink twice" in reply.error.message
+    assert len(responses.calls) == 2
+
+    responses.reset()
+    responses.post(INVOKE, json={"value": [], "@odata.nextLink": "https://evil.example/x"})
+    reply = exo.invoke(Call("Get-Mailbox", {"ResultSize": "Unlimited"}))
+    assert reply.error is not None and "another host" in reply.error.message
+    assert [call.request.url for call in responses.calls] == [INVOKE]  # the token never left for evil.example
+
+
+@responses.activate
+def test_a_batch_item_with_an_odd_status_is_resent_not_a_crash() -> None:
+    rounds = {"n": 0}
+
+    def callback(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        rounds["n"] += 1
+        items = json.loads(request.body or b"")["requests"]
+        status: Any = "OK" if rounds["n"] == 1 else 200
+        return 200, {}, json.dumps({"responses": [{"id": i["id"], "status": status, "body": {"value": []}}
+                                                  for i in items]})
+
+    responses.add_callback(responses.POST, BATCH, callback=callback)
+    exo, _, _ = client()
+    replies = exo.invoke_many([Call("Get-MailboxPermission", {"Identity": m, "User": "t"}) for m in "ab"])
+    assert [reply.error for reply in replies] == [None, None] and rounds["n"] == 2
+
+
+@responses.activate
+def test_a_token_failure_during_the_run_loses_the_session_instead_of_crashing() -> None:
+    exo, tokens, _ = client()
+
+    def broken() -> str:
+        raise ValueError("the authority answered something msal cannot read")
+
+    tokens.token = broken  # type: ignore[method-assign]
+    with pytest.raises(TransportLost, match="no token from the authority"):
+        exo.invoke(Call("Get-Mailbox", {"Identity": "user1"}))
+
+
+@responses.activate
+def test_a_grant_is_proven_only_by_a_full_access_allow_ace() -> None:
+    trustee = Trustee(Identity("svc@contoso.com"))
+    step = grant(PlanItem(Identity("user1"), trustee, ItemState.TO_ADD), StepOptions())
+    for value, proven in (([dict(ACE)], True), ([{}], False), ([dict(ACE, AccessRights=["ReadPermission"])], False),
+                          ([dict(ACE, Deny=True)], False), ([], False)):
+        responses.reset()
+        responses.post(INVOKE, json={"value": value})
+        exo, _, _ = client()
+        [written] = shapes.write_each(ExoRunner(exo), [step])
+        assert (not isinstance(written, shapes.Pending)) == proven, value  # unproven: confirmed by a read

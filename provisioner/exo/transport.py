@@ -25,6 +25,7 @@ import json
 import logging
 import random
 import time
+import urllib.parse
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +34,7 @@ from typing import Any
 
 import requests
 
+from provisioner.errors import ProvisionerError
 from provisioner.exo.auth import TokenProvider
 from provisioner.model import ErrorInfo
 from provisioner.runner import TransportLost
@@ -42,6 +44,7 @@ log = logging.getLogger(__name__)
 SYSTEM_MAILBOX = "SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}"
 BATCH_LIMIT = 10
 RETRY_STATUSES = frozenset({502, 503, 504})
+MAX_PAGES = 10_000  # 10 million objects at 1,000 a page: far beyond any organisation, short of forever
 #: Exception types the service reports for a passing condition (the V3 module retries these).
 TRANSIENT_TYPES = ("TransientException", "ServerBusyException", "ADServerSettingsChangedException")
 CATEGORIES = {
@@ -199,6 +202,25 @@ def _warnings(body: Any) -> list[str]:
     return [" ".join(str(text).split()) for text in found] if isinstance(found, list) else []
 
 
+def _has_values(body: Any) -> bool:
+    return isinstance(body, Mapping) and isinstance(body.get("value"), list)
+
+
+def invalid_result(cmdlet: str, status: int) -> ErrorInfo:
+    """A read answered with success but without a result list: transient (retried), so it ends unknown, never
+    absent."""
+    return ErrorInfo(f"Exchange Online answered {cmdlet} with HTTP {status} but no result list", reason="InvalidResult",
+                     category="ResourceUnavailable", fq_error_id=f"InvalidResult,{cmdlet}")
+
+
+def _status(item: Mapping[str, Any]) -> int:
+    """A $batch item's status; 0 (no status) when it is missing or not a number."""
+    try:
+        return int(item.get("status", 0) or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
 def _values(body: Any) -> list[dict[str, Any]]:
     if not isinstance(body, Mapping):
         return []
@@ -248,9 +270,18 @@ class ExoClient:
             headers["Content-Type"] = "application/json; charset=utf-8"
         return headers
 
+    @staticmethod
+    def _token(get: Callable[[], str]) -> str:
+        """A token during a run: any failure to get one (authority unreachable, a reply msal cannot read) loses the
+        session, so the engine reopens it (bounded) and no item of the run is left without an outcome."""
+        try:
+            return get()
+        except (ProvisionerError, ValueError, requests.exceptions.RequestException) as exc:
+            raise TransportLost(f"no token from the authority during the run: {exc}") from None
+
     def _backoff(self, attempt: int, hinted: float | None) -> float:
         if hinted is not None:
-            return min(hinted, self.retrying.cap * 4)
+            return hinted  # the server's Retry-After, as is: a wait longer than the budget ends the retries
         return min(self.retrying.cap, self.retrying.base * 2.0 ** attempt) * self.rng.uniform(0.5, 1.0)
 
     def _post(self, url: str, body: Mapping[str, Any], kind: str) -> requests.Response:
@@ -260,12 +291,12 @@ class ExoClient:
         waited = 0.0
         attempt = 0
         while True:
-            token = self.tokens.token()
+            token = self._token(self.tokens.token)
             self.counters[kind] += 1
             try:
                 response = self.http.post(url, data=json.dumps(body), headers=self._headers(token),
                                           timeout=self.timeout)
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            except requests.exceptions.RequestException as exc:
                 delay = self._backoff(attempt, None)
                 attempt += 1
                 if attempt >= self.retrying.attempts or waited + delay > self.retrying.max_wait:
@@ -277,7 +308,7 @@ class ExoClient:
             if response.status_code == 401 and not refreshed:
                 refreshed = True
                 self.counters["token_refreshes"] += 1
-                self.tokens.refresh()
+                self._token(self.tokens.refresh)
                 continue
             if response.status_code == 401:
                 raise TransportLost("Exchange Online refused the token twice (HTTP 401 after a refresh)")
@@ -311,6 +342,8 @@ class ExoClient:
 
     def _transient(self, status: int, payload: Any, call: Call) -> ErrorInfo | None:
         """The error to report if this answer stays the same after every retry; None: not worth retrying."""
+        if 200 <= status < 300 and call.cmdlet.casefold().startswith("get-") and not _has_values(payload):
+            return invalid_result(call.cmdlet, status)  # e.g. a proxy's HTML page: never read as "no entries"
         if status == 429:
             return throttled(call.cmdlet, "HTTP 429 Too Many Requests")
         if status in RETRY_STATUSES:
@@ -330,7 +363,14 @@ class ExoClient:
     def _pages(self, reply: Reply, payload: Any, call: Call) -> Reply:
         """Follow ``@odata.nextLink`` (same body) until the last page; an error on a later page fails the call."""
         link = payload.get("@odata.nextLink") if isinstance(payload, Mapping) and reply.error is None else None
+        followed: set[str] = set()
         while isinstance(link, str) and link:
+            refusal = self._refuse_link(link, followed)
+            if refusal is not None:
+                return Reply(error=ErrorInfo(f"{call.cmdlet}: {refusal}", reason="InvalidResult",
+                                             category="InvalidResult", fq_error_id=f"NextLink,{call.cmdlet}"),
+                             status=reply.status, warnings=reply.warnings)
+            followed.add(link)
             self.counters["pages"] += 1
             page = self._invoke_url_once_page(link, call)
             if page.error is not None:
@@ -339,6 +379,17 @@ class ExoClient:
             reply.warnings.extend(page.warnings)
             link = page.next_link
         return reply
+
+    def _refuse_link(self, link: str, followed: set[str]) -> str | None:
+        """Why ``link`` is not followed (None: follow it). The token goes only to the configured REST endpoint."""
+        if link in followed:
+            return "the server sent the same @odata.nextLink twice; the output is incomplete"
+        if len(followed) >= MAX_PAGES:
+            return f"more than {MAX_PAGES} pages; the output is incomplete"
+        ours, theirs = urllib.parse.urlsplit(self.endpoints.exo), urllib.parse.urlsplit(link)
+        if (theirs.scheme, theirs.netloc.lower()) != (ours.scheme, ours.netloc.lower()):
+            return f"@odata.nextLink points to another host ({theirs.netloc or link!r}); not followed with the token"
+        return None
 
     def _invoke_url_once_page(self, url: str, call: Call) -> _Page:
         waited = 0.0
@@ -414,7 +465,7 @@ class ExoClient:
                         continue  # an id this request did not send (or twice): never guessed at
                     index = index_or_none
                     seen.add(index)
-                    status = int(item.get("status", 0) or 0)
+                    status = _status(item)
                     item_body = item.get("body")
                     if isinstance(item_body, str):
                         try:
