@@ -93,18 +93,26 @@ def server_drift(saved: SavedPlan, connection: Connection, facts_now: dict[str, 
     if saved.tool_version != __version__:
         hard.append(f"tool: planned with provisioner {saved.tool_version}, this is {__version__} (its commands may "
                     "differ from the reviewed script)")
-    if saved.endpoint.get("server") != connection.server:
+    if _host(saved.endpoint.get("server")) != _host(connection.server):
         hard.append(f"server: the plan is for {saved.endpoint.get('server')}, the connection is {connection.server}")
     tenant = connection.exo.tenant if connection.backend == "exo" else None
     if saved.endpoint.get(TENANT) != tenant:
         hard.append(f"tenant: the plan is for {saved.endpoint.get(TENANT)}, the connection is for {tenant}")
     if saved.automapping and not automapping_now:
         hard.append("server: -AutoMapping was available when planned and is not now (role or server changed)")
+    if not saved.automapping and automapping_now:
+        hard.append("server: -AutoMapping is available now and was not when planned: grants sent without it would "
+                    "take Exchange's default (AutoMapping on), not what was reviewed")
     for name, label in (("protocol", "PSRP protocol"), ("ps_version", "PowerShell version")):
         then, now = saved.facts.get(name, ""), facts_now.get(name, "")
         if then != now:
             soft.append(f"server: {label} {then or '?'} when planned, {now or '?'} now")
     return hard, soft
+
+
+def _host(name: object) -> str | None:
+    """A host name as DNS compares it: case-insensitive, without a trailing dot."""
+    return str(name).casefold().rstrip(".") if name else None
 
 
 def recheck(saved: SavedPlan, engine: Engine) -> tuple[list[PlanItem], list[Moved]]:

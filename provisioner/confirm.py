@@ -86,4 +86,5 @@ def changes_question(what: str, plan: Plan) -> str | None:
     if not removals and not grants:
         return None
     mailboxes = len({item.mailbox for item in plan.items})
-    return f"{what}: {removals} removals and {grants} grants on {mailboxes} mailboxes. Continue?"
+    trustees = ", ".join(dict.fromkeys(item.trustee.identity.value for item in plan.items))
+    return f"{what}: {removals} removals and {grants} grants of {trustees} on {mailboxes} mailboxes. Continue?"

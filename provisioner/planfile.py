@@ -28,7 +28,8 @@ from provisioner.model import Action, Identity, ItemState, Plan, PlanItem, Trust
 from provisioner.steps import StepOptions
 
 FORMAT = "provisioner-plan/1"
-ENDPOINT_FIELDS = ("backend", "server", "port", "scheme", "path", "configuration_name", "mode", "domain_controller")
+ENDPOINT_FIELDS = ("backend", "server", "port", "scheme", "path", "configuration_name", "mode", "domain_controller",
+                   "preamble")  # preamble: script mode's, as reviewed (apply runs the plan's, not the config's)
 TENANT = "tenant"  # beside ENDPOINT_FIELDS: the Exchange Online tenant a plan is for (None on-prem)
 APPLICABLE = (Action.GRANT, Action.REVOKE, Action.REAPPLY)
 
@@ -148,22 +149,43 @@ def load(path: Path) -> SavedPlan:
     except UnicodeDecodeError:
         raise InputError("not a plan file (not UTF-8 text)", where=where) from None
     try:
-        document = json.loads(text)
+        document = json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         raise InputError(f"not a plan file: {exc.msg}", where=f"{where}:{exc.lineno}") from None
+    except (ValueError, RecursionError) as exc:
+        raise InputError(f"not a plan file: {exc}", where=where) from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise InputError(f"not a plan file of this tool (format {FORMAT!r} expected)", where=where)
     body = document.get("body")
     if not isinstance(body, dict):
         raise InputError("the plan has no body", where=where)
-    actual, recorded = digest_of(body), document.get("digest")
+    try:
+        actual, recorded = digest_of(body), document.get("digest")
+    except (UnicodeError, ValueError, RecursionError) as exc:  # e.g. a lone surrogate escape: not a plan we wrote
+        raise InputError(f"the plan's content is not valid: {type(exc).__name__}", where=where) from None
     if actual != recorded:
         raise InputError(f"the plan was changed after it was made (digest {recorded}, content {actual}): "
                          "make a new plan and have it reviewed", where=where)
     try:
         return _from_body(body)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"the plan's content is not valid: {exc!r}", where=where) from None
+    except PlanContentError as exc:
+        raise InputError(f"the plan's content is not valid: {exc}", where=where) from None
+    except (KeyError, TypeError, ValueError, OverflowError, RecursionError) as exc:
+        raise InputError(f"the plan's content is not valid: {type(exc).__name__}: {exc}", where=where) from None
+
+
+class PlanContentError(ValueError):
+    """A plan body that parses but cannot be what this tool wrote (named field by field)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object without repeated keys: with them, a reader of the raw file and apply could see different
+    content under one digest."""
+    keys = [key for key, _ in pairs]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise ValueError(f"key {repeated[0]!r} appears twice in one object")
+    return dict(pairs)
 
 
 def _from_body(body: dict[str, Any]) -> SavedPlan:
@@ -173,25 +195,38 @@ def _from_body(body: dict[str, Any]) -> SavedPlan:
     )
     by_identity = {trustee.identity: trustee for trustee in trustees}
     changes = []
-    for record in body["changes"]:
+    pairs: set[tuple[Identity, Identity]] = set()
+    for number, record in enumerate(body["changes"], start=1):
         state = ItemState(record["state"])
         if state not in (ItemState.TO_ADD, ItemState.TO_REMOVE):
-            raise ValueError(f"state {state.value} is not a change")
-        trustee = by_identity[Identity(str(record["trustee"]))]
-        changes.append(PlannedChange(Identity(str(record["mailbox"])), trustee, state, str(record["detail"]),
-                                     str(record["mailbox_key"])))
+            raise PlanContentError(f"change {number}: state {state.value} is not a change")
+        trustee = by_identity.get(Identity(str(record["trustee"])))
+        if trustee is None:
+            raise PlanContentError(f"change {number}: trustee {record['trustee']!r} is not among the plan's trustees")
+        mailbox = Identity(str(record["mailbox"]))
+        if (mailbox, trustee.identity) in pairs:
+            raise PlanContentError(f"change {number}: ({mailbox}, {trustee.identity}) is planned twice")
+        pairs.add((mailbox, trustee.identity))
+        changes.append(PlannedChange(mailbox, trustee, state, str(record["detail"]), str(record["mailbox_key"])))
     action = Action(body["action"])
     if action not in APPLICABLE:
         raise ValueError(f"action {action.value} is not applied from a plan")
     endpoint = dict(body["endpoint"])
     if set(endpoint) != {*ENDPOINT_FIELDS, TENANT}:
-        raise ValueError("endpoint fields differ")
+        raise PlanContentError("endpoint fields differ from this version's")
+    if endpoint["mode"] not in ("command", "script") or endpoint["backend"] not in ("psrp", "exo"):
+        raise PlanContentError(f"endpoint mode {endpoint['mode']!r} or backend {endpoint['backend']!r}")
+    if endpoint["port"] is not None and not (isinstance(endpoint["port"], int) and 0 < endpoint["port"] < 65536):
+        raise PlanContentError(f"endpoint port {endpoint['port']!r}")
+    batch_size = body["batch_size"]
+    if not isinstance(batch_size, int) or not 1 <= batch_size <= 5000:
+        raise PlanContentError(f"batch_size {batch_size!r} (1 to 5000)")
     return SavedPlan(
         action=action,
         created=str(body["created"]),
         tool_version=str(body["tool_version"]),
         endpoint=endpoint,
-        batch_size=int(body["batch_size"]),
+        batch_size=batch_size,
         automapping=bool(body["automapping"]),
         facts={str(k): str(v) for k, v in dict(body["facts"]).items()},
         trustees=trustees,

@@ -213,5 +213,7 @@ class Resolver:
                     raise SelectorFailed(f"the prune scan for {trustee.identity} returned an unreadable entry")
                 if entry.grants_full_access and not entry.inherited:
                     entries.append(where)
-            found[trustee.identity] = entries
+            # two explicit Allow entries of one trustee (e.g. InheritanceType All and SelfAndChildren) are one
+            # mailbox to prune: one removal step (Remove-MailboxPermission removes the trustee's FullAccess)
+            found[trustee.identity] = list(dict.fromkeys(entries))
         return found

@@ -78,7 +78,11 @@ def test_an_unchanged_plan_applies_exactly_its_changes(tmp_path: Path) -> None:
         assert script.count("Add-MailboxPermission -Identity") == len(changes)
         assert f"-Identity '{MAILBOXES[0]}' -User '{SERVICE}'" not in script
 
-        result = cli(lab, "apply", str(plan), "--report", str(tmp_path / "apply.json"), endpoint=False)
+        other = cli(lab, "apply", str(plan), "--expect-digest", "sha256:" + "0" * 64, endpoint=False)
+        assert other.returncode == 2 and "not the approved sha256:000" in other.stderr, other.stderr
+        assert writes(lab) == before
+        result = cli(lab, "apply", str(plan), "--expect-digest", document["digest"], "--report",
+                     str(tmp_path / "apply.json"), endpoint=False)
         assert result.returncode == 0, result.stderr
         assert writes(lab) - before == len(changes)  # one write per planned change, nothing else
         assert holders(lab, ADMIN) == holders(lab, SERVICE) == set(MAILBOXES)
@@ -184,3 +188,20 @@ def test_a_plan_can_list_its_items_on_stdout_while_its_script_goes_to_a_file(tmp
         assert result.returncode == 0, result.stderr
         assert {i["result"] for i in json.loads(result.stdout)["items"]} == {"planned"}
         assert "Add-MailboxPermission" in (tmp_path / "change.plan.ps1").read_text()
+
+
+def test_two_explicit_entries_of_one_trustee_are_one_planned_removal(tmp_path: Path) -> None:
+    from provisioner_lab.exchange.directory import READ_PERMISSION
+
+    with running_lab(mailboxes=6) as lab:
+        assert cli(lab, "grant", *targets(MAILBOXES[:2]), "--service-account", SERVICE).returncode == 0
+        with lab.engine.lock:  # a second explicit Allow FullAccess of the same trustee, another inheritance
+            directory = lab.engine.directory
+            sid = directory.principal(SERVICE).sid
+            directory.add_entry(directory.mailbox(MAILBOXES[1]),
+                                PermissionEntry(sid, FULL_ACCESS | READ_PERMISSION, inheritance="SelfAndChildren"))
+        plan = make_plan(lab, tmp_path, "reapply", *targets(MAILBOXES[:1]), "--service-account", SERVICE,
+                         "--prune", "--force", "--lock-file", str(tmp_path / "lock"))
+        removals = [c for c in json.loads(plan.read_text())["body"]["changes"] if c["state"] == "to-remove"]
+        assert len(removals) == 1 and removals[0]["trustee"] == SERVICE
+        assert (tmp_path / "change.plan.ps1").read_text().count("Remove-MailboxPermission") == 1

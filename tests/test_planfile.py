@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -15,7 +17,7 @@ from provisioner.config import Connection
 from provisioner.errors import InputError
 from provisioner.facts import ServerFacts
 from provisioner.model import Action, Identity, ItemState, Plan, PlanItem, Trustee, identity_problem
-from provisioner.planfile import SavedPlan, load
+from provisioner.planfile import SavedPlan, digest_of, load
 from provisioner.steps import StepOptions
 
 names = st.text(min_size=1, max_size=30).filter(lambda text: identity_problem(text) is None)
@@ -113,3 +115,59 @@ def test_an_exchange_online_plan_is_for_its_tenant_only() -> None:
     fabrikam = Connection(backend="exo", exo=ExoSettings(tenant="fabrikam.onmicrosoft.com"))
     hard, _ = server_drift(saved, fabrikam, {}, True)
     assert hard == ["tenant: the plan is for contoso.onmicrosoft.com, the connection is for fabrikam.onmicrosoft.com"]
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda body: body["changes"].append(dict(body["changes"][0])), "planned twice"),
+    (lambda body: body.__setitem__("batch_size", 0), "batch_size 0"),
+    (lambda body: body["endpoint"].__setitem__("port", 70000), "endpoint port 70000"),
+    (lambda body: body["endpoint"].__setitem__("mode", "evil"), "endpoint mode 'evil'"),
+    (lambda body: body["changes"][0].__setitem__("trustee", "someone-else"), "not among the plan's trustees"),
+])
+def test_a_plan_written_with_a_valid_digest_but_impossible_content_is_refused_by_field(
+    edit: Any, message: str, tmp_path: Path
+) -> None:
+    document = json.loads(saved_plan(["a", "b"]).dumps())
+    edit(document["body"])
+    document["digest"] = digest_of(document["body"])  # someone recomputed the digest: the content check remains
+    path = tmp_path / "odd.plan"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(InputError, match=message) as raised:
+        load(path)
+    assert str(path) in str(raised.value)
+
+
+def test_hostile_json_is_a_clean_error_never_a_traceback(tmp_path: Path) -> None:
+    base = json.loads(saved_plan(["a"]).dumps())
+    texts = {
+        "repeated key": '{"format": "provisioner-plan/1", "format": "provisioner-plan/1", "body": {}}',
+        "lone surrogate": json.dumps({**base, "body": {**base["body"], "created": "\ud800"}}),
+        "deep nesting": '{"format": "provisioner-plan/1", "body": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        "infinite batch": json.dumps(base).replace('"batch_size": 500', '"batch_size": Infinity'),
+    }
+    for name, text in texts.items():
+        path = tmp_path / f"{name}.plan"
+        path.write_text(text, encoding="utf-8", errors="surrogatepass")
+        with pytest.raises(InputError):
+            load(path)
+
+
+def test_server_names_compare_as_dns_does_and_automapping_must_match() -> None:
+    saved = saved_plan(["a"])
+    facts = {"protocol": "2.3", "ps_version": "5.1.17763.1"}
+    assert server_drift(saved, Connection(server="EX01.Contoso.com."), facts, True) == ([], [])
+    unsupported = replace(saved, automapping=False)  # planned with --automapping-unsupported-ok
+    hard, _ = server_drift(unsupported, Connection(server="ex01.contoso.com"), facts, True)
+    assert hard and "-AutoMapping is available now and was not when planned" in hard[0]
+
+
+def test_apply_runs_the_reviewed_preamble_not_the_appliers() -> None:
+    from provisioner.applyplan import connection_for
+
+    who = Trustee(Identity("svc"))
+    plan = Plan(Action.GRANT, (PlanItem(Identity("a"), who, ItemState.TO_ADD),), (who,), observed=True)
+    reviewed = Connection(server="ex01", mode="script", preamble="Add-PSSnapin Microsoft.Exchange.Management")
+    saved = SavedPlan.of(plan, reviewed, FACTS, StepOptions(), {}, datetime(2026, 12, 3, tzinfo=UTC))
+    applier = Connection(server="ex01", preamble="Add-MailboxPermission -Identity ceo -User mallory")
+    assert connection_for(saved, applier).preamble == reviewed.preamble
+    assert connection_for(saved, applier).mode == "script"

@@ -39,6 +39,7 @@ from provisioner.cli.options import (
 )
 from provisioner.config import discover
 from provisioner.confirm import Confirmation, changes_question
+from provisioner.errors import InputError
 from provisioner.jobs import Hooks
 from provisioner.session import check_connection_settings, resolve_password
 
@@ -49,6 +50,9 @@ def apply_plan(
     config: ConfigOpt = None,
     allow_drift: Annotated[bool, typer.Option(
         "--allow-drift", help="If the state moved since the plan, apply the changes that are still valid")] = False,
+    expect_digest: Annotated[str | None, typer.Option(
+        "--expect-digest", help="The approved plan's digest (sha256:…, from the review script's header): any "
+        "other plan is refused")] = None,
     yes: YesOpt = False,
     report: ReportOpt = None,
     output_format: FormatOpt = None,
@@ -77,14 +81,17 @@ def apply_plan(
     with edge():
         check_output(output_format)
         saved = load(plan_file)
+        if expect_digest is not None and expect_digest.strip().casefold() != saved.digest:
+            raise InputError(f"the plan's digest is {saved.digest}, not the approved {expect_digest.strip()}: "
+                             "nothing was sent", where=str(plan_file))
         given = {"server": server, "port": port, "scheme": scheme}
         moved = [f"{name}: the plan is for {saved.endpoint.get(name)}, --{name} says {value}"
-                 for name, value in given.items() if value is not None and value != saved.endpoint.get(name)]
+                 for name, value in given.items() if value is not None and not _same(name, value, saved.endpoint)]
         if moved:
             raise PlanDrift(moved, 0, len(saved.changes), hard=True)
         err(f"plan {saved.digest}: {saved.action.value}, {len(saved.changes)} changes ({saved.removals} removals), "
              f"made {saved.created} for {saved.endpoint.get('server')}")
-        profile = profile_for(saved.trustees, profile_list, False, report, html)
+        profile = profile_for(saved.trustees, profile_list, False, report)
         if saved.removals:
             confirmation = Confirmation.from_terminal(yes)
             confirmation.require("applying a plan that removes access")
@@ -115,3 +122,10 @@ def apply_plan(
         emit_profile(profile, profile_list)
         err(reports.summary_line(result))
         raise typer.Exit(int(result.exit_code))
+
+
+def _same(name: str, given: object, endpoint: dict[str, object]) -> bool:
+    planned = endpoint.get(name)
+    if name == "server":  # host names compare as DNS does
+        return str(given).casefold().rstrip(".") == str(planned or "").casefold().rstrip(".")
+    return given == planned

@@ -103,7 +103,7 @@ def _change_command(
         wanted = wanted_from(settings, mailbox, users_file, trustees)
         job = Job(action, wanted.mailboxes, wanted.trustees, connection, dry_run=dry_run, offline=offline,
                   automapping_unsupported_ok=automapping_unsupported_ok)
-        profile = profile_for(wanted.trustees, profile_list, dry_run, report, html)
+        profile = profile_for(wanted.trustees, profile_list, dry_run, report)
         capture = PlanCapture(connection) if plan_out is not None else None
         planned = capture if capture is not None else (
             confirmation.hook(removals_question("revoke")) if action is Action.REVOKE and not dry_run else None)
@@ -280,7 +280,7 @@ def reapply(
             connection, wanted.trustees, wanted.mailboxes, wanted_selectors, settings.exclude, reapply_settings,
             prune=prune, dry_run=dry_run, force=force, automapping_unsupported_ok=automapping_unsupported_ok,
         )
-        profile = profile_for(wanted.trustees, profile_list, dry_run, reapply_settings.report, html)
+        profile = profile_for(wanted.trustees, profile_list, dry_run, reapply_settings.report)
         capture = PlanCapture(connection) if plan_out is not None else None
         planned = capture if capture is not None else (
             confirmation.hook(removals_question("reapply --prune")) if prune and not dry_run else None)
