@@ -29,7 +29,8 @@ cat "$work/change.plan.ps1"
 
 step "3. Apply the reviewed plan exactly (exit 7 if the state moved), with a report and the MAPI-profile list" \
   "provisioner apply change.plan ${conn[*]} --report report.json --profile-list profile.csv"
-provisioner apply "$work/change.plan" "${conn[@]}" --report "$work/report.json" --profile-list "$work/profile.csv"
+provisioner apply "$work/change.plan" "${conn[@]}" --lock-file "$work/lock" --report "$work/report.json" \
+  --profile-list "$work/profile.csv"
 python3 - "$work/report.json" <<'PY'
 import json, sys
 doc = json.load(open(sys.argv[1]))

@@ -12,13 +12,13 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 from provisioner_lab.exchange.directory import FULL_ACCESS, PermissionEntry
 from provisioner_lab.run import Lab, running_lab
 
-ROOT = Path(__file__).parent.parent
 ADMIN, SERVICE = "sync.admin@contoso.com", "svc-codetwo@contoso.com"
 MAILBOXES = [f"user{i:06d}@contoso.com" for i in range(1, 9)]
 
@@ -27,7 +27,7 @@ def cli(lab: Lab, *args: str, endpoint: bool = True) -> subprocess.CompletedProc
     env = {**os.environ, "PROVISIONER_PASSWORD": lab.password, "PYTHONIOENCODING": "utf-8"}
     extra = lab.cli_args("ntlm") if endpoint else ["--auth", "ntlm", "--username", lab.username, "--insecure-lab"]
     return subprocess.run([sys.executable, "-m", "provisioner", *args, *extra], capture_output=True, text=True,
-                          cwd=ROOT, env=env, timeout=120, stdin=subprocess.DEVNULL)
+                          cwd=tempfile.gettempdir(), env=env, timeout=120, stdin=subprocess.DEVNULL)  # its lock
 
 
 def targets(mailboxes: list[str]) -> list[str]:

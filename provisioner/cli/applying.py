@@ -54,6 +54,8 @@ def apply_plan(
         "--expect-digest", help="The approved plan's digest (sha256:…, from the review script's header): any "
         "other plan is refused")] = None,
     yes: YesOpt = False,
+    lock_file: Annotated[Path | None, typer.Option(
+        "--lock-file", help="The lock a reapply takes too (default: next to the journal, else the config)")] = None,
     report: ReportOpt = None,
     output_format: FormatOpt = None,
     html: HtmlOpt = None,
@@ -107,7 +109,7 @@ def apply_plan(
         connection = connection_for(saved, connection)
         check_connection_settings(connection)
         password = resolve_password(connection)
-        with exclusive(lock_path(settings, None, settings.reapply.journal)), progress_factory() as progress:
+        with exclusive(lock_path(settings, lock_file, settings.reapply.journal)), progress_factory() as progress:
             result = run_apply(saved, connection, settings.reapply, password=password, allow_drift=allow_drift,
                                progress=progress, hooks=Hooks(finished=profile))
         if profile is not None:
