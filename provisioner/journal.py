@@ -81,7 +81,8 @@ class Journal:
             action = action_of[(mailbox.casefold(), trustee.casefold())]
             record: dict[str, Any] = {
                 "time": now, "run_id": run_id, "kind": "change", "action": action, "mailbox": mailbox,
-                "trustee": trustee, "automapping": outcome.trustee.automapping, "outcome": outcome.result.value,
+                "trustee": trustee, "automapping": outcome.trustee.automapping, "role": outcome.trustee.role,
+                "outcome": outcome.result.value,
                 "inverse": inverse(action, mailbox, trustee, outcome.trustee.automapping),
             }
             if outcome.error is not None:

@@ -28,7 +28,9 @@ def undo_plan(journal: Path, run_id: str) -> Plan:
     items: list[PlanItem] = []
     trustees: dict[Identity, Trustee] = {}
     for record in reversed(changes):
-        trustee = Trustee(Identity(record["trustee"]), bool(record.get("automapping", False)))
+        # the role (journals since 0.1 record it) lets the undo's MAPI-profile list name the admin-console user
+        trustee = Trustee(Identity(record["trustee"]), bool(record.get("automapping", False)),
+                          str(record.get("role", "trustee")))
         trustees.setdefault(trustee.identity, trustee)
         state = ItemState.TO_REMOVE if record["action"] == "grant" else ItemState.TO_ADD
         items.append(PlanItem(Identity(record["mailbox"]), trustee, state, f"undo {record['action']} of {run_id}"))

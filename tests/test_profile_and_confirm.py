@@ -200,3 +200,19 @@ def test_names_are_read_only_when_a_list_or_report_shows_them(tmp_path: Path) ->
             assert "MAPI profile of the admin-console user: add 6 mailboxes" in result.stderr
             assert ("list them with --profile-list FILE" in result.stderr) == (not extra)
     assert pipelines[1] - pipelines[0] == 1  # the names of all six in one `ids | Get-Mailbox`
+
+
+def test_undoing_a_grant_lists_the_admin_console_users_mailboxes_to_remove(tmp_path: Path) -> None:
+    conf = tmp_path / "provisioner.toml"
+    conf.write_text(f'[reapply]\njournal = "{tmp_path / "journal.jsonl"}"\nverify_delay_seconds = 0\n',
+                    encoding="utf-8")
+    with running_lab(mailboxes=6) as lab:
+        grant = cli(lab, "grant", "--config", str(conf), *targets(MAILBOXES[:3]), "--admin-user", ADMIN,
+                    "--service-account", SERVICE)
+        assert grant.returncode == 0, grant.stderr
+        run_id = next(line.split()[1] for line in grant.stderr.splitlines() if line.startswith("run "))
+        listing = tmp_path / "undo.csv"
+        undo = cli(lab, "journal", "undo", run_id, "--config", str(conf), "--yes", "--profile-list", str(listing))
+        assert undo.returncode == 0, undo.stderr
+        assert [picked(r) for r in rows(listing.read_text())] == [expected_row(lab, m, "remove")
+                                                                   for m in reversed(MAILBOXES[:3])]

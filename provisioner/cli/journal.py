@@ -14,11 +14,13 @@ from provisioner.cli.common import (
     check_output,
     connection_of,
     edge,
+    emit_profile,
     emit_script,
     err,
     exclusive_for,
     journal_path,
     present,
+    profile_for,
     progress_factory,
 )
 from provisioner.cli.options import (
@@ -34,6 +36,7 @@ from provisioner.cli.options import (
     NoAutomapOpt,
     PortOpt,
     PrincipalOpt,
+    ProfileListOpt,
     ReportOpt,
     SchemeOpt,
     ScriptOpt,
@@ -45,6 +48,7 @@ from provisioner.cli.options import (
 )
 from provisioner.config import discover
 from provisioner.confirm import Confirmation, changes_question
+from provisioner.jobs import Hooks
 from provisioner.session import check_connection_settings, resolve_password
 
 
@@ -93,6 +97,7 @@ def journal_undo(
     insecure_lab: LabOpt = False,
     automapping_unsupported_ok: NoAutomapOpt = False,
     yes: YesOpt = False,
+    profile_list: ProfileListOpt = None,
 ) -> None:
     """Apply (or with --dry-run, write) the inverse of every change a run made, newest first. Asks for
     confirmation (--yes without a terminal)."""
@@ -107,21 +112,27 @@ def journal_undo(
             domain_controller=domain_controller, insecure_lab=insecure_lab,
         )
         path = journal_path(settings, journal)
+        plan = undo_plan(path, run_id)
+        profile = profile_for(plan.trustees, profile_list, dry_run, report)
         password = None
         if not dry_run:
             confirmation = Confirmation.from_terminal(yes)
             confirmation.require("journal undo")
-            question = changes_question(f"undo {run_id}", undo_plan(path, run_id))
+            question = changes_question(f"undo {run_id}", plan)
             if question is not None:
                 confirmation.confirm(question)
             check_connection_settings(connection)
             password = resolve_password(connection)
         with exclusive_for(settings, path), progress_factory() as progress:
             result = run_undo(path, run_id, connection, settings.reapply, dry_run=dry_run, password=password,
-                              automapping_unsupported_ok=automapping_unsupported_ok, progress=progress)
+                              automapping_unsupported_ok=automapping_unsupported_ok, progress=progress,
+                              hooks=Hooks(finished=profile))
+        if profile is not None:
+            result.profile = tuple(profile.entries)
         emit_script(result, script)
         if report is not None:
             reports.write_report(result, report)
         present(result, output_format, html)
+        emit_profile(profile, profile_list)
         err(reports.summary_line(result))
         raise typer.Exit(int(result.exit_code))
