@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from provisioner.errors import InputError
-from provisioner.model import Identity, format_characters
+from provisioner.model import Identity
+from provisioner.pwsh import hidden_characters
 
 IDENTITY_COLUMNS = ("Identity", "PrimarySmtpAddress", "UserPrincipalName", "Alias", "Mailbox")
 """CSV header names of the identity column, in priority order (matched case-insensitively)."""
@@ -190,15 +191,17 @@ _BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u20
 
 
 def _format_warnings(value: str) -> list[str]:
-    """A message for the format characters (Cf) in ``value``: accepted, but invisible (or reordering)."""
-    found = format_characters(value)
+    """A message for the invisible characters in ``value`` (format characters, fillers, variation selectors, a
+    combining mark without a base; :func:`provisioner.pwsh.hidden`): accepted, but invisible (or reordering).
+    Spaces other than U+0020 are left to the lookalike warning."""
+    found = [(index, char) for index, char in hidden_characters(value) if unicodedata.category(char) != "Zs"]
     if not found:
         return []
     details = []
     for index, char in found:
         bidi = " (bidirectional control: text around it may display in another order)" if char in _BIDI_CONTROLS else ""
         details.append(f"'{_char_name(char)}'{bidi} at position {index}")
-    kind = "an invisible format character" if len(found) == 1 else f"{len(found)} invisible format characters"
+    kind = "an invisible character" if len(found) == 1 else f"{len(found)} invisible characters"
     return [f"{value!r} contains {kind}, kept as written: {_listing(details)}"]
 
 

@@ -15,9 +15,10 @@ def identity_problem(raw: str) -> str | None:
     """Why ``raw`` cannot be an Exchange identity, or None if it can.
 
     Refused: empty or blank values (Exchange Get-* cmdlets treat an empty identity as "all objects") and values
-    with no visible character at all (only whitespace and format characters), NUL, line breaks and any other
-    control character (Cc), unpaired surrogates, the noncharacters U+FFFE/U+FFFF (XML 1.0 cannot carry them:
-    PowerShell remoting's CLIXML would be unparsable), and absurd lengths.
+    with no visible character at all (only whitespace, format or other invisible characters:
+    :func:`provisioner.pwsh.hidden`), NUL, line breaks and any other control character (Cc), unpaired
+    surrogates, the noncharacters U+FFFE/U+FFFF (XML 1.0 cannot carry them: PowerShell remoting's CLIXML would be
+    unparsable), and absurd lengths.
 
     Format characters (Unicode category Cf: ZERO WIDTH NON-JOINER in Persian spelling, ZERO WIDTH JOINER,
     bidirectional controls, ...) are accepted: they are part of real names. The input layer warns about them
@@ -33,8 +34,10 @@ def identity_problem(raw: str) -> str | None:
         problem = _char_problem(char)
         if problem is not None:
             return f"{problem} at position {index + 1}"
-    if all(char.isspace() or unicodedata.category(char) == "Cf" for char in raw):
-        return "identity has no visible character (only whitespace and format characters)"
+    from provisioner.pwsh import hidden_characters  # the one rule of what is invisible (pwsh imports nothing)
+
+    if len(hidden_characters(raw)) + sum(1 for char in raw if char == " ") == len(raw):
+        return "identity has no visible character (only whitespace, format or other invisible characters)"
     return None
 
 
@@ -62,9 +65,13 @@ def visible(text: str) -> str:
     """``text`` for a terminal line: every character Python does not count as printable (format, bidi, control,
     non-ASCII spaces) as ``\\uXXXX`` (``\\UXXXXXXXX`` above U+FFFF), so a name cannot reorder or hide part of a
     message; letters of every script stay as they are."""
-    if text.isprintable():
+    from provisioner.pwsh import hidden_characters
+
+    if text.isascii() and text.isprintable():
         return text
-    return "".join(char if char.isprintable() else _code(char) for char in text)
+    coded = {index for index, _ in hidden_characters(text)}
+    return "".join(_code(char) if index in coded or not char.isprintable() else char
+                   for index, char in enumerate(text, start=1))
 
 
 def _code(char: str) -> str:

@@ -28,6 +28,7 @@ from provisioner import report as reports
 from provisioner.engine import ProgressFactory
 from provisioner.errors import InputError
 from provisioner.jobs import RunResult
+from provisioner.pwsh import hidden_characters
 from provisioner.report import cell_detail, problems_first
 
 if TYPE_CHECKING:
@@ -48,9 +49,10 @@ def visible(text: str) -> str:
     """``text`` with every control, format (bidi included) or separator character as a visible ``<U+202E>``."""
     if text.isascii() and text.isprintable():
         return text  # the common case, without a per-character scan
+    coded = {index for index, _ in hidden_characters(text)}
     return "".join(
-        f"<U+{ord(char):04X}>" if unicodedata.category(char) in _HIDDEN or char in "\ufffe\uffff" else char
-        for char in text
+        f"<U+{ord(char):04X}>" if index in coded or unicodedata.category(char) in _HIDDEN else char
+        for index, char in enumerate(text, start=1)
     )
 
 

@@ -91,6 +91,26 @@ def needs_code(char: str, after: str | None) -> bool:
     return False
 
 
+def hidden(char: str, after: str | None) -> bool:
+    """Invisible or easily mistaken when shown as is: what :func:`needs_code` codes, less the typographic quotes
+    (visible; coded in scripts only because PowerShell reads them as quotes). One rule for scripts, terminal lines,
+    the HTML report and the input warnings."""
+    return needs_code(char, after) and char not in SINGLE_QUOTES
+
+
+def hidden_characters(value: str) -> list[tuple[int, str]]:
+    """``(1-based position, character)`` of every :func:`hidden` character of ``value``."""
+    found: list[tuple[int, str]] = []
+    after: str | None = None
+    for index, char in enumerate(value, start=1):
+        if hidden(char, after):
+            found.append((index, char))
+            after = None
+        else:
+            after = char
+    return found
+
+
 def _pieces(value: str) -> list[str | int]:
     """``value`` cut into runs written as themselves (str) and UTF-16 code units written as codes (int)."""
     pieces: list[str | int] = []

@@ -67,12 +67,18 @@ def report_document(result: RunResult) -> dict[str, Any]:
     }
 
 
-def write_private(path: Path, text: str) -> None:
+SCRIPT_ENCODING = "utf-8-sig"
+"""PowerShell scripts are written as UTF-8 with a BOM: without one, Windows PowerShell (5.1 and 2.0, the Exchange
+Management Shell) reads a .ps1 in the ANSI code page, where a name's UTF-8 bytes can turn into a typographic quote
+(which PowerShell reads as ') and end a literal early."""
+
+
+def write_private(path: Path, text: str, encoding: str = "utf-8") -> None:
     """Write ``text`` to ``path``, readable and writable by the owner only, replacing any earlier file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+        with os.fdopen(fd, "w", encoding=encoding, newline="") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())

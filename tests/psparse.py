@@ -289,8 +289,32 @@ class Script:
     values: tuple[str, ...] = ()  # tree-sitter's reading: the value of each string argument, in order
 
 
+ENCODING_GUARD = ("if ('Ω'.Length -ne 1) { throw 'This script was not read as UTF-8: save it as UTF-8 with BOM and "
+                  "run it again.' }")
+"""The one statement a rendered script has besides its commands: it stops the script when Windows PowerShell read
+the file in the ANSI code page. Stated here on its own (not imported), so a changed guard fails the proofs."""
+
+
+def without_guard(source: str) -> str:
+    """``source`` with the encoding guard's line left blank; a script has it at most once, as a whole line."""
+    lines = source.split("\n")
+    at = [index for index, line in enumerate(lines) if ENCODING_GUARD in line]
+    if not at:
+        return source
+    assert len(at) == 1 and lines[at[0]] == ENCODING_GUARD, "the encoding guard, but not once as a whole line"
+    lines[at[0]] = ""
+    return "\n".join(lines)
+
+
+def command_lines(source: str) -> list[str]:
+    """The lines of a rendered script that are code: neither blank, nor a comment, nor the encoding guard."""
+    return [line for line in source.split("\n") if line and not line.startswith("#") and line != ENCODING_GUARD]
+
+
 def commands(source: str) -> Script:
-    """The statements of ``source`` (one command per line, as the scripts write them) and its comments."""
+    """The statements of ``source`` (one command per line, as the scripts write them) and its comments; the
+    encoding guard (:data:`ENCODING_GUARD`) is not a statement of the plan."""
+    source = without_guard(source)
     found: list[Command] = []
     comments: list[str] = []
     line: list[Token] = []
@@ -553,6 +577,7 @@ def ts_script(source: str) -> Script:
     back as the last command, unchanged: anything left open in ``source`` (a string, a block comment, a line
     continuation) would swallow or change it.
     """
+    source = without_guard(source)
     if not source.endswith("\n"):
         source += "\n"
     source += SENTINEL + "\n"
@@ -646,12 +671,17 @@ def prove_script(script: str, expected_commands: list[Expected]) -> list[list[st
     3. Every physical line is blank, one whole ``#`` comment, or one whole command.
     4. No comment is a ``#requires`` line or looks like the start of a signature block.
     5. No character of the script is one a reviewer cannot see (:func:`hidden_characters`), comments included.
+    6. The encoding guard (:data:`ENCODING_GUARD`) stands on its own line before any command.
     """
     assert "\r" not in script, "a carriage return in the script"
     assert not CONTROL.search(script.replace("\n", "")), "a control character reached the script"
     hidden = hidden_characters(script)
     assert not hidden, f"characters a reviewer cannot see: {[(i, f'U+{ord(c):04X}') for i, c in hidden[:5]]}"
 
+    physical = script.split("\n")
+    assert ENCODING_GUARD in physical, "no encoding guard"  # 6. it comes before any code
+    assert all(not line or line.startswith("#") for line in physical[:physical.index(ENCODING_GUARD)])
+    script = without_guard(script)
     mine = commands(script)
     theirs = ts_script(script)
     assert [decoded(command) for command in mine.commands] == expected_commands

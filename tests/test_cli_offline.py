@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import psparse
+
 ROOT = Path(__file__).parent.parent
 EXAMPLES = ROOT / "examples"
 
@@ -27,7 +29,7 @@ def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) 
 def test_offline_dry_run_on_the_examples_lists_every_grant() -> None:
     result = cli("grant", "--config", str(EXAMPLES / "provisioner.toml"), "--offline", "--dry-run")
     assert result.returncode == 0, result.stderr
-    commands = [line for line in result.stdout.splitlines() if line and not line.startswith("#")]
+    commands = psparse.command_lines(result.stdout)
     users = [line.split(",")[0] for line in (EXAMPLES / "users.csv").read_text().splitlines()[4:] if line]
     assert len(commands) == 2 * len(users) == 16
     assert commands[0] == (
@@ -46,7 +48,7 @@ def test_script_file_and_report_are_owner_only(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
-    assert "-AutoMapping:$true" in script.read_text()
+    assert "-AutoMapping:$true" in script.read_text(encoding="utf-8-sig")
     for path in (script, report):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     document = json.loads(report.read_text())

@@ -17,6 +17,8 @@ from provisioner_lab.exchange.engine import EngineOptions
 from provisioner_lab.run import Lab, build_engine, running_lab
 from provisioner_lab.server import FaultOptions
 
+from tests import psparse
+
 ROOT = Path(__file__).parent.parent
 EXAMPLES = ROOT / "examples"
 USERS = [line.split(",")[0] for line in (EXAMPLES / "users.csv").read_text().splitlines()
@@ -103,12 +105,16 @@ def test_dry_run_with_a_server_reads_first_and_changes_nothing(lab: Lab, tmp_pat
     result = cli(lab, "grant", "--dry-run", "--script", str(script), "-m", "ivan.petrov", "-m", "bob.meyer",
                  "--service-account", SERVICE)
     assert result.returncode == 0, result.stderr
-    commands = [line for line in script.read_text().splitlines() if line and not line.startswith("#")]
+    data = script.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf")  # UTF-8 with BOM: Windows PowerShell reads it as UTF-8
+    text = data.decode("utf-8-sig")
+    commands = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert commands == [
+        psparse.ENCODING_GUARD,
         "Add-MailboxPermission -Identity 'bob.meyer' -User 'svc-codetwo@contoso.com' -AccessRights FullAccess "
-        "-InheritanceType All -AutoMapping:$false"
+        "-InheritanceType All -AutoMapping:$false",
     ]
-    assert "#   'already-present': mailbox 'ivan.petrov'" in script.read_text()
+    assert "#   'already-present': mailbox 'ivan.petrov'" in text
     assert lab.engine.counters.writes == 0
     assert not has(lab, "bob.meyer", SERVICE)
 

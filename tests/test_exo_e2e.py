@@ -183,7 +183,7 @@ def test_a_saved_plan_applies_exactly_on_exchange_online_and_refuses_when_moved(
         assert planned.returncode == 1, planned.stderr  # the missing mailboxes are unknown/failed reads
         changes = json.loads(plan.read_text())["body"]["changes"]
         assert len(changes) == 2 * len(EXISTING)
-        assert "Connect-ExchangeOnline" in (tmp_path / "change.plan.ps1").read_text()
+        assert "Connect-ExchangeOnline" in (tmp_path / "change.plan.ps1").read_text(encoding="utf-8-sig")
         assert holders(lab, SERVICE) == set()
 
         first = cli("grant", "--config", str(config(lab, tmp_path, EXISTING[:1], name="one")))

@@ -118,7 +118,7 @@ def _check_cli_script(script: str, cmdlet: str, domain_controller: str | None) -
         [ADMIN, "admin-user"], [SERVICE, "service-account"], [state],
     ]
     # Every command line, read on its own, decodes back to the original names.
-    command_lines = [line for line in script.split("\n") if line and not line.startswith("#")]
+    command_lines = psparse.command_lines(script)
     assert len(command_lines) == 2 * EXPECTED_COUNT
     for line, (name, trustee) in zip(command_lines, ((n, t) for n in names for t in (ADMIN, SERVICE)), strict=True):
         strings = [token.value for token in psparse.tokenize(line) if token.kind == "string"]

@@ -261,7 +261,8 @@ def test_line_numbers_survive_any_chunking(tmp_path: Path, monkeypatch: pytest.M
         (b"alice\nbob\x00x\n", "2: NUL character at position 4"),
         (b"alice\n\x01bob\n", "2: control character U+0001 at position 1"),
         (b"alice\nbob\xe2\x80\xa8x\n", "2: line break (U+2028) at position 4"),
-        (b"alice\n\xe2\x80\x8b\n", "2: identity has no visible character (only whitespace and format characters)"),
+        (b"alice\n\xe2\x80\x8b\n",
+         "2: identity has no visible character (only whitespace, format or other invisible characters)"),
         (b"a\n" + b"x" * 513 + b"\n", "2: identity is 513 characters long (at most 512)"),
         # CSV form
         (b"Identity,Name\nalice,A\n,B\n", "3: empty identity in column Identity"),
@@ -386,7 +387,7 @@ def test_parse_identity_strips_whitespace_with_a_warning(raw: str, message: str)
         ("a\nb", "line break (U+000A) at position 2"),
         ("a\rb", "line break (U+000D) at position 2"),
         ("\x1bx", "control character U+001B at position 1"),
-        ("\u200b \ufeff", "identity has no visible character (only whitespace and format characters)"),
+        ("\u200b \ufeff", "identity has no visible character (only whitespace, format or other invisible characters)"),
         ("a" * 600, "identity is 600 characters long (at most 512)"),
     ],
 )

@@ -31,7 +31,7 @@ from provisioner.config import load_config
 from provisioner.desired import TrusteeOptions, desired
 from provisioner.errors import InputError
 from provisioner.inputs import Source, collect_targets, parse_identity, read_users_file
-from provisioner.model import Action, Identity, ItemState, Trustee
+from provisioner.model import Action, Identity, ItemState, Trustee, identity_problem
 from provisioner.runner import wire_value
 from provisioner.steps import StepOptions
 from tests import psparse
@@ -133,8 +133,8 @@ def test_the_rule_for_codes() -> None:
 
 identity_text = st.text(st.sampled_from([*LETTERS, *SUSPICIOUS]), min_size=1, max_size=16).filter(
     lambda text: not psparse.is_whitespace(text[0]) and not psparse.is_whitespace(text[-1])
-    and any(unicodedata.category(char)[0] in "LN" for char in text)
-).map(Identity)
+    and any(unicodedata.category(char)[0] in "LN" for char in text) and identity_problem(text) is None
+).map(Identity)  # identity_problem: a letter that is itself invisible (a Hangul filler) is no visible character
 
 
 @proof_settings(0.5)
@@ -171,11 +171,11 @@ def test_format_characters_are_accepted_with_a_warning_naming_file_line_and_char
     result = read_users_file(path)
     assert [target.identity.value for target in result.targets] == [*names, "bob"]  # exactly as written
     assert [str(warning) for warning in result.warnings] == [
-        f"{path}:2: {names[0]!r} contains an invisible format character, kept as written:"
+        f"{path}:2: {names[0]!r} contains an invisible character, kept as written:"
         " 'U+200C ZERO WIDTH NON-JOINER' at position 4",
-        f"{path}:3: {names[1]!r} contains an invisible format character, kept as written:"
+        f"{path}:3: {names[1]!r} contains an invisible character, kept as written:"
         " 'U+200D ZERO WIDTH JOINER' at position 3",
-        f"{path}:4: 'rtl \\u202eevil.txt' contains an invisible format character, kept as written:"
+        f"{path}:4: 'rtl \\u202eevil.txt' contains an invisible character, kept as written:"
         " 'U+202E RIGHT-TO-LEFT OVERRIDE' (bidirectional control: text around it may display in another order)"
         " at position 5",
     ]
@@ -190,7 +190,7 @@ def test_csv_values_and_several_characters_in_one_name(tmp_path: Path) -> None:
     assert [target.identity.value for target in result.targets] == [value]
     (warning,) = result.warnings
     assert str(warning) == (
-        f"{path}:2: 'a\\u200db\\u2067c\\ufeff' contains 3 invisible format characters, kept as written:"
+        f"{path}:2: 'a\\u200db\\u2067c\\ufeff' contains 3 invisible characters, kept as written:"
         " 'U+200D ZERO WIDTH JOINER' at position 2, 'U+2067 RIGHT-TO-LEFT ISOLATE' (bidirectional control: text"
         " around it may display in another order) at position 4, 'U+FEFF ZERO WIDTH NO-BREAK SPACE' at position 6"
     )
@@ -213,7 +213,7 @@ def test_a_bom_at_the_start_of_the_file_is_an_encoding_marker_one_inside_is_kept
         ("bob\x00x", "NUL character at position 4"),
         ("bob\x85x", "line break (U+0085) at position 4"),
         ("bob\ufffex", "noncharacter U+FFFE at position 4"),
-        (ZWNJ + RLO, "identity has no visible character (only whitespace and format characters)"),
+        (ZWNJ + RLO, "identity has no visible character (only whitespace, format or other invisible characters)"),
     ],
     ids=repr,
 )
@@ -341,7 +341,7 @@ def test_dry_run_grant_and_audit_against_the_lab_use_exactly_these_names(lab: La
     for where, char in ((f"{users}:1", "U+200C ZERO WIDTH NON-JOINER"), (f"{users}:2", "U+200D ZERO WIDTH JOINER"),
                         (f"{users}:3", "U+202E RIGHT-TO-LEFT OVERRIDE"), ("--trustee", "U+200C ZERO WIDTH NON-JOINER")):
         assert any(line.startswith(f"warning: {where}: ") and f"'{char}'" in line for line in dry.stderr.splitlines())
-    script = script_path.read_text(encoding="utf-8")
+    script = script_path.read_text(encoding="utf-8-sig")
     assert psparse.hidden_characters(script) == []
     for code in ("[char]0x200C", "[char]0x200D", "[char]0x202E"):
         assert code in script
@@ -394,3 +394,24 @@ def test_terminal_lines_show_every_hidden_character_as_a_code(text: str) -> None
     if "\\" not in text:  # and the codes read back to exactly the text
         codes = re.compile(r"\\u([0-9a-f]{4})|\\U([0-9a-f]{8})")
         assert codes.sub(lambda m: chr(int(m[1] or m[2], 16)), shown) == text
+
+
+@pytest.mark.parametrize("name", ["john\u00a0smith", "alice\u3164", "bob\ufe0f", "x\u2800y"])
+def test_every_hidden_character_is_visible_in_reports_and_on_the_terminal(name: str) -> None:
+    from provisioner import output
+    from provisioner.model import visible
+
+    assert "<U+" in output.visible(name)  # the HTML report and the rich table
+    assert "\\u" in visible(name)  # problem lines and the drift diff
+
+
+@pytest.mark.parametrize("name", ["\u3164", "\u115f\u1160", "\ufe0f", "\u2800", "\u0301"])
+def test_a_name_of_invisible_characters_only_is_refused(name: str) -> None:
+    assert identity_problem(name) is not None
+
+
+def test_an_invisible_filler_beside_letters_is_warned_about(tmp_path: Path) -> None:
+    path = tmp_path / "users.txt"
+    path.write_text("alice\u3164\n", encoding="utf-8")
+    warnings = [warning.message for warning in read_users_file(path).warnings]
+    assert any("U+3164" in message and "invisible character" in message for message in warnings), warnings

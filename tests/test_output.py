@@ -161,7 +161,7 @@ def test_format_beside_a_dry_run_script_on_stdout_is_refused(tmp_path: Path) -> 
                             "--script", str(script))
     assert code == 0, err
     assert json.loads(out)["items"][0]["result"] == "planned"
-    assert "Add-MailboxPermission -Identity 'a'" in script.read_text(encoding="utf-8")
+    assert "Add-MailboxPermission -Identity 'a'" in script.read_text(encoding="utf-8-sig")
 
 
 @pytest.mark.parametrize(

@@ -73,7 +73,7 @@ def test_an_unchanged_plan_applies_exactly_its_changes(tmp_path: Path) -> None:
         assert changes == {(m, t) for m in MAILBOXES for t in (ADMIN, SERVICE)} - {(MAILBOXES[0], SERVICE)}
         assert document["body"]["unchanged"] == {"already-present": 1}
         # the review script shows the plan's digest and exactly the planned commands
-        script = (tmp_path / "change.plan.ps1").read_text()
+        script = (tmp_path / "change.plan.ps1").read_text(encoding="utf-8-sig")
         assert document["digest"] in script
         assert script.count("Add-MailboxPermission -Identity") == len(changes)
         assert f"-Identity '{MAILBOXES[0]}' -User '{SERVICE}'" not in script
@@ -187,7 +187,7 @@ def test_a_plan_can_list_its_items_on_stdout_while_its_script_goes_to_a_file(tmp
                      "--format", "json")
         assert result.returncode == 0, result.stderr
         assert {i["result"] for i in json.loads(result.stdout)["items"]} == {"planned"}
-        assert "Add-MailboxPermission" in (tmp_path / "change.plan.ps1").read_text()
+        assert "Add-MailboxPermission" in (tmp_path / "change.plan.ps1").read_text(encoding="utf-8-sig")
 
 
 def test_two_explicit_entries_of_one_trustee_are_one_planned_removal(tmp_path: Path) -> None:
@@ -204,4 +204,4 @@ def test_two_explicit_entries_of_one_trustee_are_one_planned_removal(tmp_path: P
                          "--prune", "--force", "--lock-file", str(tmp_path / "lock"))
         removals = [c for c in json.loads(plan.read_text())["body"]["changes"] if c["state"] == "to-remove"]
         assert len(removals) == 1 and removals[0]["trustee"] == SERVICE
-        assert (tmp_path / "change.plan.ps1").read_text().count("Remove-MailboxPermission") == 1
+        assert (tmp_path / "change.plan.ps1").read_text(encoding="utf-8-sig").count("Remove-MailboxPermission") == 1

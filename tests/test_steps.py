@@ -117,7 +117,8 @@ def test_script_header_counts_and_unchanged_items() -> None:
     }
     plan = planner.plan(Action.GRANT, MAILBOXES, TRUSTEES, observed)
     script = render_script(plan, list(steps.changes(plan, steps.StepOptions())), ScriptContext("exch01.contoso.com"))
-    commands = [line for line in script.splitlines() if line and not line.startswith("#")]
+    assert psparse.ENCODING_GUARD in script.splitlines()
+    commands = psparse.command_lines(script)
     assert commands == [
         "Add-MailboxPermission -Identity 'Frank O''Connor' -User 'svc-codetwo@contoso.com' -AccessRights FullAccess "
         "-InheritanceType All -AutoMapping:$false"

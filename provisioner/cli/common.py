@@ -25,7 +25,7 @@ from provisioner.jobs import Hooks, Job, RunResult, run
 from provisioner.model import PROBLEM_RESULTS, Trustee, visible
 from provisioner.profile import ProfileList, admin_users, require_admin
 from provisioner.profile import as_csv as profile_csv
-from provisioner.report import write_private
+from provisioner.report import SCRIPT_ENCODING, write_private
 from provisioner.session import check_connection_settings, resolve_password
 
 
@@ -159,8 +159,8 @@ def save_plan(capture: PlanCapture, out: Path, script: Path | None) -> None:
         raise ProvisionerError("no plan was made, so none was saved")
     text = review_script(saved, capture.connection)
     script_path = script or out.with_name(out.name + ".ps1")
-    write_private(script_path, text)
-    write_private(out, saved.dumps(hashlib.sha256(text.encode("utf-8")).hexdigest()))
+    write_private(script_path, text, SCRIPT_ENCODING)
+    write_private(out, saved.dumps(hashlib.sha256(text.encode(SCRIPT_ENCODING)).hexdigest()))  # the file's bytes
     counts = ", ".join(f"{state} {n}" for state, n in sorted(saved.unchanged.items()))
     err(f"plan {saved.digest}: {len(saved.changes)} changes ({saved.removals} removals)"
          + (f"; unchanged: {counts}" if counts else ""))
@@ -226,7 +226,7 @@ def emit_script(result: RunResult, script: Path | None) -> None:
     if script is None:
         sys.stdout.write(result.script)
     else:
-        write_private(script, result.script)
+        write_private(script, result.script, SCRIPT_ENCODING)
         err(f"script written to {script}")
 
 
