@@ -37,7 +37,7 @@ from provisioner.model import ErrorInfo, Identity, ItemState, Outcome, Plan, Pla
 from provisioner.outcomes import unchanged_outcome
 from provisioner.planfile import TENANT, SavedPlan, server_facts
 from provisioner.render import render_script
-from provisioner.resolve import MailboxRef, Resolver
+from provisioner.resolve import MailboxRef
 from provisioner.session import open_pool
 from provisioner.steps import StepOptions
 
@@ -117,10 +117,7 @@ def _host(name: object) -> str | None:
 
 def recheck(saved: SavedPlan, engine: Engine) -> tuple[list[PlanItem], list[Moved]]:
     """The planned changes still valid (as plan items) and those that moved, in plan order."""
-    mailboxes = list(dict.fromkeys(change.mailbox for change in saved.changes))
-    found: dict[Identity, MailboxRef | ErrorInfo] = engine.with_session(
-        lambda runner: Resolver(runner, engine.options).identities(mailboxes)
-    ) if mailboxes else {}
+    found = engine.mailboxes(list(dict.fromkeys(change.mailbox for change in saved.changes)))
     verdicts: dict[int, PlanItem | Moved] = {}
     wanted: dict[Identity, list[int]] = {}
     trustee_of: dict[Identity, Trustee] = {}
@@ -225,10 +222,7 @@ class PlanCapture:
     saved: SavedPlan | None = None
 
     def __call__(self, plan: Plan, engine: Engine) -> None:
-        mailboxes = list(dict.fromkeys(item.mailbox for item in plan.items if item.changes))
-        found: dict[Identity, MailboxRef | ErrorInfo] = engine.with_session(
-            lambda runner: Resolver(runner, engine.options).identities(mailboxes)
-        ) if mailboxes else {}
+        found = engine.mailboxes(list(dict.fromkeys(item.mailbox for item in plan.items if item.changes)))
         keys = {mailbox: ref.key for mailbox, ref in found.items() if isinstance(ref, MailboxRef)}
         self.saved = SavedPlan.of(plan, self.connection, engine.session.facts, engine.options, keys,
                                   datetime.now(UTC).replace(microsecond=0))

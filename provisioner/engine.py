@@ -30,6 +30,7 @@ from provisioner.facts import NEEDED, ServerFacts, read_facts
 from provisioner.journal import Journal, step_action
 from provisioner.model import AccessState, ErrorInfo, Identity, Observation, Outcome, Plan, Result, Trustee
 from provisioner.outcomes import unchanged_outcome
+from provisioner.resolve import MailboxRef, Resolver
 from provisioner.runner import PsrpRunner, Runner, ScriptRunner, TransportLost
 from provisioner.steps import Step, StepAction, StepOptions
 
@@ -224,6 +225,15 @@ class Engine:
                     session.reopen()
 
     # ------------------------------------------------------------------ reading
+    def mailboxes(self, identities: Sequence[Identity]) -> dict[Identity, MailboxRef | ErrorInfo]:
+        """Each identity's mailbox (``ids | Get-Mailbox`` per batch), or the error that says why it has none; the
+        session is reopened if it breaks. Nothing is sent for no identities."""
+        if not identities:
+            return {}
+        found: dict[Identity, MailboxRef | ErrorInfo] = self.with_session(
+            lambda runner: Resolver(runner, self.options).identities(identities))
+        return found
+
     def observe(
         self, mailboxes: Sequence[Identity], trustees: Sequence[Trustee], label: str | None = "reading"
     ) -> dict[planner.PairKey, Observation]:

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 
 from provisioner.engine import Engine
 from provisioner.errors import InputError
-from provisioner.model import ErrorInfo, Identity, Outcome, Result, Trustee
-from provisioner.resolve import MailboxRef, Resolver
+from provisioner.model import Identity, Outcome, Result, Trustee
+from provisioner.report import aligned
+from provisioner.resolve import MailboxRef
 
 ADMIN_ROLE = "admin-user"
 RUN_CHANGES: Mapping[Result, str] = {Result.GRANTED: "add", Result.REMOVED: "remove"}
@@ -78,10 +79,7 @@ class ProfileList:
         if not self.names:
             self.entries.extend(ProfileEntry(change, o.mailbox, o.trustee) for o, change in picked)
             return
-        mailboxes = list(dict.fromkeys(outcome.mailbox for outcome, _ in picked))
-        found: dict[Identity, MailboxRef | ErrorInfo] = engine.with_session(
-            lambda runner: Resolver(runner, engine.options).identities(mailboxes)
-        )
+        found = engine.mailboxes(list(dict.fromkeys(outcome.mailbox for outcome, _ in picked)))
         for outcome, change in picked:
             ref = found.get(outcome.mailbox)
             if isinstance(ref, MailboxRef):
@@ -123,7 +121,4 @@ def as_csv(entries: Sequence[ProfileEntry]) -> str:
 def as_table(entries: Sequence[ProfileEntry]) -> str:
     rows = [("CHANGE", "DISPLAY NAME", "PRIMARY SMTP", "LEGACYEXCHANGEDN")]
     rows += [(e.change, e.display_name, e.primary_smtp, e.legacy_dn or e.note) for e in entries]
-    widths = [max(len(row[column]) for row in rows) for column in range(3)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3]
-             for row in rows]
-    return "\n".join(line.rstrip() for line in lines) + "\n"
+    return aligned(rows)

@@ -36,7 +36,6 @@ from provisioner.jobs import NO_HOOKS, Hooks, Job, RunResult, cmdlets, new_run_i
 from provisioner.journal import InDoubt, Journal, in_doubt
 from provisioner.model import (
     Action,
-    ErrorInfo,
     Identity,
     ItemState,
     Observation,
@@ -101,9 +100,7 @@ class Reapply:
         unresolved: list[Identity] = []
         complete = True
         explicit = list(self.job.explicit)
-        resolved: dict[Identity, MailboxRef | ErrorInfo] = {}
-        if explicit:
-            resolved = self._with_session(lambda runner: Resolver(runner, self.options).identities(explicit))
+        resolved = self.engine.mailboxes(explicit)
         for identity in self.job.explicit:
             found = resolved[identity]
             if isinstance(found, MailboxRef):

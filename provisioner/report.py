@@ -131,6 +131,11 @@ def as_table(result: RunResult) -> str:
     for outcome in problems_first(result.outcomes):
         rows.append((outcome.mailbox.value, outcome.trustee.identity.value, outcome.result.value,
                      cell_detail(outcome)))
+    return aligned(rows)
+
+
+def aligned(rows: list[tuple[str, str, str, str]]) -> str:
+    """Four columns as plain text: the first three padded to their widest cell, the last (free text) as is."""
     widths = [max(len(row[column]) for row in rows) for column in range(3)]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3]
