@@ -320,20 +320,28 @@ class ExoClient:
         return self._invoke_url(self.endpoints.invoke_url(self.tenant_id), call)
 
     def _invoke_url(self, url: str, call: Call) -> Reply:
+        status, payload, transient = self._answer(url, call, "invoke")
+        if transient is not None:
+            return Reply(error=transient, status=status)
+        return self._pages(self._reply(status, payload, call), payload, call)
+
+    def _answer(self, url: str, call: Call, kind: str) -> tuple[int, Any, ErrorInfo | None]:
+        """``(status, payload, error)`` of one call of ``call``'s body to ``url``: an answer worth retrying
+        (throttled, unavailable, no result) is sent again after its backoff, bounded; ``error`` is set when it
+        stayed so."""
         waited = 0.0
         attempt = 0
         body = call.body()
         while True:
-            response = self._post(url, body, "invoke")
+            response = self._post(url, body, kind)
             status, payload = response.status_code, _json(response)
-            hinted = retry_after(response.headers)
             transient = self._transient(status, payload, call)
             if transient is None:
-                return self._pages(self._reply(status, payload, call), payload, call)
-            delay = self._backoff(attempt, hinted)
+                return status, payload, None
+            delay = self._backoff(attempt, retry_after(response.headers))
             attempt += 1
             if attempt >= self.retrying.attempts or waited + delay > self.retrying.max_wait:
-                return Reply(error=transient, status=status)
+                return status, payload, transient
             waited += delay
             self.counters["retries"] += 1
             self.counters[f"http_{status}"] += 1
@@ -392,23 +400,12 @@ class ExoClient:
         return None
 
     def _invoke_url_once_page(self, url: str, call: Call) -> _Page:
-        waited = 0.0
-        attempt = 0
-        while True:
-            response = self._post(url, call.body(), "page")
-            status, payload = response.status_code, _json(response)
-            transient = self._transient(status, payload, call)
-            if transient is None:
-                reply = self._reply(status, payload, call)
-                link = payload.get("@odata.nextLink") if isinstance(payload, Mapping) else None
-                return _Page(reply.values, reply.warnings, reply.error, status, link if isinstance(link, str) else None)
-            delay = self._backoff(attempt, retry_after(response.headers))
-            attempt += 1
-            if attempt >= self.retrying.attempts or waited + delay > self.retrying.max_wait:
-                return _Page([], [], transient, status, None)
-            waited += delay
-            self.counters["retries"] += 1
-            self.sleep(delay)
+        status, payload, transient = self._answer(url, call, "page")
+        if transient is not None:
+            return _Page([], [], transient, status, None)
+        reply = self._reply(status, payload, call)
+        link = payload.get("@odata.nextLink") if isinstance(payload, Mapping) else None
+        return _Page(reply.values, reply.warnings, reply.error, status, link if isinstance(link, str) else None)
 
     # ------------------------------------------------------------------ many calls
     def invoke_many(self, calls: Sequence[Call]) -> list[Reply]:
