@@ -22,7 +22,7 @@ def identity_problem(raw: str) -> str | None:
 
     Format characters (Unicode category Cf: ZERO WIDTH NON-JOINER in Persian spelling, ZERO WIDTH JOINER,
     bidirectional controls, ...) are accepted: they are part of real names. The input layer warns about them
-    (:func:`format_characters`) and the script renderer writes them as ``[char]`` codes.
+    (:func:`provisioner.pwsh.hidden_characters`) and the script renderer writes them as ``[char]`` codes.
     """
     if not raw.strip():
         return "empty identity"
