@@ -7,7 +7,6 @@ named (TOML syntax errors also carry the line), before anything is sent. Passwor
 from __future__ import annotations
 
 import difflib
-import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -15,7 +14,11 @@ from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
 from provisioner.errors import InputError
+from provisioner.files import read_regular
+from provisioner.inputs import column_problem, wildcard_problem
 from provisioner.model import format_characters, identity_problem
+from provisioner.schema import Spec, setting, specs, type_problem
+from provisioner.schema import problem as setting_problem
 
 Auth = Literal["kerberos", "negotiate", "ntlm", "basic", "certificate", "credssp"]
 Scheme = Literal["http", "https"]
@@ -24,6 +27,10 @@ Backend = Literal["psrp", "exo"]
 Cloud = Literal["worldwide", "gcchigh", "dod"]
 AUTH_METHODS: tuple[str, ...] = get_args(Auth)
 DEFAULT_CONFIG = Path("provisioner.toml")
+MAX_CONFIG_BYTES = 1 << 20
+"""A configuration file larger than this (1 MiB) is refused: no real one comes close."""
+MAX_TIMEOUT = 3600  # seconds: an hour per request or connection is already far beyond Exchange's own limits
+MAX_WAIT = 86400  # seconds of backoff: a day
 
 
 @dataclass(frozen=True)
@@ -32,51 +39,65 @@ class ExoSettings:
     certificate. No secret is kept here: the certificate's private key stays in its file (its passphrase, if any,
     comes from ``PROVISIONER_CERTIFICATE_PASSWORD``)."""
 
-    tenant: str | None = None  # tenant GUID or initial domain (contoso.onmicrosoft.com): the token authority
-    app_id: str | None = None  # the app registration's Application (client) ID
-    certificate: str | None = None  # PEM file with the private key and the certificate (relative: to the config)
-    organization: str | None = None  # initial domain for the reviewed script's Connect-ExchangeOnline -Organization
-    certificate_pfx: str | None = None  # reviewed script only: -CertificateFilePath (else -CertificateThumbprint)
-    cloud: Cloud = "worldwide"
-    host: str | None = None  # override of the REST endpoint's base URL (https://host[:port])
-    login_host: str | None = None  # override of the token authority's base URL (https://host[:port])
-    ca_bundle: str | None = None  # CA bundle for both (tests and the lab's throwaway CA)
-    batch: bool = True  # send independent calls as $batch requests (at most 10 each)
-    page_size: int = 1000  # Prefer: odata.maxpagesize
-    timeout: int = 60  # seconds per HTTP request
-    retry_attempts: int = 6  # per call, for 429/502/503/504, connection errors and transient exception types
-    retry_base_seconds: float = 0.5  # first backoff without Retry-After; doubles per attempt (jitter), capped at 30 s
-    retry_max_seconds: float = 120.0  # waiting per call, in all
+    tenant: str | None = setting(None, "Tenant GUID or initial domain (contoso.onmicrosoft.com): the token authority")
+    app_id: str | None = setting(None, "The app registration's Application (client) ID")
+    certificate: str | None = setting(
+        None, "PEM file with the private key and the certificate (relative: to the config file)")
+    organization: str | None = setting(
+        None, "Initial domain for the reviewed script's Connect-ExchangeOnline -Organization")
+    certificate_pfx: str | None = setting(
+        None, "Reviewed script only: -CertificateFilePath (else -CertificateThumbprint)")
+    cloud: Cloud = setting("worldwide", "The Microsoft 365 cloud")
+    host: str | None = setting(None, "Override of the REST endpoint's base URL (https://host[:port])")
+    login_host: str | None = setting(None, "Override of the token authority's base URL (https://host[:port])")
+    ca_bundle: str | None = setting(None, "CA bundle for both endpoints (tests and the lab's throwaway CA)")
+    batch: bool = setting(True, "Send independent calls as $batch requests (at most 10 each)")
+    page_size: int = setting(1000, "Prefer: odata.maxpagesize", low=1, high=1000)
+    timeout: int = setting(60, "Seconds per HTTP request", low=1, high=MAX_TIMEOUT)
+    retry_attempts: int = setting(
+        6, "Attempts per call, for 429/502/503/504, connection errors and transient exception types", low=1, high=20)
+    retry_base_seconds: float = setting(
+        0.5, "First backoff without Retry-After; doubles per attempt (jitter), capped at 30 s", low=0, high=MAX_WAIT)
+    retry_max_seconds: float = setting(120.0, "Waiting per call, in all", low=0, high=MAX_WAIT)
 
 
 @dataclass(frozen=True)
 class Connection:
-    server: str | None = None
-    port: int | None = None  # default: 80 for http, 443 for https
-    scheme: Scheme = "http"
-    path: str = "PowerShell"
-    configuration_name: str = "Microsoft.Exchange"
-    auth: Auth = "kerberos"
-    username: str | None = None
-    cert_validation: bool = True
-    ca_bundle: str | None = None
-    certificate_pem: str | None = None
-    certificate_key_pem: str | None = None
-    operation_timeout: int = 20
-    connection_timeout: int = 30
-    insecure_lab: bool = False  # allows Basic over plain http: only for the lab endpoint
-    mode: Mode = "command"
-    preamble: str | None = None  # script mode: run before the steps (e.g. Connect-ExchangeOnline ...)
-    domain_controller: str | None = None
-    spn_service: str = "HTTP"  # Exchange's /PowerShell vdir is HTTP/<fqdn>; pypsrp would ask for WSMAN/<fqdn>
-    spn_hostname: str | None = None  # SPN host for load-balanced namespaces or connecting by IP
-    keytab: str | None = None  # Kerberos client keytab for unattended runs (relative paths: to the config file)
-    principal: str | None = None  # Kerberos principal (user@REALM) to use from the ticket cache or the keytab
-    keyring_service: str | None = None  # the password from the OS keyring: keyring.get_password(this, username)
-    batch_size: int = 500  # (mailbox, trustee) items per pipeline (piped: one invocation over them)
-    parallel: int = 1  # pipelines at once; Exchange's throttling policy limits concurrent shells per user
-    fast_wire: bool = False  # client-side CLIXML fast path (pypsrp internals; only on verified pypsrp versions)
-    backend: Backend = "psrp"  # "exo": Exchange Online over REST (the [exo] table), no PowerShell remoting
+    server: str | None = setting(None, "Exchange server FQDN")
+    port: int | None = setting(None, "TCP port (default: 80 for http, 443 for https)", low=1, high=65535)
+    scheme: Scheme = setting("http", "http or https")
+    path: str = setting("PowerShell", "The remote PowerShell virtual directory")
+    configuration_name: str = setting("Microsoft.Exchange", "The PowerShell endpoint (session configuration)")
+    auth: Auth = setting("kerberos", "Authentication method")
+    username: str | None = setting(None, "Account to connect as (password: PROVISIONER_PASSWORD or the keyring)")
+    cert_validation: bool = setting(True, "Validate the server's TLS certificate")
+    ca_bundle: str | None = setting(None, "CA bundle to validate the server's certificate with")
+    certificate_pem: str | None = setting(None, "Client certificate (auth = certificate)")
+    certificate_key_pem: str | None = setting(None, "Client certificate's private key (auth = certificate)")
+    operation_timeout: int = setting(20, "Seconds the server may take per WS-Management operation",
+                                     low=1, high=MAX_TIMEOUT)
+    connection_timeout: int = setting(30, "Seconds to wait for a connection", low=1, high=MAX_TIMEOUT)
+    insecure_lab: bool = setting(False, "Allow Basic over plain http: only for the lab endpoint")
+    mode: Mode = setting("command", "command (NoLanguage endpoints) or script")
+    preamble: str | None = setting(
+        None, "Script mode: run before the steps (e.g. Connect-ExchangeOnline ...)", empty_ok=True,
+        checked_text=False)
+    domain_controller: str | None = setting(None, "Pin reads and writes to this domain controller")
+    spn_service: str = setting(
+        "HTTP", "SPN service class (Exchange's /PowerShell vdir is HTTP/<fqdn>; pypsrp would ask for WSMAN/<fqdn>)")
+    spn_hostname: str | None = setting(None, "SPN host for load-balanced namespaces or connecting by IP")
+    keytab: str | None = setting(
+        None, "Kerberos client keytab for unattended runs (relative paths: to the config file)")
+    principal: str | None = setting(None, "Kerberos principal (user@REALM) to use from the ticket cache or keytab")
+    keyring_service: str | None = setting(
+        None, "Take the password from the OS keyring: keyring.get_password(this, username)")
+    batch_size: int = setting(
+        500, "(mailbox, trustee) items per pipeline (piped: one invocation over them)", low=1, high=5000)
+    parallel: int = setting(
+        1, "Pipelines at once; Exchange's throttling policy limits concurrent shells per user", low=1, high=16)
+    fast_wire: bool = setting(
+        False, "Client-side CLIXML fast path (pypsrp internals; only on verified pypsrp versions)")
+    backend: Backend = setting("psrp", 'psrp (PowerShell remoting) or exo (Exchange Online REST, the [exo] table)')
     exo: ExoSettings = field(default_factory=ExoSettings)
 
     @property
@@ -112,17 +133,21 @@ class Selector:
 
 @dataclass(frozen=True)
 class ReapplySettings:
-    max_changes: int = 500  # a larger plan is refused (exit 6) unless --force
-    journal: Path | None = None
-    lock_file: Path | None = None  # default: the journal's path + ".lock"
-    report: Path | None = None
-    metrics_file: Path | None = None
-    verify: bool = True  # re-read every change the server's own output did not prove; re-check once after the delay
-    verify_proven: bool = False  # also re-read changes the output proved (the ACE object a grant returns)
-    verify_delay_seconds: float = 5.0  # a change not visible yet is re-checked once after this delay
-    retry_attempts: int = 4  # per batch, for transient errors (transport, throttling)
-    retry_base_seconds: float = 2.0  # first backoff; doubles per attempt (with jitter), capped at 60 s
-    retry_max_seconds: float = 300.0  # per batch, in all
+    max_changes: int = setting(500, "A larger plan is refused (exit 6) unless --force", low=0, high=10_000_000)
+    journal: Path | None = setting(None, "JSON-lines change journal (relative: to the config file)")
+    lock_file: Path | None = setting(None, "The run lock (default: the journal's path + .lock)")
+    report: Path | None = setting(None, "JSON report written after each run")
+    metrics_file: Path | None = setting(None, "Prometheus textfile written after each run")
+    verify: bool = setting(
+        True, "Re-read every change the server's own output did not prove; re-check once after the delay")
+    verify_proven: bool = setting(False, "Also re-read changes the output proved (the ACE object a grant returns)")
+    verify_delay_seconds: float = setting(
+        5.0, "A change not visible yet is re-checked once after this delay", low=0, high=MAX_TIMEOUT)
+    retry_attempts: int = setting(4, "Attempts per batch, for transient errors (transport, throttling)",
+                                  low=1, high=20)
+    retry_base_seconds: float = setting(
+        2.0, "First backoff; doubles per attempt (with jitter), capped at 60 s", low=0, high=MAX_WAIT)
+    retry_max_seconds: float = setting(300.0, "Waiting per batch, in all", low=0, high=MAX_WAIT)
 
 
 @dataclass(frozen=True)
@@ -136,60 +161,11 @@ class Config:
     selectors: tuple[Selector, ...] = ()
     exclude: tuple[str, ...] = ()
     reapply: ReapplySettings = field(default_factory=ReapplySettings)
+    column: str | None = None  # [targets] column: the users files' identity column (--column overrides it)
 
 
-_CONNECTION_TYPES: dict[str, type | tuple[type, ...]] = {
-    "server": str,
-    "port": int,
-    "scheme": str,
-    "path": str,
-    "configuration_name": str,
-    "auth": str,
-    "username": str,
-    "cert_validation": bool,
-    "ca_bundle": str,
-    "certificate_pem": str,
-    "certificate_key_pem": str,
-    "operation_timeout": int,
-    "connection_timeout": int,
-    "insecure_lab": bool,
-    "mode": str,
-    "preamble": str,
-    "domain_controller": str,
-    "spn_service": str,
-    "spn_hostname": str,
-    "keytab": str,
-    "principal": str,
-    "keyring_service": str,
-    "batch_size": int,
-    "parallel": int,
-    "fast_wire": bool,
-    "backend": str,
-}
-_CHOICES: dict[str, tuple[str, ...]] = {
-    "scheme": get_args(Scheme),
-    "auth": AUTH_METHODS,
-    "mode": get_args(Mode),
-    "backend": get_args(Backend),
-}
-_EXO_TYPES: dict[str, type | tuple[type, ...]] = {
-    "tenant": str,
-    "app_id": str,
-    "certificate": str,
-    "organization": str,
-    "certificate_pfx": str,
-    "cloud": str,
-    "host": str,
-    "login_host": str,
-    "ca_bundle": str,
-    "batch": bool,
-    "page_size": int,
-    "timeout": int,
-    "retry_attempts": int,
-    "retry_base_seconds": (int, float),
-    "retry_max_seconds": (int, float),
-}
-_EXO_PATHS = ("certificate", "certificate_pfx", "ca_bundle")
+TARGETS_KEYS = ("mailboxes", "users_file", "users_files", "selector", "exclude", "column")
+_EXO_PATHS = ("certificate", "certificate_pfx", "ca_bundle")  # relative to the config file
 _SECTIONS = ("connection", "trustees", "targets", "reapply", "exo")
 
 
@@ -222,17 +198,21 @@ class _Reader:
             raise self.fail(key, problem)
         return value
 
+    def identity(self, value: str, key: str) -> str:
+        """A mailbox or trustee identity: Exchange text, and no wildcard (Exchange would expand it)."""
+        self.text(value, key, identity=True)
+        problem = wildcard_problem(value)
+        if problem is not None:
+            raise self.fail(key, problem)
+        return value
+
 
 def load_config(path: Path) -> Config:
     """Read and validate ``path``. Relative users-file paths are relative to the config file's folder."""
     reader = _Reader(path)
+    raw = read_regular(path, "configuration file", MAX_CONFIG_BYTES)
     try:
-        raw = path.read_bytes()
         data = tomllib.loads(raw.decode("utf-8"))
-    except FileNotFoundError:
-        raise InputError("configuration file not found", where=str(path)) from None
-    except OSError as exc:
-        raise InputError(f"cannot read configuration file: {exc}", where=str(path)) from None
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         message = f"invalid TOML: not UTF-8 (byte 0x{raw[exc.start]:02x} at line {line})"
@@ -252,9 +232,10 @@ def load_config(path: Path) -> Config:
     targets = data.get("targets", {})
     mailboxes, users_files = _targets(reader, targets, path.parent)
     selectors = _selectors(reader, targets.get("selector", []))
-    exclude = _strings(reader, targets, "exclude", "targets.")
+    exclude = _strings(reader, targets, "exclude", "targets.", identities=True)
+    column = _column(reader, targets)
     reapply = _reapply(reader, data.get("reapply", {}), path.parent)
-    return Config(path, connection, trustees, automapping, mailboxes, users_files, selectors, exclude, reapply)
+    return Config(path, connection, trustees, automapping, mailboxes, users_files, selectors, exclude, reapply, column)
 
 
 def _check_preamble(reader: _Reader, preamble: str) -> None:
@@ -268,65 +249,39 @@ def _check_preamble(reader: _Reader, preamble: str) -> None:
                           "(invisible in the reviewed script)")
 
 
-def _connection(reader: _Reader, table: Mapping[str, Any]) -> Connection:
-    reader.check_keys(table, list(_CONNECTION_TYPES), "connection.")
+def _settings(reader: _Reader, table: Mapping[str, Any], cls: type, prefix: str) -> dict[str, Any]:
+    """The values of ``table`` for the settings dataclass ``cls``, each checked against the schema."""
+    table_specs: dict[str, Spec] = specs(cls)
+    reader.check_keys(table, list(table_specs), prefix)
     values: dict[str, Any] = {}
-    for name, kind in _CONNECTION_TYPES.items():
+    for name, spec in table_specs.items():
         if name not in table:
             continue
-        value = reader.typed(table, name, kind, "connection.")
-        if name in _CHOICES and value not in _CHOICES[name]:
-            raise reader.fail(f"connection.{name}", f"'{value}' is not one of {', '.join(_CHOICES[name])}")
-        if isinstance(value, str) and name != "preamble":
-            reader.text(value, f"connection.{name}", identity=name in ("server", "domain_controller"))
-        if name == "preamble":
-            _check_preamble(reader, value)
+        value = table[name]
+        why = type_problem(spec, value) or setting_problem(spec, value)
+        if why is not None:
+            raise reader.fail(f"{prefix}{name}", why)
         values[name] = value
-    for name in ("keytab", "principal"):
-        if values.get(name) == "":
-            raise reader.fail(f"connection.{name}", "must not be empty")
+    return values
+
+
+def _connection(reader: _Reader, table: Mapping[str, Any]) -> Connection:
+    values = _settings(reader, table, Connection, "connection.")
+    if "preamble" in values:
+        _check_preamble(reader, values["preamble"])
     if "keytab" in values:
         values["keytab"] = str(reader.path.parent / values["keytab"])
-    port = values.get("port")
-    if port is not None and not 0 < port < 65536:
-        raise reader.fail("connection.port", f"{port} is not a TCP port")
-    for name in ("operation_timeout", "connection_timeout"):
-        if name in values and values[name] <= 0:
-            raise reader.fail(f"connection.{name}", "must be a positive number of seconds")
-    for name, top in (("batch_size", 5000), ("parallel", 16)):
-        if name in values and not 1 <= values[name] <= top:
-            raise reader.fail(f"connection.{name}", f"must be between 1 and {top}")
     return Connection(**values)
 
 
 def _exo(reader: _Reader, table: Mapping[str, Any]) -> ExoSettings:
-    reader.check_keys(table, list(_EXO_TYPES), "exo.")
-    values: dict[str, Any] = {}
-    for name, kind in _EXO_TYPES.items():
-        if name not in table:
-            continue
-        value = reader.typed(table, name, kind, "exo.")
-        if isinstance(value, str):
-            if not value:
-                raise reader.fail(f"exo.{name}", "must not be empty")
-            reader.text(value, f"exo.{name}", identity=True)
-        if name in _EXO_PATHS:
-            value = str(reader.path.parent / value)
-        values[name] = value
-    if "cloud" in values and values["cloud"] not in get_args(Cloud):
-        raise reader.fail("exo.cloud", f"'{values['cloud']}' is not one of {', '.join(get_args(Cloud))}")
+    values = _settings(reader, table, ExoSettings, "exo.")
     for name in ("host", "login_host"):
         if name in values and not values[name].startswith("https://"):
             raise reader.fail(f"exo.{name}", "must be an https:// URL")
-    if "page_size" in values and not 1 <= values["page_size"] <= 1000:
-        raise reader.fail("exo.page_size", "must be between 1 and 1000")
-    if "timeout" in values and values["timeout"] <= 0:
-        raise reader.fail("exo.timeout", "must be a positive number of seconds")
-    if "retry_attempts" in values and not 1 <= values["retry_attempts"] <= 20:
-        raise reader.fail("exo.retry_attempts", "must be between 1 and 20")
-    for name in ("retry_base_seconds", "retry_max_seconds"):
-        if name in values and not (math.isfinite(values[name]) and values[name] >= 0):
-            raise reader.fail(f"exo.{name}", "must be a finite number of seconds, not negative")
+    for name in _EXO_PATHS:
+        if name in values:
+            values[name] = str(reader.path.parent / values[name])
     return ExoSettings(**values)
 
 
@@ -339,7 +294,7 @@ def _trustees(reader: _Reader, table: Mapping[str, Any]) -> tuple[tuple[TrusteeS
     for name, role in (("admin_user", "admin-user"), ("service_account", "service-account")):
         if name in table:
             value = reader.typed(table, name, str, "trustees.")
-            specs.append(TrusteeSpec(reader.text(value, f"trustees.{name}", identity=True), role))
+            specs.append(TrusteeSpec(reader.identity(value, f"trustees.{name}"), role))
     automapping = bool(reader.typed(table, "automapping", bool, "trustees.")) if "automapping" in table else False
     extra = table.get("extra", [])
     if not isinstance(extra, list):
@@ -347,22 +302,22 @@ def _trustees(reader: _Reader, table: Mapping[str, Any]) -> tuple[tuple[TrusteeS
     for index, entry in enumerate(extra, start=1):
         key = f"trustees.extra[{index}]"
         if isinstance(entry, str):
-            specs.append(TrusteeSpec(reader.text(entry, key, identity=True), "trustee"))
+            specs.append(TrusteeSpec(reader.identity(entry, key), "trustee"))
             continue
         if not isinstance(entry, dict):
             raise reader.fail(key, "expected a table with 'identity' and optional 'automapping', or a string")
         reader.check_keys(entry, ("identity", "automapping"), f"{key}.")
         if "identity" not in entry:
             raise reader.fail(key, "missing 'identity'")
-        identity = reader.text(reader.typed(entry, "identity", str, f"{key}."), f"{key}.identity", identity=True)
+        identity = reader.identity(reader.typed(entry, "identity", str, f"{key}."), f"{key}.identity")
         mapping = cast(bool, reader.typed(entry, "automapping", bool, f"{key}.")) if "automapping" in entry else None
         specs.append(TrusteeSpec(identity, "trustee", mapping))
     return tuple(specs), automapping
 
 
 def _targets(reader: _Reader, table: Mapping[str, Any], base: Path) -> tuple[tuple[str, ...], tuple[Path, ...]]:
-    reader.check_keys(table, ("mailboxes", "users_file", "users_files", "selector", "exclude"), "targets.")
-    mailboxes = list(_strings(reader, table, "mailboxes", "targets."))
+    reader.check_keys(table, TARGETS_KEYS, "targets.")
+    mailboxes = list(_strings(reader, table, "mailboxes", "targets.", identities=True))
     files: list[Path] = []
     for name in ("users_file", "users_files"):
         raw = table.get(name)
@@ -375,7 +330,19 @@ def _targets(reader: _Reader, table: Mapping[str, Any], base: Path) -> tuple[tup
     return tuple(mailboxes), tuple(files)
 
 
-def _strings(reader: _Reader, table: Mapping[str, Any], name: str, prefix: str) -> tuple[str, ...]:
+def _column(reader: _Reader, table: Mapping[str, Any]) -> str | None:
+    """``[targets] column``: the users files' identity column (any header name), as ``--column``."""
+    if "column" not in table:
+        return None
+    value = reader.typed(table, "column", str, "targets.")
+    problem = column_problem(value)
+    if problem is not None:
+        raise reader.fail("targets.column", problem)
+    return cast(str, value)
+
+
+def _strings(reader: _Reader, table: Mapping[str, Any], name: str, prefix: str, *, identities: bool = False
+             ) -> tuple[str, ...]:
     raw = table.get(name, [])
     if not isinstance(raw, list):
         raise reader.fail(f"{prefix}{name}", "expected an array of strings")
@@ -383,7 +350,8 @@ def _strings(reader: _Reader, table: Mapping[str, Any], name: str, prefix: str) 
     for index, value in enumerate(raw, start=1):
         if not isinstance(value, str):
             raise reader.fail(f"{prefix}{name}[{index}]", f"expected a string, got {type(value).__name__}")
-        values.append(reader.text(value, f"{prefix}{name}[{index}]", identity=True))
+        key = f"{prefix}{name}[{index}]"
+        values.append(reader.identity(value, key) if identities else reader.text(value, key, identity=True))
     return tuple(values)
 
 
@@ -408,35 +376,11 @@ def _selectors(reader: _Reader, raw: Any) -> tuple[Selector, ...]:
     return tuple(selectors)
 
 
-_REAPPLY_TYPES: dict[str, type | tuple[type, ...]] = {
-    "max_changes": int,
-    "journal": str,
-    "lock_file": str,
-    "report": str,
-    "metrics_file": str,
-    "verify": bool,
-    "verify_proven": bool,
-    "verify_delay_seconds": (int, float),
-    "retry_attempts": int,
-    "retry_base_seconds": (int, float),
-    "retry_max_seconds": (int, float),
-}
-
-
 def _reapply(reader: _Reader, table: Mapping[str, Any], base: Path) -> ReapplySettings:
-    reader.check_keys(table, list(_REAPPLY_TYPES), "reapply.")
-    values: dict[str, Any] = {}
-    for name, kind in _REAPPLY_TYPES.items():
-        if name not in table:
-            continue
-        value = reader.typed(table, name, kind, "reapply.")
-        if isinstance(kind, type) and kind is str:
-            value = base / reader.text(value, f"reapply.{name}", identity=True)
-        elif not isinstance(value, bool) and value < 0:
-            raise reader.fail(f"reapply.{name}", "must not be negative")
-        elif isinstance(value, float) and not math.isfinite(value):
-            raise reader.fail(f"reapply.{name}", f"must be a finite number, not {value}")
-        values[name] = value
+    values = _settings(reader, table, ReapplySettings, "reapply.")
+    for name, spec in specs(ReapplySettings).items():
+        if spec.kind is Path and name in values:
+            values[name] = base / values[name]
     return ReapplySettings(**values)
 
 

@@ -13,7 +13,15 @@ from pathlib import Path
 
 from provisioner.config import Config, TrusteeSpec
 from provisioner.errors import InputError
-from provisioner.inputs import InputWarning, Source, Target, TargetList, collect_targets, parse_identity
+from provisioner.inputs import (
+    InputWarning,
+    Source,
+    Target,
+    TargetList,
+    collect_targets,
+    column_problem,
+    parse_identity,
+)
 from provisioner.model import Identity, Trustee
 
 
@@ -70,10 +78,18 @@ def trustees(config: Config, options: TrusteeOptions) -> tuple[tuple[Trustee, ..
 
 
 def targets(
-    config: Config, mailboxes: Sequence[str], users_files: Sequence[Path], *, allow_empty: bool = False
+    config: Config, mailboxes: Sequence[str], users_files: Sequence[Path], *, allow_empty: bool = False,
+    column: str | None = None,
 ) -> TargetList:
+    """The explicit targets; ``column`` (``--column``) names the users files' identity column, else the config's
+    ``[targets] column``."""
+    if column is not None:
+        problem = column_problem(column)
+        if problem is not None:
+            raise InputError(f"--column: {problem}")
+    column = column if column is not None else config.column
     if mailboxes or users_files:
-        found = collect_targets(mailboxes, users_files)
+        found = collect_targets(mailboxes, users_files, column=column)
     else:
         origin = f"config:{config.source}"
         config_targets: list[Target] = []
@@ -83,7 +99,7 @@ def targets(
             identity, found_warnings = parse_identity(value, source)
             config_targets.append(Target(identity, source))
             warnings += found_warnings
-        found = collect_targets([], config.users_files, config_targets)
+        found = collect_targets([], config.users_files, config_targets, column=column)
         found.warnings[:0] = warnings
     if not found.targets and not allow_empty:
         raise InputError("no target mailboxes: give --mailbox or --users-file, or [targets] in the config")
@@ -97,8 +113,9 @@ def desired(
     users_files: Sequence[Path],
     *,
     selectors_count: int = 0,
+    column: str | None = None,
 ) -> Desired:
     """Trustees and explicit targets; with selectors (``selectors_count``), explicit targets may be empty."""
     trustee_list, notes = trustees(config, options)
-    found = targets(config, mailboxes, users_files, allow_empty=selectors_count > 0)
+    found = targets(config, mailboxes, users_files, allow_empty=selectors_count > 0, column=column)
     return Desired(trustee_list, found, notes)

@@ -2,8 +2,12 @@
 
 A users file is either a plain list (one identity per physical line, taken whole, so DNs with commas work)
 or a CSV file whose header names the identity column. Which one is decided from the first line that is
-neither blank nor a ``#`` comment: it is a CSV header only if, split as CSV with ``,``, ``;`` or tab, one of
-its fields is a known identity column name (see ``IDENTITY_COLUMNS``).
+neither blank nor a ``#`` comment: it is a CSV header if, split as CSV with ``,``, ``;`` or tab, one of
+its fields is a known identity column name (see ``IDENTITY_COLUMNS``) or the column named by ``--column``
+(``[targets] column``). A first line that looks like a CSV header (it starts with a double quote, or it splits
+into two or more column-name-like fields) but names no identity column is refused, naming the columns found:
+such a file sent line by line would send its header and whole records as identities. In a CSV file a double
+quote inside an unquoted field is refused (``file:line``), and so is a wildcard ``*`` in any identity.
 
 Everything here raises ``InputError`` (never anything else) for bad input, with ``where`` naming the file
 and 1-based physical line (``users.csv:12``), so the run stops before anything is sent.
@@ -22,11 +26,18 @@ from pathlib import Path
 from typing import BinaryIO
 
 from provisioner.errors import InputError
+from provisioner.files import open_regular, too_large
 from provisioner.model import Identity
 from provisioner.pwsh import hidden_characters
 
 IDENTITY_COLUMNS = ("Identity", "PrimarySmtpAddress", "UserPrincipalName", "Alias", "Mailbox")
 """CSV header names of the identity column, in priority order (matched case-insensitively)."""
+
+MAX_USERS_FILE_BYTES = 64 << 20
+"""A users file larger than this (64 MiB, some million lines) is refused before it is read."""
+
+WILDCARD_ADVICE = "Exchange expands * in identities: give the GUID, DN or address"
+_COLUMN_LIKE = re.compile(r"[^\W\d][\w .()/#+&-]*", re.UNICODE)  # a header name as exports write them
 
 CSV_DELIMITERS = (",", ";", "\t")
 MAX_LINE_LENGTH = 1_000_000
@@ -205,17 +216,37 @@ def _format_warnings(value: str) -> list[str]:
     return [f"{value!r} contains {kind}, kept as written: {_listing(details)}"]
 
 
+def wildcard_problem(value: str) -> str | None:
+    """Why ``value`` cannot be sent as an identity because of a wildcard, or None. Exchange's identity parameters
+    expand ``*``: a grant for ``j*`` would land on whichever mailbox matched, one nobody listed."""
+    return f"{value!r} contains a wildcard (*): {WILDCARD_ADVICE}" if "*" in value else None
+
+
+def column_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a users file's identity column (``--column``, ``[targets] column``), or None."""
+    core = _strip_space(name)[1]
+    if not core:
+        return "empty column name"
+    if any(char in core for char in '"\r\n') or not core.isprintable():
+        return f"{name!r} is not a CSV column name"
+    return None
+
+
 def parse_identity(raw: str, source: Source) -> tuple[Identity, list[InputWarning]]:
     """Check one identity. Surrounding spaces and tabs are stripped with a warning; format characters (kept
     as written) and lookalikes warn.
 
-    Raises ``InputError(reason, where=str(source))`` when ``identity_problem`` refuses the value.
+    Raises ``InputError(reason, where=str(source))`` when ``identity_problem`` refuses the value, or when it
+    holds a wildcard (:func:`wildcard_problem`).
     """
     leading, value, trailing = _strip_space(raw)
     try:
         identity = Identity(value)  # checks identity_problem(value)
     except ValueError as exc:
         raise InputError(str(exc), where=str(source)) from None
+    wildcard = wildcard_problem(value)
+    if wildcard is not None:
+        raise InputError(wildcard, where=str(source))
     warnings = []
     if leading or trailing:
         side = " and ".join(name for name, part in (("leading", leading), ("trailing", trailing)) if part)
@@ -254,6 +285,7 @@ def _split_lines(buffer: str, final: bool) -> tuple[list[str], str]:
 
 
 def _read_chunks(stream: BinaryIO, origin: str) -> Iterator[bytes]:
+    read = 0
     while True:
         try:
             chunk = stream.read(_CHUNK_SIZE)
@@ -261,6 +293,9 @@ def _read_chunks(stream: BinaryIO, origin: str) -> Iterator[bytes]:
             raise InputError(f"cannot read the file: {exc.strerror or exc}", where=origin) from None
         if not chunk:
             return
+        read += len(chunk)
+        if read > MAX_USERS_FILE_BYTES:  # the file grew after it was opened
+            raise InputError(too_large("users file", MAX_USERS_FILE_BYTES), where=origin)
         yield chunk
 
 
@@ -339,22 +374,21 @@ def _csv_fields(line: str, delimiter: str) -> list[str] | None:
         return None
 
 
-def _detect_header(line: str, number: int, origin: str) -> _Header | None:
-    """The CSV header that ``line`` is, or None if it is not one (then the file is a plain list)."""
-    priority = {name.casefold(): rank for rank, name in enumerate(IDENTITY_COLUMNS)}
+def _known_header(line: str, number: int, origin: str, rank_of: dict[str, int], label: str) -> _Header | None:
+    """The header ``line`` is when split by the delimiter under which a field names a column of ``rank_of``
+    (casefolded name -> priority, lower first), or None."""
     found: list[_Header] = []
     for delimiter in CSV_DELIMITERS:
         fields = _csv_fields(line, delimiter)
         if fields is None:
             continue
-        ranks = [priority.get(_strip_space(name)[1].casefold(), len(priority)) for name in fields]
-        best = min(ranks, default=len(priority))
-        if best == len(priority):
+        ranks = [rank_of.get(_strip_space(name)[1].casefold(), len(rank_of)) for name in fields]
+        best = min(ranks, default=len(rank_of))
+        if best == len(rank_of):
             continue
         if ranks.count(best) > 1:
-            raise InputError(
-                f"the header has more than one {IDENTITY_COLUMNS[best]} column", where=f"{origin}:{number}"
-            )
+            name = _strip_space(fields[ranks.index(best)])[1]
+            raise InputError(f"the header has more than one {name} column{label}", where=f"{origin}:{number}")
         found.append(_Header(delimiter, tuple(fields), ranks.index(best), number))
     # A delimiter absent from the line gives one field, the whole line: a one-column header (read with ",").
     split = [header for header in found if len(header.fields) > 1]
@@ -365,6 +399,78 @@ def _detect_header(line: str, number: int, origin: str) -> _Header | None:
             where=f"{origin}:{number}",
         )
     return split[0] if split else found[0] if found else None
+
+
+def _header_fields(line: str) -> list[str]:
+    """The fields of a header line, split by the delimiter that gives the most of them."""
+    candidates = [_csv_fields(line, delimiter) or [line] for delimiter in CSV_DELIMITERS]
+    return [_strip_space(name)[1] for name in max(candidates, key=len)]
+
+
+def looks_like_header(line: str) -> bool:
+    """A line that reads as a CSV header: it starts with a double quote (Export-Csv quotes every field), or it
+    splits into two or more fields that all look like column names (DNs have ``=``, addresses ``@``, account
+    names a backslash, "Last, First" display names a space after the comma: none of those is a header)."""
+    core = _strip_space(line)[1]
+    if core.startswith('"'):
+        return True
+    for delimiter in CSV_DELIMITERS:
+        fields = core.split(delimiter)
+        if len(fields) > 1 and all(_COLUMN_LIKE.fullmatch(name) and name == name.strip() for name in fields):
+            return True
+    return False
+
+
+def _columns_text(fields: Sequence[str]) -> str:
+    return ", ".join(repr(name) for name in fields) if fields else "none"
+
+
+def _detect_header(line: str, number: int, origin: str, column: str | None = None) -> _Header | None:
+    """The CSV header that ``line`` is, or None if it is not one (then the file is a plain list). With
+    ``column`` the line must be a header naming that column."""
+    where = f"{origin}:{number}"
+    if column is not None:
+        wanted = _strip_space(column)[1]
+        header = _known_header(line, number, origin, {wanted.casefold(): 0}, " (--column)")
+        if header is None:
+            raise InputError(f"no column {wanted!r} (--column) in the header: the columns found are "
+                             f"{_columns_text(_header_fields(line))}", where=where)
+        return header
+    priority = {name.casefold(): rank for rank, name in enumerate(IDENTITY_COLUMNS)}
+    header = _known_header(line, number, origin, priority, "")
+    if header is None and looks_like_header(line):
+        raise InputError(
+            f"this looks like a CSV header, but it names no identity column: the columns found are "
+            f"{_columns_text(_header_fields(line))}; accepted: {', '.join(IDENTITY_COLUMNS)} (any letter case), "
+            "or pick the column with --column NAME ([targets] column in the config)",
+            where=where,
+        )
+    return header
+
+
+_STRAY_QUOTE = ('stray double quote in an unquoted field: quote the whole field ("...") and double each quote '
+                'inside it ("")')
+
+
+def _stray_quote(text: str, delimiter: str) -> int | None:
+    """The index in ``text`` (one CSV record, as written) of a double quote inside an unquoted field, or None.
+    Python's csv module keeps such a quote as data; Excel and Export-Csv never write one."""
+    if '"' not in text:
+        return None
+    start, unquoted, quoted, closed = range(4)
+    state = start
+    for index, char in enumerate(text):
+        if state == quoted:
+            state = closed if char == '"' else quoted
+        elif char == delimiter or char in "\r\n":
+            state = start
+        elif char == '"':
+            if state == unquoted:
+                return index
+            state = quoted  # the opening quote, or (after a closing one) a doubled quote inside the field
+        elif state == start:
+            state = unquoted
+    return None
 
 
 def _plain_items(origin: str, lines: Iterable[tuple[int, str]]) -> Iterator[Target | InputWarning]:
@@ -397,6 +503,7 @@ def _csv_records(origin: str, lines: Iterator[tuple[int, str]], delimiter: str) 
     """``(first physical line, fields)`` per CSV record; blank and comment lines between records skipped."""
     start = 0
     at_record_start = True
+    raw: list[str] = []
 
     def feed() -> Iterator[str]:
         nonlocal start, at_record_start
@@ -405,6 +512,8 @@ def _csv_records(origin: str, lines: Iterator[tuple[int, str]], delimiter: str) 
                 if _skipped(line):
                     continue
                 start, at_record_start = number, False
+                raw.clear()
+            raw.append(line)
             yield line  # a continuation line of a quoted field is data, even if it looks like a comment
 
     reader = csv.reader(feed(), delimiter=delimiter, strict=True)
@@ -416,6 +525,10 @@ def _csv_records(origin: str, lines: Iterator[tuple[int, str]], delimiter: str) 
             return
         except csv.Error as exc:
             raise InputError(_csv_reason(exc), where=f"{origin}:{start}") from None
+        text = "".join(raw)
+        stray = _stray_quote(text, delimiter)
+        if stray is not None:
+            raise InputError(_STRAY_QUOTE, where=f"{origin}:{start + _line_breaks(text[:stray])}")
         yield start, row
 
 
@@ -452,28 +565,21 @@ def _csv_items(origin: str, lines: Iterator[tuple[int, str]], header: _Header) -
         yield Target(identity, source)
 
 
-def _users_file_items(path: Path) -> Iterator[Target | InputWarning]:
+def _users_file_items(path: Path, column: str | None = None) -> Iterator[Target | InputWarning]:
     """Targets and warnings of one users file, in file order, read as a stream."""
     origin = str(path)
-    try:
-        stream = path.open("rb")
-    except FileNotFoundError:
-        raise InputError("no such file", where=origin) from None
-    except IsADirectoryError:
-        raise InputError("is a directory, not a users file", where=origin) from None
-    except PermissionError:
-        raise InputError("permission denied", where=origin) from None
-    except OSError as exc:
-        raise InputError(f"cannot open the file: {exc.strerror or exc}", where=origin) from None
-    with stream:
+    with open_regular(path, "users file", MAX_USERS_FILE_BYTES) as stream:
         lines = _physical_lines(stream, origin)
         for number, line in lines:
             if _skipped(line):
                 continue
-            header = _detect_header(_content(line), number, origin)
+            header = _detect_header(_content(line), number, origin, column)
             if header is None:
                 yield from _plain_items(origin, itertools.chain([(number, line)], lines))
             else:
+                stray = _stray_quote(_content(line), header.delimiter)
+                if stray is not None:
+                    raise InputError(_STRAY_QUOTE, where=f"{origin}:{number}")
                 yield from _csv_items(origin, lines, header)
             return
 
@@ -499,16 +605,18 @@ class _Folder:
             self.result.duplicates.append(Duplicate(item, first))
 
 
-def read_users_file(path: Path) -> TargetList:
-    """Read one users file (plain list or CSV). Raises ``InputError`` naming the file (and line)."""
+def read_users_file(path: Path, column: str | None = None) -> TargetList:
+    """Read one users file (plain list or CSV; with ``column``, a CSV file with that identity column). Raises
+    ``InputError`` naming the file (and line)."""
     folder = _Folder()
-    for item in _users_file_items(Path(path)):
+    for item in _users_file_items(Path(path), column):
         folder.add(item)
     return folder.result
 
 
 def collect_targets(
-    mailboxes: Sequence[str], users_files: Sequence[Path], config_targets: Sequence[Target] = ()
+    mailboxes: Sequence[str], users_files: Sequence[Path], config_targets: Sequence[Target] = (),
+    column: str | None = None,
 ) -> TargetList:
     """All targets: config targets first, then each users file in order, then ``--mailbox`` values.
 
@@ -518,7 +626,7 @@ def collect_targets(
     for target in config_targets:
         folder.add(target)
     for path in users_files:
-        for item in _users_file_items(Path(path)):
+        for item in _users_file_items(Path(path), column):
             folder.add(item)
     for raw in mailboxes:
         source = Source("--mailbox")

@@ -24,6 +24,7 @@ from provisioner import __version__
 from provisioner.config import Connection
 from provisioner.errors import InputError
 from provisioner.facts import ServerFacts
+from provisioner.files import read_regular
 from provisioner.model import Action, Identity, ItemState, Plan, PlanItem, Trustee
 from provisioner.steps import StepOptions
 
@@ -32,6 +33,8 @@ ENDPOINT_FIELDS = ("backend", "server", "port", "scheme", "path", "configuration
                    "preamble")  # preamble: script mode's, as reviewed (apply runs the plan's, not the config's)
 TENANT = "tenant"  # beside ENDPOINT_FIELDS: the Exchange Online tenant a plan is for (None on-prem)
 APPLICABLE = (Action.GRANT, Action.REVOKE, Action.REAPPLY)
+MAX_PLAN_BYTES = 128 << 20
+"""A plan file larger than this (128 MiB, some 500,000 changes) is refused before it is read."""
 
 
 @dataclass(frozen=True)
@@ -143,9 +146,7 @@ def load(path: Path) -> SavedPlan:
     """The plan in ``path``; any damage, an edit after it was made or an unknown format is refused by name."""
     where = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read the plan: {exc.strerror or exc}", where=where) from None
+        text = read_regular(path, "plan file", MAX_PLAN_BYTES).decode("utf-8")
     except UnicodeDecodeError:
         raise InputError("not a plan file (not UTF-8 text)", where=where) from None
     try:

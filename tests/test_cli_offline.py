@@ -88,7 +88,7 @@ def test_duplicates_are_reported_and_folded(tmp_path: Path) -> None:
         (["grant", "--offline", "--dry-run", "--trustee", "t"], "no target mailboxes"),
         (["grant", "--offline", "--dry-run", "-m", "a"], "no trustees"),
         (["grant", "--offline", "--dry-run", "-m", " ", "--trustee", "t"], "empty identity"),
-        (["grant", "--dry-run", "-m", "a", "--trustee", "t", "--auth", "nope"], "--auth must be one of"),
+        (["grant", "--dry-run", "-m", "a", "--trustee", "t", "--auth", "nope"], "--auth: 'nope' is not one of"),
         (["grant", "-m", "a", "--trustee", "t"], "no server configured"),
         (["grant", "-m", "a", "--trustee", "t", "--server", "x", "--auth", "basic", "--username", "u"],
          "Basic authentication over plain http"),

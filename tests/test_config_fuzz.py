@@ -28,18 +28,22 @@ from hypothesis import strategies as st
 from provisioner import config as config_module
 from provisioner.config import Config, load_config
 from provisioner.errors import InputError
+from provisioner.schema import specs
 from tests.hypothesis_profiles import proof_settings
 
 ROOT = Path(__file__).parent.parent
 
 # The schema, read from the module so that new keys are fuzzed too.
 SCHEMA: dict[str, dict[str, Any]] = {
-    "connection": dict(config_module._CONNECTION_TYPES),
+    "connection": {name: spec.toml_types for name, spec in specs(config_module.Connection).items()},
     "trustees": {"admin_user": str, "service_account": str, "automapping": bool, "extra": list},
-    "targets": {"mailboxes": list, "users_file": str, "users_files": list, "selector": list, "exclude": list},
-    "reapply": dict(config_module._REAPPLY_TYPES),
+    "targets": {"mailboxes": list, "users_file": str, "users_files": list, "selector": list, "exclude": list,
+                "column": str},
+    "reapply": {name: spec.toml_types for name, spec in specs(config_module.ReapplySettings).items()},
+    "exo": {name: spec.toml_types for name, spec in specs(config_module.ExoSettings).items()},
 }
-CHOICES = {name: list(values) for name, values in config_module._CHOICES.items()}
+CHOICES = {name: list(spec.choices) for cls in (config_module.Connection, config_module.ExoSettings)
+           for name, spec in specs(cls).items() if spec.choices}
 SUBTABLE_KEYS = {
     "selector": [*config_module.SELECTOR_KINDS, "recipient_type_details"],
     "extra": ["identity", "automapping"],

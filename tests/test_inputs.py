@@ -326,7 +326,7 @@ def test_runaway_quoted_field_is_refused_at_its_line(tmp_path: Path) -> None:
 
 def test_missing_directory_and_unreadable_files(tmp_path: Path) -> None:
     missing = tmp_path / "missing.csv"
-    assert error_text(missing) == f"{missing}: no such file"
+    assert error_text(missing) == f"{missing}: users file not found"
     assert error_text(tmp_path) == f"{tmp_path}: is a directory, not a users file"
     locked = write(tmp_path, "alice\n")
     locked.chmod(0)
@@ -341,10 +341,14 @@ def test_missing_directory_and_unreadable_files(tmp_path: Path) -> None:
 def test_permission_denied_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(tmp_path, "alice\n")
 
-    def refuse(self: Path, *args: object, **kwargs: object) -> None:
-        raise PermissionError(13, "Permission denied", str(self))
+    real_open = os.open
 
-    monkeypatch.setattr(Path, "open", refuse)
+    def refuse(name: str | Path, *args: int) -> int:
+        if str(name) == str(path):
+            raise PermissionError(13, "Permission denied", str(name))
+        return real_open(name, *args)
+
+    monkeypatch.setattr(os, "open", refuse)
     assert error_text(path) == f"{path}: permission denied"
 
 
@@ -536,7 +540,7 @@ def test_collect_targets_empty_and_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError) as caught:
         collect_targets(["alice"], [bad])
     assert str(caught.value) == f"{bad}:2: NUL character at position 1"
-    with pytest.raises(InputError, match="no such file"):
+    with pytest.raises(InputError, match="users file not found"):
         collect_targets([], [tmp_path / "nope.txt"])
 
 

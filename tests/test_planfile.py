@@ -86,7 +86,7 @@ def test_damaged_and_foreign_files_are_refused_naming_the_file(tmp_path: Path) -
     foreign.write_text('{"format": "terraform"}', encoding="utf-8")
     with pytest.raises(InputError, match="not a plan file of this tool"):
         load(foreign)
-    with pytest.raises(InputError, match="cannot read the plan"):
+    with pytest.raises(InputError, match="plan file not found"):
         load(tmp_path / "missing.plan")
 
 

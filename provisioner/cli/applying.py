@@ -11,6 +11,7 @@ from provisioner import report as reports
 from provisioner.cli.apps import app
 from provisioner.cli.common import (
     check_output,
+    check_run_outputs,
     connection_of,
     edge,
     emit_profile,
@@ -107,9 +108,12 @@ def apply_plan(
             spn_hostname=spn_hostname, insecure_lab=insecure_lab, parallel=parallel, fast_wire=fast_wire,
         )
         connection = connection_for(saved, connection)
+        lock = lock_path(settings, lock_file, settings.reapply.journal)
+        check_run_outputs(report=report, html=html, profile_list=profile_list, journal=settings.reapply.journal,
+                          lock=lock)
         check_connection_settings(connection)
         password = resolve_password(connection)
-        with exclusive(lock_path(settings, lock_file, settings.reapply.journal)), progress_factory() as progress:
+        with exclusive(lock), progress_factory() as progress:
             result = run_apply(saved, connection, settings.reapply, password=password, allow_drift=allow_drift,
                                progress=progress, hooks=Hooks(finished=profile))
         if profile is not None:

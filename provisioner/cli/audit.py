@@ -13,6 +13,7 @@ from provisioner import report as reports
 from provisioner.cli.apps import app
 from provisioner.cli.common import (
     check_output,
+    check_run_outputs,
     connection_of,
     edge,
     err,
@@ -24,6 +25,7 @@ from provisioner.cli.options import (
     AdminOpt,
     AuthOpt,
     BatchOpt,
+    ColumnOpt,
     ConfigOpt,
     DcOpt,
     FastWireOpt,
@@ -60,6 +62,7 @@ def audit(
     config: ConfigOpt = None,
     mailbox: MailboxOpt = None,
     users_file: UsersFileOpt = None,
+    column: ColumnOpt = None,
     admin_user: AdminOpt = None,
     service_account: ServiceOpt = None,
     trustee: TrusteeOpt = None,
@@ -95,7 +98,9 @@ def audit(
             domain_controller=domain_controller, mode=mode, insecure_lab=insecure_lab, batch_size=batch_size,
             parallel=parallel, fast_wire=fast_wire,
         )
-        wanted = wanted_from(settings, mailbox, users_file, TrusteeOptions(admin_user, service_account, trustee or ()))
+        wanted = wanted_from(settings, mailbox, users_file, TrusteeOptions(admin_user, service_account, trustee or ()),
+                             column=column)
+        check_run_outputs(report=report, html=html)
         profile = None
         if for_profile:
             require_admin(wanted.trustees, "--for-profile")

@@ -12,13 +12,16 @@ from provisioner import report as reports
 from provisioner.applyplan import PlanCapture
 from provisioner.cli.apps import app, plan_app
 from provisioner.cli.common import (
+    check_options,
     check_output,
+    check_run_outputs,
     connection_of,
     edge,
     emit_profile,
     emit_script,
     err,
     execute,
+    given_or_configured,
     hide,
     lock_path,
     planning,
@@ -33,6 +36,7 @@ from provisioner.cli.options import (
     AuthOpt,
     AutomapOpt,
     BatchOpt,
+    ColumnOpt,
     ConfigOpt,
     DcOpt,
     DryRunOpt,
@@ -61,7 +65,7 @@ from provisioner.cli.options import (
     UsersFileOpt,
     YesOpt,
 )
-from provisioner.config import discover
+from provisioner.config import ReapplySettings, discover
 from provisioner.confirm import Confirmation, removals_question
 from provisioner.desired import TrusteeOptions
 from provisioner.errors import InputError
@@ -88,6 +92,7 @@ def _change_command(
     plan_out: Path | None = None,
     output_format: str | None = None,
     html: Path | None = None,
+    column: str | None = None,
 ) -> None:
     with edge():
         check_output(output_format, dry_run and plan_out is None, script)  # a plan's script goes to a file
@@ -100,7 +105,9 @@ def _change_command(
             confirmation.require("revoke")
         settings = discover(config)
         connection = connection_of(settings, **overrides)
-        wanted = wanted_from(settings, mailbox, users_file, trustees)
+        wanted = wanted_from(settings, mailbox, users_file, trustees, column=column)
+        check_run_outputs(report=report, html=html, profile_list=profile_list, script=script, plan_out=plan_out,
+                          journal=settings.reapply.journal)
         job = Job(action, wanted.mailboxes, wanted.trustees, connection, dry_run=dry_run, offline=offline,
                   automapping_unsupported_ok=automapping_unsupported_ok)
         profile = profile_for(wanted.trustees, profile_list, dry_run, report)
@@ -129,6 +136,7 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
         config: ConfigOpt = None,
         mailbox: MailboxOpt = None,
         users_file: UsersFileOpt = None,
+        column: ColumnOpt = None,
         admin_user: AdminOpt = None,
         service_account: ServiceOpt = None,
         trustee: TrusteeOpt = None,
@@ -184,6 +192,7 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
             plan_out=plan_out,
             output_format=output_format,
             html=html,
+            column=column,
         )
 
     command.__doc__ = help_text
@@ -206,6 +215,7 @@ def reapply(
     config: ConfigOpt = None,
     mailbox: MailboxOpt = None,
     users_file: UsersFileOpt = None,
+    column: ColumnOpt = None,
     admin_user: AdminOpt = None,
     service_account: ServiceOpt = None,
     trustee: TrusteeOpt = None,
@@ -215,7 +225,7 @@ def reapply(
     dry_run: DryRunOpt = False,
     script: ScriptOpt = None,
     max_changes: Annotated[
-        int | None, typer.Option("--max-changes", min=0, help="Refuse larger plans (exit 6)")
+        int | None, typer.Option("--max-changes", help="Refuse larger plans (exit 6)")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Apply even above --max-changes")] = False,
     report: ReportOpt = None,
@@ -268,7 +278,9 @@ def reapply(
             confirmation.require("reapply --prune")
         wanted_selectors = settings.selectors if not (mailbox or users_file) else ()
         trustee_options = TrusteeOptions(admin_user, service_account, trustee or (), automapping)
-        wanted = wanted_from(settings, mailbox, users_file, trustee_options, selectors_count=len(wanted_selectors))
+        check_options(ReapplySettings, max_changes=max_changes)
+        wanted = wanted_from(settings, mailbox, users_file, trustee_options, selectors_count=len(wanted_selectors),
+                             column=column)
         if not wanted.targets.targets and not wanted_selectors:
             raise InputError("no targets: give --mailbox/--users-file, or [targets] mailboxes/users_file/selector")
         reapply_settings = settings.reapply
@@ -276,6 +288,12 @@ def reapply(
             "max_changes": max_changes, "journal": journal, "metrics_file": metrics_file, "report": report,
         }
         reapply_settings = with_values(reapply_settings, **{k: v for k, v in overrides.items() if v is not None})
+        lock = lock_path(settings, lock_file, reapply_settings.journal)
+        check_run_outputs(
+            html=html, profile_list=profile_list, script=script, plan_out=plan_out, journal=reapply_settings.journal,
+            lock=lock, extra=(given_or_configured("--report", report, "reapply.report", settings.reapply.report),
+                              given_or_configured("--metrics-file", metrics_file, "reapply.metrics_file",
+                                                  settings.reapply.metrics_file)))
         job = ReapplyJob(
             connection, wanted.trustees, wanted.mailboxes, wanted_selectors, settings.exclude, reapply_settings,
             prune=prune, dry_run=dry_run, force=force, automapping_unsupported_ok=automapping_unsupported_ok,
@@ -286,7 +304,7 @@ def reapply(
             confirmation.hook(removals_question("reapply --prune")) if prune and not dry_run else None)
         check_connection_settings(connection)
         password = resolve_password(connection)
-        with exclusive(lock_path(settings, lock_file, reapply_settings.journal)):
+        with exclusive(lock):
             with progress_factory() as progress:
                 result = run_reapply(job, password=password, progress=progress, hooks=Hooks(planned, profile))
             if profile is not None:

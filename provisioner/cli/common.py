@@ -17,7 +17,7 @@ import typer
 from provisioner import report as reports
 from provisioner.applyplan import PlanCapture
 from provisioner.cli.options import PlanOutOpt
-from provisioner.config import AUTH_METHODS, Config, Connection, ReapplySettings
+from provisioner.config import Config, Connection, ReapplySettings
 from provisioner.desired import Desired, TrusteeOptions, desired
 from provisioner.engine import ProgressFactory
 from provisioner.errors import InputError, ProvisionerError
@@ -26,6 +26,8 @@ from provisioner.model import PROBLEM_RESULTS, Trustee, visible
 from provisioner.profile import ProfileList, admin_users, require_admin
 from provisioner.profile import as_csv as profile_csv
 from provisioner.report import SCRIPT_ENCODING, write_private
+from provisioner.schema import problem as setting_problem
+from provisioner.schema import specs
 from provisioner.session import check_connection_settings, resolve_password
 
 
@@ -46,11 +48,24 @@ def edge() -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
+def option_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_options(cls: type, **values: Any) -> None:
+    """Each given option (not None) checked by the settings schema of ``cls``: the config file's rules and
+    sentences, with the option named (``--port: 0 is not between 1 and 65535``)."""
+    table = specs(cls)
+    for name, value in values.items():
+        if value is None:
+            continue
+        problem = setting_problem(table[name], value)
+        if problem is not None:
+            raise InputError(f"{option_name(name)}: {problem}")
+
+
 def connection_of(config: Config, **overrides: Any) -> Connection:
-    for name, choices in (("scheme", ("http", "https")), ("auth", AUTH_METHODS), ("mode", ("command", "script"))):
-        value = overrides.get(name)
-        if value is not None and value not in choices:
-            raise InputError(f"--{name} must be one of {', '.join(choices)}, not '{value}'")
+    check_options(Connection, **overrides)
     if overrides.get("insecure_lab") is False:
         overrides["insecure_lab"] = None  # a flag that is not given does not switch the config's setting off
     connection = config.connection.with_overrides(**overrides)
@@ -67,8 +82,10 @@ def wanted_from(
     options: TrusteeOptions,
     *,
     selectors_count: int = 0,
+    column: str | None = None,
 ) -> Desired:
-    wanted = desired(config, options, mailbox or [], users_file or [], selectors_count=selectors_count)
+    wanted = desired(config, options, mailbox or [], users_file or [], selectors_count=selectors_count,
+                     column=column)
     for duplicate in wanted.targets.duplicates:
         err(f"{duplicate.target.source}: duplicate of {duplicate.first.source} ({duplicate.first.identity}); folded")
     for warning in wanted.targets.warnings:
@@ -150,6 +167,34 @@ def emit_profile(profile: ProfileList | None, path: Path | None) -> None:
         err(f"{line} (list them with --profile-list FILE)")
 
 
+def plan_script_path(out: Path, script: Path | None) -> Path:
+    """Where a saved plan's review script goes: ``--script``, else beside the plan as ``FILE.ps1``."""
+    return script or out.with_name(out.name + ".ps1")
+
+
+def given_or_configured(option: str, given: Path | None, key: str, configured: Path | None
+                        ) -> tuple[str, Path | None]:
+    """An output path and how the user named it: the option when given, else the config key."""
+    return (option, given) if given is not None else (key, configured)
+
+
+def check_run_outputs(*, report: Path | None = None, html: Path | None = None, profile_list: Path | None = None,
+                      script: Path | None = None, plan_out: Path | None = None,
+                      extra: tuple[tuple[str, Path | None], ...] = (), journal: Path | None = None,
+                      lock: Path | None = None) -> None:
+    """Every file this run will write, proven writable before anything is sent (:mod:`provisioner.outputs_check`).
+    With ``plan_out`` the script is the plan's review script (beside the plan unless ``--script``)."""
+    from provisioner.outputs_check import check_outputs
+
+    files: list[tuple[str, Path | None]] = [("--report", report), ("--html", html), ("--profile-list", profile_list)]
+    if plan_out is not None:
+        files += [("--out", plan_out), ("--script" if script is not None else "the review script (--out FILE.ps1)",
+                                        plan_script_path(plan_out, script))]
+    else:
+        files.append(("--script", script))
+    check_outputs([*files, *extra], journal=journal, lock=lock)
+
+
 def save_plan(capture: PlanCapture, out: Path, script: Path | None) -> None:
     """Write the saved plan and its review script (owner-only), and say how to apply it."""
     from provisioner.applyplan import review_script
@@ -158,7 +203,7 @@ def save_plan(capture: PlanCapture, out: Path, script: Path | None) -> None:
     if saved is None:  # the run stopped before planning (e.g. the session was lost): nothing to save
         raise ProvisionerError("no plan was made, so none was saved")
     text = review_script(saved, capture.connection)
-    script_path = script or out.with_name(out.name + ".ps1")
+    script_path = plan_script_path(out, script)
     write_private(script_path, text, SCRIPT_ENCODING)
     write_private(out, saved.dumps(hashlib.sha256(text.encode(SCRIPT_ENCODING)).hexdigest()))  # the file's bytes
     counts = ", ".join(f"{state} {n}" for state, n in sorted(saved.unchanged.items()))

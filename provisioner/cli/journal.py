@@ -12,6 +12,7 @@ from provisioner import report as reports
 from provisioner.cli.apps import journal_app
 from provisioner.cli.common import (
     check_output,
+    check_run_outputs,
     connection_of,
     edge,
     emit_profile,
@@ -19,6 +20,7 @@ from provisioner.cli.common import (
     err,
     exclusive_for,
     journal_path,
+    lock_path,
     present,
     profile_for,
     progress_factory,
@@ -114,6 +116,8 @@ def journal_undo(
         path = journal_path(settings, journal)
         plan = undo_plan(path, run_id)
         profile = profile_for(plan.trustees, profile_list, dry_run, report)
+        check_run_outputs(report=report, html=html, profile_list=profile_list, script=script, journal=path,
+                          lock=lock_path(settings, None, path))
         password = None
         if not dry_run:
             confirmation = Confirmation.from_terminal(yes)

@@ -42,9 +42,9 @@ SpnHostOpt = Annotated[
     str | None, typer.Option("--spn-hostname", help="SPN host when connecting by IP or a load-balanced name")
 ]
 ModeOpt = Annotated[str | None, typer.Option("--mode", help="command (NoLanguage endpoints) or script")]
-BatchOpt = Annotated[int | None, typer.Option("--batch-size", min=1, max=5000, help="Steps per pipeline")]
+BatchOpt = Annotated[int | None, typer.Option("--batch-size", help="Steps per pipeline (1 to 5000)")]
 ParallelOpt = Annotated[
-    int | None, typer.Option("--parallel", min=1, max=16, help="Pipelines at once (default 1; mind throttling)")
+    int | None, typer.Option("--parallel", help="Pipelines at once (1 to 16, default 1; mind throttling)")
 ]
 LabOpt = Annotated[bool, typer.Option("--insecure-lab", help="Allow Basic over plain http (lab endpoint only)")]
 FastWireOpt = Annotated[bool | None, typer.Option(
@@ -68,4 +68,7 @@ PlanOutOpt = Annotated[Path, typer.Option(
 FormatOpt = Annotated[str | None, typer.Option(
     "--format", help="Items on stdout: table, json or csv (with --dry-run, needs --script FILE)")]
 HtmlOpt = Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report here (for a manager)")]
+ColumnOpt = Annotated[str | None, typer.Option(
+    "--column", help="The users files' identity column (a CSV header name; default: Identity, PrimarySmtpAddress, "
+    "UserPrincipalName, Alias or Mailbox, whichever the header has)")]
 JournalOpt = Annotated[Path | None, typer.Option("--journal", help="Journal file (default: [reapply] journal)")]
