@@ -41,12 +41,14 @@ class Output:
 
 
 def check_outputs(files: Iterable[tuple[str, Path | None]], *, journal: Path | None = None,
-                  lock: Path | None = None, state_dir: Path | None = None) -> None:
+                  lock: Path | None = None, state_dir: Path | None = None, journal_name: str = "journal",
+                  lock_name: str = "lock file") -> None:
     """Refuse (``InputError``) any output that cannot be written. ``files``: (option or key, path or None) of the
-    files replaced at the end; ``journal`` and ``lock``: the paths the run will use (None: not used);
-    ``state_dir``: the one folder that may be created (the default journal's and lock's)."""
+    files replaced at the end; ``journal`` and ``lock``: the paths the run will use (None: not used), named in
+    messages by ``journal_name`` and ``lock_name`` (e.g. ``--journal``); ``state_dir``: the one folder that may be
+    created (the default journal's and lock's)."""
     outputs = [Output(name, path) for name, path in files if path is not None]
-    outputs += [Output(name, path, appended=True) for name, path in (("journal", journal), ("lock file", lock))
+    outputs += [Output(name, path, appended=True) for name, path in ((journal_name, journal), (lock_name, lock))
                 if path is not None]
     seen: dict[Path, Output] = {}
     for output in outputs:
@@ -123,7 +125,7 @@ def _make_state_dir(output: Output, folder: Path) -> None:
 
 def _open_in_place(output: Output) -> None:
     """An existing journal or lock: it must open for writing (O_NONBLOCK: a FIFO put there never blocks)."""
-    flags = (os.O_WRONLY | os.O_APPEND) if output.name == "journal" else os.O_RDWR
+    flags = os.O_RDWR  # the lock's mode; the journal is only appended to, but RDWR asks no more of a regular file
     try:
         fd = os.open(output.path, flags | _NONBLOCK)
     except OSError as exc:

@@ -10,6 +10,7 @@ import typer
 from provisioner import report as reports
 from provisioner.cli.apps import app
 from provisioner.cli.common import (
+    check_options,
     check_output,
     check_run_outputs,
     connection_of,
@@ -38,7 +39,7 @@ from provisioner.cli.options import (
     UserOpt,
     YesOpt,
 )
-from provisioner.config import discover
+from provisioner.config import Connection, discover
 from provisioner.confirm import Confirmation, changes_question
 from provisioner.errors import InputError
 from provisioner.jobs import Hooks
@@ -87,6 +88,7 @@ def apply_plan(
         if expect_digest is not None and expect_digest.strip().casefold() != saved.digest:
             raise InputError(f"the plan's digest is {saved.digest}, not the approved {expect_digest.strip()}: "
                              "nothing was sent", where=str(plan_file))
+        check_options(Connection, server=server, port=port, scheme=scheme)
         given = {"server": server, "port": port, "scheme": scheme}
         moved = [f"{name}: the plan is for {saved.endpoint.get(name)}, --{name} says {value}"
                  for name, value in given.items() if value is not None and not _same(name, value, saved.endpoint)]
@@ -110,7 +112,7 @@ def apply_plan(
         connection = connection_for(saved, connection)
         lock = lock_path(settings, lock_file, settings.reapply.journal)
         check_run_outputs(report=report, html=html, profile_list=profile_list, journal=settings.reapply.journal,
-                          lock=lock)
+                          lock=lock, lock_name="--lock-file" if lock_file is not None else "lock file")
         check_connection_settings(connection)
         password = resolve_password(connection)
         with exclusive(lock), progress_factory() as progress:

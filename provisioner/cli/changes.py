@@ -291,7 +291,10 @@ def reapply(
         lock = lock_path(settings, lock_file, reapply_settings.journal)
         check_run_outputs(
             html=html, profile_list=profile_list, script=script, plan_out=plan_out, journal=reapply_settings.journal,
-            lock=lock, extra=(given_or_configured("--report", report, "reapply.report", settings.reapply.report),
+            lock=lock, journal_name="--journal" if journal is not None else "reapply.journal",
+            lock_name="--lock-file" if lock_file is not None else (
+                "reapply.lock_file" if settings.reapply.lock_file is not None else "lock file"),
+            extra=(given_or_configured("--report", report, "reapply.report", settings.reapply.report),
                               given_or_configured("--metrics-file", metrics_file, "reapply.metrics_file",
                                                   settings.reapply.metrics_file)))
         job = ReapplyJob(

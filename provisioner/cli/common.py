@@ -181,7 +181,8 @@ def given_or_configured(option: str, given: Path | None, key: str, configured: P
 def check_run_outputs(*, report: Path | None = None, html: Path | None = None, profile_list: Path | None = None,
                       script: Path | None = None, plan_out: Path | None = None,
                       extra: tuple[tuple[str, Path | None], ...] = (), journal: Path | None = None,
-                      lock: Path | None = None) -> None:
+                      lock: Path | None = None, journal_name: str = "reapply.journal",
+                      lock_name: str = "lock file") -> None:
     """Every file this run will write, proven writable before anything is sent (:mod:`provisioner.outputs_check`).
     With ``plan_out`` the script is the plan's review script (beside the plan unless ``--script``)."""
     from provisioner.outputs_check import check_outputs
@@ -192,7 +193,7 @@ def check_run_outputs(*, report: Path | None = None, html: Path | None = None, p
                                         plan_script_path(plan_out, script))]
     else:
         files.append(("--script", script))
-    check_outputs([*files, *extra], journal=journal, lock=lock)
+    check_outputs([*files, *extra], journal=journal, lock=lock, journal_name=journal_name, lock_name=lock_name)
 
 
 def save_plan(capture: PlanCapture, out: Path, script: Path | None) -> None:
@@ -246,6 +247,9 @@ def lock_path(settings: Config, explicit: Path | None, journal: Path | None) -> 
     if settings.reapply.lock_file is not None:
         return settings.reapply.lock_file
     if journal is not None:
+        if not journal.name:  # "", "." or "/": a folder
+            raise InputError("is a folder, not a journal file (an empty path means the current folder)",
+                             where=f"journal {journal}")
         return journal.with_name(journal.name + ".lock")
     base = settings.source.parent if settings.source is not None else Path.cwd()
     return base / ".provisioner.lock"

@@ -117,7 +117,8 @@ def journal_undo(
         plan = undo_plan(path, run_id)
         profile = profile_for(plan.trustees, profile_list, dry_run, report)
         check_run_outputs(report=report, html=html, profile_list=profile_list, script=script, journal=path,
-                          lock=lock_path(settings, None, path))
+                          lock=lock_path(settings, None, path),
+                          journal_name="--journal" if journal is not None else "reapply.journal")
         password = None
         if not dry_run:
             confirmation = Confirmation.from_terminal(yes)
