@@ -9,8 +9,9 @@ by doing what the write will do, not by asking ``os.access``:
   must not be a directory, a FIFO or a device.
 - The journal is appended to and the lock file is opened read-write: if it exists it must be a regular file that
   opens for writing (without blocking), else its folder must take a new file (created and removed).
-- **Folders are never created**, with one exception: the state directory that holds the default journal and lock
-  (``state_dir``, passed by the caller) is created (owner-only) if missing.
+- **Folders are never created for outputs**, except the journal's and the lock's: they hold the tool's own state
+  and the run creates them when missing (so existing configurations keep working). For those the check proves
+  that the nearest existing folder above takes a new entry; it creates nothing itself.
 - Two outputs may not be the same file.
 
 A refusal is an ``InputError`` (exit 2) naming the option or key, the path and what is wrong.
@@ -41,12 +42,10 @@ class Output:
 
 
 def check_outputs(files: Iterable[tuple[str, Path | None]], *, journal: Path | None = None,
-                  lock: Path | None = None, state_dir: Path | None = None, journal_name: str = "journal",
-                  lock_name: str = "lock file") -> None:
+                  lock: Path | None = None, journal_name: str = "journal", lock_name: str = "lock file") -> None:
     """Refuse (``InputError``) any output that cannot be written. ``files``: (option or key, path or None) of the
-    files replaced at the end; ``journal`` and ``lock``: the paths the run will use (None: not used), named in
-    messages by ``journal_name`` and ``lock_name`` (e.g. ``--journal``); ``state_dir``: the one folder that may be
-    created (the default journal's and lock's)."""
+    files replaced at the end; ``journal`` and ``lock``: the paths the run will use (None: not used; the caller
+    computes defaults), named in messages by ``journal_name`` and ``lock_name`` (e.g. ``--journal``)."""
     outputs = [Output(name, path) for name, path in files if path is not None]
     outputs += [Output(name, path, appended=True) for name, path in ((journal_name, journal), (lock_name, lock))
                 if path is not None]
@@ -58,7 +57,7 @@ def check_outputs(files: Iterable[tuple[str, Path | None]], *, journal: Path | N
                              "its own")
         seen[key] = output
     for output in outputs:
-        _check(output, state_dir)
+        _check(output)
 
 
 def _identity(path: Path) -> Path:
@@ -72,7 +71,7 @@ def _fail(output: Output, problem: str) -> InputError:
     return InputError(f"{problem}; nothing was sent", where=f"{output.name} {output.path}")
 
 
-def _check(output: Output, state_dir: Path | None) -> None:
+def _check(output: Output) -> None:
     path = output.path
     if "\0" in str(path):
         raise _fail(output, "the path contains a NUL character")
@@ -96,8 +95,8 @@ def _check(output: Output, state_dir: Path | None) -> None:
             return
     folder = path.parent
     if not folder.is_dir():
-        if output.appended and state_dir is not None and _identity(folder) == _identity(state_dir):
-            _make_state_dir(output, folder)
+        if output.appended and _file_part(path) is None:  # the run creates the state folders: probe the nearest
+            folder = _nearest_folder(folder)
         elif folder.exists():
             raise _fail(output, f"{folder} is a file, not a folder")
         elif _file_part(path) is not None:
@@ -116,11 +115,12 @@ def _file_part(path: Path) -> Path | None:
     return None
 
 
-def _make_state_dir(output: Output, folder: Path) -> None:
-    try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _fail(output, f"cannot create the state folder {folder}: {exc.strerror or exc}") from None
+def _nearest_folder(folder: Path) -> Path:
+    """The nearest existing folder at or above ``folder``."""
+    for candidate in (folder, *folder.absolute().parents):
+        if candidate.is_dir():
+            return candidate
+    return Path(folder.absolute().anchor)
 
 
 def _open_in_place(output: Output) -> None:

@@ -107,7 +107,7 @@ def _change_command(
         connection = connection_of(settings, **overrides)
         wanted = wanted_from(settings, mailbox, users_file, trustees, column=column)
         check_run_outputs(report=report, html=html, profile_list=profile_list, script=script, plan_out=plan_out,
-                          journal=settings.reapply.journal)
+                          journal=None if dry_run else settings.reapply.journal)
         job = Job(action, wanted.mailboxes, wanted.trustees, connection, dry_run=dry_run, offline=offline,
                   automapping_unsupported_ok=automapping_unsupported_ok)
         profile = profile_for(wanted.trustees, profile_list, dry_run, report)
