@@ -25,6 +25,7 @@ from provisioner.config import Connection
 from provisioner.errors import InputError
 from provisioner.facts import ServerFacts
 from provisioner.files import read_regular
+from provisioner.inputs import wildcard_problem
 from provisioner.model import Action, Identity, ItemState, Plan, PlanItem, Trustee
 from provisioner.steps import StepOptions
 
@@ -194,6 +195,9 @@ def _from_body(body: dict[str, Any]) -> SavedPlan:
         Trustee(Identity(str(record["identity"])), bool(record["automapping"]), str(record["role"]))
         for record in body["trustees"]
     )
+    for planned in trustees:
+        if wildcard_problem(planned.identity.value) is not None:
+            raise PlanContentError(f"trustee: {wildcard_problem(planned.identity.value)}")
     by_identity = {trustee.identity: trustee for trustee in trustees}
     changes = []
     pairs: set[tuple[Identity, Identity]] = set()
@@ -205,6 +209,8 @@ def _from_body(body: dict[str, Any]) -> SavedPlan:
         if trustee is None:
             raise PlanContentError(f"change {number}: trustee {record['trustee']!r} is not among the plan's trustees")
         mailbox = Identity(str(record["mailbox"]))
+        if wildcard_problem(mailbox.value) is not None:
+            raise PlanContentError(f"change {number}: {wildcard_problem(mailbox.value)}")
         if (mailbox, trustee.identity) in pairs:
             raise PlanContentError(f"change {number}: ({mailbox}, {trustee.identity}) is planned twice")
         pairs.add((mailbox, trustee.identity))

@@ -381,6 +381,12 @@ def _endpoint(**changes: object) -> Callable[[dict[str, object]], None]:
     return edit
 
 
+def _wildcard_mailbox(document: dict[str, object]) -> None:
+    body = document["body"]
+    assert isinstance(body, dict)
+    body["changes"][0]["mailbox"] = "c*"
+
+
 def plan_cases() -> Iterator[Case]:
     plans: tuple[tuple[str, Callable[[World], None] | None], ...] = (
         ("p-empty.plan", _write("p-empty.plan", "")),
@@ -400,12 +406,19 @@ def plan_cases() -> Iterator[Case]:
         ("p-changes-type.plan", _plan_edit("p-changes-type.plan", _body(changes="all"))),
         ("p-trustees-type.plan", _plan_edit("p-trustees-type.plan", _body(trustees=[{"identity": 3}]))),
         ("p-huge.plan", _sparse("p-huge.plan", 129 * MiB)),
+        ("p-wildcard.plan", _plan_edit("p-wildcard.plan", _wildcard_mailbox)),
         ("p-repeated-key.plan", _write("p-repeated-key.plan", '{"format": "a", "format": "b"}')),
         ("a-fifo", None), ("a-dir", None), ("no-such.plan", None),
     )
     for name, setup in plans:
         yield Case(f"plan-file-{name}", ("apply", f"{{root}}/{name}", "--config", "{config}", "--yes"),
                    f"{{root}}/{name}", setup, category="plan file")
+    for name, journal in (("journal-fifo", "{root}/a-fifo"), ("journal-dir", "{root}/a-dir"),
+                          ("journal-device", "/dev/zero")):
+        yield Case(f"{name}-list", ("journal", "list", "--journal", journal), f"--journal {journal}: ",
+                   category="journal file")
+        yield Case(f"{name}-undo", ("journal", "undo", "{run}", "--yes", "--config", "{config}", "--journal",
+                                    journal), f"--journal {journal}: ", category="journal file")
     yield Case("plan-file-dev-zero", ("apply", "/dev/zero", "--config", "{config}"), "/dev/zero", category="plan file")
     yield Case("plan-digest-other", ("apply", "{plan}", "--config", "{config}", "--expect-digest", "sha256:00"),
                "{plan}", category="plan file")
@@ -433,7 +446,8 @@ def test_the_campaign_has_at_least_200_cases_in_every_category() -> None:
     assert len(CASES) >= 200
     assert len({case.id for case in CASES}) == len(CASES)
     categories = {case.category for case in CASES}
-    assert categories == {"output path", "option", "config key", "config file", "users file", "plan file"}
+    assert categories == {"output path", "option", "config key", "config file", "users file", "plan file",
+                          "journal file"}
     assert {case.category for case in DEFAULT_CASES} == categories
 
 

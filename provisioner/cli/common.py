@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -256,9 +257,21 @@ def lock_path(settings: Config, explicit: Path | None, journal: Path | None) -> 
 
 
 def journal_path(settings: Config, journal: Path | None) -> Path:
+    """The journal to read (``journal list``, ``journal undo``): a regular file if it exists (a FIFO or a device
+    would block the reading or never end)."""
     path = journal or settings.reapply.journal
     if path is None:
         raise InputError("no journal: pass --journal or set [reapply] journal in the config")
+    where = f"{'--journal' if journal is not None else 'reapply.journal'} {path}"
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return path
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot use the journal: {getattr(exc, 'strerror', None) or exc}", where=where) from None
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise InputError(f"is {kind}, not a journal file", where=where)
     return path
 
 
