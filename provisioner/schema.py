@@ -119,3 +119,12 @@ def problem(spec: Spec, value: Any) -> str | None:
         if spec.rule.checked_text:
             return identity_problem(value)
     return None
+
+
+def describe(spec: Spec) -> str:
+    """The setting's help sentence with what it accepts (for option help and the configuration reference)."""
+    if spec.choices:
+        return f"{spec.rule.help} (one of: {', '.join(spec.choices)}; default {spec.default})"
+    if spec.kind in (int, float) and spec.rule.low is not None and spec.rule.high is not None:
+        return f"{spec.rule.help} ({_bound(spec.rule.low)} to {_bound(spec.rule.high)})"
+    return spec.rule.help

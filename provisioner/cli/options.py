@@ -7,7 +7,10 @@ from typing import Annotated
 
 import typer
 
-from provisioner.config import AUTH_METHODS
+from provisioner.config import Connection
+from provisioner.schema import describe, specs
+
+_CONNECTION = specs(Connection)
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="TOML config (default: ./provisioner.toml if present)")
@@ -24,9 +27,9 @@ AutomapOpt = Annotated[
     typer.Option("--automapping/--no-automapping", help="Outlook AutoMapping for new grants (default: off)"),
 ]
 ServerOpt = Annotated[str | None, typer.Option("--server", help="Exchange server FQDN")]
-PortOpt = Annotated[int | None, typer.Option("--port", help="Port (default 80 for http, 443 for https)")]
-SchemeOpt = Annotated[str | None, typer.Option("--scheme", help="http or https")]
-AuthOpt = Annotated[str | None, typer.Option("--auth", help=f"One of: {', '.join(AUTH_METHODS)} (default kerberos)")]
+PortOpt = Annotated[int | None, typer.Option("--port", help=describe(_CONNECTION["port"]))]
+SchemeOpt = Annotated[str | None, typer.Option("--scheme", help=describe(_CONNECTION["scheme"]))]
+AuthOpt = Annotated[str | None, typer.Option("--auth", help=describe(_CONNECTION["auth"]))]
 UserOpt = Annotated[
     str | None, typer.Option("--username", help="Account to connect as (password: PROVISIONER_PASSWORD)")
 ]
@@ -41,11 +44,9 @@ SpnServiceOpt = Annotated[str | None, typer.Option("--spn-service", help="SPN se
 SpnHostOpt = Annotated[
     str | None, typer.Option("--spn-hostname", help="SPN host when connecting by IP or a load-balanced name")
 ]
-ModeOpt = Annotated[str | None, typer.Option("--mode", help="command (NoLanguage endpoints) or script")]
-BatchOpt = Annotated[int | None, typer.Option("--batch-size", help="Steps per pipeline (1 to 5000)")]
-ParallelOpt = Annotated[
-    int | None, typer.Option("--parallel", help="Pipelines at once (1 to 16, default 1; mind throttling)")
-]
+ModeOpt = Annotated[str | None, typer.Option("--mode", help=describe(_CONNECTION["mode"]))]
+BatchOpt = Annotated[int | None, typer.Option("--batch-size", help=describe(_CONNECTION["batch_size"]))]
+ParallelOpt = Annotated[int | None, typer.Option("--parallel", help=describe(_CONNECTION["parallel"]))]
 LabOpt = Annotated[bool, typer.Option("--insecure-lab", help="Allow Basic over plain http (lab endpoint only)")]
 FastWireOpt = Annotated[bool | None, typer.Option(
     "--fast-wire/--no-fast-wire",
