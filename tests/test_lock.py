@@ -64,7 +64,8 @@ def test_a_second_run_exits_5_whatever_happened_to_the_lock_file(
     with exclusive(lock, key=journal):
         tamper(lock)
         before = requests(lab)
-        second = cli(lab, tmp_path, "grant", "-m", "user000001", "--service-account", SERVICE, "--journal", str(journal))
+        second = cli(lab, tmp_path, "grant", "-m", "user000001", "--service-account", SERVICE,
+                     "--journal", str(journal))
         assert second.returncode == ExitCode.LOCKED, second.stderr
         assert f"pid {os.getpid()}" in second.stderr  # the holder is named, even with its file gone
         assert requests(lab) == before  # refused before connecting
@@ -76,9 +77,9 @@ def test_a_second_run_exits_5_whatever_happened_to_the_lock_file(
 
 def test_the_same_journal_is_one_lock_whatever_lock_file_each_run_names(tmp_path: Path) -> None:
     journal = tmp_path / "journal.jsonl"
-    with exclusive(tmp_path / "a.lock", key=journal), pytest.raises(LockHeld):
-        with exclusive(tmp_path / "b.lock", key=tmp_path / "." / "journal.jsonl"):
-            pass
+    with exclusive(tmp_path / "a.lock", key=journal), pytest.raises(LockHeld), \
+            exclusive(tmp_path / "b.lock", key=tmp_path / "." / "journal.jsonl"):
+        pass
 
 
 def test_grant_and_revoke_during_a_reapply_exit_5_and_a_killed_holder_never_blocks(lab: Lab, tmp_path: Path) -> None:
@@ -127,8 +128,7 @@ def test_an_unusable_lock_path_with_no_holder_is_exit_2_before_connecting(lab: L
     assert result.returncode == ExitCode.USAGE, result.stderr
     assert str(lock) in result.stderr and "Traceback" not in result.stderr
     assert requests(lab) == before
-    with pytest.raises(InputError):
-        with exclusive(lock):
-            pass
+    with pytest.raises(InputError), exclusive(lock):
+        pass
     if make == "directory":
         shutil.rmtree(lock)

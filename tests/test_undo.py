@@ -68,7 +68,8 @@ def test_undo_of_a_grant_already_revoked_removes_nothing_and_journals_nothing(
 
 
 def test_undo_sends_only_what_is_still_needed(lab: Lab, tmp_path: Path, private_state_dir: Path) -> None:
-    granted = cli(lab, tmp_path, "grant", *targets(), "--service-account", SERVICE, "--report", str(tmp_path / "g.json"))
+    granted = cli(lab, tmp_path, "grant", *targets(), "--service-account", SERVICE,
+                  "--report", str(tmp_path / "g.json"))
     assert granted.returncode == 0, granted.stderr
     grant_run = json.loads((tmp_path / "g.json").read_text())["run_id"]
     removed = cli(lab, tmp_path, "revoke", "-m", MAILBOXES[0], "--service-account", SERVICE, "--yes")
