@@ -26,6 +26,7 @@ from provisioner.jobs import Hooks, Job, RunResult, run
 from provisioner.model import PROBLEM_RESULTS, Trustee, visible
 from provisioner.profile import ProfileList, admin_users, require_admin
 from provisioner.profile import as_csv as profile_csv
+from provisioner.protocol import Guard, guard_of
 from provisioner.report import SCRIPT_ENCODING, write_private
 from provisioner.schema import problem as setting_problem
 from provisioner.schema import specs
@@ -179,13 +180,41 @@ def given_or_configured(option: str, given: Path | None, key: str, configured: P
     return (option, given) if given is not None else (key, configured)
 
 
+def readable_journal(path: Path, given: bool) -> Path:
+    """The journal that ``journal list``/``undo`` read: a regular file if it exists (a FIFO or a device would block
+    the reading or never end). ``given``: it came from ``--journal``."""
+    where = f"{'--journal' if given else 'journal'} {path}"
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return path
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot use the journal: {getattr(exc, 'strerror', None) or exc}", where=where) from None
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise InputError(f"is {kind}, not a journal file", where=where)
+    return path
+
+
+def run_guard(settings: Config, journal: Path | None, no_journal: bool = False, lock_file: Path | None = None
+              ) -> Guard:
+    """The run's journal and lock (:func:`provisioner.protocol.guard_of`), a ``--journal`` naming a folder
+    refused first."""
+    if journal is not None and not journal.name:  # "", "." or "/"
+        raise InputError("is a folder, not a journal file (an empty path means the current folder)",
+                         where=f"--journal {journal}")
+    return guard_of(settings, journal, no_journal, lock_file)
+
+
 def check_run_outputs(*, report: Path | None = None, html: Path | None = None, profile_list: Path | None = None,
                       script: Path | None = None, plan_out: Path | None = None,
-                      extra: tuple[tuple[str, Path | None], ...] = (), journal: Path | None = None,
-                      lock: Path | None = None, journal_name: str = "reapply.journal",
-                      lock_name: str = "lock file") -> None:
+                      extra: tuple[tuple[str, Path | None], ...] = (), guard: Guard | None = None,
+                      settings: Config | None = None, journal: Path | None = None,
+                      lock_file: Path | None = None) -> None:
     """Every file this run will write, proven writable before anything is sent (:mod:`provisioner.outputs_check`).
-    With ``plan_out`` the script is the plan's review script (beside the plan unless ``--script``)."""
+    With ``plan_out`` the script is the plan's review script (beside the plan unless ``--script``). ``guard``: the
+    journal and lock of a changing run (None: a dry-run, plan or audit uses neither); ``journal`` and
+    ``lock_file`` are the options as given, ``settings`` the config, to name them in messages."""
     from provisioner.outputs_check import check_outputs
 
     files: list[tuple[str, Path | None]] = [("--report", report), ("--html", html), ("--profile-list", profile_list)]
@@ -194,7 +223,11 @@ def check_run_outputs(*, report: Path | None = None, html: Path | None = None, p
                                         plan_script_path(plan_out, script))]
     else:
         files.append(("--script", script))
-    check_outputs([*files, *extra], journal=journal, lock=lock, journal_name=journal_name, lock_name=lock_name)
+    configured = settings.reapply if settings is not None else ReapplySettings()
+    journal_name = "--journal" if journal is not None else "reapply.journal" if configured.journal else "journal"
+    lock_name = "--lock-file" if lock_file is not None else "reapply.lock_file" if configured.lock_file else "lock file"
+    check_outputs([*files, *extra], journal=guard.journal if guard is not None else None,
+                  lock=guard.lock if guard is not None else None, journal_name=journal_name, lock_name=lock_name)
 
 
 def save_plan(capture: PlanCapture, out: Path, script: Path | None) -> None:
@@ -230,7 +263,7 @@ def hide(command: Callable[..., None], *names: str) -> Callable[..., None]:
 def planning(command: Callable[..., None], help_text: str) -> Callable[..., None]:
     """``provisioner plan <command>``: the command's dry-run, saved as a plan file (``--out``) for ``apply``."""
     signature = inspect.signature(command, eval_str=True)
-    dropped = ("dry_run", "offline", "plan_out", "yes", "profile_list")
+    dropped = ("dry_run", "offline", "plan_out", "yes", "profile_list", "journal", "no_journal", "lock_file")
     kept = [p for p in signature.parameters.values() if p.name not in dropped]
     out = inspect.Parameter("out", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=PlanOutOpt)
 
@@ -240,45 +273,6 @@ def planning(command: Callable[..., None], help_text: str) -> Callable[..., None
     planned.__doc__ = help_text
     planned.__signature__ = signature.replace(parameters=[out, *kept])  # type: ignore[attr-defined]
     return planned
-
-
-def lock_path(settings: Config, explicit: Path | None, journal: Path | None) -> Path:
-    if explicit is not None:
-        return explicit
-    if settings.reapply.lock_file is not None:
-        return settings.reapply.lock_file
-    if journal is not None:
-        if not journal.name:  # "", "." or "/": a folder
-            raise InputError("is a folder, not a journal file (an empty path means the current folder)",
-                             where=f"journal {journal}")
-        return journal.with_name(journal.name + ".lock")
-    base = settings.source.parent if settings.source is not None else Path.cwd()
-    return base / ".provisioner.lock"
-
-
-def journal_path(settings: Config, journal: Path | None) -> Path:
-    """The journal to read (``journal list``, ``journal undo``): a regular file if it exists (a FIFO or a device
-    would block the reading or never end)."""
-    path = journal or settings.reapply.journal
-    if path is None:
-        raise InputError("no journal: pass --journal or set [reapply] journal in the config")
-    where = f"{'--journal' if journal is not None else 'reapply.journal'} {path}"
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        return path
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot use the journal: {getattr(exc, 'strerror', None) or exc}", where=where) from None
-    if not stat.S_ISREG(mode):
-        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
-        raise InputError(f"is {kind}, not a journal file", where=where)
-    return path
-
-
-def exclusive_for(settings: Config, journal: Path) -> Any:
-    from provisioner.lock import exclusive
-
-    return exclusive(lock_path(settings, None, journal))
 
 
 def emit_script(result: RunResult, script: Path | None) -> None:

@@ -72,4 +72,8 @@ HtmlOpt = Annotated[Path | None, typer.Option("--html", help="Write a self-conta
 ColumnOpt = Annotated[str | None, typer.Option(
     "--column", help="The users files' identity column (a CSV header name; default: Identity, PrimarySmtpAddress, "
     "UserPrincipalName, Alias or Mailbox, whichever the header has)")]
-JournalOpt = Annotated[Path | None, typer.Option("--journal", help="Journal file (default: [reapply] journal)")]
+JournalOpt = Annotated[Path | None, typer.Option(
+    "--journal", help="Journal file (default: [reapply] journal, else the user's state folder)")]
+NoJournalOpt = Annotated[bool, typer.Option(
+    "--no-journal", help="Do not record this run: no undo, no reconciliation after a kill, no prune ownership")]
+LockFileOpt = Annotated[Path | None, typer.Option("--lock-file", help="Lock (default: next to the journal)")]
