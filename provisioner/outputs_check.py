@@ -7,8 +7,11 @@ by doing what the write will do, not by asking ``os.access``:
   metrics file) is written as a temporary file in its folder and then renamed over the path. So the folder must
   exist and take a new file: one is created there (``O_CREAT | O_EXCL``) and removed at once. The path itself
   must not be a directory, a FIFO or a device.
-- The journal is appended to and the lock file is opened read-write: if it exists it must be a regular file that
-  opens for writing (without blocking), else its folder must take a new file (created and removed).
+- The journal is appended to: if it exists it must be a regular file that opens for writing (without blocking),
+  else its folder must take a new file (created and removed).
+- The lock file is checked by :mod:`provisioner.lock` itself when the run takes it, which is before connecting:
+  with no holder an unusable lock path is exit 2 there, and a held lock is exit 5 whatever happened to its file
+  (checking it here first would turn a tampered, held lock into exit 2). Here it only takes part in the next rule.
 - **Folders are never created for outputs**, except the journal's and the lock's: they hold the tool's own state
   and the run creates them when missing (so existing configurations keep working). For those the check proves
   that the nearest existing folder above takes a new entry; it creates nothing itself.
@@ -47,10 +50,10 @@ def check_outputs(files: Iterable[tuple[str, Path | None]], *, journal: Path | N
     files replaced at the end; ``journal`` and ``lock``: the paths the run will use (None: not used; the caller
     computes defaults), named in messages by ``journal_name`` and ``lock_name`` (e.g. ``--journal``)."""
     outputs = [Output(name, path) for name, path in files if path is not None]
-    outputs += [Output(name, path, appended=True) for name, path in ((journal_name, journal), (lock_name, lock))
-                if path is not None]
+    if journal is not None:
+        outputs.append(Output(journal_name, journal, appended=True))
     seen: dict[Path, Output] = {}
-    for output in outputs:
+    for output in [*outputs, *([Output(lock_name, lock, appended=True)] if lock is not None else [])]:
         key = _identity(output.path)
         if key in seen:
             raise InputError(f"{seen[key].name} and {output.name} name the same file ({output.path}): give each "
@@ -124,10 +127,9 @@ def _nearest_folder(folder: Path) -> Path:
 
 
 def _open_in_place(output: Output) -> None:
-    """An existing journal or lock: it must open for writing (O_NONBLOCK: a FIFO put there never blocks)."""
-    flags = os.O_RDWR  # the lock's mode; the journal is only appended to, but RDWR asks no more of a regular file
+    """An existing journal: it must open for appending (O_NONBLOCK: a FIFO put there never blocks)."""
     try:
-        fd = os.open(output.path, flags | _NONBLOCK)
+        fd = os.open(output.path, os.O_WRONLY | os.O_APPEND | _NONBLOCK)
     except OSError as exc:
         raise _fail(output, f"cannot open it for writing: {exc.strerror or exc}") from None
     os.close(fd)

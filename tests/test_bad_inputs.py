@@ -159,7 +159,11 @@ def output_cases() -> Iterator[Case]:
             for problem, path in BAD_PATHS.items():
                 if option in ("--journal", "--lock-file") and problem == "missing-folder":
                     continue  # the journal's and lock's folders are the run's to create (docs/inputs.md)
+                if option == "--lock-file" and problem == "fifo":
+                    continue  # a FIFO takes a file lock like a file: usable
                 shown = f"{option} {path or '.'}: " if option != "--journal" or path else "journal .: "
+                if option == "--lock-file":  # checked by the lock itself when taken, still before connecting
+                    shown = f"{path or '.'}: cannot use the lock file"
                 yield Case(f"output-{command}{option}-{problem}", (*COMMANDS[command], option, path), shown,
                            category="output path")
     yield Case("output-dry-run-script-missing", (*GRANT, "--dry-run", "--script", "{root}/none/s.ps1"),
@@ -182,6 +186,7 @@ def output_cases() -> Iterator[Case]:
                        ("lock_file", "a-dir"), ("report", "a-dir"), ("metrics_file", "a-file/m.prom")):
         name = f"cfg-out-{key}-{value.replace('/', '_')}.toml"
         yield Case(f"output-config-{key}-{value}", ("reapply", "--config", f"{{root}}/{name}", "-m", "alice.wong"),
+                   f"{{root}}/{value}: cannot use the lock file" if key == "lock_file" else
                    f"reapply.{key} {{root}}/{value}: ", _config(name, f'[reapply]\n{key} = "{value}"\n'),
                    category="output path")
 
