@@ -6,13 +6,13 @@ import csv
 import io
 import json
 import os
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from provisioner import __version__
 from provisioner.jobs import RunResult
-from provisioner.model import PROBLEM_RESULTS, Outcome
+from provisioner.model import Outcome
+from provisioner.summary import Summary, attention_first
 
 
 def outcome_record(outcome: Outcome) -> dict[str, Any]:
@@ -53,13 +53,7 @@ def report_document(result: RunResult) -> dict[str, Any]:
         "trustees": [
             {"identity": t.identity.value, "role": t.role, "automapping": t.automapping} for t in job.trustees
         ],
-        "summary": {
-            "mailboxes": len(job.mailboxes),
-            "items": len(result.outcomes),
-            "results": result.counts,
-            "plan": result.plan.counts(),
-            "exit_code": int(result.final_exit_code),
-        },
+        "summary": {"mailboxes": len(job.mailboxes), **Summary.of(result).record(), "plan": result.plan.counts()},
         "notes": result.notes,
         "items": [outcome_record(outcome) for outcome in result.outcomes],
         # the seed's second step: what the admin-console user's MAPI profile must add or drop (provisioner.profile)
@@ -108,17 +102,38 @@ def as_csv(result: RunResult) -> str:
     return buffer.getvalue()
 
 
-def problems_first(outcomes: Iterable[Outcome]) -> list[Outcome]:
-    """Failed, blocked and unknown items first (a stable sort: otherwise in run order)."""
-    return sorted(outcomes, key=lambda outcome: outcome.result not in PROBLEM_RESULTS)
+SHORT_REASON = 120
+"""At most this many characters of an error in a table cell or the HTML page; the JSON report has it whole."""
 
 
-def cell_detail(outcome: Outcome) -> str:
-    """An item's detail with the error's reason, for one table cell."""
-    detail = outcome.detail
-    if outcome.error is not None and outcome.error.reason:
-        detail = f"{detail} [{outcome.error.reason}]" if detail else outcome.error.reason
-    return detail
+def short_reason(outcome: Outcome) -> str:
+    """An item's detail for one table cell or HTML cell: for an item with an error, the error's first sentence and
+    its exception type (``[ManagementObjectNotFoundException]``), cut to :data:`SHORT_REASON` characters, instead of
+    Exchange's whole message with its server, request id and FQEID (the JSON report and CSV keep those)."""
+    error = outcome.error
+    if error is None:
+        return _cut(outcome.detail)
+    text = error.message if not outcome.detail or error.message in outcome.detail else outcome.detail
+    text = _first_sentence(text)
+    if error.reason and error.reason not in text:
+        text = f"{text} [{error.reason}]" if text else f"[{error.reason}]"
+    return _cut(text)
+
+
+def _first_sentence(text: str) -> str:
+    line = " ".join(text.split())
+    end = line.find(". ")
+    return line[: end + 1] if end > 0 else line
+
+
+def _cut(text: str) -> str:
+    text = " ".join(text.split())
+    if len(text) <= SHORT_REASON:
+        return text
+    cut = text[: SHORT_REASON - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > SHORT_REASON // 2 else cut).rstrip(" ,;:") + "…"
+
 
 
 def as_json(result: RunResult) -> str:
@@ -126,11 +141,11 @@ def as_json(result: RunResult) -> str:
 
 
 def as_table(result: RunResult) -> str:
-    """Plain aligned text (no terminal): one line per item, problem items first."""
+    """Plain aligned text (no terminal): one line per item, those needing attention first, a short reason each."""
     rows = [("MAILBOX", "TRUSTEE", "RESULT", "DETAIL")]
-    for outcome in problems_first(result.outcomes):
+    for outcome in attention_first(result.outcomes):
         rows.append((outcome.mailbox.value, outcome.trustee.identity.value, outcome.result.value,
-                     cell_detail(outcome)))
+                     short_reason(outcome)))
     return aligned(rows)
 
 
@@ -145,6 +160,5 @@ def aligned(rows: list[tuple[str, str, str, str]]) -> str:
 
 
 def summary_line(result: RunResult) -> str:
-    counts = ", ".join(f"{name} {count}" for name, count in sorted(result.counts.items()))
-    seconds = (result.finished - result.started).total_seconds()
-    return f"{result.job.action.value}: {len(result.outcomes)} items ({counts}) in {seconds:.1f}s"
+    """The run's one line on stderr (:meth:`provisioner.summary.Summary.line`)."""
+    return Summary.of(result).line((result.finished - result.started).total_seconds())

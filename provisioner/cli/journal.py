@@ -24,16 +24,17 @@ from provisioner.cli.common import (
     progress_factory,
 )
 from provisioner.cli.options import (
+    AcceptAutomapOpt,
     AuthOpt,
     ConfigOpt,
     DcOpt,
+    DeprecatedAutomapOpt,
     DryRunOpt,
     FormatOpt,
     HtmlOpt,
     JournalOpt,
     KeytabOpt,
     LabOpt,
-    NoAutomapOpt,
     PortOpt,
     PrincipalOpt,
     ProfileListOpt,
@@ -95,7 +96,8 @@ def journal_undo(
     spn_hostname: SpnHostOpt = None,
     domain_controller: DcOpt = None,
     insecure_lab: LabOpt = False,
-    automapping_unsupported_ok: NoAutomapOpt = False,
+    accept_automapping: AcceptAutomapOpt = False,
+    automapping_unsupported_ok: DeprecatedAutomapOpt = False,
     yes: YesOpt = False,
     profile_list: ProfileListOpt = None,
 ) -> None:
@@ -125,7 +127,8 @@ def journal_undo(
             password = resolve_password(connection)
         with exclusive_for(settings, path), progress_factory() as progress:
             result = run_undo(path, run_id, connection, settings.reapply, dry_run=dry_run, password=password,
-                              automapping_unsupported_ok=automapping_unsupported_ok, progress=progress,
+                              automapping_unsupported_ok=accept_automapping or automapping_unsupported_ok,
+                              progress=progress,
                               hooks=Hooks(finished=profile))
         if profile is not None:
             result.profile = tuple(profile.entries)
