@@ -103,37 +103,49 @@ def as_csv(result: RunResult) -> str:
 
 
 SHORT_REASON = 120
-"""At most this many characters of an error in a table cell or the HTML page; the JSON report has it whole."""
+"""At most this many characters of an item's detail in a table cell or the HTML page; the JSON report and the CSV
+keep Exchange's whole error."""
 
 
 def short_reason(outcome: Outcome) -> str:
-    """An item's detail for one table cell or HTML cell: for an item with an error, the error's first sentence and
-    its exception type (``[ManagementObjectNotFoundException]``), cut to :data:`SHORT_REASON` characters, instead of
-    Exchange's whole message with its server, request id and FQEID (the JSON report and CSV keep those)."""
+    """An item's detail for one table or HTML cell, on one line and at most :data:`SHORT_REASON` characters.
+
+    For an item with an error: ``'x' not found`` or ``'x' matches several objects`` when Exchange said so by
+    exception type, else the error's first sentence; then the exception type in brackets
+    (``[ManagementObjectNotFoundException]``), which is kept whole. Exchange's server, request id, time stamp and
+    FQEID are left to the JSON report and the CSV."""
     error = outcome.error
     if error is None:
-        return _cut(outcome.detail)
-    text = error.message if not outcome.detail or error.message in outcome.detail else outcome.detail
-    text = _first_sentence(text)
-    if error.reason and error.reason not in text:
-        text = f"{text} [{error.reason}]" if text else f"[{error.reason}]"
-    return _cut(text)
+        return _cut(outcome.detail, SHORT_REASON)
+    reason, target = _oneline(error.reason), _oneline(error.target)
+    suffix = f" [{reason}]" if reason else ""
+    text = _first_sentence(error.message if not outcome.detail or error.message in outcome.detail else outcome.detail)
+    if error.definitive and target:
+        text = f"'{target}' {'not found' if error.not_found else 'matches several objects'}"
+    if len(suffix) > SHORT_REASON // 2:
+        return _cut(text + suffix, SHORT_REASON)
+    return (_cut(text, SHORT_REASON - len(suffix)) + suffix).strip()
+
+
+def _oneline(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _first_sentence(text: str) -> str:
-    line = " ".join(text.split())
+    line = _oneline(text)
     end = line.find(". ")
     return line[: end + 1] if end > 0 else line
 
 
-def _cut(text: str) -> str:
-    text = " ".join(text.split())
-    if len(text) <= SHORT_REASON:
+def _cut(text: str, limit: int) -> str:
+    """``text`` on one line, cut at a word boundary (when there is one in its second half) to ``limit`` characters,
+    ``…`` marking the cut."""
+    text = _oneline(text)
+    if len(text) <= limit:
         return text
-    cut = text[: SHORT_REASON - 1]
+    cut = text[: limit - 1]
     space = cut.rfind(" ")
-    return (cut[:space] if space > SHORT_REASON // 2 else cut).rstrip(" ,;:") + "…"
-
+    return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:") + "…"
 
 
 def as_json(result: RunResult) -> str:
