@@ -44,6 +44,7 @@ from provisioner.model import (
     Trustee,
 )
 from provisioner.outcomes import unchanged_outcome
+from provisioner.profile import ProfileEntry, ProfileList
 from provisioner.wording import counted
 from tests.fake_runner import LabRunner
 
@@ -318,3 +319,13 @@ def test_counted_nouns_agree_with_their_count() -> None:
     assert counted(0, "item") == "0 items"
     assert counted(3000, "item") == "3,000 items"
     assert counted(1, "entry") == "1 entry" and counted(2, "entry") == "2 entries"
+
+
+def test_the_mapi_profile_line_counts_one_mailbox_as_one_mailbox() -> None:
+    """Regression: "add 1 mailboxes"."""
+    admin = Trustee(Identity("sync.admin@contoso.com"), role="admin-user")
+    one = ProfileList(entries=[ProfileEntry("add", Identity("a"), admin)])
+    assert one.summary() == "MAPI profile of the admin-console user: add 1 mailbox"
+    two = ProfileList(entries=[ProfileEntry("add", Identity("a"), admin), ProfileEntry("remove", Identity("b"), admin),
+                               ProfileEntry("remove", Identity("c"), admin)])
+    assert two.summary() == "MAPI profile of the admin-console user: add 1 mailbox, remove 2 mailboxes"
