@@ -111,16 +111,16 @@ def short_reason(outcome: Outcome) -> str:
     """An item's detail for one table or HTML cell, on one line and at most :data:`SHORT_REASON` characters.
 
     For an item with an error: ``'x' not found`` or ``'x' matches several objects`` when Exchange said so by
-    exception type, else the error's first sentence; then the exception type in brackets
-    (``[ManagementObjectNotFoundException]``), which is kept whole. Exchange's server, request id, time stamp and
-    FQEID are left to the JSON report and the CSV."""
+    exception type and its message names the error's target ``x``, else the error's first sentence; then the
+    exception type in brackets (``[ManagementObjectNotFoundException]``), which is kept whole. Exchange's server,
+    request id, time stamp and FQEID are left to the JSON report and the CSV."""
     error = outcome.error
     if error is None:
         return _cut(outcome.detail, SHORT_REASON)
     reason, target = _oneline(error.reason), _oneline(error.target)
     suffix = f" [{reason}]" if reason else ""
     text = _first_sentence(error.message if not outcome.detail or error.message in outcome.detail else outcome.detail)
-    if error.definitive and target:
+    if error.definitive and target and error.target in error.message:  # the message names it: say only that
         text = f"'{target}' {'not found' if error.not_found else 'matches several objects'}"
     if len(suffix) > SHORT_REASON // 2:
         return _cut(text + suffix, SHORT_REASON)

@@ -329,3 +329,16 @@ def test_the_mapi_profile_line_counts_one_mailbox_as_one_mailbox() -> None:
     two = ProfileList(entries=[ProfileEntry("add", Identity("a"), admin), ProfileEntry("remove", Identity("b"), admin),
                                ProfileEntry("remove", Identity("c"), admin)])
     assert two.summary() == "MAPI profile of the admin-console user: add 1 mailbox, remove 2 mailboxes"
+
+
+def test_a_not_found_short_reason_names_the_object_the_message_names() -> None:
+    """A trustee typo reads as the trustee not found; an error whose target the message does not name keeps the
+    message's own words (it could be about another object than its target)."""
+    user = ErrorInfo('User or group "svc-typo@contoso.com" wasn\'t found. Please make sure you\'ve typed it correctly.',
+                     reason="ManagementObjectNotFoundException", target="svc-typo@contoso.com")
+    outcome = Outcome(Identity("alice"), TRUSTEE, Result.FAILED, str(user), user)
+    assert report.short_reason(outcome) == "'svc-typo@contoso.com' not found [ManagementObjectNotFoundException]"
+    other = ErrorInfo('User or group "svc-typo" wasn\'t found. Please make sure you\'ve typed it correctly.',
+                      reason="ManagementObjectNotFoundException", target="alice")
+    assert report.short_reason(Outcome(Identity("alice"), TRUSTEE, Result.FAILED, "", other)) == (
+        'User or group "svc-typo" wasn\'t found. [ManagementObjectNotFoundException]')
