@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from provisioner import __version__
+from provisioner.version import describe
 
 app = typer.Typer(
     add_completion=True,
@@ -23,7 +23,7 @@ app.add_typer(journal_app, name="journal")
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"provisioner {__version__}")
+        typer.echo(describe())
         raise typer.Exit(0)
 
 

@@ -31,6 +31,10 @@ from provisioner.cli.options import (
 )
 from provisioner.config import discover
 from provisioner.session import check_connection_settings, resolve_password
+from provisioner.version import DISTRIBUTION
+
+LAB_MISSING = (f"error: the lab's dependencies are not installed: pip install '{DISTRIBUTION}[lab]' "
+               "(in a source checkout, make demo installs them)")
 
 
 @app.command()
@@ -89,7 +93,7 @@ def lab(
         try:
             from provisioner_lab.exo.run import serve_exo
         except ImportError:
-            err("the lab endpoint is a separate distribution: pip install -e ./lab (make demo installs it)")
+            err(LAB_MISSING)
             raise typer.Exit(2) from None
         with edge():
             serve_exo(port=port, mailboxes=mailboxes, echo=err, ready_file=ready_file, latency_ms=latency_ms)
@@ -98,7 +102,7 @@ def lab(
         from provisioner_lab.profiles import get_profile
         from provisioner_lab.run import serve
     except ImportError:
-        err("the lab endpoint is a separate distribution: pip install -e ./lab (make demo installs it)")
+        err(LAB_MISSING)
         raise typer.Exit(2) from None
 
     try:
