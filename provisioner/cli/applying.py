@@ -12,6 +12,7 @@ from provisioner.cli.apps import app
 from provisioner.cli.common import (
     check_output,
     connection_of,
+    discover,
     edge,
     emit_profile,
     err,
@@ -19,6 +20,7 @@ from provisioner.cli.common import (
     present,
     profile_for,
     progress_factory,
+    summary_line,
 )
 from provisioner.cli.options import (
     AuthOpt,
@@ -37,7 +39,6 @@ from provisioner.cli.options import (
     UserOpt,
     YesOpt,
 )
-from provisioner.config import discover
 from provisioner.confirm import Confirmation, changes_question
 from provisioner.errors import InputError
 from provisioner.jobs import Hooks
@@ -122,7 +123,7 @@ def apply_plan(
             err(f"run {result.run_id} recorded in {settings.reapply.journal}")
         present(result, output_format, html)
         emit_profile(profile, profile_list)
-        err(reports.summary_line(result))
+        err(summary_line(result))
         raise typer.Exit(int(result.exit_code))
 
 

@@ -17,7 +17,7 @@ import typer
 from provisioner import report as reports
 from provisioner.applyplan import PlanCapture
 from provisioner.cli.options import PlanOutOpt
-from provisioner.config import AUTH_METHODS, Config, Connection, ReapplySettings
+from provisioner.config import AUTH_METHODS, Config, Connection, ReapplySettings, load_located
 from provisioner.desired import Desired, TrusteeOptions, desired
 from provisioner.engine import ProgressFactory
 from provisioner.errors import InputError, ProvisionerError
@@ -26,6 +26,7 @@ from provisioner.model import PROBLEM_RESULTS, Trustee, visible
 from provisioner.profile import ProfileList, admin_users, require_admin
 from provisioner.profile import as_csv as profile_csv
 from provisioner.report import SCRIPT_ENCODING, write_private
+from provisioner.runlog import RUN
 from provisioner.session import check_connection_settings, resolve_password
 
 
@@ -40,10 +41,28 @@ def edge() -> Iterator[None]:
         yield
     except ProvisionerError as exc:
         err(f"error: {exc}")
+        RUN.failed(str(exc))
         raise typer.Exit(int(exc.exit_code)) from None
     except KeyboardInterrupt:
         err("interrupted")
         raise typer.Exit(130) from None
+
+
+def discover(path: Path | None) -> Config:
+    """The run's configuration (:mod:`provisioner.discovery`'s search): the file used, and why, is named on stderr
+    first and the run's start is logged (:mod:`provisioner.runlog`)."""
+    from provisioner.discovery import locate
+
+    found = locate(path)
+    err(f"config: {found.describe()}")
+    RUN.begin(found.path, found.origin)
+    return load_located(found)
+
+
+def summary_line(result: RunResult) -> str:
+    """The run's one-line summary for stderr; its counts go into the run log's summary line too."""
+    RUN.record(result)
+    return reports.summary_line(result)
 
 
 def connection_of(config: Config, **overrides: Any) -> Connection:
@@ -67,7 +86,11 @@ def wanted_from(
     options: TrusteeOptions,
     *,
     selectors_count: int = 0,
+    connection: Connection | None = None,
+    offline: bool = False,
 ) -> Desired:
+    if connection is not None:
+        require_basics(config, connection, bool(mailbox or users_file), options, offline=offline)
     wanted = desired(config, options, mailbox or [], users_file or [], selectors_count=selectors_count)
     for duplicate in wanted.targets.duplicates:
         err(f"{duplicate.target.source}: duplicate of {duplicate.first.source} ({duplicate.first.identity}); folded")
@@ -76,6 +99,24 @@ def wanted_from(
     for note in wanted.notes:
         err(f"warning: {note}")
     return wanted
+
+
+def require_basics(config: Config, connection: Connection, targets_given: bool, options: TrusteeOptions, *,
+                   offline: bool = False) -> None:
+    """Everything a run needs that neither the options nor a config give, listed at once (a run without a config
+    file says so first), instead of one missing thing per run."""
+    missing: list[str] = []
+    if not (options.admin_user or options.service_account or options.extra or config.trustees):
+        missing.append("trustees (--admin-user, --service-account or --trustee, or [trustees] in the config)")
+    if not (targets_given or config.mailboxes or config.users_files or config.selectors):
+        missing.append("targets (--mailbox or --users-file, or [targets] in the config)")
+    if connection.backend == "psrp" and not connection.server and not offline:
+        missing.append("server (--server, or connection.server in the config)")
+    if config.source is None and missing:
+        raise InputError("no configuration file found (see `provisioner config path`); missing: "
+                         + "; ".join(missing))
+    if len(missing) > 1:
+        raise InputError("missing: " + "; ".join(missing), where=str(config.source))
 
 
 def progress_factory() -> AbstractContextManager[ProgressFactory | None]:

@@ -13,6 +13,7 @@ from provisioner.cli.apps import journal_app
 from provisioner.cli.common import (
     check_output,
     connection_of,
+    discover,
     edge,
     emit_profile,
     emit_script,
@@ -22,6 +23,7 @@ from provisioner.cli.common import (
     present,
     profile_for,
     progress_factory,
+    summary_line,
 )
 from provisioner.cli.options import (
     AuthOpt,
@@ -46,7 +48,6 @@ from provisioner.cli.options import (
     UserOpt,
     YesOpt,
 )
-from provisioner.config import discover
 from provisioner.confirm import Confirmation, changes_question
 from provisioner.jobs import Hooks
 from provisioner.session import check_connection_settings, resolve_password
@@ -134,5 +135,5 @@ def journal_undo(
             reports.write_report(result, report)
         present(result, output_format, html)
         emit_profile(profile, profile_list)
-        err(reports.summary_line(result))
+        err(summary_line(result))
         raise typer.Exit(int(result.exit_code))

@@ -11,6 +11,7 @@ from provisioner.cli.apps import app
 from provisioner.cli.common import (
     check_output,
     connection_of,
+    discover,
     edge,
     err,
 )
@@ -29,7 +30,6 @@ from provisioner.cli.options import (
     SpnServiceOpt,
     UserOpt,
 )
-from provisioner.config import discover
 from provisioner.session import check_connection_settings, resolve_password
 from provisioner.version import DISTRIBUTION
 
