@@ -103,20 +103,28 @@ def wanted_from(
 
 def require_basics(config: Config, connection: Connection, targets_given: bool, options: TrusteeOptions, *,
                    offline: bool = False) -> None:
-    """Everything a run needs that neither the options nor a config give, listed at once (a run without a config
-    file says so first), instead of one missing thing per run."""
-    missing: list[str] = []
+    """Everything a run needs that neither the options nor a config give (trustees, targets, server), listed at
+    once, each in its own check's words, instead of one missing thing per run; a run without a config file says
+    that first."""
+    from provisioner.desired import targets, trustees
+
+    checks: list[Callable[[], object]] = []
     if not (options.admin_user or options.service_account or options.extra or config.trustees):
-        missing.append("trustees (--admin-user, --service-account or --trustee, or [trustees] in the config)")
+        checks.append(lambda: trustees(config, options))
     if not (targets_given or config.mailboxes or config.users_files or config.selectors):
-        missing.append("targets (--mailbox or --users-file, or [targets] in the config)")
+        checks.append(lambda: targets(config, [], []))
     if connection.backend == "psrp" and not connection.server and not offline:
-        missing.append("server (--server, or connection.server in the config)")
+        checks.append(lambda: check_connection_settings(connection))
+    missing: list[str] = []
+    for check in checks:
+        try:
+            check()
+        except InputError as exc:
+            missing.append(str(exc))
     if config.source is None and missing:
-        raise InputError("no configuration file found (see `provisioner config path`); missing: "
-                         + "; ".join(missing))
+        raise InputError("no configuration file found (see `provisioner config path`); " + "; ".join(missing))
     if len(missing) > 1:
-        raise InputError("missing: " + "; ".join(missing), where=str(config.source))
+        raise InputError("; ".join(missing), where=str(config.source))
 
 
 def progress_factory() -> AbstractContextManager[ProgressFactory | None]:
