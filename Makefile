@@ -37,7 +37,7 @@ test: $(BIN)/provisioner kerberos-extra
 # The documentation site (docs/ + mkdocs.yml) into site/; the CLI and configuration references are generated from
 # the code at build time (docs/hooks/reference.py), so they cannot fall behind. --strict: a broken link fails.
 docs: $(BIN)/provisioner
-	$(BIN)/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 # The sdist and the wheel into dist/ (the commit is stamped into both by hatch_build.py).
 dist: $(BIN)/provisioner

@@ -101,6 +101,7 @@ class RunLog:
     counts: dict[str, int] = field(default_factory=dict)
     journal_run: str | None = None
     error: str | None = None
+    start_logged: bool = False
     handlers: list[logging.Handler] = field(default_factory=list)
 
     @property
@@ -143,16 +144,22 @@ class RunLog:
             handler.close()
         self.handlers = []
 
-    def begin(self, config: Path | None, origin: str | None) -> None:
-        """The start line (once per run; a command that reads its configuration twice logs once)."""
+    def begin(self, config: Path | None, origin: str | None, *, log: bool = True) -> None:
+        """The run begins (once; a command that reads its configuration twice begins once). The start line is
+        logged now, or with ``log=False`` just before the summary line (so that an error stays first on stderr)."""
         if self.began is not None:
             return
         self.began = time.monotonic()
-        action = " ".join(self.command) or "provisioner"
-        self.action, self.config_origin = action, origin
+        self.action, self.config_origin = " ".join(self.command) or "provisioner", origin
         self.config = str(config) if config is not None else None
-        self._log("start", action=action, version=__version__, config=self.config, config_origin=origin,
-                  pid=os.getpid(), user=_user())
+        self.start_logged = False
+        if log:
+            self._log_start()
+
+    def _log_start(self) -> None:
+        self.start_logged = True
+        self._log("start", action=self.action, version=__version__, config=self.config,
+                  config_origin=self.config_origin, pid=os.getpid(), user=_user())
 
     def record(self, result: Counted) -> None:
         """The run's counts and its journal run id, for the summary line."""
@@ -166,6 +173,8 @@ class RunLog:
         """The summary line (only for a run that began)."""
         if self.began is None:
             return
+        if not self.start_logged:
+            self._log_start()
         duration = round(time.monotonic() - self.began, 3)
         self.began = None
         fields: dict[str, Any] = {"action": self.action, "exit_code": exit_code, "duration_seconds": duration,
@@ -193,7 +202,9 @@ def _syslog_handler(address: str, log_format: str) -> logging.Handler:
     """Syslog/journald over the local datagram socket (facility user; the ident is ``provisioner[pid]:``)."""
     if sys.platform == "win32":
         raise LogSetupError("--log-syslog", "there is no syslog on Windows: use --log-file (Task Scheduler) instead")
-    try:
+    try:  # SysLogHandler defers a failed connect to the first line: find out now, before anything is sent
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
+            probe.connect(address)
         handler = logging.handlers.SysLogHandler(address=address, facility=logging.handlers.SysLogHandler.LOG_USER,
                                                  socktype=socket.SOCK_DGRAM)
     except OSError as exc:

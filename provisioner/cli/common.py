@@ -50,13 +50,19 @@ def edge() -> Iterator[None]:
 
 def discover(path: Path | None) -> Config:
     """The run's configuration (:mod:`provisioner.discovery`'s search): the file used, and why, is named on stderr
-    first and the run's start is logged (:mod:`provisioner.runlog`)."""
+    first and the run's start is logged (:mod:`provisioner.runlog`). A file that cannot be read is named by the
+    error instead, which is then the first line on stderr."""
     from provisioner.discovery import locate
 
     found = locate(path)
+    try:
+        settings = load_located(found)
+    except ProvisionerError:  # the error names the file and comes first; the log's start line follows it
+        RUN.begin(found.path, found.origin, log=False)
+        raise
     err(f"config: {found.describe()}")
     RUN.begin(found.path, found.origin)
-    return load_located(found)
+    return settings
 
 
 def summary_line(result: RunResult) -> str:
