@@ -167,7 +167,8 @@ class RunLog:
         self.journal_run = result.run_id
 
     def failed(self, message: str) -> None:
-        self.error = message
+        """The error that stopped the run: its first line (a plan's diff or a list stays on stderr)."""
+        self.error = message.splitlines()[0] if message else message
 
     def end(self, exit_code: int) -> None:
         """The summary line (only for a run that began)."""

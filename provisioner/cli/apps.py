@@ -67,9 +67,11 @@ def _main(
         bool, typer.Option("--verbose", "-v", help="Debug logging to stderr (never shows passwords)")
     ] = False,
     log_format: Annotated[str, typer.Option(
-        "--log-format", help=f"The run log's start and summary lines: {' or '.join(FORMATS)}")] = "text",
+        "--log-format", envvar="PROVISIONER_LOG_FORMAT",
+        help=f"The run log's start and summary lines: {' or '.join(FORMATS)}")] = "text",
     log_file: Annotated[Path | None, typer.Option(
-        "--log-file", help="Append the run log here instead of stderr (scheduled jobs)")] = None,
+        "--log-file", envvar="PROVISIONER_LOG_FILE",
+        help="Append the run log here instead of stderr (scheduled jobs)")] = None,
     log_syslog: Annotated[bool, typer.Option(
         "--log-syslog", help="Send the run log to syslog/journald (Linux) instead of stderr")] = False,
     log_syslog_socket: Annotated[str, typer.Option(
