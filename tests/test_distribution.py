@@ -5,6 +5,7 @@ license and the changelog are there."""
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.metadata
 import re
 import sys
@@ -55,8 +56,13 @@ def imported_modules(folder: Path) -> dict[str, set[str]]:
     return found
 
 
+@functools.cache
+def installed_modules() -> dict[str, list[str]]:
+    return dict(importlib.metadata.packages_distributions())
+
+
 def distribution_of(module: str) -> str:
-    installed = importlib.metadata.packages_distributions().get(module)
+    installed = installed_modules().get(module)
     if installed:
         return normal(installed[0])
     assert module in KNOWN, f"module {module!r} maps to no known distribution: add it to KNOWN"
