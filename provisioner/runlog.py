@@ -120,7 +120,8 @@ class RunLog:
             raise LogSetupError("--log-format", f"'{log_format}' is not one of {', '.join(FORMATS)}")
         formatter: logging.Formatter = JsonFormatter() if log_format == "json" else TextFormatter()
         if log_file is not None:
-            try:
+            try:  # created owner-only, as reports and journals are (an error line may name a mailbox)
+                os.close(os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
                 handler: logging.Handler = logging.FileHandler(log_file, mode="a", encoding="utf-8")
             except OSError as exc:
                 raise LogSetupError("--log-file", f"cannot open {log_file}: {exc.strerror or exc}") from None

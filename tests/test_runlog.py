@@ -56,6 +56,7 @@ def test_json_log_file_has_one_start_and_one_summary_line_matching_the_report(la
     assert summary["items"] == len(document["items"]) > 0
     assert 0 <= summary["duration_seconds"] < 120
     assert "{" not in result.stderr  # the lines went to the file, not stderr
+    assert log.stat().st_mode & 0o777 == 0o600
     # a second run appends
     cli(lab, *args, cwd=tmp_path, before=("--log-format", "json", "--log-file", str(log)))
     assert len(log.read_text(encoding="utf-8").splitlines()) == 4
