@@ -50,7 +50,7 @@ class Job:
     connection: Connection
     dry_run: bool = False
     offline: bool = False  # plan without reading (dry-run only): every pair is listed as a change
-    automapping_unsupported_ok: bool = False  # a server without -AutoMapping: grant without it (else refused)
+    automapping_unsupported_ok: bool = False  # --accept-automapping: a server without -AutoMapping automaps
 
 
 @dataclass
@@ -109,8 +109,9 @@ def step_options(
 ) -> StepOptions:
     """How this run's steps are built, from the connection and the server facts (None: offline, nothing known).
 
-    A server without -AutoMapping (Exchange 2010 before SP2, or an RBAC role without it) is refused unless the
-    admin said so; then -AutoMapping is left out of every grant, visibly in the reviewed script too.
+    A server without -AutoMapping (Exchange 2010 before SP2, or an RBAC role without it) automaps every grant; a
+    run that grants is refused unless the admin accepts that (``--accept-automapping``); then -AutoMapping is left
+    out of every grant, visibly in the reviewed script too.
     """
     automapping = True
     if facts is not None and not facts.has_parameter("Add-MailboxPermission", "AutoMapping"):

@@ -243,8 +243,5 @@ def write_outputs(result: RunResult, settings: ReapplySettings, report_path: Pat
         report.write_report(result, target)
     metrics_file = metrics_path or settings.metrics_file
     if metrics_file is not None:
-        duration = (result.finished - result.started).total_seconds()
-        code = int(result.final_exit_code)
-        text = metrics.render("reapply", result.finished.timestamp(), duration, code, result.counts)
-        metrics.write(metrics_file, text)
+        metrics.write(metrics_file, metrics.of_run("reapply", result))
 
