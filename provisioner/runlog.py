@@ -17,25 +17,17 @@ import socket
 import sys
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from provisioner.version import __version__
 
 LOGGER_NAME = "provisioner.run"
 FORMATS = ("text", "json")
 SYSLOG_SOCKET = "/dev/log"  # syslog's and journald's local datagram socket on Linux
-
-
-class Counted(Protocol):
-    """What a run's summary takes from its result (:class:`provisioner.jobs.RunResult` is one)."""
-
-    @property
-    def counts(self) -> dict[str, int]: ...
-
-    run_id: str | None
 
 
 class LogSetupError(Exception):
@@ -100,6 +92,7 @@ class RunLog:
     began: float | None = None
     counts: dict[str, int] = field(default_factory=dict)
     journal_run: str | None = None
+    attention: int | None = None
     error: str | None = None
     start_logged: bool = False
     handlers: list[logging.Handler] = field(default_factory=list)
@@ -114,6 +107,7 @@ class RunLog:
         self.close()
         self.run = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
         self.action = self.config = self.config_origin = self.began = self.journal_run = self.error = None
+        self.attention = None
         self.counts = {}
         self.command = []
         if log_format not in FORMATS:
@@ -162,10 +156,11 @@ class RunLog:
         self._log("start", action=self.action, version=__version__, config=self.config,
                   config_origin=self.config_origin, pid=os.getpid(), user=_user())
 
-    def record(self, result: Counted) -> None:
-        """The run's counts and its journal run id, for the summary line."""
-        self.counts = dict(result.counts)
-        self.journal_run = result.run_id
+    def record(self, counts: Mapping[str, int], journal_run: str | None, attention: int | None = None) -> None:
+        """The run's counts per result, its journal run id and how many items need attention, for the summary."""
+        self.counts = dict(counts)
+        self.journal_run = journal_run
+        self.attention = attention
 
     def failed(self, message: str) -> None:
         """The error that stopped the run: its first line (a plan's diff or a list stays on stderr)."""
@@ -181,7 +176,7 @@ class RunLog:
         self.began = None
         fields: dict[str, Any] = {"action": self.action, "exit_code": exit_code, "duration_seconds": duration,
                                   "items": sum(self.counts.values()), "counts": self.counts,
-                                  "journal_run": self.journal_run}
+                                  "attention": self.attention, "journal_run": self.journal_run}
         if self.error is not None:
             fields["error"] = self.error
         self._log("summary", **fields)

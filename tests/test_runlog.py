@@ -53,6 +53,7 @@ def test_json_log_file_has_one_start_and_one_summary_line_matching_the_report(la
     assert start["version"] == document["version"]
     assert summary["exit_code"] == result.returncode == document["summary"]["exit_code"]
     assert summary["counts"] == document["summary"]["results"]
+    assert summary["attention"] == document["summary"]["attention"]
     assert summary["items"] == len(document["items"]) > 0
     assert 0 <= summary["duration_seconds"] < 120
     assert "{" not in result.stderr  # the lines went to the file, not stderr

@@ -68,7 +68,10 @@ def discover(path: Path | None) -> Config:
 
 def summary_line(result: RunResult) -> str:
     """The run's one-line summary for stderr; its counts go into the run log's summary line too."""
-    RUN.record(result)
+    from provisioner.summary import Summary
+
+    summary = Summary.of(result)
+    RUN.record({state.value: count for state, count in summary.counts.items()}, result.run_id, summary.attention)
     return reports.summary_line(result)
 
 
