@@ -14,6 +14,7 @@ from provisioner.cli.common import (
     check_output,
     check_run_outputs,
     connection_of,
+    discover,
     edge,
     emit_profile,
     err,
@@ -21,6 +22,7 @@ from provisioner.cli.common import (
     profile_for,
     progress_factory,
     run_guard,
+    summary_line,
 )
 from provisioner.cli.options import (
     AuthOpt,
@@ -42,7 +44,7 @@ from provisioner.cli.options import (
     UserOpt,
     YesOpt,
 )
-from provisioner.config import Connection, discover
+from provisioner.config import Connection
 from provisioner.confirm import Confirmation, changes_question
 from provisioner.errors import InputError
 from provisioner.jobs import Hooks
@@ -136,7 +138,7 @@ def apply_plan(
             err(f"run {result.run_id} recorded in {guard.journal}")
         present(result, output_format, html)
         emit_profile(profile, profile_list)
-        err(reports.summary_line(result))
+        err(summary_line(result))
         raise typer.Exit(int(result.exit_code))
 
 

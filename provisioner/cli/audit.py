@@ -11,17 +11,18 @@ from typing import Annotated
 import typer
 
 from provisioner import metrics
-from provisioner import report as reports
 from provisioner.cli.apps import app
 from provisioner.cli.common import (
     check_output,
     check_run_outputs,
     connection_of,
     credentials,
+    discover,
     edge,
     err,
     execute,
     present,
+    summary_line,
     wanted_from,
 )
 from provisioner.cli.options import (
@@ -51,7 +52,6 @@ from provisioner.cli.options import (
     UserOpt,
     UsersFileOpt,
 )
-from provisioner.config import discover
 from provisioner.desired import TrusteeOptions
 from provisioner.jobs import Hooks, Job
 from provisioner.model import Action
@@ -111,7 +111,7 @@ def audit(
             parallel=parallel, fast_wire=fast_wire,
         )
         wanted = wanted_from(settings, mailbox, users_file, TrusteeOptions(admin_user, service_account, trustee or ()),
-                             column=column)
+                             column=column, connection=connection)
         check_run_outputs(report=report, html=html)
         profile = None
         if for_profile:
@@ -127,7 +127,7 @@ def audit(
             present(result, output_format, html)
         if metrics_file is not None:
             metrics.write(metrics_file, metrics.of_run("audit", result))
-        err(reports.summary_line(result))
+        err(summary_line(result))
         raise typer.Exit(int(result.exit_code))
 
 

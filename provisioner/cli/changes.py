@@ -9,7 +9,6 @@ from typing import Annotated, Any
 
 import typer
 
-from provisioner import report as reports
 from provisioner.applyplan import PlanCapture
 from provisioner.cli.apps import app, plan_app
 from provisioner.cli.common import (
@@ -18,6 +17,7 @@ from provisioner.cli.common import (
     check_run_outputs,
     connection_of,
     credentials,
+    discover,
     edge,
     emit_profile,
     emit_script,
@@ -31,6 +31,7 @@ from provisioner.cli.common import (
     progress_factory,
     run_guard,
     save_plan,
+    summary_line,
     wanted_from,
 )
 from provisioner.cli.options import (
@@ -71,7 +72,7 @@ from provisioner.cli.options import (
     UsersFileOpt,
     YesOpt,
 )
-from provisioner.config import ReapplySettings, discover
+from provisioner.config import ReapplySettings
 from provisioner.confirm import Confirmation, removals_question
 from provisioner.desired import TrusteeOptions
 from provisioner.errors import InputError
@@ -115,7 +116,8 @@ def _change_command(
             confirmation.require("revoke")
         settings = discover(config)
         connection = connection_of(settings, **overrides)
-        wanted = wanted_from(settings, mailbox, users_file, trustees, column=column)
+        wanted = wanted_from(settings, mailbox, users_file, trustees, connection=connection, offline=offline,
+                             column=column)
         # the run protocol: grant and revoke share the journal and lock of reapply (dry-runs and plans change nothing)
         guard = run_guard(settings, journal, no_journal, lock_file)
         check_run_outputs(report=report, html=html, profile_list=profile_list, script=script, plan_out=plan_out,
@@ -140,7 +142,7 @@ def _change_command(
             emit_script(result, script)
         present(result, output_format, html)
         emit_profile(profile, profile_list)
-        err(reports.summary_line(result))
+        err(summary_line(result))
         raise typer.Exit(int(result.exit_code))
 
 
@@ -308,7 +310,7 @@ def reapply(
         trustee_options = TrusteeOptions(admin_user, service_account, trustee or (), automapping)
         check_options(ReapplySettings, max_changes=max_changes)
         wanted = wanted_from(settings, mailbox, users_file, trustee_options, selectors_count=len(wanted_selectors),
-                             column=column)
+                             connection=connection, column=column)
         if not wanted.targets.targets and not wanted_selectors:
             raise InputError("no targets: give --mailbox/--users-file, or [targets] mailboxes/users_file/selector")
         reapply_settings = settings.reapply
@@ -351,7 +353,7 @@ def reapply(
             emit_script(result, script)
         present(result, output_format, html)
         emit_profile(profile, profile_list)
-        err(f"run {result.run_id}: " + reports.summary_line(result))
+        err(f"run {result.run_id}: " + summary_line(result))
         if result.refused is not None:
             err(f"error: {result.refused}")
         raise typer.Exit(int(result.final_exit_code))

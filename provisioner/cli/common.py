@@ -18,7 +18,7 @@ import typer
 from provisioner import report as reports
 from provisioner.applyplan import PlanCapture
 from provisioner.cli.options import PlanOutOpt
-from provisioner.config import Config, Connection, ReapplySettings
+from provisioner.config import Config, Connection, ReapplySettings, load_located
 from provisioner.desired import Desired, TrusteeOptions, desired
 from provisioner.engine import ProgressFactory
 from provisioner.errors import InputError, ProvisionerError
@@ -28,6 +28,7 @@ from provisioner.profile import ProfileList, admin_users, require_admin
 from provisioner.profile import as_csv as profile_csv
 from provisioner.protocol import Guard, guard_of
 from provisioner.report import SCRIPT_ENCODING, write_private
+from provisioner.runlog import RUN
 from provisioner.schema import problem as setting_problem
 from provisioner.schema import specs
 from provisioner.session import check_connection_settings, resolve_password
@@ -45,6 +46,7 @@ def edge() -> Iterator[None]:
         yield
     except ProvisionerError as exc:
         err(f"error: {exc}")
+        RUN.failed(str(exc))
         raise typer.Exit(int(exc.exit_code)) from None
     except KeyboardInterrupt:
         err("interrupted")
@@ -67,6 +69,32 @@ def check_options(cls: type, **values: Any) -> None:
             raise InputError(f"{option_name(name)}: {problem}")
 
 
+def discover(path: Path | None) -> Config:
+    """The run's configuration (:mod:`provisioner.discovery`'s search): the file used, and why, is named on stderr
+    first and the run's start is logged (:mod:`provisioner.runlog`). A file that cannot be read is named by the
+    error instead, which is then the first line on stderr."""
+    from provisioner.discovery import locate
+
+    found = locate(path)
+    try:
+        settings = load_located(found)
+    except ProvisionerError:  # the error names the file and comes first; the log's start line follows it
+        RUN.begin(found.path, found.origin, log=False)
+        raise
+    err(f"config: {found.describe()}")
+    RUN.begin(found.path, found.origin)
+    return settings
+
+
+def summary_line(result: RunResult) -> str:
+    """The run's one-line summary for stderr; its counts go into the run log's summary line too."""
+    from provisioner.summary import Summary
+
+    summary = Summary.of(result)
+    RUN.record({state.value: count for state, count in summary.counts.items()}, result.run_id, summary.attention)
+    return reports.summary_line(result)
+
+
 def connection_of(config: Config, **overrides: Any) -> Connection:
     check_options(Connection, **overrides)
     if overrides.get("insecure_lab") is False:
@@ -85,8 +113,12 @@ def wanted_from(
     options: TrusteeOptions,
     *,
     selectors_count: int = 0,
+    connection: Connection | None = None,
+    offline: bool = False,
     column: str | None = None,
 ) -> Desired:
+    if connection is not None:
+        require_basics(config, connection, bool(mailbox or users_file), options, offline=offline)
     wanted = desired(config, options, mailbox or [], users_file or [], selectors_count=selectors_count,
                      column=column)
     for duplicate in wanted.targets.duplicates:
@@ -96,6 +128,32 @@ def wanted_from(
     for note in wanted.notes:
         err(f"warning: {note}")
     return wanted
+
+
+def require_basics(config: Config, connection: Connection, targets_given: bool, options: TrusteeOptions, *,
+                   offline: bool = False) -> None:
+    """Everything a run needs that neither the options nor a config give (trustees, targets, server), listed at
+    once, each in its own check's words, instead of one missing thing per run; a run without a config file says
+    that first."""
+    from provisioner.desired import targets, trustees
+
+    checks: list[Callable[[], object]] = []
+    if not (options.admin_user or options.service_account or options.extra or config.trustees):
+        checks.append(lambda: trustees(config, options))
+    if not (targets_given or config.mailboxes or config.users_files or config.selectors):
+        checks.append(lambda: targets(config, [], []))
+    if connection.backend == "psrp" and not connection.server and not offline:
+        checks.append(lambda: check_connection_settings(connection))
+    missing: list[str] = []
+    for check in checks:
+        try:
+            check()
+        except InputError as exc:
+            missing.append(str(exc))
+    if config.source is None and missing:
+        raise InputError("no configuration file found (see `provisioner config path`); " + "; ".join(missing))
+    if len(missing) > 1:
+        raise InputError("; ".join(missing), where=str(config.source))
 
 
 def progress_factory() -> AbstractContextManager[ProgressFactory | None]:

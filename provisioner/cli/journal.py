@@ -15,6 +15,7 @@ from provisioner.cli.common import (
     check_output,
     check_run_outputs,
     connection_of,
+    discover,
     edge,
     emit_profile,
     emit_script,
@@ -24,6 +25,7 @@ from provisioner.cli.common import (
     progress_factory,
     readable_journal,
     run_guard,
+    summary_line,
 )
 from provisioner.cli.options import (
     AcceptAutomapOpt,
@@ -51,7 +53,6 @@ from provisioner.cli.options import (
     UserOpt,
     YesOpt,
 )
-from provisioner.config import discover
 from provisioner.confirm import Confirmation, removals_question
 from provisioner.errors import InputError
 from provisioner.jobs import Hooks
@@ -160,5 +161,5 @@ def journal_undo(
             reports.write_report(result, report)
         present(result, output_format, html)
         emit_profile(profile, profile_list)
-        err(reports.summary_line(result))
+        err(summary_line(result))
         raise typer.Exit(int(result.exit_code))

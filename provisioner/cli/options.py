@@ -14,7 +14,8 @@ from provisioner.schema import describe, specs
 _CONNECTION = specs(Connection)
 
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", help="TOML config (default: ./provisioner.toml if present)")
+    Path | None, typer.Option("--config", help="TOML config (default: searched for; `provisioner config path` shows "
+                                                "where)")
 ]
 MailboxOpt = Annotated[list[str] | None, typer.Option("--mailbox", "-m", help="Target mailbox (repeatable)")]
 UsersFileOpt = Annotated[
