@@ -43,6 +43,8 @@ TABLE_KEYS: dict[str, dict[str, tuple[str, str, str]]] = {
                      "of `organizational_unit`, `group` (members, nested groups expanded) or `filter` (OPATH), "
                      "and `recipient_type_details` (default `[\"UserMailbox\"]`); `reapply` only"),
         "exclude": ("array of strings", "—", "mailboxes never targeted, whatever selects them"),
+        "column": ("string", "—", "the users files' identity column, any CSV header name (`--column`); default: "
+                   "the first of Identity, PrimarySmtpAddress, UserPrincipalName, Alias, Mailbox in the header"),
     },
 }
 

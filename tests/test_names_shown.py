@@ -394,7 +394,9 @@ def test_terminal_lines_show_every_hidden_character_as_a_code(text: str) -> None
 
     shown = visible(text)
     assert shown.isprintable()  # nothing that could reorder, hide or end the line
-    if text.isprintable():
+    from provisioner.pwsh import hidden_characters
+
+    if text.isprintable() and not hidden_characters(text):  # e.g. a lone combining mark (U+1DA00) is shown as a code
         assert shown == text  # letters of any script, as written
     if "\\" not in text:  # and the codes read back to exactly the text
         codes = re.compile(r"\\u([0-9a-f]{4})|\\U([0-9a-f]{8})")

@@ -9,11 +9,13 @@ from typing import Annotated
 
 import typer
 
+from provisioner.cli.helptext import HELP_NAMES
 from provisioner.runlog import FORMATS, RUN, SYSLOG_SOCKET, LogSetupError
 from provisioner.version import describe
 
 app = typer.Typer(
     add_completion=True,
+    context_settings={"help_option_names": HELP_NAMES},
     no_args_is_help=True,
     help="Grant, audit and revoke Exchange Full Access for mailbox-sync accounts, from desired state.",
 )
@@ -106,8 +108,12 @@ def config_path(
 
 def main() -> None:
     """The ``provisioner`` command: the run log's summary line carries the exit code the process ends with."""
+    from typer.main import get_command
+
+    from provisioner.cli.helptext import tidy
+
     try:
-        app()
+        tidy(get_command(app))(prog_name="provisioner")
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         RUN.end(code)

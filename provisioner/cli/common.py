@@ -17,7 +17,7 @@ import typer
 
 from provisioner import report as reports
 from provisioner.applyplan import PlanCapture
-from provisioner.cli.options import PlanOutOpt
+from provisioner.cli.options import PlanFormatOpt, PlanOutOpt, PlanScriptOpt
 from provisioner.config import Config, Connection, ReapplySettings, load_located
 from provisioner.desired import Desired, TrusteeOptions, desired
 from provisioner.engine import ProgressFactory
@@ -328,7 +328,9 @@ def planning(command: Callable[..., None], help_text: str) -> Callable[..., None
     """``provisioner plan <command>``: the command's dry-run, saved as a plan file (``--out``) for ``apply``."""
     signature = inspect.signature(command, eval_str=True)
     dropped = ("dry_run", "offline", "plan_out", "yes", "profile_list", "journal", "no_journal", "lock_file")
-    kept = [p for p in signature.parameters.values() if p.name not in dropped]
+    said = {"script": PlanScriptOpt, "output_format": PlanFormatOpt}  # what these options mean when planning
+    kept = [p.replace(annotation=said.get(p.name, p.annotation)) for p in signature.parameters.values()
+            if p.name not in dropped]
     out = inspect.Parameter("out", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=PlanOutOpt)
 
     def planned(**values: Any) -> None:
