@@ -1,0 +1,147 @@
+"""The tool's PSRP client against the lab, beside pypsrp's path: the same pipelines give the same records, errors,
+warnings and failures, and the same server facts, on every lab profile (protocol 2.1, 2.2, 2.3), with Basic and
+NTLM. Nothing here is mocked: both clients talk to the lab's endpoint over HTTP."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from provisioner_lab.run import Lab, running_lab
+
+from provisioner.config import Connection
+from provisioner.executors import records
+from provisioner.facts import read_facts as pypsrp_facts
+from provisioner.model import ErrorInfo
+from provisioner.psrp.connect import open_client
+from provisioner.psrp.runner import ClientRunner, read_facts
+from provisioner.pwsh import Bare
+from provisioner.runner import NotRunnable, Pipeline, PsrpRunner, Raw
+from provisioner.session import open_pool
+from provisioner.steps import FULL_ACCESS, Command, Parameter
+
+PROFILES = ["exchange2010", "exchange2010sp1", "exchange2013", "exchange2019"]
+SERVICE = "svc-codetwo@contoso.com"
+
+
+def connection(lab: Lab, auth: str) -> Connection:
+    return Connection(server="127.0.0.1", port=lab.port, auth=auth, username=lab.username,
+                      configuration_name=lab.server.configuration_name, insecure_lab=auth == "basic",
+                      scheme="http", operation_timeout=5)
+
+
+def command(cmdlet: str, **parameters: Any) -> Command:
+    return Command(Bare(cmdlet), tuple(Parameter(Bare(name), value) for name, value in parameters.items()))
+
+
+def pipelines(protocol: str) -> list[Pipeline]:
+    """Reads that find, miss and fail; piped input with missing names; a switch; a multi-statement batch (2.2+)."""
+    chosen = [
+        Pipeline.of(command("Get-Mailbox", Identity="alice.wong")),
+        Pipeline.of(command("Get-MailboxPermission", Identity="judy.nakamura")),
+        Pipeline.of(command("Get-MailboxPermission", Identity="nobody.here", User=SERVICE)),
+        Pipeline.of(command("Get-Mailbox"), command("Get-MailboxPermission", User=SERVICE),
+                    input=["ivan.petrov", "nobody.here", "alice.wong", "carol.diaz"]),
+        Pipeline.of(command("Get-Mailbox", Identity="alice.wong", NoSuchParameter="x")),
+        Pipeline.of(command("Add-MailboxPermission", Identity="nobody.here", User=SERVICE, AccessRights=FULL_ACCESS,
+                            InheritanceType=Bare("All"), Confirm=False)),
+        Pipeline.of(command("Remove-MailboxPermission", Identity="alice.wong", User="sync.admin@contoso.com",
+                            AccessRights=FULL_ACCESS, InheritanceType=Bare("All"), Confirm=False)),
+        Pipeline.of(command("Get-Mailbox", Identity="alice.wong", ResultSize=Bare("Unlimited"), Verbose=None)),
+    ]
+    if protocol >= "2.2":
+        chosen.append(Pipeline((
+            (command("Get-MailboxPermission", Identity="ivan.petrov", User=SERVICE),),
+            (command("Get-MailboxPermission", Identity="nobody.here", User=SERVICE),),
+            (command("Get-MailboxPermission", Identity="judy.nakamura"),),
+        )))
+    return chosen
+
+
+def shown(value: Any) -> Any:
+    """A property as the tool reads it: text, a list entry by entry (its own text is each reader's repr)."""
+    return [shown(item) for item in value] if isinstance(value, list) else records.text(value)
+
+
+def comparable_object(obj: Any) -> Any:
+    props = records.properties(obj)
+    return (records.type_names(obj), records.text(obj), records.permission_entry(obj),
+            {name: shown(value) for name, value in props.items()})
+
+
+REQUEST = re.compile(r"RequestId=[^,\]]*,TimeStamp=[^\]]*")
+
+
+def same_request(info: ErrorInfo) -> ErrorInfo:
+    """Exchange stamps every FullyQualifiedErrorId with the request's id and time: the rest must be the same."""
+    return replace(info, fq_error_id=REQUEST.sub("RequestId=*,TimeStamp=*", info.fq_error_id))
+
+
+def comparable(raw: Raw) -> Any:
+    failure = None if raw.failure is None else (same_request(raw.failure[0]), raw.failure[1])
+    return ([comparable_object(obj) for obj in raw.output], [(same_request(e), o) for e, o in raw.errors],
+            raw.warnings, failure)
+
+
+@pytest.fixture(scope="module", params=PROFILES)
+def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
+    with running_lab(profile=request.param) as running:
+        yield running
+
+
+@pytest.mark.parametrize("auth", ["basic", "ntlm"])
+def test_same_records_errors_and_facts_as_pypsrp(lab: Lab, auth: str) -> None:
+    settings = connection(lab, auth)
+    with open_pool(settings, lab.password) as pool, open_client(settings, lab.password) as client:
+        theirs_facts, ours_facts = pypsrp_facts(pool), read_facts(client)
+        assert ours_facts.protocol_version == theirs_facts.protocol_version == lab.server.profile.protocol_version
+        assert ours_facts.commands == theirs_facts.commands and ours_facts.commands
+        assert ours_facts.ps_version == theirs_facts.ps_version and ours_facts.ps_version
+        theirs, ours = PsrpRunner(pool, theirs_facts), ClientRunner(client, ours_facts)
+        seen = {"output": 0, "errors": 0, "warnings": 0, "failure": 0}
+        for pipeline in pipelines(ours_facts.protocol_version):
+            expected, got = theirs.run(pipeline), ours.run(pipeline)
+            assert comparable(got) == comparable(expected), pipeline
+            for kind in seen:
+                seen[kind] += bool(getattr(got, kind))
+    # two empty results would compare equal: the pipelines above did find, miss, warn and fail
+    assert all(seen.values()), seen
+
+
+def test_results_are_real(lab: Lab) -> None:
+    """What the differential compares is not empty: ACEs come back as records, misses as errors, a bad parameter as
+    the pipeline's failure, and a multi-statement pipeline is refused below protocol 2.2."""
+    settings = connection(lab, "ntlm")
+    with open_client(settings, lab.password) as client:
+        runner = ClientRunner(client, read_facts(client))
+        aces = runner.run(pipelines("2.1")[1])
+        assert aces.output and all(records.permission_entry(obj) is not None for obj in aces.output)
+        missing = runner.run(pipelines("2.1")[2])
+        assert missing.errors and missing.errors[0][0].reason == "ManagementObjectNotFoundException"
+        assert missing.errors[0][1].identity == "nobody.here"
+        piped = runner.run(pipelines("2.1")[3])
+        assert [origin.target for _, origin in piped.errors] == ["nobody.here"]
+        bad = runner.run(pipelines("2.1")[4])
+        assert bad.failure is not None and not bad.output
+        batch = Pipeline(((command("Get-Mailbox", Identity="alice.wong"),),) * 2)
+        if runner.facts.runs_statements:
+            assert len(runner.run(batch).output) == 2
+        else:
+            with pytest.raises(NotRunnable):
+                runner.run(batch)
+
+
+def test_every_receive_is_bounded(lab: Lab) -> None:
+    """A deadline already past: nothing more is sent, the client says why."""
+    from provisioner.psrp.client import ProtocolFailure
+
+    settings = connection(lab, "basic")
+    with open_client(settings, lab.password) as client:
+        client.bounds.deadline = client.bounds.clock() - 1
+        sent = client.requests
+        with pytest.raises(ProtocolFailure, match="deadline"):
+            client.invoke(client.powershell(False).add_command("Get-Mailbox"))
+        assert client.requests == sent
