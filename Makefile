@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test lint bench bench-exo clean kerberos-extra
 
-# The lab endpoint is a distribution of its own (lab/): the product does not depend on it (nor on psrpcore).
+# The lab endpoint is a distribution of its own (lab/): the product does not depend on it.
 $(BIN)/provisioner: pyproject.toml lab/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

@@ -240,10 +240,15 @@ def _scalar(value: Any) -> Any:
 
 
 class Comparable:
-    """Turns one reader's result into nested lists; an object seen again becomes ["seen", its first index]."""
+    """Turns one reader's result into nested lists; an object seen again becomes ["seen", its first index].
+    ``collection_text``: False leaves out a collection's ToString (psrpcore makes one up when there is none)."""
 
-    def __init__(self) -> None:
+    def __init__(self, collection_text: bool = True) -> None:
         self.seen: dict[int, int] = {}
+        self.collection_text = collection_text
+
+    def text_of(self, kind: str, to_string: str | None) -> str | None:
+        return to_string if self.collection_text or kind == "obj" else None
 
     def again(self, value: Any) -> list[Any] | None:
         index = self.seen.get(id(value))
@@ -273,7 +278,7 @@ class Ours(Comparable):
                 kind, body = "dict", {repr(self.form(k)): self.form(v) for k, v in value.items()}
             else:
                 kind, body = "obj", self.form(value.value)
-            return [kind, list(value.types), value.to_string, body,
+            return [kind, list(value.types), self.text_of(kind, value.to_string), body,
                     *self.members(value.adapted_properties, value.extended_properties)]
         return _scalar(value)
 
@@ -310,7 +315,7 @@ class Psrpcore(Comparable):
             kind, body = "dict", {repr(self.form(k)): self.form(v) for k, v in value.items()}
         else:
             kind, body = "obj", None if type(value) is PSObject else self.form(_primitive_of(value))
-        return [kind, types, to_string, body, *self.members(adapted, extended)]
+        return [kind, types, self.text_of(kind, to_string), body, *self.members(adapted, extended)]
 
 
 def _is_primitive_type(types: list[str]) -> bool:
@@ -330,7 +335,7 @@ def _primitive_of(value: Any) -> Any:
     for base in (bool, int, float, str):
         if isinstance(value, base):
             return base(value)
-    return value
+    return None  # a class psrpcore rehydrates (its members are its properties)
 
 
 def for_comparison_with_pypsrp(form: Any) -> Any:
