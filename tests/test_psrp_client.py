@@ -14,12 +14,13 @@ from provisioner_lab.run import Lab, running_lab
 
 from provisioner.config import Connection
 from provisioner.executors import records
+from provisioner.facts import ServerFacts
 from provisioner.facts import read_facts as pypsrp_facts
 from provisioner.model import ErrorInfo
 from provisioner.psrp.connect import open_client
-from provisioner.psrp.runner import ClientRunner, read_facts
+from provisioner.psrp.runner import ClientRunner, ClientScriptRunner, read_facts
 from provisioner.pwsh import Bare
-from provisioner.runner import NotRunnable, Pipeline, PsrpRunner, Raw
+from provisioner.runner import NotRunnable, Pipeline, PsrpRunner, Raw, ScriptRunner
 from provisioner.session import open_pool
 from provisioner.steps import FULL_ACCESS, Command, Parameter
 
@@ -145,3 +146,20 @@ def test_every_receive_is_bounded(lab: Lab) -> None:
         with pytest.raises(ProtocolFailure, match="deadline"):
             client.invoke(client.powershell(False).add_command("Get-Mailbox"))
         assert client.requests == sent
+
+
+def test_script_mode_same_as_pypsrp() -> None:
+    """A full-language endpoint: a preamble, then commands as script text, one per pipeline."""
+    with running_lab(full_language=True) as full:
+        settings = connection(full, "ntlm")
+        with open_pool(settings, full.password) as pool, open_client(settings, full.password) as client:
+            theirs = ScriptRunner(pool, ServerFacts(str(pool.protocol_version)))
+            ours = ClientScriptRunner(client, ServerFacts(client.protocol_version))
+            preamble = "$ErrorActionPreference = 'Continue'"
+            assert comparable(ours.run_preamble(preamble)) == comparable(theirs.run_preamble(preamble))
+            for pipeline in pipelines("2.1")[:3] + pipelines("2.1")[5:7]:
+                expected, got = theirs.run(pipeline), ours.run(pipeline)
+                assert comparable(got) == comparable(expected), pipeline
+            assert ours.run(pipelines("2.1")[1]).output
+            with pytest.raises(NotRunnable):
+                ours.run(pipelines("2.1")[3])  # piped input: command mode only

@@ -5,7 +5,7 @@ engine does not change. Server facts (protocol, PSVersionTable, command metadata
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import psrpcore
@@ -67,11 +67,36 @@ class ClientRunner:
                 for parameter in command.parameters:
                     # a switch is sent as pypsrp sends it (a null value: PowerShell binds the switch as present)
                     ps.add_parameter(str(parameter.name), None if parameter.is_switch else wire_value(parameter.value))
-        try:
-            outcome = self.client.invoke(ps, pipeline.input)
-        except LOST as exc:
-            raise TransportLost(f"{type(exc).__name__}: {exc}") from exc
-        return raw_of(outcome)
+        return invoke(self.client, ps, pipeline.input)
+
+
+def invoke(client: Client, ps: psrpcore.ClientPowerShell, pipeline_input: Sequence[str] | None = None) -> Raw:
+    try:
+        outcome = client.invoke(ps, pipeline_input)
+    except LOST as exc:
+        raise TransportLost(f"{type(exc).__name__}: {exc}") from exc
+    return raw_of(outcome)
+
+
+class ClientScriptRunner:
+    """Script mode (a full-language endpoint): each command as the reviewed script shows it, one per pipeline."""
+
+    piping = False
+
+    def __init__(self, client: Client, facts: ServerFacts) -> None:
+        self.client = client
+        self.facts = facts
+
+    def run_preamble(self, script: str) -> Raw:
+        return invoke(self.client, self.client.powershell(False).add_script(script))
+
+    def run(self, pipeline: Pipeline) -> Raw:
+        from provisioner.render import render_command
+
+        if pipeline.input is not None or len(pipeline.statements) != 1:
+            raise NotRunnable("script mode runs one command chain per pipeline, without input")
+        script = " | ".join(render_command(command) for command in pipeline.statements[0])
+        return invoke(self.client, self.client.powershell(False).add_script(script))
 
 
 def _plain(value: Any) -> str:
