@@ -4,24 +4,30 @@ NTLM. Nothing here is mocked: both clients talk to the lab's endpoint over HTTP.
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 from provisioner_lab.run import Lab, running_lab
+from pypsrp.powershell import RunspacePool
 
 from provisioner.config import Connection
 from provisioner.executors import records
 from provisioner.facts import ServerFacts
 from provisioner.facts import read_facts as pypsrp_facts
 from provisioner.model import ErrorInfo
-from provisioner.psrp.connect import open_client
 from provisioner.psrp.runner import ClientRunner, ClientScriptRunner, read_facts
 from provisioner.pwsh import Bare
 from provisioner.runner import NotRunnable, Pipeline, PsrpRunner, Raw, ScriptRunner
-from provisioner.session import open_pool
+from provisioner.session import build_wsman, open_pool
 from provisioner.steps import FULL_ACCESS, Command, Parameter
 
 PROFILES = ["exchange2010", "exchange2010sp1", "exchange2013", "exchange2019"]
@@ -32,6 +38,17 @@ def connection(lab: Lab, auth: str) -> Connection:
     return Connection(server="127.0.0.1", port=lab.port, auth=auth, username=lab.username,
                       configuration_name=lab.server.configuration_name, insecure_lab=auth == "basic",
                       scheme="http", operation_timeout=5)
+
+
+@contextmanager
+def pypsrp_pool(settings: Connection, password: str) -> Iterator[RunspacePool]:
+    """The reference: pypsrp's own RunspacePool on the same WSMan settings (PsrpRunner/ScriptRunner read it)."""
+    pool = RunspacePool(build_wsman(settings, password), configuration_name=settings.configuration_name)
+    pool.open()
+    try:
+        yield pool
+    finally:
+        pool.close()
 
 
 def command(cmdlet: str, **parameters: Any) -> Command:
@@ -96,7 +113,7 @@ def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
 @pytest.mark.parametrize("auth", ["basic", "ntlm"])
 def test_same_records_errors_and_facts_as_pypsrp(lab: Lab, auth: str) -> None:
     settings = connection(lab, auth)
-    with open_pool(settings, lab.password) as pool, open_client(settings, lab.password) as client:
+    with pypsrp_pool(settings, lab.password) as pool, open_pool(settings, lab.password) as client:
         theirs_facts, ours_facts = pypsrp_facts(pool), read_facts(client)
         assert ours_facts.protocol_version == theirs_facts.protocol_version == lab.server.profile.protocol_version
         assert ours_facts.commands == theirs_facts.commands and ours_facts.commands
@@ -116,7 +133,7 @@ def test_results_are_real(lab: Lab) -> None:
     """What the differential compares is not empty: ACEs come back as records, misses as errors, a bad parameter as
     the pipeline's failure, and a multi-statement pipeline is refused below protocol 2.2."""
     settings = connection(lab, "ntlm")
-    with open_client(settings, lab.password) as client:
+    with open_pool(settings, lab.password) as client:
         runner = ClientRunner(client, read_facts(client))
         aces = runner.run(pipelines("2.1")[1])
         assert aces.output and all(records.permission_entry(obj) is not None for obj in aces.output)
@@ -140,7 +157,7 @@ def test_every_receive_is_bounded(lab: Lab) -> None:
     from provisioner.psrp.client import ProtocolFailure
 
     settings = connection(lab, "basic")
-    with open_client(settings, lab.password) as client:
+    with open_pool(settings, lab.password) as client:
         client.bounds.deadline = client.bounds.clock() - 1
         sent = client.requests
         with pytest.raises(ProtocolFailure, match="deadline"):
@@ -152,7 +169,7 @@ def test_script_mode_same_as_pypsrp() -> None:
     """A full-language endpoint: a preamble, then commands as script text, one per pipeline."""
     with running_lab(full_language=True) as full:
         settings = connection(full, "ntlm")
-        with open_pool(settings, full.password) as pool, open_client(settings, full.password) as client:
+        with pypsrp_pool(settings, full.password) as pool, open_pool(settings, full.password) as client:
             theirs = ScriptRunner(pool, ServerFacts(str(pool.protocol_version)))
             ours = ClientScriptRunner(client, ServerFacts(client.protocol_version))
             preamble = "$ErrorActionPreference = 'Continue'"
@@ -163,3 +180,20 @@ def test_script_mode_same_as_pypsrp() -> None:
             assert ours.run(pipelines("2.1")[1]).output
             with pytest.raises(NotRunnable):
                 ours.run(pipelines("2.1")[3])  # piped input: command mode only
+
+
+def test_a_config_with_fast_wire_still_runs_and_says_the_key_is_ignored(tmp_path: Path) -> None:
+    """Scheduled jobs whose config still sets ``fast_wire`` keep running; the report's notes say to remove it."""
+    with running_lab() as lab:
+        config = tmp_path / "provisioner.toml"
+        config.write_text(lab.config_toml() + "fast_wire = true\n", encoding="utf-8")
+        env = {**os.environ, "PROVISIONER_PASSWORD": lab.password, "PYTHONIOENCODING": "utf-8"}
+        result = subprocess.run(
+            [sys.executable, "-m", "provisioner", "grant", "--config", str(config), "-m", "alice.wong",
+             "--service-account", SERVICE, "--report", str(tmp_path / "report.json")],
+            capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL,
+            cwd=Path(__file__).parent.parent)
+        assert result.returncode == 0, result.stderr
+        assert lab.engine.directory.has_full_access("alice.wong", SERVICE)
+    notes = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))["notes"]
+    assert any("fast_wire is deprecated and ignored" in note for note in notes)

@@ -36,7 +36,6 @@ from provisioner.cli.options import (
     ConfigOpt,
     DcOpt,
     DryRunOpt,
-    FastWireOpt,
     FormatOpt,
     HtmlOpt,
     JournalOpt,
@@ -162,7 +161,6 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
         mode: ModeOpt = None,
         batch_size: BatchOpt = None,
         parallel: ParallelOpt = None,
-        fast_wire: FastWireOpt = None,
         insecure_lab: LabOpt = False,
         automapping_unsupported_ok: NoAutomapOpt = False,
         yes: YesOpt = False,
@@ -189,7 +187,7 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
                 server=server, port=port, scheme=scheme, auth=auth, username=username,
                 keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
                 domain_controller=domain_controller, mode=mode, insecure_lab=insecure_lab, batch_size=batch_size,
-                parallel=parallel, fast_wire=fast_wire,
+                parallel=parallel,
             ),
             automapping_unsupported_ok=automapping_unsupported_ok,
             yes=yes,
@@ -253,7 +251,6 @@ def reapply(
     domain_controller: DcOpt = None,
     batch_size: BatchOpt = None,
     parallel: ParallelOpt = None,
-    fast_wire: FastWireOpt = None,
     insecure_lab: LabOpt = False,
     automapping_unsupported_ok: NoAutomapOpt = False,
     yes: YesOpt = False,
@@ -275,7 +272,6 @@ def reapply(
             settings, server=server, port=port, scheme=scheme, auth=auth, username=username,
             keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
             domain_controller=domain_controller, insecure_lab=insecure_lab, batch_size=batch_size, parallel=parallel,
-            fast_wire=fast_wire,
         )
         if connection.mode != "command":
             raise InputError("reapply runs in command mode (structured commands); remove connection.mode")

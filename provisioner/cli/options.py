@@ -47,10 +47,6 @@ ParallelOpt = Annotated[
     int | None, typer.Option("--parallel", min=1, max=16, help="Pipelines at once (default 1; mind throttling)")
 ]
 LabOpt = Annotated[bool, typer.Option("--insecure-lab", help="Allow Basic over plain http (lab endpoint only)")]
-FastWireOpt = Annotated[bool | None, typer.Option(
-    "--fast-wire/--no-fast-wire",
-    help="Client-side CLIXML fast path (only on the pypsrp versions it was verified on; default off)",
-)]
 NoAutomapOpt = Annotated[bool, typer.Option(
     "--automapping-unsupported-ok",
     help="On a server without -AutoMapping (Exchange 2010 before SP2): grant without it instead of refusing",

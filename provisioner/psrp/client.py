@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import time
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -60,6 +61,12 @@ class Bounds:
         if self.deadline is not None and self.clock() >= self.deadline:
             raise ProtocolFailure(f"{what}: the run's deadline passed")
 
+    @classmethod
+    def for_timeouts(cls, operation_timeout: int, seconds_left: float | None = None) -> Bounds:
+        """Six operation timeouts (plus a margin) without progress; ``seconds_left`` until nothing is sent."""
+        deadline = None if seconds_left is None else time.monotonic() + seconds_left
+        return cls(stall_seconds=6.0 * operation_timeout + 10.0, deadline=deadline)
+
 
 @dataclass
 class Outcome:
@@ -81,7 +88,7 @@ class Client:
                  bounds: Bounds | None = None) -> None:
         self.wsman = wsman
         self.bounds = bounds or Bounds()
-        self.pool = psrpcore.ClientRunspacePool()
+        self.pool = psrpcore.ClientRunspacePool(runspace_pool_id=uuid.uuid4())
         self.shell = WinRS(wsman, resource_uri=f"http://schemas.microsoft.com/powershell/{configuration_name}",
                            id=str(self.pool.runspace_pool_id).upper(), input_streams="stdin pr",
                            output_streams="stdout")
@@ -128,7 +135,7 @@ class Client:
         error pipe not merged into output."""
         return psrpcore.ClientPowerShell(self.pool, no_input=not has_input,
                                          remote_stream_options=RemoteStreamOptions.AddInvocationInfo,
-                                         redirect_shell_error_to_out=False)
+                                         redirect_shell_error_to_out=False, pipeline_id=uuid.uuid4())
 
     def invoke(self, pipeline: psrpcore.ClientPowerShell | psrpcore.ClientGetCommandMetadata,
                pipeline_input: Sequence[Any] | None = None) -> Outcome:
@@ -157,7 +164,8 @@ class Client:
     def command_metadata(self, names: Sequence[str]) -> list[Any]:
         """GET_COMMAND_METADATA (MS-PSRP 2.2.2.14): one object per command (``Name``, ``Parameters``, ...), read by
         the tool's reader; the leading count object is dropped."""
-        pipeline = psrpcore.ClientGetCommandMetadata(self.pool, list(names), command_type=CommandTypes.All)
+        pipeline = psrpcore.ClientGetCommandMetadata(self.pool, list(names), command_type=CommandTypes.All,
+                                                     pipeline_id=uuid.uuid4())
         outcome = self.invoke(pipeline)
         if outcome.failed:
             raise ProtocolFailure(f"GET_COMMAND_METADATA failed: {outcome.failure}")
