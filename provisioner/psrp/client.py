@@ -212,8 +212,15 @@ class Client:
             return
         self.pool.receive_data(psrpcore.PSRPPayload(message.as_fragment(), psrpcore.StreamType.default,
                                                     message.pipeline_id))
-        while (event := self.pool.next_event()) is not None:
+        while (event := self._next_event(message)) is not None:
             self._event(event, pipeline)
+
+    def _next_event(self, message: Message) -> Any:
+        try:
+            return self.pool.next_event()
+        except Exception as exc:  # psrpcore raises what its parsers raise (ValueError, KeyError, ParseError, ...)
+            raise ProtocolFailure(f"psrpcore could not read message 0x{message.message_type:08X}: "
+                                  f"{type(exc).__name__}: {exc}") from exc
 
     def _event(self, event: Any, pipeline: tuple[Any, Outcome] | None) -> None:
         if isinstance(event, psrpcore.RunspacePoolStateEvent) and event.state in (
