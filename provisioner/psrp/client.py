@@ -33,9 +33,12 @@ from pypsrp.exceptions import WSManFaultError
 from pypsrp.shell import WinRS
 from pypsrp.wsman import OptionSet, WSMan
 
+from provisioner.facts import BATCH_PROTOCOL, version_tuple
 from provisioner.psrp import clixml
 from provisioner.psrp.wire import PIPELINE_OUTPUT, Defragmenter, Message
 
+#: WS-Management's default MaxEnvelopeSize, and what a protocol 2.2+ server (PowerShell 3.0 on) accepts.
+DEFAULT_ENVELOPE, LARGE_ENVELOPE = 153600, 512000
 #: WSMan's fault for a Receive that waited its OperationTimeout without output: ask again.
 OPERATION_TIMEOUT_FAULT = 2150858793
 _FINAL = frozenset({PSInvocationState.Completed, PSInvocationState.Failed, PSInvocationState.Stopped,
@@ -112,6 +115,10 @@ class Client:
         self._receive_until(lambda: self.pool.state != RunspacePoolState.Opening, None, "opening the session")
         if self.pool.state != RunspacePoolState.Opened:
             raise ProtocolFailure(f"the server did not open the runspace pool (state {self.pool.state.name})")
+        if version_tuple(self.protocol_version) >= BATCH_PROTOCOL and self.wsman.max_envelope_size == DEFAULT_ENVELOPE:
+            # PowerShell 3.0 and later accept 500 KiB envelopes (as pypsrp and PowerShell's client assume): fewer
+            # Sends for pipeline input, fewer Receives for output
+            self.wsman.update_max_payload_size(LARGE_ENVELOPE)
 
     def close(self) -> None:
         if self.shell.opened:
@@ -154,10 +161,8 @@ class Client:
                 pipeline.send(item)
             pipeline.send_eof()
         self._send_pending(command_id)
-        try:
-            self._receive_until(lambda: pipeline.state in _FINAL, (pipeline, outcome), "a pipeline")
-        finally:
-            pipeline.close()
+        self._receive_until(lambda: pipeline.state in _FINAL, (pipeline, outcome), "a pipeline")
+        pipeline.close()  # psrpcore forgets it (a pipeline cut short goes with its lost session)
         outcome.state = pipeline.state
         return outcome
 
