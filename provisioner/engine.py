@@ -44,6 +44,7 @@ from provisioner.outcomes import unchanged_outcome
 from provisioner.resolve import MailboxRef, Resolver
 from provisioner.runner import Pipeline, Raw, Runner, TransportLost
 from provisioner.steps import Step, StepAction, StepOptions
+from provisioner.wording import counted
 
 DEFAULT_BATCH_SIZE = 500
 #: ``[connection] fast_wire`` is still accepted (scheduled jobs keep running) but changes nothing.
@@ -511,7 +512,7 @@ class Engine:
             delay = next(delays, None)
             if delay is None:
                 break
-            self.notes.append(f"{len(pending)} changes hit a transient error; retrying in {delay:.1f}s")
+            self.notes.append(f"{counted(len(pending), 'change')} hit a transient error; retrying in {delay:.1f}s")
             self.sleep(delay)
         for step_key, step in pending.items():
             last = written.get(step_key)

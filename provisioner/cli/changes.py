@@ -30,12 +30,14 @@ from provisioner.cli.common import (
     wanted_from,
 )
 from provisioner.cli.options import (
+    AcceptAutomapOpt,
     AdminOpt,
     AuthOpt,
     AutomapOpt,
     BatchOpt,
     ConfigOpt,
     DcOpt,
+    DeprecatedAutomapOpt,
     DryRunOpt,
     FormatOpt,
     HtmlOpt,
@@ -45,7 +47,6 @@ from provisioner.cli.options import (
     LockFileOpt,
     MailboxOpt,
     ModeOpt,
-    NoAutomapOpt,
     NoJournalOpt,
     OfflineOpt,
     ParallelOpt,
@@ -165,7 +166,8 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
         batch_size: BatchOpt = None,
         parallel: ParallelOpt = None,
         insecure_lab: LabOpt = False,
-        automapping_unsupported_ok: NoAutomapOpt = False,
+        accept_automapping: AcceptAutomapOpt = False,
+        automapping_unsupported_ok: DeprecatedAutomapOpt = False,
         yes: YesOpt = False,
         profile_list: ProfileListOpt = None,
         journal: JournalOpt = None,
@@ -192,7 +194,7 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
                 domain_controller=domain_controller, mode=mode, insecure_lab=insecure_lab, batch_size=batch_size,
                 parallel=parallel,
             ),
-            automapping_unsupported_ok=automapping_unsupported_ok,
+            automapping_unsupported_ok=accept_automapping or automapping_unsupported_ok,
             yes=yes,
             profile_list=profile_list,
             plan_out=plan_out,
@@ -258,7 +260,8 @@ def reapply(
     batch_size: BatchOpt = None,
     parallel: ParallelOpt = None,
     insecure_lab: LabOpt = False,
-    automapping_unsupported_ok: NoAutomapOpt = False,
+    accept_automapping: AcceptAutomapOpt = False,
+    automapping_unsupported_ok: DeprecatedAutomapOpt = False,
     yes: YesOpt = False,
     profile_list: ProfileListOpt = None,
     plan_out: Path | None = None,
@@ -301,7 +304,7 @@ def reapply(
         job = ReapplyJob(
             connection, wanted.trustees, wanted.mailboxes, wanted_selectors, settings.exclude, reapply_settings,
             prune=prune, prune_unowned=prune and (prune_unowned or reapply_settings.prune_unowned), dry_run=dry_run,
-            force=force, automapping_unsupported_ok=automapping_unsupported_ok,
+            force=force, automapping_unsupported_ok=accept_automapping or automapping_unsupported_ok,
         )
         profile = profile_for(wanted.trustees, profile_list, dry_run, reapply_settings.report)
         capture = PlanCapture(connection) if plan_out is not None else None
