@@ -26,7 +26,7 @@ from provisioner.facts import read_facts as pypsrp_facts
 from provisioner.model import ErrorInfo
 from provisioner.psrp.runner import ClientRunner, ClientScriptRunner, read_facts
 from provisioner.pwsh import Bare
-from provisioner.runner import NotRunnable, Pipeline, PsrpRunner, Raw, ScriptRunner
+from provisioner.runner import NotRunnable, Pipeline, PsrpRunner, Raw, ScriptRunner, TransportLost
 from provisioner.session import build_wsman, open_pool
 from provisioner.steps import FULL_ACCESS, Command, Parameter
 
@@ -199,3 +199,19 @@ def test_a_config_with_fast_wire_still_runs_and_says_the_key_is_ignored(tmp_path
         assert lab.engine.directory.has_full_access("alice.wong", SERVICE)
     notes = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))["notes"]
     assert any("fast_wire is deprecated and ignored" in note for note in notes)
+
+
+def test_a_pipeline_without_progress_is_given_up() -> None:
+    """A server that answers Receives but produces nothing for longer than the stall bound: the client stops
+    asking (paced meanwhile) and the runner reports a lost session, never a hang."""
+    from provisioner_lab.exchange.cost import CostModel
+
+    with running_lab(cost=CostModel(per_pipeline_ms=4000.0)) as slow:
+        settings = replace(connection(slow, "basic"), operation_timeout=1)
+        with open_pool(settings, slow.password) as client:
+            client.bounds.stall_seconds = 1.5
+            runner = ClientRunner(client, ServerFacts(client.protocol_version))
+            before = client.requests
+            with pytest.raises(TransportLost, match=r"no progress for 1\.5 s"):
+                runner.run(pipelines("2.1")[0])
+            assert 2 <= client.requests - before <= 10  # paced: a handful of Receives, not a busy loop
