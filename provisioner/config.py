@@ -96,7 +96,7 @@ class Connection:
     parallel: int = setting(
         1, "Pipelines at once; Exchange's throttling policy limits concurrent shells per user", low=1, high=16)
     fast_wire: bool = setting(
-        False, "Client-side CLIXML fast path (pypsrp internals; only on verified pypsrp versions)")
+        False, "Deprecated, ignored (a note says so): the tool's own client is always used")
     backend: Backend = setting("psrp", 'psrp (PowerShell remoting) or exo (Exchange Online REST, the [exo] table)')
     exo: ExoSettings = field(default_factory=ExoSettings)
 

@@ -1,7 +1,10 @@
 """The seam below the engine: a :class:`Runner` runs one :class:`Pipeline` and hands back what came out (:class:`Raw`).
 
 A pipeline is one or more statements, each a chain of commands piped into each other, plus optional pipeline
-input (the identities of a piped shape). Two backends:
+input (the identities of a piped shape). The product runs them with the tool's own client
+(:mod:`provisioner.psrp.runner`: ``ClientRunner`` in command mode, ``ClientScriptRunner`` in script mode); this
+module keeps what both clients share (:class:`Raw`, :class:`Origin`, :func:`origin`, :func:`wire_value`) and
+pypsrp's own runners, the reference the client is proven against (``tests/test_psrp_client.py``):
 
 - :class:`PsrpRunner`, command mode (the ``Microsoft.Exchange`` endpoint, NoLanguage): ``add_cmdlet`` /
   ``add_parameter`` / ``add_statement`` and ``invoke(input=...)`` of pypsrp's public API; values travel as
@@ -10,9 +13,9 @@ input (the identities of a piped shape). Two backends:
 - :class:`ScriptRunner`, script mode (a full-language endpoint): the command rendered by the same template as the
   reviewed script, after a preamble; one command per pipeline, no input.
 
-pypsrp sets ``had_errors`` only when a pipeline fails; non-terminating errors (Exchange's "couldn't be found")
-arrive only in ``streams.error``. :class:`Raw` keeps them apart from the terminating failure, each with its
-:class:`Origin` (command, bound -Identity/-User, TargetObject) so the engine can attribute them.
+Non-terminating errors (Exchange's "couldn't be found") are kept apart from the terminating failure in
+:class:`Raw`, each with its :class:`Origin` (command, bound -Identity/-User, TargetObject) so the engine can
+attribute them.
 """
 
 from __future__ import annotations
@@ -138,9 +141,8 @@ def invoke(pool: RunspacePool, ps: PowerShell, pipeline_input: Sequence[str] | N
         output = ps.invoke(input=records_in)
     except (WinRMError, RequestException, OSError) as exc:
         raise TransportLost(f"{type(exc).__name__}: {exc}") from exc
-    # pypsrp keeps every pipeline in pool.pipelines until the pool closes; a finished one is never read again.
-    pool.pipelines.pop(ps.id, None)
-    return collect(ps, output)
+    return collect(ps, output)  # (pypsrp keeps the finished pipeline until the pool closes: this path is the
+    # differential tests' reference now, short-lived; the product's client keeps no such list)
 
 
 class PsrpRunner:

@@ -1,4 +1,4 @@
-"""Opening a PowerShell remoting session (pypsrp WSMan + RunspacePool): auth, TLS, credentials, diagnosis.
+"""Opening a PowerShell remoting session (pypsrp WSMan + the tool's own client): auth, TLS, credentials, diagnosis.
 
 The password comes from the ``PROVISIONER_PASSWORD`` environment variable, the OS keyring
 (``connection.keyring_service``) or an interactive prompt, never from the command line or the config file.
@@ -16,16 +16,18 @@ import socket
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from pypsrp.exceptions import AuthenticationError, WinRMError, WinRMTransportError, WSManFaultError
-from pypsrp.powershell import RunspacePool
 from pypsrp.wsman import WSMan
 
 from provisioner import kerberos
 from provisioner.config import Connection
 from provisioner.errors import ConnectionFailure, InputError
+
+if TYPE_CHECKING:
+    from provisioner.psrp.client import Client
 
 PASSWORD_ENV = "PROVISIONER_PASSWORD"
 PASSWORD_AUTHS = frozenset({"negotiate", "ntlm", "basic", "credssp"})
@@ -191,15 +193,18 @@ def _first_line(text: str) -> str:
 
 
 @contextmanager
-def open_pool(connection: Connection, password: str | None) -> Iterator[RunspacePool]:
-    """An open RunspacePool with one runspace (state such as a preamble persists), closed on exit."""
+def open_pool(connection: Connection, password: str | None) -> Iterator[Client]:
+    """An open runspace pool (:class:`provisioner.psrp.client.Client`, one runspace: state such as a preamble
+    persists), closed on exit."""
+    from provisioner.psrp.client import Bounds, Client
+
     check_connection_settings(connection)
     log.debug("opening a session on %s://%s:%s/%s (%s, user %s, configuration %s)", connection.scheme,
               connection.server, connection.effective_port, connection.path, connection.auth,
               connection.username or "from ticket", connection.configuration_name)
     try:
         wsman = build_wsman(connection, password)
-        pool = RunspacePool(wsman, configuration_name=connection.configuration_name)
+        pool = Client(wsman, connection.configuration_name, Bounds.for_timeouts(connection.operation_timeout))
         pool.open()
     except ConnectionFailure:
         raise

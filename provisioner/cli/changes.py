@@ -45,7 +45,6 @@ from provisioner.cli.options import (
     DcOpt,
     DeprecatedAutomapOpt,
     DryRunOpt,
-    FastWireOpt,
     FormatOpt,
     HtmlOpt,
     JournalOpt,
@@ -177,7 +176,6 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
         mode: ModeOpt = None,
         batch_size: BatchOpt = None,
         parallel: ParallelOpt = None,
-        fast_wire: FastWireOpt = None,
         insecure_lab: LabOpt = False,
         accept_automapping: AcceptAutomapOpt = False,
         automapping_unsupported_ok: DeprecatedAutomapOpt = False,
@@ -205,7 +203,7 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
                 server=server, port=port, scheme=scheme, auth=auth, username=username,
                 keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
                 domain_controller=domain_controller, mode=mode, insecure_lab=insecure_lab, batch_size=batch_size,
-                parallel=parallel, fast_wire=fast_wire,
+                parallel=parallel,
             ),
             automapping_unsupported_ok=accept_automapping or automapping_unsupported_ok,
             yes=yes,
@@ -274,7 +272,6 @@ def reapply(
     domain_controller: DcOpt = None,
     batch_size: BatchOpt = None,
     parallel: ParallelOpt = None,
-    fast_wire: FastWireOpt = None,
     insecure_lab: LabOpt = False,
     accept_automapping: AcceptAutomapOpt = False,
     automapping_unsupported_ok: DeprecatedAutomapOpt = False,
@@ -297,7 +294,6 @@ def reapply(
             settings, server=server, port=port, scheme=scheme, auth=auth, username=username,
             keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
             domain_controller=domain_controller, insecure_lab=insecure_lab, batch_size=batch_size, parallel=parallel,
-            fast_wire=fast_wire,
         )
         if connection.mode != "command":
             raise InputError("reapply runs in command mode (structured commands); remove connection.mode")

@@ -50,10 +50,6 @@ ModeOpt = Annotated[str | None, typer.Option("--mode", help=describe(_CONNECTION
 BatchOpt = Annotated[int | None, typer.Option("--batch-size", help=describe(_CONNECTION["batch_size"]))]
 ParallelOpt = Annotated[int | None, typer.Option("--parallel", help=describe(_CONNECTION["parallel"]))]
 LabOpt = Annotated[bool, typer.Option("--insecure-lab", help="Allow Basic over plain http (lab endpoint only)")]
-FastWireOpt = Annotated[bool | None, typer.Option(
-    "--fast-wire/--no-fast-wire",
-    help="Client-side CLIXML fast path (only on the pypsrp versions it was verified on; default off)",
-)]
 AcceptAutomapOpt = Annotated[bool, typer.Option(
     ACCEPT_AUTOMAPPING,
     help="On a server without -AutoMapping (Exchange 2010 before SP2), where every grant is automapped: grant "
