@@ -102,12 +102,6 @@ def apply_plan(
         err(f"plan {saved.digest}: {saved.action.value}, {counted(len(saved.changes), 'change')} "
             f"({counted(saved.removals, 'removal')}), made {saved.created} for {saved.endpoint.get('server')}")
         profile = profile_for(saved.trustees, profile_list, False, report)
-        if saved.removals:
-            confirmation = Confirmation.from_terminal(yes)
-            confirmation.require("applying a plan that removes access")
-            question = changes_question(f"apply {plan_file}", saved.plan())
-            if question is not None:
-                confirmation.confirm(question)
         settings = discover(config)
         connection = connection_of(
             settings, server=server, auth=auth, username=username, keytab=keytab, principal=principal,
@@ -118,6 +112,12 @@ def apply_plan(
         guard = run_guard(settings, journal, no_journal, lock_file)
         check_run_outputs(report=report, html=html, profile_list=profile_list, guard=guard, settings=settings,
                           journal=journal, lock_file=lock_file)
+        if saved.removals:  # asked once every input and output is known to be usable
+            confirmation = Confirmation.from_terminal(yes)
+            confirmation.require("applying a plan that removes access")
+            question = changes_question(f"apply {plan_file}", saved.plan())
+            if question is not None:
+                confirmation.confirm(question)
         check_connection_settings(connection)
         password = resolve_password(connection)
         if no_journal:
