@@ -28,7 +28,7 @@ from provisioner.model import Identity, Trustee
 from provisioner.psrp.client import Client
 from provisioner.psrp.runner import ClientRunner, ClientScriptRunner, read_facts
 from provisioner.pwsh import Bare
-from provisioner.runner import Pipeline
+from provisioner.runner import Pipeline, Runner
 from provisioner.session import open_pool
 from provisioner.steps import Command, Parameter, StepOptions
 
@@ -109,14 +109,19 @@ def report_facts(facts: ServerFacts, findings: Findings) -> None:
                 findings.add(False, f"{cmdlet} -{name} missing (trimmed by RBAC?)")
 
 
-def check_trustees(runner: ClientRunner, trustees: Sequence[Trustee], options: StepOptions, findings: Findings) -> None:
+def check_trustees(runner: Runner, trustees: Sequence[Trustee], options: StepOptions, findings: Findings) -> None:
     """Each trustee looked up as people type it (UPN, DOMAIN\\sam, SMTP address, alias): Get-User finds users with
     or without a mailbox, Get-Recipient mail-enabled groups; exactly one match is ok, none or several FAIL."""
     for trustee in trustees:
         found: list[dict[str, object]] = []
+        unreadable: list[str] = []
         for cmdlet in ("Get-User", "Get-Recipient"):
             raw = runner.run(Pipeline.of(step_builders.command(cmdlet, ("Identity", trustee.identity.value),
                                                                options=options)))
+            error = raw.first_error
+            if error is not None and not error.not_found:
+                unreadable.append(f"{cmdlet}: {error}")  # e.g. a role without the cmdlet: cannot tell from here
+                continue
             found = [dict(records.properties(obj)) for obj in raw.output]
             if found:
                 break
@@ -129,6 +134,8 @@ def check_trustees(runner: ClientRunner, trustees: Sequence[Trustee], options: S
         elif found:
             dns = "; ".join(records.text(props.get("DistinguishedName")) for props in found)
             findings.add(False, f"{name}: matches {len(found)} objects ({dns}): give its UPN or DOMAIN\\sam")
+        elif len(unreadable) == 2:
+            findings.add(None, f"{name}: not checked here ({'; '.join(unreadable)}); every run checks it first")
         else:
             findings.add(False, f"{name}: not found as a user or mail-enabled recipient (a security group that is "
                                 "not mail-enabled is checked by the first run instead)")
@@ -138,7 +145,7 @@ def run_check(connection: Connection, password: str | None, trustees: Sequence[T
     if connection.backend == "exo":
         from provisioner.exo.check import run_exo_check
 
-        return run_exo_check(connection)
+        return run_exo_check(connection, trustees)
     findings = Findings()
     where = f"{connection.scheme}://{connection.server}:{connection.effective_port}/{connection.path}"
     with open_pool(connection, password) as pool:

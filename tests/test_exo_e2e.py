@@ -132,6 +132,8 @@ def test_check_passes_and_names_the_tenant_guid(tmp_path: Path) -> None:
         result = cli("check", "--config", str(config(lab, tmp_path, EXISTING[:1])))
     assert result.returncode == 0, result.stdout + result.stderr
     assert lab.tenant_id in result.stdout and "Exchange.ManageAsApp" in result.stdout
+    assert f"trustee {SERVICE} (service-account): User {SERVICE}" in result.stdout  # resolved on Exchange Online too
+    assert f"trustee {ADMIN} (admin-user): UserMailbox {ADMIN}" in result.stdout
 
 
 def test_check_fails_on_a_cmdlet_the_role_lacks_and_without_consent(tmp_path: Path) -> None:

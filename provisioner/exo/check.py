@@ -11,15 +11,17 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
-from provisioner.check import Findings
+from provisioner.check import Findings, check_trustees
 from provisioner.config import Connection
 from provisioner.exo.auth import MANAGE_AS_APP, claims
 from provisioner.exo.runner import EXO_COMMANDS, EXO_NOTE, ExoRunner, call_of
 from provisioner.exo.session import open_client
+from provisioner.model import Trustee
 from provisioner.pwsh import Bare
 from provisioner.runner import Pipeline
-from provisioner.steps import FULL_ACCESS, INHERIT_ALL, Command, Parameter, Value
+from provisioner.steps import FULL_ACCESS, INHERIT_ALL, Command, Parameter, StepOptions, Value
 
 PROBES: tuple[tuple[str, tuple[tuple[str, Value], ...]], ...] = (
     ("Get-Mailbox", ()),
@@ -48,7 +50,7 @@ def probe(runner: ExoRunner, cmdlet: str, extra: tuple[tuple[str, Value], ...]) 
     return False, f"probe failed: {error} ({call_of(command).cmdlet})"
 
 
-def run_exo_check(connection: Connection) -> Findings:
+def run_exo_check(connection: Connection, trustees: Sequence[Trustee] = ()) -> Findings:
     findings = Findings()
     client = open_client(connection)
     try:
@@ -74,6 +76,7 @@ def run_exo_check(connection: Connection) -> Findings:
         for cmdlet, extra in PROBES:
             ok, detail = probe(runner, cmdlet, extra)
             findings.add(ok, f"{cmdlet}: {detail}")
+        check_trustees(runner, trustees, StepOptions(), findings)
     finally:
         client.http.close()
     return findings

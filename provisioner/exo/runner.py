@@ -53,6 +53,8 @@ EXO_COMMANDS: Mapping[str, frozenset[str]] = {
     "Add-MailboxPermission": frozenset({"identity", "user", "accessrights", "inheritancetype", "automapping"}),
     "Remove-MailboxPermission": frozenset({"identity", "user", "accessrights", "inheritancetype", "confirm"}),
     "Get-DistributionGroupMember": frozenset({"identity", "resultsize"}),
+    "Get-User": frozenset({"identity"}),  # check: what each trustee resolves to
+    "Get-Recipient": frozenset({"identity"}),
 }
 EXO_NOTE = ("Exchange Online REST (InvokeCommand): cmdlets and parameters from provisioner's fixed table (there is "
             "no Get-Command over REST); provisioner check probes each cmdlet for this app")
