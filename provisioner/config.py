@@ -49,6 +49,9 @@ class ExoSettings:
     retry_max_seconds: float = 120.0  # waiting per call, in all
 
 
+MAX_RUN_DEADLINE_SECONDS = 7 * 24 * 3600  # a week: beyond that, a deadline is a typo
+
+
 @dataclass(frozen=True)
 class Connection:
     server: str | None = None
@@ -64,6 +67,7 @@ class Connection:
     certificate_key_pem: str | None = None
     operation_timeout: int = 20
     connection_timeout: int = 30
+    run_deadline_seconds: int = 6 * 3600  # the whole run: nothing is sent after it (provisioner.executors.guard)
     insecure_lab: bool = False  # allows Basic over plain http: only for the lab endpoint
     mode: Mode = "command"
     preamble: str | None = None  # script mode: run before the steps (e.g. Connect-ExchangeOnline ...)
@@ -152,6 +156,7 @@ _CONNECTION_TYPES: dict[str, type | tuple[type, ...]] = {
     "certificate_key_pem": str,
     "operation_timeout": int,
     "connection_timeout": int,
+    "run_deadline_seconds": int,
     "insecure_lab": bool,
     "mode": str,
     "preamble": str,
@@ -293,7 +298,7 @@ def _connection(reader: _Reader, table: Mapping[str, Any]) -> Connection:
     for name in ("operation_timeout", "connection_timeout"):
         if name in values and values[name] <= 0:
             raise reader.fail(f"connection.{name}", "must be a positive number of seconds")
-    for name, top in (("batch_size", 5000), ("parallel", 16)):
+    for name, top in (("batch_size", 5000), ("parallel", 16), ("run_deadline_seconds", MAX_RUN_DEADLINE_SECONDS)):
         if name in values and not 1 <= values[name] <= top:
             raise reader.fail(f"connection.{name}", f"must be between 1 and {top}")
     return Connection(**values)

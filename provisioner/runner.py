@@ -22,19 +22,21 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pypsrp.complex_objects import PSInvocationState
-from pypsrp.exceptions import WinRMError
 from pypsrp.powershell import PowerShell, RunspacePool
-from requests.exceptions import RequestException
 
-from provisioner.executors import records
+from provisioner.errors import ExitCode, ProvisionerError
+from provisioner.executors import guard, records
 from provisioner.facts import ServerFacts
 from provisioner.model import ErrorInfo
 from provisioner.pwsh import Bare
 from provisioner.steps import Command, Value
 
 
-class TransportLost(Exception):
-    """The session broke mid-run; the caller reopens it or reports every unfinished item as unknown."""
+class TransportLost(ProvisionerError):
+    """The session broke mid-run; the caller reopens it or reports every unfinished item as unknown. Should one
+    ever reach the command line's edge, it is a message and exit 4, never a traceback."""
+
+    exit_code = ExitCode.CONNECTION
 
 
 class NotRunnable(Exception):
@@ -131,16 +133,46 @@ def collect(ps: PowerShell, output: list[Any] | None) -> Raw:
     return raw
 
 
+def _progress(ps: PowerShell) -> tuple[int, int, int, Any]:
+    return len(ps.output), len(ps.streams.error), len(ps.streams.warning), ps.state
+
+
 def invoke(pool: RunspacePool, ps: PowerShell, pipeline_input: Sequence[str] | None = None) -> Raw:
+    """Run ``ps`` to its end through pypsrp's public begin_invoke/poll_invoke, owning the receive loop: each poll
+    is bounded (the transport's timeouts and the run's deadline), polls without progress are paced with a growing
+    backoff, and a pipeline without progress for too long is given up (:mod:`provisioner.executors.guard`).
+    Whatever a dependency raises when the transport or its security layer breaks is :class:`TransportLost`."""
     # one batch of records: pypsrp packs them into as few Send requests as their fragments need
     records_in = None if pipeline_input is None else (batch for batch in [list(pipeline_input)])
+    bounds = guard.guard_of(pool)
+    deadline = bounds.deadline if bounds is not None else guard.Deadline()
+    operation_timeout = bounds.operation_timeout if bounds is not None else 20
+    budget = guard.Budget("a pipeline", guard.stall_seconds(operation_timeout))
     try:
-        output = ps.invoke(input=records_in)
-    except (WinRMError, RequestException, OSError) as exc:
-        raise TransportLost(f"{type(exc).__name__}: {exc}") from exc
+        deadline.check()
+        ps.begin_invoke(input=records_in)
+        seen = _progress(ps)
+        budget.progressed()
+        while ps.state == PSInvocationState.RUNNING:
+            budget.before_request(deadline)
+            ps.poll_invoke()
+            now = _progress(ps)
+            if now != seen:
+                seen = now
+                budget.progressed()
+        output = ps.output
+    except Exception as exc:
+        if not guard.is_transport_failure(exc):
+            raise
+        raise TransportLost(f"{type(exc).__name__}: {_first_line(exc)}") from exc
     # pypsrp keeps every pipeline in pool.pipelines until the pool closes; a finished one is never read again.
     pool.pipelines.pop(ps.id, None)
     return collect(ps, output)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else "no detail"
 
 
 class PsrpRunner:

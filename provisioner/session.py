@@ -26,6 +26,7 @@ from pypsrp.wsman import WSMan
 from provisioner import kerberos
 from provisioner.config import Connection
 from provisioner.errors import ConnectionFailure, InputError
+from provisioner.executors import guard
 
 PASSWORD_ENV = "PROVISIONER_PASSWORD"
 PASSWORD_AUTHS = frozenset({"negotiate", "ntlm", "basic", "credssp"})
@@ -134,7 +135,7 @@ def build_wsman(connection: Connection, password: str | None) -> WSMan:
         password=password,
         cert_validation=cert_validation,  # type: ignore[arg-type]  # pypsrp passes it to requests' verify: a CA path works
         connection_timeout=connection.connection_timeout,
-        read_timeout=connection.operation_timeout + 10,
+        read_timeout=guard.read_timeout(connection.operation_timeout),
         operation_timeout=connection.operation_timeout,
         encryption=encryption,
         no_proxy=True,
@@ -148,6 +149,11 @@ def describe_failure(exc: BaseException, connection: Connection) -> ConnectionFa
     if diagnosis is not None:
         return diagnosis
     where = f"{connection.scheme}://{connection.server}:{connection.effective_port}/{connection.path}"
+    if isinstance(exc, guard.DeadlineReached):
+        return ConnectionFailure(f"{where}: {exc}.")
+    if isinstance(exc, guard.Stalled):
+        return ConnectionFailure(f"{where} did not answer: {exc}.", transient=True,
+                                 hint="Check the network or raise the timeouts.")
     if isinstance(exc, AuthenticationError) or (isinstance(exc, WinRMTransportError) and exc.code == 401):
         return ConnectionFailure(
             f"authentication to {where} failed ({connection.auth}, user {connection.username or 'from ticket'}).",
@@ -155,7 +161,7 @@ def describe_failure(exc: BaseException, connection: Connection) -> ConnectionFa
         )
     if isinstance(exc, WinRMTransportError):
         hint = "Check connection.path (Exchange uses 'PowerShell')." if exc.code == 404 else None
-        return ConnectionFailure(f"{where} answered HTTP {exc.code}.", hint=hint)
+        return ConnectionFailure(f"{where} answered HTTP {exc.code}.", hint=hint, transient=exc.code >= 500)
     if isinstance(exc, WSManFaultError):
         reason = " ".join(str(exc.reason or "").split())
         hint = None
@@ -172,12 +178,15 @@ def describe_failure(exc: BaseException, connection: Connection) -> ConnectionFa
         if isinstance(_root(exc), socket.gaierror) or "Name or service not known" in text:
             return ConnectionFailure(f"cannot resolve {connection.server}.", hint="Check connection.server (DNS).")
         if "refused" in text.lower():
-            return ConnectionFailure(f"connection to {where} was refused.", hint="Is the server and port right?")
-        return ConnectionFailure(f"cannot connect to {where}: {_first_line(text)}")
+            return ConnectionFailure(f"connection to {where} was refused.", hint="Is the server and port right?",
+                                     transient=True)
+        return ConnectionFailure(f"cannot connect to {where}: {_first_line(text)}", transient=True)
     if isinstance(exc, requests.exceptions.Timeout):
-        return ConnectionFailure(f"{where} did not answer in time.", hint="Check the network or raise the timeouts.")
+        return ConnectionFailure(f"{where} did not answer in time.", hint="Check the network or raise the timeouts.",
+                                 transient=True)
     text = _first_line(str(exc))
-    return ConnectionFailure(f"cannot open a session on {where}: {type(exc).__name__}: {text}")
+    return ConnectionFailure(f"cannot open a session on {where}: {type(exc).__name__}: {text}",
+                             transient=guard.is_transport_failure(exc))
 
 
 def _root(exc: BaseException) -> BaseException:
@@ -191,16 +200,23 @@ def _first_line(text: str) -> str:
 
 
 @contextmanager
-def open_pool(connection: Connection, password: str | None) -> Iterator[RunspacePool]:
-    """An open RunspacePool with one runspace (state such as a preamble persists), closed on exit."""
+def open_pool(connection: Connection, password: str | None,
+              deadline: guard.Deadline | None = None) -> Iterator[RunspacePool]:
+    """An open RunspacePool with one runspace (state such as a preamble persists), closed on exit. Every request
+    of it is bounded by the timeouts and ``deadline`` (:mod:`provisioner.executors.guard`)."""
     check_connection_settings(connection)
     log.debug("opening a session on %s://%s:%s/%s (%s, user %s, configuration %s)", connection.scheme,
               connection.server, connection.effective_port, connection.path, connection.auth,
               connection.username or "from ticket", connection.configuration_name)
+    bounds = guard.TransportGuard(deadline or guard.Deadline(), connection.connection_timeout,
+                                  guard.read_timeout(connection.operation_timeout), connection.operation_timeout)
     try:
         wsman = build_wsman(connection, password)
+        guard.guard_transport(wsman, bounds)
         pool = RunspacePool(wsman, configuration_name=connection.configuration_name)
-        pool.open()
+        guard.register(pool, bounds)
+        with bounds.operation("opening the session", requests=50):
+            pool.open()
     except ConnectionFailure:
         raise
     except (WinRMError, requests.exceptions.RequestException, OSError, ValueError) as exc:
@@ -210,5 +226,5 @@ def open_pool(connection: Connection, password: str | None) -> Iterator[Runspace
     try:
         yield pool
     finally:
-        with contextlib.suppress(Exception):  # best effort: the session expires on the server anyway
-            pool.close()
+        with contextlib.suppress(Exception), bounds.operation("closing the session", requests=5):
+            pool.close()  # best effort, bounded: the session expires on the server anyway

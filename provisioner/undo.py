@@ -74,4 +74,5 @@ def run_undo(
             hooks.finished(outcomes, engine)
     result = RunResult(summary, plan, outcomes, started, datetime.now(UTC), None, engine.notes)
     result.run_id = undo_id
+    result.lost = engine.lost
     return result

@@ -35,6 +35,7 @@ from provisioner.cli.options import (
     BatchOpt,
     ConfigOpt,
     DcOpt,
+    DeadlineOpt,
     DryRunOpt,
     FastWireOpt,
     FormatOpt,
@@ -153,6 +154,7 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
         batch_size: BatchOpt = None,
         parallel: ParallelOpt = None,
         fast_wire: FastWireOpt = None,
+        deadline: DeadlineOpt = None,
         insecure_lab: LabOpt = False,
         automapping_unsupported_ok: NoAutomapOpt = False,
         yes: YesOpt = False,
@@ -176,7 +178,7 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
                 server=server, port=port, scheme=scheme, auth=auth, username=username,
                 keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
                 domain_controller=domain_controller, mode=mode, insecure_lab=insecure_lab, batch_size=batch_size,
-                parallel=parallel, fast_wire=fast_wire,
+                parallel=parallel, fast_wire=fast_wire, run_deadline_seconds=deadline,
             ),
             automapping_unsupported_ok=automapping_unsupported_ok,
             yes=yes,
@@ -237,6 +239,7 @@ def reapply(
     batch_size: BatchOpt = None,
     parallel: ParallelOpt = None,
     fast_wire: FastWireOpt = None,
+    deadline: DeadlineOpt = None,
     insecure_lab: LabOpt = False,
     automapping_unsupported_ok: NoAutomapOpt = False,
     yes: YesOpt = False,
@@ -259,7 +262,7 @@ def reapply(
             settings, server=server, port=port, scheme=scheme, auth=auth, username=username,
             keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
             domain_controller=domain_controller, insecure_lab=insecure_lab, batch_size=batch_size, parallel=parallel,
-            fast_wire=fast_wire,
+            fast_wire=fast_wire, run_deadline_seconds=deadline,
         )
         if connection.mode != "command":
             raise InputError("reapply runs in command mode (structured commands); remove connection.mode")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from provisioner.config import AUTH_METHODS
+from provisioner.config import AUTH_METHODS, MAX_RUN_DEADLINE_SECONDS
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="TOML config (default: ./provisioner.toml if present)")
@@ -46,6 +46,9 @@ BatchOpt = Annotated[int | None, typer.Option("--batch-size", min=1, max=5000, h
 ParallelOpt = Annotated[
     int | None, typer.Option("--parallel", min=1, max=16, help="Pipelines at once (default 1; mind throttling)")
 ]
+DeadlineOpt = Annotated[int | None, typer.Option(
+    "--deadline", min=1, max=MAX_RUN_DEADLINE_SECONDS, metavar="SECONDS",
+    help="Whole-run deadline: no new batch after it, the rest reported unknown, exit 4 (default 21600, 6 h)")]
 LabOpt = Annotated[bool, typer.Option("--insecure-lab", help="Allow Basic over plain http (lab endpoint only)")]
 FastWireOpt = Annotated[bool | None, typer.Option(
     "--fast-wire/--no-fast-wire",
