@@ -293,8 +293,13 @@ class Engine:
                     raise
                 self.notes.append(f"session lost ({exc}); reopening in {delay:.1f}s")
                 self.sleep(min(delay, max(0.0, self.deadline.remaining())))
-                with suppress(ProvisionerError, TransportLost):
+                try:
                     session.reopen()
+                except ConnectionFailure as failure:  # reopening retries by itself: this is for good
+                    self.lose(f"{exc}; {failure}")
+                    raise TransportLost(self.lost or str(failure)) from None
+                except TransportLost:
+                    continue
 
     def lose(self, reason: str) -> None:
         """The session is lost for good: record why once (the first reason is the one reported)."""

@@ -29,6 +29,7 @@ from provisioner.errors import ConnectionFailure, InputError
 from provisioner.executors import guard
 
 PASSWORD_ENV = "PROVISIONER_PASSWORD"
+OPERATION_TIMED_OUT = 2150858793  # WSMan fault w:TimedOut
 PASSWORD_AUTHS = frozenset({"negotiate", "ntlm", "basic", "credssp"})
 log = logging.getLogger(__name__)
 
@@ -167,7 +168,9 @@ def describe_failure(exc: BaseException, connection: Connection) -> ConnectionFa
         hint = None
         if "resource uri" in reason.lower() or exc.code in (2150858811, 2152992674):
             hint = f"Check connection.configuration_name ('{connection.configuration_name}')."
-        return ConnectionFailure(f"{where} refused the session: {reason} (WSMan fault {exc.code}).", hint=hint)
+        timed_out = exc.code == OPERATION_TIMED_OUT  # the server had nothing to send in time: worth another try
+        return ConnectionFailure(f"{where} refused the session: {reason} (WSMan fault {exc.code}).", hint=hint,
+                                 transient=timed_out)
     if isinstance(exc, requests.exceptions.SSLError):
         return ConnectionFailure(
             f"TLS certificate of {where} could not be verified.",
