@@ -19,6 +19,7 @@ Each client connection has its own server connection (NTLM authenticates a TCP c
 
 from __future__ import annotations
 
+import contextlib
 import random
 import socket
 import struct
@@ -61,31 +62,27 @@ def _read_message(sock: socket.socket, buffer: bytearray) -> bytes:
 
 def _reset(sock: socket.socket) -> None:
     """Close with an RST (SO_LINGER 0), as a middlebox or a crashed server would."""
-    try:
+    with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except OSError:
-        pass
     _close(sock)
 
 
 def _close(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         sock.close()
-    except OSError:
-        pass
 
 
 def _timed_out() -> bytes:
     body = (
-        '<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
-        'xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing"><s:Header>'
-        "<a:Action>http://schemas.dmtf.org/wbem/wsman/1/wsman/fault</a:Action></s:Header><s:Body><s:Fault>"
-        "<s:Code><s:Value>s:Receiver</s:Value><s:Subcode><s:Value>w:TimedOut</s:Value></s:Subcode></s:Code>"
-        '<s:Reason><s:Text xml:lang="en-US">The WS-Management service cannot complete the operation within the '
-        "time specified in OperationTimeout.</s:Text></s:Reason><s:Detail>"
-        '<f:WSManFault xmlns:f="http://schemas.microsoft.com/wbem/wsman/1/wsmanfault" Code="2150858793" '
-        'Machine="proxy"><f:Message>timed out</f:Message></f:WSManFault></s:Detail></s:Fault></s:Body></s:Envelope>'
-    ).encode()
+        b'<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
+        b'xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing"><s:Header>'
+        b"<a:Action>http://schemas.dmtf.org/wbem/wsman/1/wsman/fault</a:Action></s:Header><s:Body><s:Fault>"
+        b"<s:Code><s:Value>s:Receiver</s:Value><s:Subcode><s:Value>w:TimedOut</s:Value></s:Subcode></s:Code>"
+        b'<s:Reason><s:Text xml:lang="en-US">The WS-Management service cannot complete the operation within the '
+        b"time specified in OperationTimeout.</s:Text></s:Reason><s:Detail>"
+        b'<f:WSManFault xmlns:f="http://schemas.microsoft.com/wbem/wsman/1/wsmanfault" Code="2150858793" '
+        b'Machine="proxy"><f:Message>timed out</f:Message></f:WSManFault></s:Detail></s:Fault></s:Body></s:Envelope>'
+    )
     return (b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/soap+xml;charset=UTF-8\r\n"
             + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
 
