@@ -496,6 +496,7 @@ class Engine:
                     break
                 try:
                     self.session.reopen()
+                    self._settle(pending, written)  # what the lost request applied is never sent twice
                 except (ProvisionerError, TransportLost) as failure:
                     self.lose(f"{lost}; {failure}")
                     break
@@ -512,15 +513,24 @@ class Engine:
                 # still throttled, unavailable or unanswered after every retry: it may have been applied anyway
                 # (a reply lost on the way back), so a read decides; not visible: failed with this error
                 written[step_key] = shapes.Pending(step, last.error, last.warnings)
-            elif step_key not in written:
+            elif step_key not in written:  # unanswered: a read decides (unknown when no read can be made)
                 detail = f"session lost before the outcome was known: {lost}"
-                written[step_key] = Outcome(step.mailbox, step.trustee, Result.UNKNOWN, detail, ErrorInfo(detail))
+                written[step_key] = shapes.Pending(step, ErrorInfo(detail, category="ConnectionError"))
         steps = {_key(step.mailbox, step.trustee): step for step in batch}
         try:
             confirmed = self.confirm(list(written.values()), steps)
         except TransportLost as exc:  # lost for good while confirming: what a read did not settle is unknown
             confirmed = self._unconfirmed(written, str(exc))
         return [confirmed[_key(step.mailbox, step.trustee)] for step in batch]
+
+    def _settle(self, pending: dict[planner.PairKey, Step], written: dict[planner.PairKey, shapes.Written]) -> None:
+        """After a lost session: the pending writes a read shows done are done (taken out of ``pending``)."""
+        if not pending:
+            return
+        seen = self._visible([shapes.Pending(step) for step in pending.values()])
+        for pair, (visible, _) in seen.items():
+            if visible:
+                written[pair] = shapes.done(pending.pop(pair))
 
     @staticmethod
     def _unconfirmed(written: dict[planner.PairKey, shapes.Written], reason: str) -> dict[planner.PairKey, Outcome]:

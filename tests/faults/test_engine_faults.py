@@ -1,0 +1,181 @@
+"""The engine's session, retry and deadline paths, in-process over the lab's Exchange engine (tests/fake_runner.py):
+a reply lost after an applied write is settled by a read and never sent twice; a session lost for good is data
+(outcomes returned, ``Engine.lost`` set, exit 4 from the run), never an exception; the run's deadline stops new
+batches; the MAPI-profile names read failing after the writes is a note; the bounds of a wait."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from provisioner_lab.exchange.engine import ExchangeEngine
+
+from provisioner.config import Connection, ReapplySettings
+from provisioner.engine import FixedSession
+from provisioner.errors import ExitCode
+from provisioner.executors.guard import Budget, Deadline, DeadlineReached, Stalled
+from provisioner.jobs import Hooks, Job, run
+from provisioner.model import Action, Identity, Result, Trustee
+from provisioner.profile import ProfileList
+from provisioner.runner import Pipeline, Raw, TransportLost
+from tests.fake_runner import LabRunner
+
+SERVICE = Trustee(Identity("svc-codetwo@contoso.com"), automapping=False, role="service-account")
+ADMIN = Trustee(Identity("sync.admin@contoso.com"), automapping=False, role="admin-user")
+FAST = ReapplySettings(retry_attempts=3, retry_base_seconds=0.001, retry_max_seconds=0.1)
+
+
+def mailboxes(count: int) -> tuple[Identity, ...]:
+    return tuple(Identity(f"user{i:06d}@contoso.com") for i in range(1, count + 1))
+
+
+class Flaky(LabRunner):
+    """The lab engine behind a transport that breaks as told: ``lose_reply`` runs the pipeline and then loses its
+    reply (the write applied, the client never hears of it); ``dead_after`` breaks every pipeline from that one on."""
+
+    def __init__(self, engine: ExchangeEngine, *, lose_reply: set[int] | None = None, dead_after: int | None = None,
+                 dead_for: str | None = None) -> None:
+        super().__init__(engine)
+        self.lose_reply, self.dead_after, self.dead_for = lose_reply or set(), dead_after, dead_for
+        self.sent = 0
+
+    def run(self, pipeline: Pipeline) -> Raw:
+        self.sent += 1
+        cmdlets = {str(command.cmdlet) for chain in pipeline.statements for command in chain}
+        if self.dead_after is not None and self.sent > self.dead_after and \
+                (self.dead_for is None or self.dead_for in cmdlets):
+            raise TransportLost("ConnectionResetError: reset by peer")
+        raw = super().run(pipeline)
+        if self.sent in self.lose_reply:
+            raise TransportLost("ReadTimeout: the reply never came")
+        return raw
+
+
+def adds(runner: LabRunner) -> Counter[str]:
+    """How often Add-MailboxPermission was sent per mailbox (piped input or -Identity)."""
+    sent: Counter[str] = Counter()
+    for pipeline in runner.pipelines:
+        for chain in pipeline.statements:
+            for command in chain:
+                if str(command.cmdlet) == "Add-MailboxPermission":
+                    identity = command.parameter("Identity")
+                    for name in (pipeline.input or ()) if identity is None else (str(identity.value),):
+                        sent[name] += 1
+    return sent
+
+
+def grant(runner: LabRunner, targets: tuple[Identity, ...], connection: Connection | None = None,
+          session: FixedSession | None = None, hooks: Hooks | None = None) -> object:
+    job = Job(Action.GRANT, targets, (SERVICE,), connection or Connection(batch_size=5))
+    return run(job, session=session or FixedSession(runner), settings=FAST, hooks=hooks or Hooks())
+
+
+def test_a_reply_lost_after_an_applied_write_is_settled_by_a_read_and_never_sent_twice() -> None:
+    engine = ExchangeEngine.generated(20)
+    targets = mailboxes(10)
+    # pipelines: 2 reads (batches of 5), then the first write batch's reply is lost after the server applied it
+    runner = Flaky(engine, lose_reply={3})
+    result = grant(runner, targets)
+    assert [o.result for o in result.outcomes] == [Result.GRANTED] * 10  # type: ignore[attr-defined]
+    assert all(engine.directory.has_full_access(m.value, SERVICE.identity.value) for m in targets)
+    assert max(adds(runner).values()) == 1  # the lost write was read back, not sent again
+    assert result.exit_code is ExitCode.OK  # type: ignore[attr-defined]
+
+
+def test_a_session_lost_for_good_returns_every_outcome_and_exits_4() -> None:
+    engine = ExchangeEngine.generated(20)
+    targets = mailboxes(15)
+    runner = Flaky(engine, dead_after=4)  # 3 reads, 1 write batch; then nothing answers
+    result = grant(runner, targets)
+    outcomes = result.outcomes  # type: ignore[attr-defined]
+    assert len(outcomes) == 15
+    counts = Counter(o.result for o in outcomes)
+    assert counts[Result.GRANTED] == 5 and counts[Result.UNKNOWN] == 10
+    for outcome in outcomes:  # no lie: granted means present, unknown is whatever the lab has
+        if outcome.result is Result.GRANTED:
+            assert engine.directory.has_full_access(outcome.mailbox.value, SERVICE.identity.value)
+    assert result.lost is not None  # type: ignore[attr-defined]
+    assert result.exit_code is ExitCode.CONNECTION  # type: ignore[attr-defined]
+    assert any("session lost for good" in note for note in result.notes)  # type: ignore[attr-defined]
+
+
+def test_at_the_deadline_no_new_batch_starts_and_the_rest_is_unknown() -> None:
+    engine = ExchangeEngine.generated(20)
+    now = [0.0]
+    deadline = Deadline(100, clock=lambda: now[0])
+    runner = LabRunner(engine)
+    original = runner.run
+
+    def clocked(pipeline: Pipeline) -> Raw:
+        raw = original(pipeline)
+        if any(str(c.cmdlet) == "Add-MailboxPermission" for chain in pipeline.statements for c in chain):
+            now[0] += 45  # each write batch takes 45 of the 100 seconds: after two, only the settle reserve is left
+        return raw
+
+    runner.run = clocked  # type: ignore[method-assign]
+    result = grant(runner, mailboxes(15), session=FixedSession(runner, deadline))
+    counts = Counter(o.result for o in result.outcomes)  # type: ignore[attr-defined]
+    assert counts == {Result.GRANTED: 10, Result.UNKNOWN: 5}
+    assert sum(adds(runner).values()) == 10  # no batch started within the deadline's settle reserve
+    assert "deadline" in (result.lost or "")  # type: ignore[attr-defined]
+    assert result.exit_code is ExitCode.CONNECTION  # type: ignore[attr-defined]
+
+
+def test_the_profile_names_read_failing_after_the_writes_is_a_note_not_a_lost_report() -> None:
+    engine = ExchangeEngine.generated(20)
+    targets = mailboxes(4)
+    runner = Flaky(engine, dead_after=2, dead_for="Get-Mailbox")  # reads and writes pass; the names read fails
+    profile = ProfileList()
+    job = Job(Action.GRANT, targets, (ADMIN,), Connection(batch_size=5))
+    result = run(job, session=FixedSession(runner), settings=FAST, hooks=Hooks(finished=profile))
+    assert [o.result for o in result.outcomes] == [Result.GRANTED] * 4
+    assert any("MAPI-profile names could not be read" in note for note in result.notes)
+    assert [entry.change for entry in profile.entries] == ["add"] * 4
+    assert all(entry.note.startswith("names not read") for entry in profile.entries)
+
+
+def test_a_deadline_is_checked_and_closes_batches_before_its_end() -> None:
+    now = [0.0]
+    deadline = Deadline(100, clock=lambda: now[0])
+    deadline.check()
+    assert not deadline.batches_closed
+    now[0] = 91.0  # the last 10 % (at most 60 s) is kept to settle the batch in flight
+    assert deadline.batches_closed and not deadline.passed
+    now[0] = 100.0
+    with pytest.raises(DeadlineReached):
+        deadline.check()
+    assert not Deadline(None).batches_closed and Deadline(None).remaining() == float("inf")
+
+
+@given(st.lists(st.booleans(), min_size=1, max_size=300))
+def test_a_budget_paces_polls_without_progress_and_gives_up(progress: list[bool]) -> None:
+    """Whatever the mix of polls with and without progress: pauses only after 3 idle polls in a row, growing and
+    capped; the budget gives up once no progress lasted its seconds; never sleeps past the deadline."""
+    now = [0.0]
+    pauses: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        now[0] += seconds
+
+    budget = Budget("a pipeline", seconds=30, clock=lambda: now[0], sleep=sleep)
+    deadline = Deadline(10_000, clock=lambda: now[0])
+    idle = 0
+    for made_progress in progress:
+        before = len(pauses)
+        try:
+            budget.before_request(deadline)
+        except Stalled:
+            assert now[0] - budget.last_progress > 30
+            return
+        idle += 1
+        slept = pauses[before:]
+        assert bool(slept) == (idle > 3)
+        assert all(0 < pause <= 2.0 for pause in slept)
+        now[0] += 0.01  # the poll itself answers at once
+        if made_progress:
+            budget.progressed()
+            idle = 0
+    assert now[0] <= 10_000
