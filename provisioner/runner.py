@@ -17,6 +17,7 @@ arrive only in ``streams.error``. :class:`Raw` keeps them apart from the termina
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -155,9 +156,12 @@ def invoke(pool: RunspacePool, ps: PowerShell, pipeline_input: Sequence[str] | N
         budget.progressed()
         while ps.state == PSInvocationState.RUNNING:
             budget.before_request(deadline)
+            started = time.monotonic()
             ps.poll_invoke()
             now = _progress(ps)
-            if now != seen:
+            # progress: something new arrived, or the server held the Receive as WSMan does while a command runs
+            # (a long Remove batch outputs nothing); a Receive answered at once with nothing is not progress
+            if now != seen or time.monotonic() - started >= operation_timeout / 2:
                 seen = now
                 budget.progressed()
         output = ps.output
