@@ -32,10 +32,11 @@ from provisioner.jobs import (
     script_context,
     step_options,
 )
-from provisioner.journal import Journal
+from provisioner.journal import Journal, applied_by_plan
 from provisioner.model import ErrorInfo, Identity, ItemState, Outcome, Plan, PlanItem, Trustee, visible
 from provisioner.outcomes import unchanged_outcome
 from provisioner.planfile import TENANT, SavedPlan, server_facts
+from provisioner.reconcile import reconcile
 from provisioner.render import render_script
 from provisioner.resolve import MailboxRef
 from provisioner.session import open_pool
@@ -64,6 +65,7 @@ class Moved:
 
     now: PlanItem
     why: str
+    planned: ItemState
 
     @property
     def line(self) -> str:
@@ -127,11 +129,11 @@ def recheck(saved: SavedPlan, engine: Engine) -> tuple[list[PlanItem], list[Move
             error = ref if isinstance(ref, ErrorInfo) else ErrorInfo("not read")
             now = PlanItem(change.mailbox, change.trustee, ItemState.UNKNOWN, str(error), error)
             why = "the mailbox is gone" if error.not_found else f"the mailbox cannot be read now: {error}"
-            verdicts[index] = Moved(now, f"planned {_VERB[change.state]}, but {why}")
+            verdicts[index] = Moved(now, f"planned {_VERB[change.state]}, but {why}", change.state)
         elif change.mailbox_key and ref.key != change.mailbox_key:
             error = ErrorInfo(f"another mailbox (GUID {ref.key}) has this identity now")
             now = PlanItem(change.mailbox, change.trustee, ItemState.UNKNOWN, error.message, error)
-            verdicts[index] = Moved(now, f"planned {_VERB[change.state]}, but {error.message}")
+            verdicts[index] = Moved(now, f"planned {_VERB[change.state]}, but {error.message}", change.state)
         else:
             wanted.setdefault(change.trustee.identity, []).append(index)
             trustee_of[change.trustee.identity] = change.trustee
@@ -142,7 +144,7 @@ def recheck(saved: SavedPlan, engine: Engine) -> tuple[list[PlanItem], list[Move
             change = saved.changes[index]
             now = planner.replan(change.mailbox, trustee, change.state,
                                  observed[planner.key(change.mailbox, trustee)])
-            verdicts[index] = now if now.state is change.state else Moved(now, _why(change.state, now))
+            verdicts[index] = now if now.state is change.state else Moved(now, _why(change.state, now), change.state)
     valid = [v for _, v in sorted(verdicts.items()) if isinstance(v, PlanItem)]
     moved = [v for _, v in sorted(verdicts.items()) if isinstance(v, Moved)]
     return valid, moved
@@ -171,7 +173,7 @@ def run_apply(
     ``connection``: from :func:`connection_for`."""
     started = datetime.now(UTC)
     run_id = new_run_id(f"apply-{saved.action.value}")
-    journal = Journal(settings.journal) if settings.journal else None
+    journal = Journal(settings.journal, plan=saved.digest) if settings.journal else None
     with open_session(connection, password, pool_factory, cmdlets(saved.action)) as session:
         options = step_options(connection, session.facts, True, saved.action)
         hard, soft = server_drift(saved, connection, server_facts(session.facts), options.automapping)
@@ -181,7 +183,9 @@ def run_apply(
         refuse_missing(session.facts, required(saved.action, options, session.runner.piping))
         engine = Engine(session, options, settings, batch_size=saved.batch_size, parallel=connection.parallel,
                         journal=journal, run_id=run_id, progress=progress)
+        reconcile(engine, run_id)  # intents a killed run left in doubt, before the plan's state is re-read
         valid, moved = recheck(saved, engine)
+        moved, done = _applied_before(moved, journal, saved.digest)
         if (moved or soft) and not allow_drift:
             raise PlanDrift(soft + [m.line for m in moved], len(valid), len(saved.changes), hard=False)
         still = Plan(saved.action, tuple(valid), saved.trustees, observed=True)
@@ -191,6 +195,9 @@ def run_apply(
         by_pair = {planner.key(o.mailbox, o.trustee): o for o in applied}
         for entry in moved:
             by_pair[planner.key(entry.now.mailbox, entry.now.trustee)] = _moved_outcome(entry)
+        for entry in done:
+            by_pair[planner.key(entry.now.mailbox, entry.now.trustee)] = replace(
+                unchanged_outcome(entry.now), detail=entry.why)
         outcomes = [by_pair[planner.key(c.mailbox, c.trustee)] for c in saved.changes]
         if hooks.finished is not None:
             hooks.finished(outcomes, engine)
@@ -199,7 +206,9 @@ def run_apply(
         notes.append(f"applied {len(valid)} of {len(saved.changes)} planned changes; {len(moved)} had moved since "
                      "the plan and were left alone (--allow-drift)")
     items = {planner.key(item.mailbox, item.trustee): item for item in valid}
-    items.update({planner.key(m.now.mailbox, m.now.trustee): m.now for m in moved})
+    items.update({planner.key(m.now.mailbox, m.now.trustee): m.now for m in (*moved, *done)})
+    if done:
+        notes.append(f"{len(done)} of the plan's changes were already applied by an earlier apply of this plan")
     plan = Plan(saved.action, tuple(items[planner.key(c.mailbox, c.trustee)] for c in saved.changes),
                 saved.trustees, observed=True)
     summary = Job(saved.action, tuple(dict.fromkeys(c.mailbox for c in saved.changes)), saved.trustees, connection)
@@ -207,6 +216,27 @@ def run_apply(
     result.run_id = run_id if journal else None
     result.lost = engine.lost
     return result
+
+
+_DONE = {ItemState.TO_ADD: {ItemState.ALREADY_PRESENT},
+         ItemState.TO_REMOVE: {ItemState.ABSENT, ItemState.INHERITED_ONLY}}
+
+
+def _applied_before(moved: list[Moved], journal: Journal | None, digest: str) -> tuple[list[Moved], list[Moved]]:
+    """(still moved, already applied): a change found done that an earlier apply of this very plan made (a run that
+    was killed, or a second apply of the same file) is not drift."""
+    if journal is None or not moved:
+        return moved, []
+    made = applied_by_plan(journal.path, digest)
+    still: list[Moved] = []
+    done: list[Moved] = []
+    for entry in moved:
+        run = made.get((entry.now.mailbox.value.casefold(), entry.now.trustee.identity.value.casefold()))
+        if run is not None and entry.now.state in _DONE[entry.planned]:
+            done.append(Moved(entry.now, f"already applied by run {run}", entry.planned))
+        else:
+            still.append(entry)
+    return still, done
 
 
 def _moved_outcome(entry: Moved) -> Outcome:

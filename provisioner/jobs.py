@@ -32,6 +32,7 @@ from provisioner.model import (
     Trustee,
 )
 from provisioner.outcomes import unchanged_outcome
+from provisioner.reconcile import reconcile
 from provisioner.render import ScriptContext, render_script
 from provisioner.runner import TransportLost
 from provisioner.session import open_pool
@@ -172,7 +173,8 @@ def run(
         options = step_options(job.connection, None, job.automapping_unsupported_ok)
         return _finish(job, plan, [unchanged_outcome(item) for item in plan.items], started, now(), options)
     settings = settings or ReapplySettings()
-    journal = Journal(settings.journal) if settings.journal and not job.dry_run else None
+    changing = not job.dry_run and job.action is not Action.AUDIT
+    journal = Journal(settings.journal) if settings.journal and changing else None
     try:
         active = session or open_session(job.connection, password, pool_factory, cmdlets(job.action))
     except ConnectionFailure as exc:  # nothing was sent: every item unknown, in a report (exit 4)
@@ -185,6 +187,7 @@ def run(
                         parallel=job.connection.parallel, journal=journal,
                         run_id=run_id, progress=progress)
         try:
+            reconcile(engine, run_id)  # intents a killed run left in doubt, before this run reads and plans
             observed = engine.observe(job.mailboxes, job.trustees)
         except TransportLost as exc:
             return _lost(job, started, now(), f"session lost while reading: {exc}", engine.notes)

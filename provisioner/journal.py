@@ -42,11 +42,16 @@ class InDoubt:
     trustee: str
     action: str
     automapping: bool
+    role: str = "trustee"
 
 
 class Journal:
-    def __init__(self, path: Path) -> None:
+    """Appends a run's lines. ``plan``: the digest of the saved plan this run applies (on its intent and change
+    lines), so a later apply of the same plan can tell its own earlier changes from drift."""
+
+    def __init__(self, path: Path, plan: str | None = None) -> None:
         self.path = path
+        self.mark = {"plan": plan} if plan else {}
 
     def _append(self, records: Iterable[dict[str, Any]]) -> None:
         lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
@@ -69,7 +74,7 @@ class Journal:
         self._append(
             {"time": now, "run_id": run_id, "kind": "intent", "action": step_action(step),
              "mailbox": step.mailbox.value, "trustee": step.trustee.identity.value,
-             "automapping": step.trustee.automapping}
+             "automapping": step.trustee.automapping, "role": step.trustee.role, **self.mark}
             for step in steps
         )
 
@@ -83,7 +88,7 @@ class Journal:
                 "time": now, "run_id": run_id, "kind": "change", "action": action, "mailbox": mailbox,
                 "trustee": trustee, "automapping": outcome.trustee.automapping, "role": outcome.trustee.role,
                 "outcome": outcome.result.value,
-                "inverse": inverse(action, mailbox, trustee, outcome.trustee.automapping),
+                "inverse": inverse(action, mailbox, trustee, outcome.trustee.automapping), **self.mark,
             }
             if outcome.error is not None:
                 record["error"] = {"reason": outcome.error.reason, "fq_error_id": outcome.error.fq_error_id,
@@ -96,7 +101,7 @@ class Journal:
         self._append(
             {"time": now, "run_id": doubt.run_id, "kind": "reconciled", "reconciled_by": by_run,
              "action": doubt.action, "mailbox": doubt.mailbox, "trustee": doubt.trustee,
-             "automapping": doubt.automapping, "outcome": outcome,
+             "automapping": doubt.automapping, "role": doubt.role, "outcome": outcome,
              "inverse": inverse(doubt.action, doubt.mailbox, doubt.trustee, doubt.automapping)}
             for doubt, outcome in entries
         )
@@ -130,7 +135,7 @@ def in_doubt(path: Path) -> list[InDoubt]:
                str(record.get("trustee", "")).casefold(), str(record.get("action", "")))
         if record["kind"] == "intent":
             open_intents[key] = InDoubt(record["run_id"], record["mailbox"], record["trustee"], record["action"],
-                                        bool(record.get("automapping", False)))
+                                        bool(record.get("automapping", False)), str(record.get("role", "trustee")))
         else:
             open_intents.pop(key, None)
     return list(open_intents.values())
@@ -145,8 +150,54 @@ def changes_of(path: Path, run_id: str) -> list[dict[str, Any]]:
     ]
 
 
+def applied_by_plan(path: Path, plan: str) -> dict[tuple[str, str], str]:
+    """(mailbox, trustee) casefolded -> the run that changed it, for every change made by an earlier apply of the
+    saved plan ``plan`` (reconciled changes of such a run included)."""
+    records = list(read(path))
+    runs = {record["run_id"] for record in records if record.get("plan") == plan}
+    return {
+        (str(record["mailbox"]).casefold(), str(record["trustee"]).casefold()): record["run_id"]
+        for record in records
+        if record["run_id"] in runs and record["kind"] in ("change", "reconciled") and record.get("outcome") in CHANGED
+    }
+
+
 def run_ids(path: Path) -> list[str]:
     seen: dict[str, None] = {}
     for record in read(path):
         seen.setdefault(record["run_id"], None)
     return list(seen)
+
+
+@dataclass
+class RunSummary:
+    """One run as ``journal list`` shows it: when it started, what it changed, and what is still in doubt."""
+
+    run_id: str
+    started: str = ""
+    granted: int = 0
+    removed: int = 0
+    in_doubt: int = 0
+
+    @property
+    def changes(self) -> int:
+        return self.granted + self.removed
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "started": self.started, "changes": self.changes, "granted": self.granted,
+                "removed": self.removed, "in_doubt": self.in_doubt}
+
+
+def summaries(path: Path) -> list[RunSummary]:
+    """Every run in the journal, in the order they first appear, with their counts (one pass over the file)."""
+    runs: dict[str, RunSummary] = {}
+    for record in read(path):
+        run = runs.setdefault(record["run_id"], RunSummary(record["run_id"], str(record.get("time", ""))))
+        if record["kind"] in ("change", "reconciled") and record.get("outcome") in CHANGED:
+            if record.get("outcome") == Result.GRANTED.value:
+                run.granted += 1
+            else:
+                run.removed += 1
+    for doubt in in_doubt(path):
+        runs[doubt.run_id].in_doubt += 1
+    return list(runs.values())

@@ -33,7 +33,7 @@ from provisioner.config import Connection, ReapplySettings, Selector
 from provisioner.engine import Engine, PoolFactory, ProgressFactory, open_session
 from provisioner.errors import ExitCode, ProvisionerError
 from provisioner.jobs import NO_HOOKS, Hooks, Job, RunResult, cmdlets, new_run_id, prepare, script_context
-from provisioner.journal import InDoubt, Journal, in_doubt
+from provisioner.journal import Journal
 from provisioner.model import (
     Action,
     Identity,
@@ -42,10 +42,10 @@ from provisioner.model import (
     Outcome,
     Plan,
     PlanItem,
-    Result,
     Trustee,
 )
 from provisioner.outcomes import unchanged_outcome
+from provisioner.reconcile import reconcile
 from provisioner.render import render_script
 from provisioner.resolve import MailboxRef, Resolver
 from provisioner.session import open_pool
@@ -68,10 +68,6 @@ class ReapplyJob:
     force: bool = False
     automapping_unsupported_ok: bool = False
     run_id: str = field(default_factory=new_run_id)
-
-
-def _key(mailbox: Identity, trustee: Trustee) -> planner.PairKey:
-    return planner.key(mailbox, trustee)
 
 
 class Reapply:
@@ -121,28 +117,6 @@ class Reapply:
         identities += [identity for identity in unresolved if identity.key not in excluded]
         return identities, set(kept), complete
 
-    # ------------------------------------------------------------------ doubt left by a killed run
-    def reconcile(self) -> None:
-        if self.journal is None:
-            return
-        doubts = in_doubt(self.journal.path)
-        if not doubts:
-            return
-        trustee_of = {t.identity: t for t in self.job.trustees}
-        settled: list[tuple[InDoubt, str]] = []
-        for doubt in doubts:
-            trustee = trustee_of.get(Identity(doubt.trustee), Trustee(Identity(doubt.trustee), doubt.automapping))
-            mailbox = Identity(doubt.mailbox)
-            observation = self.observe([mailbox], [trustee])[_key(mailbox, trustee)]
-            if observation.error is not None:
-                continue  # still in doubt: try again next run
-            present = observation.explicit_allow
-            made = present if doubt.action == "grant" else not present
-            settled.append((doubt, (Result.GRANTED if doubt.action == "grant" else Result.REMOVED).value
-                            if made else "not-made"))
-        self.journal.reconciled(settled, self.job.run_id)
-        self.notes.append(f"reconciled {len(settled)} of {len(doubts)} journal entries left in doubt by killed runs")
-
     # ------------------------------------------------------------------ planning
     def plan(self) -> Plan:
         identities, target_keys, complete = self.targets()
@@ -180,12 +154,12 @@ def run_reapply(
     session = open_session(job.connection, password, pool_factory, cmdlets(Action.REAPPLY))
     try:
         options = prepare(session, Action.REAPPLY, job.connection, job.automapping_unsupported_ok)
-        journal = Journal(job.settings.journal) if job.settings.journal else None
+        journal = Journal(job.settings.journal) if job.settings.journal and not job.dry_run else None
         engine = Engine(session, options, job.settings, batch_size=job.connection.batch_size,
                         parallel=job.connection.parallel, journal=journal,
                         run_id=job.run_id, sleep=sleep, progress=progress)
         runner = Reapply(job, engine)
-        runner.reconcile()
+        reconcile(engine, job.run_id)
         plan = runner.plan()
         changes = plan.changes
         script = None

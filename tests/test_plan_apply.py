@@ -169,9 +169,8 @@ def test_a_revoke_plan_needs_yes_without_a_terminal_and_then_removes_exactly(tmp
 def test_a_reapply_plan_with_prune_applies_grants_and_removals(profile: str, tmp_path: Path) -> None:
     with running_lab(mailboxes=12, profile=profile) as lab:
         assert cli(lab, "grant", *targets(MAILBOXES[4:]), "--service-account", SERVICE).returncode == 0
-        lock = ["--lock-file", str(tmp_path / "lock")]
         plan = make_plan(lab, tmp_path, "reapply", *targets(MAILBOXES[:4]), "--service-account", SERVICE,
-                         "--prune", "--force", *lock)
+                         "--prune", "--force")  # a plan changes nothing: it takes no lock
         states = [c["state"] for c in json.loads(plan.read_text())["body"]["changes"]]
         assert states.count("to-add") == 4 and states.count("to-remove") == 4
         assert holders(lab, SERVICE) == set(MAILBOXES[4:])  # planning changed nothing
@@ -201,7 +200,7 @@ def test_two_explicit_entries_of_one_trustee_are_one_planned_removal(tmp_path: P
             directory.add_entry(directory.mailbox(MAILBOXES[1]),
                                 PermissionEntry(sid, FULL_ACCESS | READ_PERMISSION, inheritance="SelfAndChildren"))
         plan = make_plan(lab, tmp_path, "reapply", *targets(MAILBOXES[:1]), "--service-account", SERVICE,
-                         "--prune", "--force", "--lock-file", str(tmp_path / "lock"))
+                         "--prune", "--force")
         removals = [c for c in json.loads(plan.read_text())["body"]["changes"] if c["state"] == "to-remove"]
         assert len(removals) == 1 and removals[0]["trustee"] == SERVICE
         assert (tmp_path / "change.plan.ps1").read_text(encoding="utf-8-sig").count("Remove-MailboxPermission") == 1

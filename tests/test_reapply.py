@@ -198,9 +198,11 @@ def test_undo_restores_the_previous_state(lab: Lab, tmp_path: Path) -> None:
     listed = cli(lab, "journal", "list", "--config", str(config))
     assert f"{run_id}  8 changes" in listed.stdout
     as_json = json.loads(cli(lab, "journal", "list", "--config", str(config), "--format", "json").stdout)
-    assert {"run_id": run_id, "changes": 8} in as_json
+    listed_run = next(run for run in as_json if run["run_id"] == run_id)
+    assert (listed_run["changes"], listed_run["granted"], listed_run["removed"], listed_run["in_doubt"]) == (8, 6, 2, 0)
     as_csv = cli(lab, "journal", "list", "--config", str(config), "--format", "csv").stdout.splitlines()
-    assert as_csv[0] == "run_id,changes" and f"{run_id},8" in as_csv
+    assert as_csv[0] == "run_id,started,changes,granted,removed,in_doubt"
+    assert f"{run_id},{listed_run['started']},8,6,2,0" in as_csv
     dry = cli(lab, "journal", "undo", run_id, "--config", str(config), "--dry-run")
     assert dry.returncode == 0, dry.stderr
     commands = [line for line in dry.stdout.splitlines() if line and not line.startswith("#")]

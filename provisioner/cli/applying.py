@@ -15,7 +15,6 @@ from provisioner.cli.common import (
     edge,
     emit_profile,
     err,
-    lock_path,
     present,
     profile_for,
     progress_factory,
@@ -26,8 +25,11 @@ from provisioner.cli.options import (
     FastWireOpt,
     FormatOpt,
     HtmlOpt,
+    JournalOpt,
     KeytabOpt,
     LabOpt,
+    LockFileOpt,
+    NoJournalOpt,
     ParallelOpt,
     PrincipalOpt,
     ProfileListOpt,
@@ -41,6 +43,7 @@ from provisioner.config import discover
 from provisioner.confirm import Confirmation, changes_question
 from provisioner.errors import InputError
 from provisioner.jobs import Hooks
+from provisioner.protocol import NO_JOURNAL_NOTE, guard_of
 from provisioner.session import check_connection_settings, resolve_password
 
 
@@ -54,8 +57,9 @@ def apply_plan(
         "--expect-digest", help="The approved plan's digest (sha256:…, from the review script's header): any "
         "other plan is refused")] = None,
     yes: YesOpt = False,
-    lock_file: Annotated[Path | None, typer.Option(
-        "--lock-file", help="The lock a reapply takes too (default: next to the journal, else the config)")] = None,
+    journal: JournalOpt = None,
+    no_journal: NoJournalOpt = False,
+    lock_file: LockFileOpt = None,
     report: ReportOpt = None,
     output_format: FormatOpt = None,
     html: HtmlOpt = None,
@@ -77,7 +81,6 @@ def apply_plan(
     already there, a mailbox gone, another server), nothing is changed (exit 7) unless --allow-drift. Asks for
     confirmation when the plan removes access (--yes without a terminal)."""
     from provisioner.applyplan import PlanDrift, connection_for, run_apply
-    from provisioner.lock import exclusive
     from provisioner.planfile import load
 
     with edge():
@@ -109,8 +112,12 @@ def apply_plan(
         connection = connection_for(saved, connection)
         check_connection_settings(connection)
         password = resolve_password(connection)
-        with exclusive(lock_path(settings, lock_file, settings.reapply.journal)), progress_factory() as progress:
-            result = run_apply(saved, connection, settings.reapply, password=password, allow_drift=allow_drift,
+        guard = guard_of(settings, journal, no_journal, lock_file)
+        if no_journal:
+            err(f"warning: {NO_JOURNAL_NOTE}")
+        with guard.held(), progress_factory() as progress:
+            result = run_apply(saved, connection, guard.settings(settings.reapply), password=password,
+                               allow_drift=allow_drift,
                                progress=progress, hooks=Hooks(finished=profile))
         if profile is not None:
             result.profile = tuple(profile.entries)
@@ -119,7 +126,7 @@ def apply_plan(
         if report is not None:
             reports.write_report(result, report)
         if result.run_id is not None:
-            err(f"run {result.run_id} recorded in {settings.reapply.journal}")
+            err(f"run {result.run_id} recorded in {guard.journal}")
         present(result, output_format, html)
         emit_profile(profile, profile_list)
         err(reports.summary_line(result))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,7 +21,6 @@ from provisioner.cli.common import (
     err,
     execute,
     hide,
-    lock_path,
     planning,
     present,
     profile_for,
@@ -40,11 +40,14 @@ from provisioner.cli.options import (
     FastWireOpt,
     FormatOpt,
     HtmlOpt,
+    JournalOpt,
     KeytabOpt,
     LabOpt,
+    LockFileOpt,
     MailboxOpt,
     ModeOpt,
     NoAutomapOpt,
+    NoJournalOpt,
     OfflineOpt,
     ParallelOpt,
     PortOpt,
@@ -68,6 +71,7 @@ from provisioner.desired import TrusteeOptions
 from provisioner.errors import InputError
 from provisioner.jobs import Hooks, Job
 from provisioner.model import Action
+from provisioner.protocol import NO_JOURNAL_NOTE, guard_of
 from provisioner.session import check_connection_settings, resolve_password
 
 
@@ -89,6 +93,9 @@ def _change_command(
     plan_out: Path | None = None,
     output_format: str | None = None,
     html: Path | None = None,
+    journal: Path | None = None,
+    no_journal: bool = False,
+    lock_file: Path | None = None,
 ) -> None:
     with edge():
         check_output(output_format, dry_run and plan_out is None, script)  # a plan's script goes to a file
@@ -108,11 +115,14 @@ def _change_command(
         capture = PlanCapture(connection) if plan_out is not None else None
         planned = capture if capture is not None else (
             confirmation.hook(removals_question("revoke")) if action is Action.REVOKE and not dry_run else None)
-        # the journal of [reapply] records grant and revoke runs too, so `journal undo` can reverse them (each batch
-        # is one O_APPEND write, so a concurrent reapply's lines never interleave with these)
-        result = execute(job, report, settings.reapply, Hooks(planned, profile), profile)
+        # the run protocol: grant and revoke share the journal and lock of reapply (dry-runs and plans change nothing)
+        guard = guard_of(settings, journal, no_journal, lock_file)
+        if no_journal and not dry_run:
+            err(f"warning: {NO_JOURNAL_NOTE}")
+        with guard.held() if not dry_run else nullcontext():
+            result = execute(job, report, guard.settings(settings.reapply), Hooks(planned, profile), profile)
         if result.run_id is not None:
-            err(f"run {result.run_id} recorded in {settings.reapply.journal}")
+            err(f"run {result.run_id} recorded in {guard.journal}")
         if capture is not None and plan_out is not None:
             save_plan(capture, plan_out, script)
         else:
@@ -159,6 +169,9 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
         automapping_unsupported_ok: NoAutomapOpt = False,
         yes: YesOpt = False,
         profile_list: ProfileListOpt = None,
+        journal: JournalOpt = None,
+        no_journal: NoJournalOpt = False,
+        lock_file: LockFileOpt = None,
         plan_out: Path | None = None,
     ) -> None:
         if action is Action.REVOKE and automapping is not None:
@@ -186,6 +199,9 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
             plan_out=plan_out,
             output_format=output_format,
             html=html,
+            journal=journal,
+            no_journal=no_journal,
+            lock_file=lock_file,
         )
 
     command.__doc__ = help_text
@@ -223,9 +239,10 @@ def reapply(
     report: ReportOpt = None,
     output_format: FormatOpt = None,
     html: HtmlOpt = None,
-    journal: Annotated[Path | None, typer.Option("--journal", help="JSON-lines change journal")] = None,
+    journal: JournalOpt = None,
+    no_journal: NoJournalOpt = False,
     metrics_file: Annotated[Path | None, typer.Option("--metrics-file", help="Prometheus textfile")] = None,
-    lock_file: Annotated[Path | None, typer.Option("--lock-file", help="Lock (default: next to the journal)")] = None,
+    lock_file: LockFileOpt = None,
     server: ServerOpt = None,
     port: PortOpt = None,
     scheme: SchemeOpt = None,
@@ -250,7 +267,6 @@ def reapply(
     --prune it asks for confirmation before removing (--yes without a terminal)."""
     from dataclasses import replace as with_values
 
-    from provisioner.lock import exclusive
     from provisioner.reapply import ReapplyJob, run_reapply, write_outputs
 
     with edge():
@@ -275,10 +291,12 @@ def reapply(
         if not wanted.targets.targets and not wanted_selectors:
             raise InputError("no targets: give --mailbox/--users-file, or [targets] mailboxes/users_file/selector")
         reapply_settings = settings.reapply
-        overrides: dict[str, Any] = {
-            "max_changes": max_changes, "journal": journal, "metrics_file": metrics_file, "report": report,
-        }
+        overrides: dict[str, Any] = {"max_changes": max_changes, "metrics_file": metrics_file, "report": report}
         reapply_settings = with_values(reapply_settings, **{k: v for k, v in overrides.items() if v is not None})
+        guard = guard_of(settings, journal, no_journal, lock_file)
+        if no_journal and not dry_run:
+            err(f"warning: {NO_JOURNAL_NOTE}")
+        reapply_settings = guard.settings(reapply_settings)
         job = ReapplyJob(
             connection, wanted.trustees, wanted.mailboxes, wanted_selectors, settings.exclude, reapply_settings,
             prune=prune, dry_run=dry_run, force=force, automapping_unsupported_ok=automapping_unsupported_ok,
@@ -289,7 +307,7 @@ def reapply(
             confirmation.hook(removals_question("reapply --prune")) if prune and not dry_run else None)
         check_connection_settings(connection)
         password = resolve_password(connection)
-        with exclusive(lock_path(settings, lock_file, reapply_settings.journal)):
+        with guard.held() if not dry_run else nullcontext():
             with progress_factory() as progress:
                 result = run_reapply(job, password=password, progress=progress, hooks=Hooks(planned, profile))
             if profile is not None:

@@ -183,7 +183,7 @@ def hide(command: Callable[..., None], *names: str) -> Callable[..., None]:
 def planning(command: Callable[..., None], help_text: str) -> Callable[..., None]:
     """``provisioner plan <command>``: the command's dry-run, saved as a plan file (``--out``) for ``apply``."""
     signature = inspect.signature(command, eval_str=True)
-    dropped = ("dry_run", "offline", "plan_out", "yes", "profile_list")
+    dropped = ("dry_run", "offline", "plan_out", "yes", "profile_list", "journal", "no_journal", "lock_file")
     kept = [p for p in signature.parameters.values() if p.name not in dropped]
     out = inspect.Parameter("out", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=PlanOutOpt)
 
@@ -193,30 +193,6 @@ def planning(command: Callable[..., None], help_text: str) -> Callable[..., None
     planned.__doc__ = help_text
     planned.__signature__ = signature.replace(parameters=[out, *kept])  # type: ignore[attr-defined]
     return planned
-
-
-def lock_path(settings: Config, explicit: Path | None, journal: Path | None) -> Path:
-    if explicit is not None:
-        return explicit
-    if settings.reapply.lock_file is not None:
-        return settings.reapply.lock_file
-    if journal is not None:
-        return journal.with_name(journal.name + ".lock")
-    base = settings.source.parent if settings.source is not None else Path.cwd()
-    return base / ".provisioner.lock"
-
-
-def journal_path(settings: Config, journal: Path | None) -> Path:
-    path = journal or settings.reapply.journal
-    if path is None:
-        raise InputError("no journal: pass --journal or set [reapply] journal in the config")
-    return path
-
-
-def exclusive_for(settings: Config, journal: Path) -> Any:
-    from provisioner.lock import exclusive
-
-    return exclusive(lock_path(settings, None, journal))
 
 
 def emit_script(result: RunResult, script: Path | None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import nullcontext
 from typing import Annotated
 
 import typer
@@ -17,8 +18,6 @@ from provisioner.cli.common import (
     emit_profile,
     emit_script,
     err,
-    exclusive_for,
-    journal_path,
     present,
     profile_for,
     progress_factory,
@@ -33,6 +32,7 @@ from provisioner.cli.options import (
     JournalOpt,
     KeytabOpt,
     LabOpt,
+    LockFileOpt,
     NoAutomapOpt,
     PortOpt,
     PrincipalOpt,
@@ -47,31 +47,42 @@ from provisioner.cli.options import (
     YesOpt,
 )
 from provisioner.config import discover
-from provisioner.confirm import Confirmation, changes_question
+from provisioner.confirm import Confirmation, removals_question
 from provisioner.jobs import Hooks
+from provisioner.protocol import guard_of, journal_of
 from provisioner.session import check_connection_settings, resolve_password
 
 
 @journal_app.command("list")
 def journal_list(config: ConfigOpt = None, journal: JournalOpt = None, output_format: FormatOpt = "table") -> None:
-    """The runs recorded in the journal, with how many changes each made."""
-    from provisioner.journal import changes_of, run_ids
+    """The runs recorded in the journal: when each started, what it changed, and what is still in doubt (a killed
+    run's changes that the next changing run settles)."""
+    from provisioner.journal import summaries
 
     with edge():
         check_output(output_format)
-        path = journal_path(discover(config), journal)
-        runs = [{"run_id": run_id, "changes": len(changes_of(path, run_id))} for run_id in run_ids(path)]
+        path = journal_of(discover(config), journal)
+        runs = [run.as_dict() for run in summaries(path)]
         if output_format == "json":
             typer.echo(json.dumps(runs, indent=2))
         elif output_format == "csv":
             import csv
 
-            writer = csv.DictWriter(sys.stdout, fieldnames=("run_id", "changes"), lineterminator="\n")
+            fields = ("run_id", "started", "changes", "granted", "removed", "in_doubt")
+            writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
             writer.writeheader()
             writer.writerows(runs)
         else:
+            if not runs:
+                err(f"no runs recorded in {path}")
             for run in runs:
-                typer.echo(f"{run['run_id']}  {run['changes']} changes")
+                doubt = f", {run['in_doubt']} in doubt" if run["in_doubt"] else ""
+                typer.echo(f"{run['run_id']}  {run['changes']} {_plural(run['changes'], 'change')} "
+                           f"(granted {run['granted']}, removed {run['removed']}{doubt})  started {run['started']}")
+
+
+def _plural(count: int, word: str) -> str:
+    return word if count == 1 else word + "s"
 
 
 @journal_app.command("undo")
@@ -98,10 +109,12 @@ def journal_undo(
     automapping_unsupported_ok: NoAutomapOpt = False,
     yes: YesOpt = False,
     profile_list: ProfileListOpt = None,
+    lock_file: LockFileOpt = None,
 ) -> None:
-    """Apply (or with --dry-run, write) the inverse of every change a run made, newest first. Asks for
-    confirmation (--yes without a terminal)."""
-    from provisioner.undo import run_undo, undo_plan
+    """Reverse what a run changed, newest first, reading the current state first: only what still needs reversing
+    is sent (--dry-run writes it as a script). Asks for confirmation when it removes access (--yes without a
+    terminal)."""
+    from provisioner.undo import run_undo, scope
 
     with edge():
         check_output(output_format, dry_run, script)
@@ -111,22 +124,20 @@ def journal_undo(
             keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
             domain_controller=domain_controller, insecure_lab=insecure_lab,
         )
-        path = journal_path(settings, journal)
-        plan = undo_plan(path, run_id)
-        profile = profile_for(plan.trustees, profile_list, dry_run, report)
-        password = None
-        if not dry_run:
-            confirmation = Confirmation.from_terminal(yes)
+        path = journal_of(settings, journal)
+        guard = guard_of(settings, path, lock_file=lock_file)
+        run = scope(path, run_id)
+        profile = profile_for(run.trustees, profile_list, dry_run, report)
+        confirmation = Confirmation.from_terminal(yes)
+        if not dry_run and run.removes:  # an undo that can only grant again asks nothing
             confirmation.require("journal undo")
-            question = changes_question(f"undo {run_id}", plan)
-            if question is not None:
-                confirmation.confirm(question)
-            check_connection_settings(connection)
-            password = resolve_password(connection)
-        with exclusive_for(settings, path), progress_factory() as progress:
-            result = run_undo(path, run_id, connection, settings.reapply, dry_run=dry_run, password=password,
-                              automapping_unsupported_ok=automapping_unsupported_ok, progress=progress,
-                              hooks=Hooks(finished=profile))
+        check_connection_settings(connection)
+        password = resolve_password(connection)
+        planned = confirmation.hook(removals_question(f"undo {run_id}")) if not dry_run else None
+        with guard.held() if not dry_run else nullcontext(), progress_factory() as progress:
+            result = run_undo(path, run_id, connection, guard.settings(settings.reapply), dry_run=dry_run,
+                              password=password, automapping_unsupported_ok=automapping_unsupported_ok,
+                              progress=progress, hooks=Hooks(planned, profile))
         if profile is not None:
             result.profile = tuple(profile.entries)
         emit_script(result, script)

@@ -71,4 +71,8 @@ PlanOutOpt = Annotated[Path, typer.Option(
 FormatOpt = Annotated[str | None, typer.Option(
     "--format", help="Items on stdout: table, json or csv (with --dry-run, needs --script FILE)")]
 HtmlOpt = Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report here (for a manager)")]
-JournalOpt = Annotated[Path | None, typer.Option("--journal", help="Journal file (default: [reapply] journal)")]
+JournalOpt = Annotated[Path | None, typer.Option(
+    "--journal", help="Journal file (default: [reapply] journal, else the user's state folder)")]
+NoJournalOpt = Annotated[bool, typer.Option(
+    "--no-journal", help="Do not record this run: no undo, no reconciliation after a kill, no prune ownership")]
+LockFileOpt = Annotated[Path | None, typer.Option("--lock-file", help="Lock (default: next to the journal)")]

@@ -203,6 +203,9 @@ class ExchangeEngine:
         #: How modelled server time is spent (a test may pass a fake); called without the engine lock.
         self.sleep: Callable[[float], None] = sleep or time.sleep
         self.counters = Counters()
+        #: called with the write count after every permission write, inside the write (tests: kill a client
+        #: after exactly k writes reached the server, mid-batch)
+        self.on_write: Callable[[int], None] | None = None
         self._rbac = Rbac(self.options.rbac)
         self._default_view = self._make_view(frozenset(), frozenset())
         self.binder = self._default_view.binder  # the view of an account RBAC does not trim
@@ -421,6 +424,8 @@ class ExchangeEngine:
         def count_write() -> None:
             self.counters.writes += 1
             self._tally.writes += 1
+            if self.on_write is not None:
+                self.on_write(self.counters.writes)
 
         return Context(
             directory=self.directory,
