@@ -42,12 +42,12 @@ def summary(runs: list[Run]) -> str:
 
 def test_one_shot_faults_mid_run_never_lie_crash_or_hang(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with running_lab() as lab:
-        runs, problems = campaign(lab, tmp_path, random.Random(17), runs=6, faults_per_run=4, last=32)
+        runs, problems = campaign(lab, tmp_path, random.Random(17), runs=4, faults_per_run=5, last=30)
     with capsys.disabled():
         print(f"\nfault proxy (bounded part): {summary(runs)}")
     assert problems == []
-    assert sum(len(run.injected) for run in runs) >= 15
-    assert len({kind for run in runs for _, kind in run.injected}) >= 4
+    assert sum(len(run.injected) for run in runs) >= 12
+    assert len({kind for run in runs for _, kind in run.injected}) >= 3
     assert any(run.returncode == 0 for run in runs)  # the faults are survivable: some runs complete cleanly
 
 
