@@ -5,18 +5,22 @@ batches; the MAPI-profile names read failing after the writes is a note; the bou
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from provisioner_lab.exchange.engine import ExchangeEngine
 
-from provisioner.config import Connection, ReapplySettings
+from provisioner.config import Connection, ReapplySettings, load_config
 from provisioner.engine import FixedSession
-from provisioner.errors import ExitCode
+from provisioner.errors import ExitCode, InputError
 from provisioner.executors.guard import Budget, Deadline, DeadlineReached, Stalled
-from provisioner.jobs import Hooks, Job, run
+from provisioner.jobs import Hooks, Job, RunResult, run
 from provisioner.model import Action, Identity, Result, Trustee
 from provisioner.profile import ProfileList
 from provisioner.runner import Pipeline, Raw, TransportLost
@@ -67,7 +71,7 @@ def adds(runner: LabRunner) -> Counter[str]:
 
 
 def grant(runner: LabRunner, targets: tuple[Identity, ...], connection: Connection | None = None,
-          session: FixedSession | None = None, hooks: Hooks | None = None) -> object:
+          session: FixedSession | None = None, hooks: Hooks | None = None) -> RunResult:
     job = Job(Action.GRANT, targets, (SERVICE,), connection or Connection(batch_size=5))
     return run(job, session=session or FixedSession(runner), settings=FAST, hooks=hooks or Hooks())
 
@@ -78,10 +82,10 @@ def test_a_reply_lost_after_an_applied_write_is_settled_by_a_read_and_never_sent
     # pipelines: 2 reads (batches of 5), then the first write batch's reply is lost after the server applied it
     runner = Flaky(engine, lose_reply={3})
     result = grant(runner, targets)
-    assert [o.result for o in result.outcomes] == [Result.GRANTED] * 10  # type: ignore[attr-defined]
+    assert [o.result for o in result.outcomes] == [Result.GRANTED] * 10
     assert all(engine.directory.has_full_access(m.value, SERVICE.identity.value) for m in targets)
     assert max(adds(runner).values()) == 1  # the lost write was read back, not sent again
-    assert result.exit_code is ExitCode.OK  # type: ignore[attr-defined]
+    assert result.exit_code is ExitCode.OK
 
 
 def test_a_session_lost_for_good_returns_every_outcome_and_exits_4() -> None:
@@ -89,16 +93,16 @@ def test_a_session_lost_for_good_returns_every_outcome_and_exits_4() -> None:
     targets = mailboxes(15)
     runner = Flaky(engine, dead_after=4)  # 3 reads, 1 write batch; then nothing answers
     result = grant(runner, targets)
-    outcomes = result.outcomes  # type: ignore[attr-defined]
+    outcomes = result.outcomes
     assert len(outcomes) == 15
     counts = Counter(o.result for o in outcomes)
     assert counts[Result.GRANTED] == 5 and counts[Result.UNKNOWN] == 10
     for outcome in outcomes:  # no lie: granted means present, unknown is whatever the lab has
         if outcome.result is Result.GRANTED:
             assert engine.directory.has_full_access(outcome.mailbox.value, SERVICE.identity.value)
-    assert result.lost is not None  # type: ignore[attr-defined]
-    assert result.exit_code is ExitCode.CONNECTION  # type: ignore[attr-defined]
-    assert any("session lost for good" in note for note in result.notes)  # type: ignore[attr-defined]
+    assert result.lost is not None
+    assert result.exit_code is ExitCode.CONNECTION
+    assert any("session lost for good" in note for note in result.notes)
 
 
 def test_at_the_deadline_no_new_batch_starts_and_the_rest_is_unknown() -> None:
@@ -116,11 +120,11 @@ def test_at_the_deadline_no_new_batch_starts_and_the_rest_is_unknown() -> None:
 
     runner.run = clocked  # type: ignore[method-assign]
     result = grant(runner, mailboxes(15), session=FixedSession(runner, deadline))
-    counts = Counter(o.result for o in result.outcomes)  # type: ignore[attr-defined]
+    counts = Counter(o.result for o in result.outcomes)
     assert counts == {Result.GRANTED: 10, Result.UNKNOWN: 5}
     assert sum(adds(runner).values()) == 10  # no batch started within the deadline's settle reserve
-    assert "deadline" in (result.lost or "")  # type: ignore[attr-defined]
-    assert result.exit_code is ExitCode.CONNECTION  # type: ignore[attr-defined]
+    assert "deadline" in (result.lost or "")
+    assert result.exit_code is ExitCode.CONNECTION
 
 
 def test_the_profile_names_read_failing_after_the_writes_is_a_note_not_a_lost_report() -> None:
@@ -179,3 +183,24 @@ def test_a_budget_paces_polls_without_progress_and_gives_up(progress: list[bool]
             budget.progressed()
             idle = 0
     assert now[0] <= 10_000
+
+
+@pytest.mark.parametrize("value", ["0", "-5", str(7 * 24 * 3600 + 1), '"6h"'])
+def test_a_deadline_out_of_range_is_refused_naming_the_key(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "provisioner.toml"
+    path.write_text(f"[connection]\nrun_deadline_seconds = {value}\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"connection\.run_deadline_seconds"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("value", ["0", "604801", "soon"])
+def test_a_deadline_option_out_of_range_is_exit_2_before_anything_is_sent(tmp_path: Path, value: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "provisioner", "grant", "--deadline", value, "-m", "alice.wong", "--service-account",
+         "svc@contoso.com", "--server", "127.0.0.1", "--port", "9", "--auth", "basic", "--insecure-lab",
+         "--username", "u"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=60, stdin=subprocess.DEVNULL,
+        env={**os.environ, "PROVISIONER_PASSWORD": "x", "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    assert done.returncode == 2, done.stderr
+    assert "--deadline" in done.stderr and "Traceback" not in done.stderr
