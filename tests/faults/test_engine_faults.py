@@ -204,3 +204,25 @@ def test_a_deadline_option_out_of_range_is_exit_2_before_anything_is_sent(tmp_pa
     )
     assert done.returncode == 2, done.stderr
     assert "--deadline" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_what_breaks_in_a_dependency_is_a_transport_failure_and_our_own_bugs_are_not() -> None:
+    import xml.etree.ElementTree as ET
+
+    import requests
+    import spnego.exceptions
+    from pypsrp.exceptions import WinRMTransportError
+
+    from provisioner.executors.guard import is_transport_failure
+
+    for exc in (spnego.exceptions.BadMICError(), requests.exceptions.ChunkedEncodingError(), ET.ParseError(),
+                ConnectionResetError(), WinRMTransportError("http", 500, ""), Stalled("x"), DeadlineReached("x")):
+        assert is_transport_failure(exc), exc
+    try:
+        ET.fromstring("<unclosed")
+    except ET.ParseError as parsed:
+        assert is_transport_failure(parsed)
+    try:
+        {}["key"]  # a KeyError raised in provisioner's own code is a bug to show, not a lost session
+    except KeyError as ours:
+        assert not is_transport_failure(ours)
