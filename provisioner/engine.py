@@ -70,7 +70,6 @@ class Session:
         self.cmdlets = tuple(cmdlets)  # whose metadata the session reads: what the run may send (less to read)
         self.deadline = deadline or Deadline(connection.run_deadline_seconds)
         self.sleep = sleep
-        self.opened = 0  # sessions opened (the first one and every reopen), for the notes
         self._stack = ExitStack()
         self.runner: Runner = self._open()
 
@@ -106,7 +105,6 @@ class Session:
                 raise ConnectionFailure(f"the session broke while opening: {exc}", transient=True) from None
             raise
         self._stack = stack
-        self.opened += 1
         return runner
 
     def _start(self, stack: ExitStack) -> Runner:
@@ -298,8 +296,6 @@ class Engine:
                 except ConnectionFailure as failure:  # reopening retries by itself: this is for good
                     self.lose(f"{exc}; {failure}")
                     raise TransportLost(self.lost or str(failure)) from None
-                except TransportLost:
-                    continue
 
     def lose(self, reason: str) -> None:
         """The session is lost for good: record why once (the first reason is the one reported)."""
@@ -497,7 +493,7 @@ class Engine:
                 try:
                     self.session.reopen()
                     self._settle(pending, written)  # what the lost request applied is never sent twice
-                except (ProvisionerError, TransportLost) as failure:
+                except ProvisionerError as failure:  # TransportLost included
                     self.lose(f"{lost}; {failure}")
                     break
             if not pending:

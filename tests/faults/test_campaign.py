@@ -23,9 +23,9 @@ def test_campaign_of_at_least_300_faults(tmp_path: Path, capsys: pytest.CaptureF
     runs: list[Run] = []
     problems: list[str] = []
     with running_lab() as lab:
-        # one-shot faults, 6 per run, over the whole run (reads, writes, confirming reads), until 300 were injected
+        # one-shot faults, 8 per run, over the whole run (reads, writes, confirming reads), until 300 were injected
         while sum(len(run.injected) for run in runs) < 300 and len(runs) < 150:
-            done, found = campaign(lab, tmp_path, rng, runs=6, faults_per_run=6, last=40, kinds=ONE_SHOT)
+            done, found = campaign(lab, tmp_path, rng, runs=6, faults_per_run=8, last=48, kinds=ONE_SHOT)
             runs += done
             problems += found
         for index in range(12):  # a server that stops answering (or answers every Receive with a timeout) for good
