@@ -184,6 +184,7 @@ def run_apply(
         engine = Engine(session, options, settings, batch_size=saved.batch_size, parallel=connection.parallel,
                         journal=journal, run_id=run_id, progress=progress)
         reconcile(engine, run_id)  # intents a killed run left in doubt, before the plan's state is re-read
+        engine.verify_trustees(saved.trustees, [change.mailbox for change in saved.changes])
         valid, moved = recheck(saved, engine)
         moved, done = _applied_before(moved, journal, saved.digest)
         if (moved or soft) and not allow_drift:

@@ -16,6 +16,7 @@ It prints every server fact the engine uses and FAILs on each missing one:
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pypsrp.powershell import PowerShell, RunspacePool
@@ -25,11 +26,11 @@ from provisioner.config import Connection
 from provisioner.errors import ExitCode
 from provisioner.executors import records
 from provisioner.facts import NEEDED, OPTIONAL, ServerFacts, read_facts
-from provisioner.model import Identity
+from provisioner.model import Identity, Trustee
 from provisioner.pwsh import Bare
 from provisioner.runner import Pipeline, PsrpRunner
 from provisioner.session import open_pool
-from provisioner.steps import Command, Parameter
+from provisioner.steps import Command, Parameter, StepOptions
 
 PROBES: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = (
     ("Get-MailboxPermission", ()),
@@ -110,7 +111,32 @@ def report_facts(facts: ServerFacts, findings: Findings) -> None:
                 findings.add(False, f"{cmdlet} -{name} missing (trimmed by RBAC?)")
 
 
-def run_check(connection: Connection, password: str | None) -> Findings:
+def check_trustees(runner: PsrpRunner, trustees: Sequence[Trustee], options: StepOptions, findings: Findings) -> None:
+    """Each trustee looked up as people type it (UPN, DOMAIN\\sam, SMTP address, alias): Get-User finds users with
+    or without a mailbox, Get-Recipient mail-enabled groups; exactly one match is ok, none or several FAIL."""
+    for trustee in trustees:
+        found: list[dict[str, object]] = []
+        for cmdlet in ("Get-User", "Get-Recipient"):
+            raw = runner.run(Pipeline.of(step_builders.command(cmdlet, ("Identity", trustee.identity.value),
+                                                               options=options)))
+            found = [dict(records.properties(obj)) for obj in raw.output]
+            if found:
+                break
+        name = f"trustee {trustee.identity} ({trustee.role})"
+        if len(found) == 1:
+            props = found[0]
+            kind = records.text(props.get("RecipientTypeDetails")) or "user"
+            shown = records.text(props.get("UserPrincipalName")) or records.text(props.get("PrimarySmtpAddress"))
+            findings.add(True, f"{name}: {kind} {shown or records.text(props.get('DistinguishedName'))}")
+        elif found:
+            dns = "; ".join(records.text(props.get("DistinguishedName")) for props in found)
+            findings.add(False, f"{name}: matches {len(found)} objects ({dns}): give its UPN or DOMAIN\\sam")
+        else:
+            findings.add(False, f"{name}: not found as a user or mail-enabled recipient (a security group that is "
+                                "not mail-enabled is checked by the first run instead)")
+
+
+def run_check(connection: Connection, password: str | None, trustees: Sequence[Trustee] = ()) -> Findings:
     if connection.backend == "exo":
         from provisioner.exo.check import run_exo_check
 
@@ -127,4 +153,5 @@ def run_check(connection: Connection, password: str | None) -> Findings:
         for cmdlet, extra in PROBES:
             ok, detail = probe_cmdlet(runner, cmdlet, extra)
             findings.add(ok, f"{cmdlet}: {detail}")
+        check_trustees(runner, trustees, StepOptions(domain_controller=connection.domain_controller), findings)
     return findings

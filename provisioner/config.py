@@ -109,6 +109,7 @@ class Selector:
     kind: str  # one of SELECTOR_KINDS
     value: str
     recipient_type_details: tuple[str, ...] = ("UserMailbox",)
+    allow_empty: bool = False  # a pruning run goes on when this selector matches no mailbox (else it stops)
 
     def __str__(self) -> str:
         return f"{self.kind} {self.value!r}"
@@ -127,6 +128,7 @@ class ReapplySettings:
     retry_attempts: int = 4  # per batch, for transient errors (transport, throttling)
     retry_base_seconds: float = 2.0  # first backoff; doubles per attempt (with jitter), capped at 60 s
     retry_max_seconds: float = 300.0  # per batch, in all
+    prune_unowned: bool = False  # --prune also removes explicit grants provisioner did not make (opt-in)
 
 
 @dataclass(frozen=True)
@@ -400,7 +402,7 @@ def _selectors(reader: _Reader, raw: Any) -> tuple[Selector, ...]:
         key = f"targets.selector[{index}]"
         if not isinstance(entry, dict):
             raise reader.fail(key, "expected a table")
-        reader.check_keys(entry, (*SELECTOR_KINDS, "recipient_type_details"), f"{key}.")
+        reader.check_keys(entry, (*SELECTOR_KINDS, "recipient_type_details", "allow_empty"), f"{key}.")
         kinds = [kind for kind in SELECTOR_KINDS if kind in entry]
         if len(kinds) != 1:
             raise reader.fail(key, f"needs exactly one of {', '.join(SELECTOR_KINDS)}")
@@ -409,7 +411,8 @@ def _selectors(reader: _Reader, raw: Any) -> tuple[Selector, ...]:
         for name in types:
             if not name.isalnum():
                 raise reader.fail(f"{key}.recipient_type_details", f"'{name}' is not a RecipientTypeDetails value")
-        selectors.append(Selector(kinds[0], value, types))
+        allow_empty = bool(reader.typed(entry, "allow_empty", bool, f"{key}.")) if "allow_empty" in entry else False
+        selectors.append(Selector(kinds[0], value, types, allow_empty))
     return tuple(selectors)
 
 
@@ -425,6 +428,7 @@ _REAPPLY_TYPES: dict[str, type | tuple[type, ...]] = {
     "retry_attempts": int,
     "retry_base_seconds": (int, float),
     "retry_max_seconds": (int, float),
+    "prune_unowned": bool,
 }
 
 

@@ -13,6 +13,7 @@ journal), never ``granted``/``removed``.
 
 from __future__ import annotations
 
+import functools
 import queue
 import random
 import time
@@ -25,12 +26,22 @@ from typing import Any
 from provisioner import planner, shapes
 from provisioner import steps as step_builders
 from provisioner.config import Connection, ReapplySettings
-from provisioner.errors import ConnectionFailure, ProvisionerError
+from provisioner.errors import ConnectionFailure, InputError, ProvisionerError
 from provisioner.executors import guard
 from provisioner.executors.guard import Deadline
 from provisioner.facts import NEEDED, ServerFacts, read_facts
 from provisioner.journal import Journal, step_action
-from provisioner.model import AccessState, ErrorInfo, Identity, Observation, Outcome, Plan, Result, Trustee
+from provisioner.model import (
+    AccessState,
+    ErrorInfo,
+    Identity,
+    Observation,
+    Outcome,
+    Plan,
+    PlanItem,
+    Result,
+    Trustee,
+)
 from provisioner.outcomes import unchanged_outcome
 from provisioner.resolve import MailboxRef, Resolver
 from provisioner.runner import Pipeline, PsrpRunner, Raw, Runner, ScriptRunner, TransportLost
@@ -215,6 +226,18 @@ class Retry:
             yield delay
 
 
+class TrusteeProblem(InputError):
+    """A trustee that names no one, or several: the run stops before any permission is read or written."""
+
+
+def _trustee_probe(runner: Runner, *, step: Step) -> Raw:
+    raw = runner.run(Pipeline.of(step.command))
+    error = raw.first_error
+    if error is not None and error.transient:
+        raise TransportLost(f"resolving trustee {step.trustee.identity}: {error}")
+    return raw
+
+
 def _key(mailbox: Identity, trustee: Trustee) -> planner.PairKey:
     return planner.key(mailbox, trustee)
 
@@ -267,6 +290,7 @@ class Engine:
         #: known is ``unknown``; the run reports it as SessionLostForGood (exit 4) after writing its report.
         self.lost: str | None = None
         self._keys: dict[Identity, str | ErrorInfo] = {}
+        self._refs: dict[Identity, MailboxRef | ErrorInfo] = {}  # each input's one mailbox, resolved once per run
 
     @property
     def runner(self) -> Runner:
@@ -305,18 +329,81 @@ class Engine:
 
     # ------------------------------------------------------------------ reading
     def mailboxes(self, identities: Sequence[Identity]) -> dict[Identity, MailboxRef | ErrorInfo]:
-        """Each identity's mailbox (``ids | Get-Mailbox`` per batch), or the error that says why it has none; the
-        session is reopened if it breaks. Nothing is sent for no identities."""
-        if not identities:
-            return {}
-        found: dict[Identity, MailboxRef | ErrorInfo] = self.with_session(
-            lambda runner: Resolver(runner, self.options).identities(identities))
-        return found
+        """Each identity's one mailbox (``ids | Get-Mailbox`` per batch), or the error that says why it has none
+        (not found, several mailboxes, a wildcard); resolved once per run; the session is reopened if it breaks.
+        Nothing is sent for no identities."""
+        wanted = [identity for identity in dict.fromkeys(identities) if identity not in self._refs]
+        if wanted:
+            found: dict[Identity, MailboxRef | ErrorInfo] = self.with_session(
+                lambda runner: Resolver(runner, self.options).identities(wanted))
+            self.remember(found)
+        return {identity: self._refs[identity] for identity in identities}
+
+    def remember(self, found: dict[Identity, MailboxRef | ErrorInfo]) -> None:
+        """Resolved mailboxes (e.g. a selector's), so that reads and writes of them are pinned without a lookup."""
+        for identity, ref in found.items():
+            self._refs[identity] = ref
+            if isinstance(ref, MailboxRef):
+                self._refs.setdefault(ref.guid_identity, ref)
+                if ref.wire_key:
+                    self._keys.setdefault(ref.guid_identity, ref.wire_key)
+
+    def alias(self, names: dict[Identity, Identity]) -> None:
+        """Pin each name to the mailbox its GUID names (the journal's): the name is shown, the GUID is sent."""
+        found = self.mailboxes(list(dict.fromkeys(names.values())))
+        self.remember({name: found[guid] for name, guid in names.items()})
+
+    def pin(self, mailboxes: Sequence[Identity]) -> tuple[dict[Identity, Identity], dict[Identity, ErrorInfo]]:
+        """(input -> the GUID identity of its one mailbox, input -> why it has none). Every read and write goes to
+        the GUID: one input, one mailbox, even when Get-* would return several for the name as written."""
+        wire: dict[Identity, Identity] = {}
+        errors: dict[Identity, ErrorInfo] = {}
+        for identity, ref in self.mailboxes(mailboxes).items():
+            if isinstance(ref, MailboxRef):
+                wire[identity] = ref.guid_identity
+            else:
+                errors[identity] = ref
+        return wire, errors
+
+    def verify_trustees(self, trustees: Sequence[Trustee], mailboxes: Sequence[Identity]) -> None:
+        """Each trustee resolved once, before any permission is read or written, by the very resolution the
+        permission cmdlets use (``Get-MailboxPermission -Identity <a target's GUID> -User T``, one per trustee):
+        a trustee that is not found or ambiguous stops the run with one message naming it (exit 2). Nothing is
+        sent when no target names a mailbox (nothing would be read or written either)."""
+        wire, _ = self.pin(mailboxes)
+        anchor = next(iter(wire.values()), None)
+        if anchor is None:
+            return
+        problems: list[str] = []
+        for trustee in trustees:
+            step = step_builders.read(anchor, trustee, self.options)
+            raw: Raw = self.with_session(functools.partial(_trustee_probe, step=step))
+            error = raw.first_error
+            if error is not None and error.definitive:
+                what = "is ambiguous" if error.ambiguous else "was not found"
+                problems.append(f"trustee '{trustee.identity}' {what} (Exchange: {error.message.rstrip('.')})")
+        if problems:
+            raise TrusteeProblem("; ".join(problems) + ". Give a UPN, DOMAIN\\sam, SMTP address or alias that names "
+                                 "exactly one user or group; nothing was written")
 
     def observe(
         self, mailboxes: Sequence[Identity], trustees: Sequence[Trustee], label: str | None = "reading"
     ) -> dict[planner.PairKey, Observation]:
-        """Every (mailbox, trustee)'s observation; transient failures are re-read after a backoff (bounded)."""
+        """Every (mailbox, trustee)'s observation, read by the mailbox's GUID (an input that names no single mailbox
+        is unreadable with that reason); transient failures are re-read after a backoff (bounded)."""
+        wire, errors = self.pin(mailboxes)
+        read = self._observe(list(dict.fromkeys(wire.values())), trustees, label)
+        observed: dict[planner.PairKey, Observation] = {}
+        for mailbox in mailboxes:
+            for trustee in trustees:
+                error = errors.get(mailbox)
+                observed[_key(mailbox, trustee)] = Observation.unreadable(error) if error is not None \
+                    else read[_key(wire[mailbox], trustee)]
+        return observed
+
+    def _observe(
+        self, mailboxes: Sequence[Identity], trustees: Sequence[Trustee], label: str | None
+    ) -> dict[planner.PairKey, Observation]:
         tick = self.progress(label, len(mailboxes) * len(trustees)) if self.progress and label else None
         observed: dict[planner.PairKey, Observation] = {}
         tasks = [(chunk, trustee) for trustee in trustees for chunk in _chunks(mailboxes, self.batch_size)]
@@ -434,8 +521,22 @@ class Engine:
             yield batch
 
     def apply(self, plan: Plan, label: str = "applying") -> list[Outcome]:
-        """Carry out every change of ``plan``; one outcome per item of the plan, in plan order."""
-        changes = list(step_builders.changes(plan, self.options))
+        """Carry out every change of ``plan``, each sent to its mailbox's GUID; one outcome per item of the plan, in
+        plan order, named as the plan names it."""
+        try:
+            wire, errors = self.pin([item.mailbox for item in plan.items if item.changes])
+        except TransportLost as exc:  # lost for good before anything was sent: every change unknown
+            detail = f"not sent: {exc}"
+            return [Outcome(item.mailbox, item.trustee, Result.UNKNOWN, detail, ErrorInfo(detail)) if item.changes
+                    else unchanged_outcome(item) for item in plan.items]
+        names: dict[Identity, Identity] = {}  # GUID identity -> the name as written (first one, if several)
+        sent: dict[planner.PairKey, PlanItem] = {}  # two names of one mailbox: one change, one outcome for both
+        for item in plan.items:
+            if item.changes and item.mailbox in wire:
+                guid = wire[item.mailbox]
+                names.setdefault(guid, item.mailbox)
+                sent.setdefault(_key(guid, item.trustee), replace(item, mailbox=guid))
+        changes = list(step_builders.changes(replace(plan, items=tuple(sent.values())), self.options))
         tick = self.progress(label, len(changes)) if self.progress and changes else None
         done: dict[planner.PairKey, Outcome] = {}
         for batch in self.batches(changes):
@@ -443,24 +544,36 @@ class Engine:
                 self.lose(self.deadline.describe())
             if self.lost is not None:  # nothing more is sent: what this batch would change is not known
                 detail = f"not sent: {self.lost}"
-                for step in batch:
+                for step in batch:  # keyed by the GUID it would have been sent to, as the written ones
                     done[_key(step.mailbox, step.trustee)] = Outcome(step.mailbox, step.trustee, Result.UNKNOWN,
                                                                      detail, ErrorInfo(detail))
                 if tick:
                     tick(len(batch))
                 continue
+            shown = [replace(step, mailbox=names[step.mailbox]) for step in batch]
+            guids = {names[step.mailbox]: step.mailbox.value for step in batch}
             if self.journal:
-                self.journal.intents(self.run_id, batch)
-            outcomes = self._apply_batch(batch)
+                self.journal.intents(self.run_id, shown, guids)
+            outcomes = [replace(outcome, mailbox=names[outcome.mailbox]) for outcome in self._apply_batch(batch)]
             if self.journal:
-                action_of = {(s.mailbox.key, s.trustee.identity.key): step_action(s) for s in batch}
+                action_of = {(s.mailbox.key, s.trustee.identity.key): step_action(s) for s in shown}
                 known = [o for o in outcomes if o.result is not Result.UNKNOWN]  # unknown stays in doubt
-                self.journal.outcomes(self.run_id, known, action_of)
+                self.journal.outcomes(self.run_id, known, action_of, guids)
             for outcome in outcomes:
-                done[_key(outcome.mailbox, outcome.trustee)] = outcome
+                done[_key(wire[outcome.mailbox], outcome.trustee)] = outcome
             if tick:
                 tick(len(batch))
-        return [done[_key(i.mailbox, i.trustee)] if i.changes else unchanged_outcome(i) for i in plan.items]
+        return [self._outcome(item, wire, errors, done) for item in plan.items]
+
+    @staticmethod
+    def _outcome(item: PlanItem, wire: dict[Identity, Identity], errors: dict[Identity, ErrorInfo],
+                 done: dict[planner.PairKey, Outcome]) -> Outcome:
+        if not item.changes:
+            return unchanged_outcome(item)
+        error = errors.get(item.mailbox)
+        if error is not None:  # named no single mailbox when it was to be written: nothing was sent
+            return Outcome(item.mailbox, item.trustee, Result.FAILED, error.message, error)
+        return replace(done[_key(wire[item.mailbox], item.trustee)], mailbox=item.mailbox)
 
     def _write(self, runner: Runner, batch: Sequence[Step]) -> list[shapes.Written]:
         if len(batch) == 1 or not runner.piping:

@@ -188,6 +188,7 @@ def run(
                         run_id=run_id, progress=progress)
         try:
             reconcile(engine, run_id)  # intents a killed run left in doubt, before this run reads and plans
+            engine.verify_trustees(job.trustees, job.mailboxes)  # a mistyped trustee: one message, nothing read
             observed = engine.observe(job.mailboxes, job.trustees)
         except TransportLost as exc:
             return _lost(job, started, now(), f"session lost while reading: {exc}", engine.notes)

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from provisioner.errors import InputError
-from provisioner.model import Outcome, Result
+from provisioner.model import Identity, Outcome, Result
 from provisioner.steps import Step
 
 CHANGED = {Result.GRANTED.value, Result.REMOVED.value}
@@ -43,6 +43,12 @@ class InDoubt:
     action: str
     automapping: bool
     role: str = "trustee"
+    mailbox_guid: str = ""  # the mailbox the intent was sent to ("" in journals before GUIDs were recorded)
+
+
+def _guid(guids: Mapping[Identity, str] | None, mailbox: Identity) -> dict[str, str]:
+    guid = guids.get(mailbox) if guids else None
+    return {"mailbox_guid": guid} if guid else {}
 
 
 class Journal:
@@ -69,16 +75,18 @@ class Journal:
     def _now() -> str:
         return datetime.now(UTC).isoformat()
 
-    def intents(self, run_id: str, steps: Iterable[Step]) -> None:
+    def intents(self, run_id: str, steps: Iterable[Step], guids: Mapping[Identity, str] | None = None) -> None:
+        """One intent line per step; ``guids``: the GUID each mailbox (as written) was sent to."""
         now = self._now()
         self._append(
             {"time": now, "run_id": run_id, "kind": "intent", "action": step_action(step),
-             "mailbox": step.mailbox.value, "trustee": step.trustee.identity.value,
+             "mailbox": step.mailbox.value, **_guid(guids, step.mailbox), "trustee": step.trustee.identity.value,
              "automapping": step.trustee.automapping, "role": step.trustee.role, **self.mark}
             for step in steps
         )
 
-    def outcomes(self, run_id: str, outcomes: Iterable[Outcome], action_of: dict[tuple[str, str], str]) -> None:
+    def outcomes(self, run_id: str, outcomes: Iterable[Outcome], action_of: dict[tuple[str, str], str],
+                 guids: Mapping[Identity, str] | None = None) -> None:
         now = self._now()
         records = []
         for outcome in outcomes:
@@ -86,6 +94,7 @@ class Journal:
             action = action_of[(mailbox.casefold(), trustee.casefold())]
             record: dict[str, Any] = {
                 "time": now, "run_id": run_id, "kind": "change", "action": action, "mailbox": mailbox,
+                **_guid(guids, outcome.mailbox),
                 "trustee": trustee, "automapping": outcome.trustee.automapping, "role": outcome.trustee.role,
                 "outcome": outcome.result.value,
                 "inverse": inverse(action, mailbox, trustee, outcome.trustee.automapping), **self.mark,
@@ -100,7 +109,8 @@ class Journal:
         now = self._now()
         self._append(
             {"time": now, "run_id": doubt.run_id, "kind": "reconciled", "reconciled_by": by_run,
-             "action": doubt.action, "mailbox": doubt.mailbox, "trustee": doubt.trustee,
+             "action": doubt.action, "mailbox": doubt.mailbox,
+             **({"mailbox_guid": doubt.mailbox_guid} if doubt.mailbox_guid else {}), "trustee": doubt.trustee,
              "automapping": doubt.automapping, "role": doubt.role, "outcome": outcome,
              "inverse": inverse(doubt.action, doubt.mailbox, doubt.trustee, doubt.automapping)}
             for doubt, outcome in entries
@@ -135,7 +145,8 @@ def in_doubt(path: Path) -> list[InDoubt]:
                str(record.get("trustee", "")).casefold(), str(record.get("action", "")))
         if record["kind"] == "intent":
             open_intents[key] = InDoubt(record["run_id"], record["mailbox"], record["trustee"], record["action"],
-                                        bool(record.get("automapping", False)), str(record.get("role", "trustee")))
+                                        bool(record.get("automapping", False)), str(record.get("role", "trustee")),
+                                        str(record.get("mailbox_guid", "")))
         else:
             open_intents.pop(key, None)
     return list(open_intents.values())
@@ -160,6 +171,22 @@ def applied_by_plan(path: Path, plan: str) -> dict[tuple[str, str], str]:
         for record in records
         if record["run_id"] in runs and record["kind"] in ("change", "reconciled") and record.get("outcome") in CHANGED
     }
+
+
+def owned(path: Path) -> set[tuple[str, str]]:
+    """(trustee casefolded, mailbox GUID) of every Full Access provisioner granted and has not removed since: what
+    ``reapply --prune`` may remove by default. Grants journaled before GUIDs were recorded belong to nobody."""
+    pairs: set[tuple[str, str]] = set()
+    for record in read(path):
+        guid = str(record.get("mailbox_guid", "")).casefold()
+        if not guid or record["kind"] not in ("change", "reconciled") or record.get("outcome") not in CHANGED:
+            continue
+        pair = (str(record["trustee"]).casefold(), guid)
+        if record.get("outcome") == Result.GRANTED.value:
+            pairs.add(pair)
+        else:
+            pairs.discard(pair)
+    return pairs
 
 
 def run_ids(path: Path) -> list[str]:

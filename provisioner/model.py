@@ -132,6 +132,9 @@ class PermissionEntry:
 
 
 TRANSIENT_REASONS = ("PSRemotingTransportException", "ServerBusy", "TimeoutException")
+# Exchange's own "matches multiple entries" (the cmdlets that change refuse so), and provisioner's verdict on an input
+# that a Get-* cmdlet answered with several objects (Get-* returns every match and raises nothing)
+AMBIGUOUS_REASONS = ("ManagementObjectAmbiguousException", "provisioner.AmbiguousIdentity")
 TRANSIENT_CATEGORIES = frozenset(
     {"ResourceBusy", "ResourceUnavailable", "OperationTimeout", "LimitsExceeded", "QuotaExceeded", "ConnectionError"}
 )
@@ -165,8 +168,11 @@ class ErrorInfo:
     @property
     def definitive(self) -> bool:
         """The object does not exist or is ambiguous: retrying or re-reading cannot change the answer."""
-        marker = "ManagementObjectAmbiguousException"
-        return self.not_found or marker in self.reason or marker in self.fq_error_id
+        return self.not_found or self.ambiguous
+
+    @property
+    def ambiguous(self) -> bool:
+        return any(marker in self.reason or marker in self.fq_error_id for marker in AMBIGUOUS_REASONS)
 
     def __str__(self) -> str:
         parts = [self.message]

@@ -33,7 +33,7 @@ from provisioner.config import Connection, ReapplySettings, Selector
 from provisioner.engine import Engine, PoolFactory, ProgressFactory, open_session
 from provisioner.errors import ExitCode, ProvisionerError
 from provisioner.jobs import NO_HOOKS, Hooks, Job, RunResult, cmdlets, new_run_id, prepare, script_context
-from provisioner.journal import Journal
+from provisioner.journal import Journal, owned
 from provisioner.model import (
     Action,
     Identity,
@@ -55,6 +55,12 @@ class TooManyChanges(ProvisionerError):
     exit_code = ExitCode.TOO_MANY_CHANGES
 
 
+class EmptySelector(ProvisionerError):
+    """A pruning run whose selector matched nothing: stopped before anything changed (exit 2: fix the config)."""
+
+    exit_code = ExitCode.USAGE
+
+
 @dataclass(frozen=True)
 class ReapplyJob:
     connection: Connection
@@ -64,6 +70,7 @@ class ReapplyJob:
     exclude: tuple[str, ...] = ()
     settings: ReapplySettings = field(default_factory=ReapplySettings)
     prune: bool = False
+    prune_unowned: bool = False  # prune every explicit grant of the managed trustees, not only provisioner's
     dry_run: bool = False
     force: bool = False
     automapping_unsupported_ok: bool = False
@@ -106,6 +113,12 @@ class Reapply:
                 complete = complete and found.definitive
         for selector in self.job.selectors:
             refs = self._select(selector)
+            if not refs and self.job.prune and not selector.allow_empty:
+                raise EmptySelector(
+                    f"selector {selector} matched no mailboxes: not pruning, because a typo in a selector would "
+                    "remove access from every mailbox it should match; nothing was changed. Fix the selector, or "
+                    "set allow_empty = true in its [[targets.selector]] if it may be empty")
+            self.engine.remember({ref.identity: ref for ref in refs})  # pinned: no second lookup to read or write
             self.notes.append(f"selector {selector}: {len(refs)} mailboxes")
             for ref in refs:
                 by_key.setdefault(ref.key, ref)
@@ -121,6 +134,7 @@ class Reapply:
     def plan(self) -> Plan:
         identities, target_keys, complete = self.targets()
         trustees = self.job.trustees
+        self.engine.verify_trustees(trustees, identities)  # a mistyped trustee: one message, nothing read or written
         observed = self.observe(identities, trustees)
         grant_plan = planner.plan(Action.GRANT, identities, trustees, observed)
         items = list(grant_plan.items)
@@ -128,14 +142,47 @@ class Reapply:
             if not complete:
                 raise ProvisionerError("not pruning: some targets could not be resolved, so 'no longer targeted' is "
                                        "not known; nothing was changed")
-            candidates: dict[Identity, list[tuple[str, str]]] = self._with_session(
-                lambda runner: Resolver(runner, self.options).prune_candidates(trustees)
-            )
-            for trustee in trustees:
-                for key, address in candidates[trustee.identity]:
-                    if key not in target_keys:
-                        items.append(PlanItem(Identity(address), trustee, ItemState.TO_REMOVE, "no longer targeted"))
+            items += self.prune(trustees, target_keys)
         return Plan(Action.REAPPLY, tuple(items), trustees, observed=True)
+
+    def prune(self, trustees: Sequence[Trustee], target_keys: set[str]) -> list[PlanItem]:
+        """Removals of the managed trustees' explicit Full Access on mailboxes no longer targeted: by default only
+        what provisioner granted (the journal's grants, by trustee and mailbox GUID); with ``prune_unowned`` every
+        explicit Allow entry. Each is named by its primary SMTP address and sent to its GUID."""
+        path = self.job.settings.journal
+        if path is None and not self.job.prune_unowned:
+            raise ProvisionerError("not pruning: without a journal provisioner cannot tell the grants it made from "
+                                   "anyone else's; nothing was changed (--prune-unowned removes every explicit grant "
+                                   "of the managed trustees on mailboxes no longer targeted)")
+        mine = owned(path) if path is not None else set()
+        candidates: dict[Identity, list[tuple[str, str]]] = self._with_session(
+            lambda runner: Resolver(runner, self.options).prune_candidates(trustees)
+        )
+        chosen: list[tuple[Trustee, str]] = []
+        unowned = 0
+        for trustee in trustees:
+            for key, _address in candidates[trustee.identity]:
+                if key in target_keys:
+                    continue
+                if self.job.prune_unowned or (trustee.identity.key, key) in mine:
+                    chosen.append((trustee, key))
+                else:
+                    unowned += 1
+        if unowned:
+            self.notes.append(f"prune: {unowned} explicit Full Access {'entry' if unowned == 1 else 'entries'} of "
+                              "managed trustees on mailboxes no longer targeted were not granted by provisioner (or "
+                              "before it recorded ownership) and were left alone; --prune-unowned removes them too")
+        refs = self.engine.mailboxes(list(dict.fromkeys(Identity(key) for _, key in chosen)))
+        why = "not granted by provisioner: --prune-unowned" if self.job.prune_unowned else "granted by provisioner"
+        items: list[PlanItem] = []
+        for trustee, key in chosen:
+            ref = refs[Identity(key)]
+            name = Identity(ref.readable) if isinstance(ref, MailboxRef) else Identity(key)
+            if isinstance(ref, MailboxRef):
+                self.engine.remember({name: ref})
+            owner = "granted by provisioner" if (trustee.identity.key, key) in mine else why
+            items.append(PlanItem(name, trustee, ItemState.TO_REMOVE, f"no longer targeted; {owner} (GUID {key})"))
+        return items
 
     def apply(self, plan: Plan) -> list[Outcome]:
         return self.engine.apply(plan)

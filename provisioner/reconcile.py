@@ -57,14 +57,19 @@ def settle(engine: Engine, journal: Journal, doubts: Sequence[InDoubt], by_run: 
     settled: list[tuple[InDoubt, str]] = []
     for group in groups.values():
         trustee = Trustee(Identity(group[0].trustee), group[0].automapping, group[0].role)
-        mailboxes = list(dict.fromkeys(Identity(doubt.mailbox) for doubt in group))
+        mailboxes = list(dict.fromkeys(_sent_to(doubt) for doubt in group))
         observed = engine.observe(mailboxes, [trustee], label=None)
         for doubt in group:
-            outcome = decide(doubt, observed[planner.key(Identity(doubt.mailbox), trustee)])
+            outcome = decide(doubt, observed[planner.key(_sent_to(doubt), trustee)])
             if outcome is not None:
                 settled.append((doubt, outcome))
     journal.reconciled(settled, by_run)
     return Reconciled(len(settled), len(doubts) - len(settled))
+
+
+def _sent_to(doubt: InDoubt) -> Identity:
+    """The mailbox the intent was sent to: its GUID when the journal has it (the name may name another one now)."""
+    return Identity(doubt.mailbox_guid or doubt.mailbox)
 
 
 def decide(doubt: InDoubt, seen: Observation) -> str | None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from provisioner import shapes
@@ -51,6 +51,23 @@ class MailboxRef:
     display_name: str = ""
     primary_smtp: str = ""
     legacy_dn: str = ""  # LegacyExchangeDN: the X.500 address a MAPI profile knows the mailbox by
+    wire_key: str = ""  # the object's Identity as ACEs of this mailbox carry it (shapes.identity_key)
+    labels: frozenset[str] = frozenset()  # case-folded Name and DisplayName: inputs may name a mailbox so too
+
+    @property
+    def guid_identity(self) -> Identity:
+        """The identity that names this mailbox and no other: its GUID (else its DN)."""
+        return Identity(self.key)
+
+    @property
+    def readable(self) -> str:
+        """How people tell this mailbox apart: its primary SMTP address (unique), else its DN or GUID."""
+        return self.primary_smtp or self.dn or self.key
+
+    def answers_to(self, given: str) -> bool:
+        """Whether ``given`` is one of the names this mailbox answers to (exact forms, case-insensitive)."""
+        text = given.strip().casefold()
+        return text in self.names or text in self.labels
 
 
 def _text(props: dict[str, Any], name: str) -> str:
@@ -70,8 +87,18 @@ def mailbox_ref(obj: Any, given: str | None = None) -> MailboxRef | None:
     }
     names.discard("")
     shown = given or _text(props, "PrimarySmtpAddress") or dn or guid
+    labels = frozenset(_text(props, name).casefold() for name in ("Name", "DisplayName")) - {""}
     return MailboxRef((guid or dn).casefold(), Identity(shown), dn, frozenset(names), _text(props, "DisplayName"),
-                      _text(props, "PrimarySmtpAddress"), _text(props, "LegacyExchangeDN"))
+                      _text(props, "PrimarySmtpAddress"), _text(props, "LegacyExchangeDN"), shapes.identity_key(obj),
+                      labels)
+
+
+def ambiguous(identity: Identity, refs: Sequence[MailboxRef]) -> ErrorInfo:
+    """One input that Exchange answered with several mailboxes: nothing may be written for it."""
+    shown = ", ".join(sorted(ref.readable for ref in refs))
+    return ErrorInfo(f"'{identity}' matches {len(refs)} mailboxes ({shown}): give the GUID, DN or primary SMTP "
+                     "address of the one you mean", reason="provisioner.AmbiguousIdentity", category="InvalidData",
+                     target=identity.value)
 
 
 def ace_mailbox_key(obj: Any) -> tuple[str, str] | None:
@@ -82,6 +109,33 @@ def ace_mailbox_key(obj: Any) -> tuple[str, str] | None:
     if guid or dn:
         return (guid or dn).casefold(), dn or guid
     return None
+
+
+def wildcard(identity: Identity) -> ErrorInfo:
+    """Exchange expands * in identities (even for the cmdlets that change), so such an input is never sent."""
+    return ErrorInfo(f"'{identity}' contains *, which Exchange expands to every matching mailbox: give the GUID, DN "
+                     "or primary SMTP address", reason="provisioner.AmbiguousIdentity", category="InvalidArgument",
+                     target=identity.value)
+
+
+def _group_by_input(inputs: Sequence[Identity], refs: Sequence[MailboxRef]) -> list[list[MailboxRef]] | None:
+    """The outputs of ``inputs | Get-Mailbox`` per input. Get-Mailbox answers each input in turn with every mailbox
+    it names (none for a not-found input, which wrote an error instead), so outputs come in contiguous runs, one per
+    input: a run is pinned on its input when the input is one of the names its mailboxes answer to. One output per
+    input is pinned by position alone. None: not certain (a name form this cannot check, e.g. a canonical name)."""
+    if len(refs) == len(inputs):
+        return [[ref] for ref in refs]
+    groups: list[list[MailboxRef]] = [[] for _ in inputs]
+    position = 0
+    for ref in refs:
+        while position < len(inputs) and not ref.answers_to(inputs[position].value):
+            if not groups[position]:
+                return None  # an input that found nothing would have written an error
+            position += 1
+        if position == len(inputs):
+            return None
+        groups[position].append(ref)
+    return groups if all(groups) else None
 
 
 def _is_group(props: dict[str, Any]) -> bool:
@@ -140,9 +194,11 @@ class Resolver:
 
     def identities(self, identities: Sequence[Identity]) -> dict[Identity, MailboxRef | ErrorInfo]:
         """Each explicit identity's mailbox, or the error that says why it has none."""
-        resolved: dict[Identity, MailboxRef | ErrorInfo] = {}
-        for start in range(0, len(identities), RESOLVE_BATCH):
-            batch = list(identities[start : start + RESOLVE_BATCH])
+        resolved: dict[Identity, MailboxRef | ErrorInfo] = {
+            identity: wildcard(identity) for identity in identities if "*" in identity.value}
+        plain = [identity for identity in identities if identity not in resolved]
+        for start in range(0, len(plain), RESOLVE_BATCH):
+            batch = list(plain[start : start + RESOLVE_BATCH])
             matched = self._batch(batch)
             if matched is None:
                 matched = self._each(batch)
@@ -158,8 +214,8 @@ class Resolver:
         return {identity: self._one_result(identity, raw) for identity, raw in zip(batch, raws, strict=True)}
 
     def _batch(self, batch: list[Identity]) -> dict[Identity, MailboxRef | ErrorInfo] | None:
-        if len(batch) < 2 or not self.runner.piping or any("*" in identity.value for identity in batch):
-            return None  # * would be expanded by Get-Mailbox: one by one
+        if len(batch) < 2 or not self.runner.piping:
+            return None
         result = self.runner.run(Pipeline.of(step_builders.lookup(self.options),
                                              input=[identity.value for identity in batch]))
         errors = [error for error, _ in result.errors] + ([result.failure[0]] if result.failure else [])
@@ -171,14 +227,16 @@ class Resolver:
         if located.other or located.trustee_errors or not all(e.definitive for e in located.lookups.values()):
             return None  # an error we cannot pin on one input: resolve one by one
         remaining = [index for index in range(len(batch)) if index not in located.lookups]
-        if len(result.output) != len(remaining):
-            return None
         matched: dict[Identity, MailboxRef | ErrorInfo] = {batch[i]: e for i, e in located.lookups.items()}
-        for index, obj in zip(remaining, result.output, strict=True):
-            ref = mailbox_ref(obj, batch[index].value)  # input order pins each output on its input
-            if ref is None:
-                return None
-            matched[batch[index]] = ref
+        refs = [mailbox_ref(obj) for obj in result.output]
+        if any(ref is None for ref in refs):
+            return None
+        groups = _group_by_input([batch[i] for i in remaining], [ref for ref in refs if ref is not None])
+        if groups is None:
+            return None  # outputs that cannot be pinned on inputs with certainty: resolve one by one
+        for index, group in zip(remaining, groups, strict=True):
+            identity = batch[index]
+            matched[identity] = replace(group[0], identity=identity) if len(group) == 1 else ambiguous(identity, group)
         return matched
 
     def _one(self, identity: Identity) -> MailboxRef | ErrorInfo:
@@ -192,9 +250,10 @@ class Resolver:
         if error is not None:
             return error
         refs = [mailbox_ref(obj, identity.value) for obj in result.output]
-        if len(refs) != 1 or refs[0] is None:
-            return ErrorInfo(f"{identity} resolved to {len(refs)} mailboxes", category="InvalidResult")
-        return refs[0]
+        found = [ref for ref in refs if ref is not None]
+        if len(found) != len(refs) or not found:
+            return ErrorInfo(f"{identity} resolved to {len(refs)} unreadable mailbox objects", category="InvalidResult")
+        return found[0] if len(found) == 1 else ambiguous(identity, found)
 
     def prune_candidates(self, trustees: Iterable[Trustee]) -> dict[Identity, list[tuple[str, str]]]:
         """Per trustee: (mailbox key, identity) of every mailbox where it holds explicit, allow FullAccess."""

@@ -64,8 +64,8 @@ def scope(journal: Path, run_id: str) -> UndoScope:
     changes = list(changes_of(journal, run_id))
     doubts = [doubt for doubt in in_doubt(journal) if doubt.run_id == run_id]
     # an intent still in doubt is undone as if made: the read below decides whether anything is left to reverse
-    changes += [{"run_id": d.run_id, "action": d.action, "mailbox": d.mailbox, "trustee": d.trustee,
-                 "automapping": d.automapping, "role": d.role} for d in doubts]
+    changes += [{"run_id": d.run_id, "action": d.action, "mailbox": d.mailbox, "mailbox_guid": d.mailbox_guid,
+                 "trustee": d.trustee, "automapping": d.automapping, "role": d.role} for d in doubts]
     if not changes:
         raise InputError(f"run {run_id!r} made no changes that the journal knows of", where=str(journal))
     return UndoScope(run_id, tuple(reversed(changes)), len(doubts))
@@ -91,6 +91,8 @@ def wanted(run: UndoScope) -> list[PlanItem]:
 def undo_plan(engine: Engine, run: UndoScope) -> Plan:
     """The undo of ``run`` as it stands now: only the inverses still needed are changes."""
     items = wanted(run)
+    # each name acts on the very mailbox the run changed (its GUID in the journal), even if the name is ambiguous now
+    engine.alias({Identity(r["mailbox"]): Identity(r["mailbox_guid"]) for r in run.changes if r.get("mailbox_guid")})
     trustees = {item.trustee.identity: item.trustee for item in items}
     by_trustee: dict[Identity, list[PlanItem]] = {}
     for item in items:
@@ -115,6 +117,7 @@ def run_undo(
     settings: ReapplySettings,
     *,
     dry_run: bool,
+    offline: bool = False,
     password: str | None = None,
     pool_factory: PoolFactory = open_pool,
     automapping_unsupported_ok: bool = False,
@@ -124,6 +127,13 @@ def run_undo(
     started = datetime.now(UTC)
     run = scope(journal, run_id)
     undo_id = f"undo-{run_id}-{uuid.uuid4().hex[:8]}"
+    if offline:  # a dry-run that does not read: every inverse the journal holds, whether still needed or not
+        plan = Plan(Action.UNDO, tuple(wanted(run)), run.trustees, observed=False)
+        offline_options = step_builders.StepOptions(domain_controller=connection.domain_controller)
+        text = render_script(plan, list(step_builders.changes(plan, offline_options)), script_context(connection))
+        summary = Job(Action.UNDO, _mailboxes(plan.items), plan.trustees, connection, dry_run=True, offline=True)
+        return RunResult(summary, plan, [unchanged_outcome(item) for item in plan.items], started,
+                         datetime.now(UTC), text, ["offline: the current state was not read"])
     with open_session(connection, password, pool_factory, cmdlets(Action.UNDO)) as session:
         options = prepare(session, Action.UNDO if run.grants else Action.REVOKE, connection,
                           automapping_unsupported_ok)
@@ -138,7 +148,7 @@ def run_undo(
                     "an undo now could leave some of them in place: nothing was changed. Run it again when those "
                     "mailboxes can be read")
         plan = undo_plan(engine, run)
-        script = None
+        script: str | None = None
         if dry_run:
             script = render_script(plan, list(step_builders.changes(plan, options)), script_context(connection))
             outcomes = [unchanged_outcome(item) for item in plan.items]

@@ -6,13 +6,14 @@ engine in-process; "2.1" drops every statement but the first, as a PowerShell 2.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import pytest
 from provisioner_lab.exchange.engine import ExchangeEngine
 
 from provisioner.config import Connection, ReapplySettings
-from provisioner.engine import FixedSession
+from provisioner.engine import FixedSession, TrusteeProblem
 from provisioner.facts import MissingCapability
 from provisioner.jobs import Job, run
 from provisioner.model import Action, ErrorInfo, Identity, Result, Trustee
@@ -93,13 +94,13 @@ def test_automapping_is_exact_for_every_mailbox(protocol: str) -> None:
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_unknown_trustee_fails_every_pair_definitively(protocol: str) -> None:
+def test_an_unknown_trustee_stops_the_run_before_anything_is_written(protocol: str) -> None:
     engine = ExchangeEngine.generated(10)
     runner = LabRunner(engine, protocol)
     ghost = Trustee(Identity("ghost@contoso.com"))
-    outcomes = run_job(runner, Action.GRANT, targets(8), trustees=(ghost, SERVICE))
-    assert Counter((trustee, result) for _, trustee, result in outcomes) == {
-        ("ghost@contoso.com", "failed"): 8, ("svc-codetwo@contoso.com", "granted"): 8}
+    with pytest.raises(TrusteeProblem, match=re.escape("trustee 'ghost@contoso.com' was not found")):
+        run_job(runner, Action.GRANT, targets(8), trustees=(ghost, SERVICE))
+    assert engine.counters.writes == 0  # the good trustee is not granted alone either
 
 
 def test_statements_are_never_sent_to_a_protocol_21_server() -> None:
@@ -170,7 +171,8 @@ def test_proven_grants_are_reread_only_when_asked(verify_proven: bool, reads: in
     runner = LabRunner(engine, "2.3")
     job = Job(Action.GRANT, targets(6), (SERVICE,), Connection())
     run(job, session=FixedSession(runner), settings=ReapplySettings(verify_proven=verify_proven))
-    permission_reads = [p for p in runner.pipelines if str(p.statements[0][-1].cmdlet) == "Get-MailboxPermission"]
+    permission_reads = [p for p in runner.pipelines if str(p.statements[0][-1].cmdlet) == "Get-MailboxPermission"
+                        and p.input is not None]  # (not the trustee's one check, made before any read)
     assert len(permission_reads) == reads
 
 

@@ -94,14 +94,21 @@ def test_first_run_grants_second_writes_nothing_new_mailbox_next_run(lab: Lab, t
     assert lab.engine.counters.writes == writes + 2
 
 
-def test_prune_removes_only_managed_explicit_grants_no_longer_targeted(lab: Lab, tmp_path: Path) -> None:
+def test_prune_removes_only_what_provisioner_granted_unless_told_otherwise(lab: Lab, tmp_path: Path) -> None:
     config = write_config(lab, tmp_path)
     assert cli(lab, "reapply", "--config", str(config)).returncode == 0
     before_judy = lab.engine.directory.permissions_of("judy.nakamura", include_inherited=True)
     before_carol = lab.engine.directory.permissions_of("carol.diaz")
     result = cli(lab, "reapply", "--config", str(config), "--prune", "--yes")
     assert result.returncode == 0, result.stderr
-    # Pre-existing grants outside the targets are pruned: svc on ivan, the console user on the shared mailbox.
+    # Grants outside the targets that a person made (svc on ivan, the console user on the shared mailbox) are not
+    # provisioner's: left alone by default, counted, and the opt-in named.
+    assert has(lab, "ivan.petrov", SERVICE) and has(lab, "sales@contoso.com", ADMIN)
+    assert "2 explicit Full Access entries" in result.stderr and "--prune-unowned" in result.stderr
+    assert json.loads((tmp_path / "report.json").read_text())["summary"]["results"] == {"already-present": 6}
+
+    unowned = cli(lab, "reapply", "--config", str(config), "--prune", "--prune-unowned", "--yes")
+    assert unowned.returncode == 0, unowned.stderr
     assert not has(lab, "ivan.petrov", SERVICE)
     assert not has(lab, "sales@contoso.com", ADMIN)
     # Targets keep theirs; Deny, inherited, SELF and other trustees' (orphaned SID) entries are untouched.
@@ -109,8 +116,54 @@ def test_prune_removes_only_managed_explicit_grants_no_longer_targeted(lab: Lab,
         assert has(lab, mailbox, ADMIN) and has(lab, mailbox, SERVICE)
     assert lab.engine.directory.permissions_of("judy.nakamura", include_inherited=True) == before_judy
     assert lab.engine.directory.permissions_of("carol.diaz") == before_carol
-    results = json.loads((tmp_path / "report.json").read_text())["summary"]["results"]
-    assert results == {"already-present": 6, "removed": 2}
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["summary"]["results"] == {"already-present": 6, "removed": 2}
+    removed = {item["mailbox"] for item in report["items"] if item["result"] == "removed"}
+    assert removed == {"ivan.petrov@contoso.com", "sales@contoso.com"}  # named by primary SMTP address, not a DN
+
+
+def test_prune_removes_what_provisioner_granted_once_no_longer_targeted(lab: Lab, tmp_path: Path) -> None:
+    config = write_config(lab, tmp_path)
+    assert cli(lab, "reapply", "--config", str(config)).returncode == 0
+    narrowed = tmp_path / "narrowed.toml"
+    selectors = ('[[targets.selector]]\norganizational_unit = "contoso.com/Sales"\n'
+                 '[[targets.selector]]\ngroup = "Sales Team"\n')
+    assert selectors in config.read_text()
+    narrowed.write_text(config.read_text().replace(selectors, ""), encoding="utf-8")  # heidi only
+    dry = cli(lab, "reapply", "--config", str(narrowed), "--prune", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    removals = [line for line in dry.stdout.splitlines() if line.startswith("Remove-MailboxPermission")]
+    assert len(removals) == 4
+    assert sum("alice.wong@contoso.com" in line for line in removals) == 2  # named by address, not by a DN
+    pruned = cli(lab, "reapply", "--config", str(narrowed), "--prune", "--yes")
+    assert pruned.returncode == 0, pruned.stderr
+    for mailbox in SALES:  # granted by run 1
+        assert not has(lab, mailbox, SERVICE) and not has(lab, mailbox, ADMIN)
+    assert has(lab, "heidi.schmidt", SERVICE)
+    assert has(lab, "ivan.petrov", SERVICE) and has(lab, "sales@contoso.com", ADMIN)  # never provisioner's
+
+
+def test_a_selector_that_matches_nothing_stops_a_pruning_run(lab: Lab, tmp_path: Path) -> None:
+    config = write_config(lab, tmp_path)
+    assert cli(lab, "reapply", "--config", str(config)).returncode == 0
+    typo = tmp_path / "typo.toml"
+    typo.write_text(config.read_text().replace('group = "Sales Team"', 'filter = "Department -eq \'Salez\'"'),
+                    encoding="utf-8")
+    writes = lab.engine.counters.writes
+    result = cli(lab, "reapply", "--config", str(typo), "--prune", "--yes")
+    assert result.returncode == 2, result.stderr
+    assert "matched no mailboxes" in result.stderr and "allow_empty" in result.stderr
+    assert lab.engine.counters.writes == writes
+    allowed = tmp_path / "allowed.toml"
+    allowed.write_text(typo.read_text().replace("'Salez'\"", "'Salez'\"\nallow_empty = true"), encoding="utf-8")
+    assert cli(lab, "reapply", "--config", str(allowed), "--prune", "--yes").returncode == 0
+
+
+def test_prune_without_a_journal_needs_the_explicit_opt_in(lab: Lab, tmp_path: Path) -> None:
+    config = write_config(lab, tmp_path)
+    result = cli(lab, "reapply", "--config", str(config), "--prune", "--yes", "--no-journal")
+    assert result.returncode == 2, result.stderr
+    assert "without a journal" in result.stderr and lab.engine.counters.writes == 0
 
 
 def test_max_changes_refuses_and_changes_nothing(lab: Lab, tmp_path: Path) -> None:
@@ -193,7 +246,7 @@ verify = false
 
 def test_undo_restores_the_previous_state(lab: Lab, tmp_path: Path) -> None:
     config = write_config(lab, tmp_path)
-    assert cli(lab, "reapply", "--config", str(config), "--prune", "--yes").returncode == 0
+    assert cli(lab, "reapply", "--config", str(config), "--prune", "--prune-unowned", "--yes").returncode == 0
     run_id = json.loads((tmp_path / "report.json").read_text())["run_id"]
     listed = cli(lab, "journal", "list", "--config", str(config))
     assert f"{run_id}  8 changes" in listed.stdout

@@ -87,12 +87,15 @@ def test_command_mode_replayed() -> None:
     plan, outcomes, sent = _replay("command-mode")
     _check(plan, outcomes)
     pipelines = _pipelines(sent)
-    # one piped read of the four (ids | Get-Mailbox | Get-MailboxPermission); their states are mixed, so the three
-    # that exist are looked up (ids | Get-Mailbox) to place the ACEs by Identity; the one grant, proven by the ACE
-    # object it returns
-    assert len(pipelines) == 3
+    # the four looked up once (ids | Get-Mailbox: each must name exactly one mailbox); the trustee checked once
+    # (Get-MailboxPermission -Identity <a GUID> -User T); one piped read of the three that exist, by GUID (ids |
+    # Get-Mailbox | Get-MailboxPermission; their ACEs placed by the Identity keys the lookup gave); the one grant,
+    # proven by the ACE object it returns
+    assert len(pipelines) == 4
     assert all(b'<B N="IsScript">false</B>' in p and b'<B N="IsScript">true</B>' not in p for p in pipelines)
-    assert b">Get-Mailbox<" in pipelines[0] and b">Get-MailboxPermission<" in pipelines[0]
+    assert b">Get-Mailbox<" in pipelines[0] and b">Get-MailboxPermission<" not in pipelines[0]
+    assert b">Get-MailboxPermission<" in pipelines[1] and b">Get-Mailbox<" not in pipelines[1]
+    assert b">Get-Mailbox<" in pipelines[2] and b">Get-MailboxPermission<" in pipelines[2]
     assert sum(b">Add-MailboxPermission<" in p for p in pipelines) == 1
 
 
@@ -101,5 +104,7 @@ def test_script_mode_replayed() -> None:
     _check(plan, outcomes)
     pipelines = _pipelines(sent)
     assert all(b'<B N="IsScript">true</B>' in p for p in pipelines)
-    assert any(b"Add-MailboxPermission -Identity &apos;alice.wong&apos;" in p or
-               b"Add-MailboxPermission -Identity 'alice.wong'" in p for p in pipelines)
+    assert any(b"Get-Mailbox -Identity &apos;alice.wong&apos;" in p or
+               b"Get-Mailbox -Identity 'alice.wong'" in p for p in pipelines)
+    guid = re.compile(rb"Add-MailboxPermission -Identity (&apos;|')[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-")
+    assert sum(bool(guid.search(p)) for p in pipelines) == 1  # the write goes to alice's mailbox by its GUID

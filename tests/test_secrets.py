@@ -207,7 +207,8 @@ def test_no_command_leaks_the_password_anywhere(lab: Lab, tmp_path: Path) -> Non
     run("journal", "undo", run_id, "--config", str(config), "--yes", password=WRONG, expect=4)
     listed = run("journal", "list", "--config", str(config), auth=None)
     assert run_id in listed.stdout
-    run("journal", "undo", run_id, "--config", str(config), "--dry-run", "--script", "undo.ps1", auth=None)
+    run("journal", "undo", run_id, "--config", str(config), "--dry-run", "--offline", "--script", "undo.ps1",
+        auth=None)
     run("journal", "undo", run_id, "--config", str(config), "--yes", "--report", "undo.json")
 
     assert len(run.outputs) == 15

@@ -14,6 +14,7 @@ from provisioner.cli.apps import app
 from provisioner.cli.common import (
     check_output,
     connection_of,
+    credentials,
     edge,
     err,
     execute,
@@ -101,7 +102,7 @@ def audit(
             require_admin(wanted.trustees, "--for-profile")
             profile = ProfileList(AUDIT_CHANGES)
         job = Job(Action.AUDIT, wanted.mailboxes, wanted.trustees, connection)
-        result = execute(job, report, hooks=Hooks(finished=profile), profile=profile)
+        result = execute(job, report, hooks=Hooks(finished=profile), profile=profile, password=credentials(job))
         if profile is not None:  # the MAPI profile's list instead of the items (the report and --html keep those)
             if html is not None:
                 present(result, None, html)

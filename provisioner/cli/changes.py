@@ -15,6 +15,7 @@ from provisioner.cli.apps import app, plan_app
 from provisioner.cli.common import (
     check_output,
     connection_of,
+    credentials,
     edge,
     emit_profile,
     emit_script,
@@ -119,8 +120,10 @@ def _change_command(
         guard = guard_of(settings, journal, no_journal, lock_file)
         if no_journal and not dry_run:
             err(f"warning: {NO_JOURNAL_NOTE}")
+        password = credentials(job)
         with guard.held() if not dry_run else nullcontext():
-            result = execute(job, report, guard.settings(settings.reapply), Hooks(planned, profile), profile)
+            result = execute(job, report, guard.settings(settings.reapply), Hooks(planned, profile), profile,
+                             password)
         if result.run_id is not None:
             err(f"run {result.run_id} recorded in {guard.journal}")
         if capture is not None and plan_out is not None:
@@ -228,8 +231,11 @@ def reapply(
     service_account: ServiceOpt = None,
     trustee: TrusteeOpt = None,
     automapping: AutomapOpt = None,
-    prune: Annotated[bool, typer.Option("--prune", help="Remove managed trustees' explicit access from mailboxes "
-                                        "no longer targeted")] = False,
+    prune: Annotated[bool, typer.Option("--prune", help="Remove the Full Access provisioner granted (the journal "
+                                        "knows) from mailboxes no longer targeted")] = False,
+    prune_unowned: Annotated[bool, typer.Option(
+        "--prune-unowned", help="With --prune: also remove explicit grants of the managed trustees that provisioner "
+        "did not make ([reapply] prune_unowned)")] = False,
     dry_run: DryRunOpt = False,
     script: ScriptOpt = None,
     max_changes: Annotated[
@@ -282,6 +288,8 @@ def reapply(
         )
         if connection.mode != "command":
             raise InputError("reapply runs in command mode (structured commands); remove connection.mode")
+        if prune_unowned and not prune:
+            raise InputError("--prune-unowned widens --prune: add --prune")
         confirmation = Confirmation.from_terminal(yes)
         if prune and not dry_run:
             confirmation.require("reapply --prune")
@@ -299,12 +307,15 @@ def reapply(
         reapply_settings = guard.settings(reapply_settings)
         job = ReapplyJob(
             connection, wanted.trustees, wanted.mailboxes, wanted_selectors, settings.exclude, reapply_settings,
-            prune=prune, dry_run=dry_run, force=force, automapping_unsupported_ok=automapping_unsupported_ok,
+            prune=prune, prune_unowned=prune and (prune_unowned or reapply_settings.prune_unowned), dry_run=dry_run,
+            force=force, automapping_unsupported_ok=automapping_unsupported_ok,
         )
         profile = profile_for(wanted.trustees, profile_list, dry_run, reapply_settings.report)
         capture = PlanCapture(connection) if plan_out is not None else None
         planned = capture if capture is not None else (
-            confirmation.hook(removals_question("reapply --prune")) if prune and not dry_run else None)
+            confirmation.hook(removals_question("reapply --prune --prune-unowned (explicit grants provisioner did not "
+                                                "make included)" if job.prune_unowned else "reapply --prune"))
+            if prune and not dry_run else None)
         check_connection_settings(connection)
         password = resolve_password(connection)
         with guard.held() if not dry_run else nullcontext():

@@ -110,12 +110,17 @@ def present(result: RunResult, output_format: str | None, html: Path | None) -> 
         output.present(result, output_format)
 
 
+def credentials(job: Job) -> str | None:
+    """The run's password (None: offline, or not needed), after refusing unsafe settings; asked before the run lock
+    is taken, so that a prompt never holds the lock and a missing password is exit 2, not 5."""
+    if job.offline:
+        return None
+    check_connection_settings(job.connection)
+    return resolve_password(job.connection)
+
+
 def execute(job: Job, report: Path | None, settings: ReapplySettings | None = None,
-             hooks: Hooks | None = None, profile: ProfileList | None = None) -> RunResult:
-    password = None
-    if not job.offline:
-        check_connection_settings(job.connection)  # refuse unsafe settings before asking for a password
-        password = resolve_password(job.connection)
+             hooks: Hooks | None = None, profile: ProfileList | None = None, password: str | None = None) -> RunResult:
     with progress_factory() as progress:
         result = run(job, password=password, progress=progress, settings=settings, hooks=hooks or Hooks())
     for note in result.notes:

@@ -34,6 +34,7 @@ from provisioner.cli.options import (
     LabOpt,
     LockFileOpt,
     NoAutomapOpt,
+    OfflineOpt,
     PortOpt,
     PrincipalOpt,
     ProfileListOpt,
@@ -48,6 +49,7 @@ from provisioner.cli.options import (
 )
 from provisioner.config import discover
 from provisioner.confirm import Confirmation, removals_question
+from provisioner.errors import InputError
 from provisioner.jobs import Hooks
 from provisioner.protocol import guard_of, journal_of
 from provisioner.session import check_connection_settings, resolve_password
@@ -91,6 +93,7 @@ def journal_undo(
     config: ConfigOpt = None,
     journal: JournalOpt = None,
     dry_run: DryRunOpt = False,
+    offline: OfflineOpt = False,
     script: ScriptOpt = None,
     report: ReportOpt = None,
     output_format: FormatOpt = None,
@@ -131,12 +134,16 @@ def journal_undo(
         confirmation = Confirmation.from_terminal(yes)
         if not dry_run and run.removes:  # an undo that can only grant again asks nothing
             confirmation.require("journal undo")
-        check_connection_settings(connection)
-        password = resolve_password(connection)
+        if offline and not dry_run:
+            raise InputError("--offline only makes sense with --dry-run (nothing can be undone without reading)")
+        password = None
+        if not offline:
+            check_connection_settings(connection)
+            password = resolve_password(connection)
         planned = confirmation.hook(removals_question(f"undo {run_id}")) if not dry_run else None
         with guard.held() if not dry_run else nullcontext(), progress_factory() as progress:
             result = run_undo(path, run_id, connection, guard.settings(settings.reapply), dry_run=dry_run,
-                              password=password, automapping_unsupported_ok=automapping_unsupported_ok,
+                              offline=offline, password=password, automapping_unsupported_ok=automapping_unsupported_ok,
                               progress=progress, hooks=Hooks(planned, profile))
         if profile is not None:
             result.profile = tuple(profile.entries)

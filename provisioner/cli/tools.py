@@ -15,6 +15,7 @@ from provisioner.cli.common import (
     err,
 )
 from provisioner.cli.options import (
+    AdminOpt,
     AuthOpt,
     ConfigOpt,
     FormatOpt,
@@ -25,11 +26,15 @@ from provisioner.cli.options import (
     PrincipalOpt,
     SchemeOpt,
     ServerOpt,
+    ServiceOpt,
     SpnHostOpt,
     SpnServiceOpt,
+    TrusteeOpt,
     UserOpt,
 )
 from provisioner.config import discover
+from provisioner.desired import TrusteeOptions
+from provisioner.desired import trustees as trustees_from
 from provisioner.session import check_connection_settings, resolve_password
 
 
@@ -48,8 +53,12 @@ def check(
     mode: ModeOpt = None,
     insecure_lab: LabOpt = False,
     output_format: FormatOpt = "table",
+    admin_user: AdminOpt = None,
+    service_account: ServiceOpt = None,
+    trustee: TrusteeOpt = None,
 ) -> None:
-    """Connect and report: reachable, authenticated, configuration, language mode, cmdlets available."""
+    """Connect and report: reachable, authenticated, configuration, language mode, cmdlets available, and what each
+    trustee (from the options or the config) resolves to."""
     from provisioner.check import run_check
     from provisioner.output import present_findings
 
@@ -61,8 +70,11 @@ def check(
             keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
             insecure_lab=insecure_lab,
         )
+        given = TrusteeOptions(admin_user, service_account, trustee or (), None)
+        named = admin_user or service_account or trustee or settings.trustees
+        trustees = trustees_from(settings, given)[0] if named else ()
         check_connection_settings(connection)
-        findings = run_check(connection, resolve_password(connection))
+        findings = run_check(connection, resolve_password(connection), trustees)
         present_findings(findings, output_format or "table", connection.server)
         raise typer.Exit(int(findings.exit_code))
 

@@ -169,18 +169,22 @@ def get_mailbox_permission(ctx: Context) -> list[Any]:
     if bound.parameter_set != "AccessRights":
         raise ctx.unsupported()
     ctx.check_dc()
-    mailbox = ctx.resolve_mailbox(bound.get("Identity"))
-    if mailbox is None:
+    # a Get-* cmdlet: every mailbox the identity names, each with its entries [code: GetObjectWithIdentityTaskBase]
+    mailboxes = ctx.resolve_all(bound.get("Identity"), lambda recipient: recipient.is_mailbox)
+    if not mailboxes:
         return []
     sid: str | None = None
     if bound.get("User") is not None:
         sid = ctx.resolve_trustee(bound.get("User"))
         if sid is None:
             return []
-    entries = _canonical_order([*ctx.read_acl(mailbox), *ctx.directory.inherited_defaults])
-    if sid is not None:
-        entries = [entry for entry in entries if entry.sid == sid]
-    return [ace_object(ctx.directory, mailbox, entry) for entry in ctx.limit(entries)]
+    aces = []
+    for mailbox in mailboxes:
+        entries = _canonical_order([*ctx.read_acl(mailbox), *ctx.directory.inherited_defaults])
+        if sid is not None:
+            entries = [entry for entry in entries if entry.sid == sid]
+        aces += [ace_object(ctx.directory, mailbox, entry) for entry in entries]
+    return ctx.limit(aces)
 
 
 def remove_mailbox_permission(ctx: Context) -> list[Any]:

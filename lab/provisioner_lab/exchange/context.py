@@ -99,6 +99,11 @@ def identity_keys(value: Any) -> list[str]:
 Delegation = Callable[["Context"], None]
 
 
+def wildcard(text: str) -> re.Pattern[str]:
+    """An identity with ``*`` as Exchange matches it: anchored, case-insensitive, ``*`` any run of characters."""
+    return re.compile("^" + ".*".join(re.escape(part) for part in text.split("*")) + "$", re.IGNORECASE)
+
+
 @dataclass
 class Context:
     directory: Directory
@@ -186,27 +191,49 @@ class Context:
         # [code] for the permission cmdlets; NotSpecified for Get-* is an UNCONFIRMED recollection.
         return "InvalidData" if self.bound.cmdlet in PERMISSION_CMDLETS else "NotSpecified"
 
-    def resolve(
+    def matches(
         self, value: Any, accept: Callable[[Recipient], bool], scope: OrganizationalUnit | None = None
-    ) -> Recipient | None:
-        """The one object ``value`` names; writes not-found/ambiguous errors (non-terminating) and returns None."""
+    ) -> list[Recipient]:
+        """Every object ``value`` names: its first identity form that matches anything, or, for a string with
+        ``*``, every object whose name, alias, display name or primary SMTP address the wildcard matches [doc]."""
         text = identity_text(value)
         found: list[Recipient] = []
-        for key in identity_keys(value):
-            found = [
-                recipient for recipient in self.directory.find(key, accept)
-                if scope is None or self.directory.in_ou(recipient, scope)
-            ]
-            if found:
-                break
-        if len(found) == 1:
-            return found[0]
+        if isinstance(value, str) and "*" in text:
+            pattern = wildcard(text)
+            found = [r for r in self.directory.recipients
+                     if accept(r) and any(pattern.match(v or "") for v in (r.name, r.alias, r.display_name,
+                                                                            r.primary_smtp))]
+        else:
+            for key in identity_keys(value):
+                found = self.directory.find(key, accept)
+                if found:
+                    break
+        return [r for r in found if scope is None or self.directory.in_ou(r, scope)]
+
+    def resolve_all(
+        self, value: Any, accept: Callable[[Recipient], bool], scope: OrganizationalUnit | None = None
+    ) -> list[Recipient]:
+        """What a Get-* cmdlet acts on: every object ``value`` names, with no error for several [code:
+        GetObjectWithIdentityTaskBase]; a not-found error (non-terminating) for none."""
+        found = self.matches(value, accept, scope)
         if not found:
+            text = identity_text(value)
             self.error(self.exchange_error(
                 f"The operation couldn't be performed because object '{text}' couldn't be found on '{self.dc}'.",
                 NOT_FOUND, self._category(), text,
             ))
-        else:
+        return found
+
+    def resolve(
+        self, value: Any, accept: Callable[[Recipient], bool], scope: OrganizationalUnit | None = None
+    ) -> Recipient | None:
+        """The one object ``value`` names, for the cmdlets that need one (Add-/Remove-MailboxPermission, Set-*,
+        Get-DistributionGroupMember's group); writes not-found/ambiguous errors (non-terminating) and returns None."""
+        found = self.resolve_all(value, accept, scope)
+        if len(found) == 1:
+            return found[0]
+        if found:
+            text = identity_text(value)
             self.error(self.exchange_error(
                 f"The operation couldn't be performed because '{text}' matches multiple entries.",
                 AMBIGUOUS, self._category(), text,

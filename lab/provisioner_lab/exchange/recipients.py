@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -22,10 +21,6 @@ USER_TYPES = (
     "Microsoft.Exchange.Data.ConfigurableObject",
     "System.Object",
 )
-
-
-def _wildcard(text: str) -> re.Pattern[str]:
-    return re.compile("^" + ".*".join(re.escape(part) for part in text.split("*")) + "$", re.IGNORECASE)
 
 
 def _select(
@@ -55,20 +50,9 @@ def _select(
     kinds = {name.lower() for name in bound.get("RecipientType") or []}
     identity = bound.get("Identity")
     if identity is not None and identity_text(identity) != "":
-        text = identity_text(identity)
-        if isinstance(identity, str) and "*" in text:
-            pattern = _wildcard(text)
-            candidates = [
-                r for r in ctx.directory.recipients
-                if accept(r) and any(pattern.match(v or "") for v in (r.name, r.alias, r.display_name, r.primary_smtp))
-            ]
-            if ou is not None:
-                candidates = [r for r in candidates if ctx.directory.in_ou(r, ou)]
-        else:
-            found = ctx.resolve(identity, accept, ou)
-            if found is None:
-                return []
-            candidates = [found]
+        # every object the identity names (a wildcard, or a name two mailboxes share): Get-* returns them all [code]
+        candidates = ctx.matches(identity, accept, ou) if "*" in identity_text(identity) \
+            else ctx.resolve_all(identity, accept, ou)
     else:
         scope = default_scope if default_scope is not None and not types and not kinds else accept
         candidates = [r for r in ctx.directory.recipients if scope(r)]
