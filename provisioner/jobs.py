@@ -216,7 +216,7 @@ def _lost(job: Job, started: datetime, finished: datetime, reason: str, notes: S
     plan = planner.plan(job.action, job.mailboxes, job.trustees, {})
     outcomes = [Outcome(i.mailbox, i.trustee, Result.UNKNOWN, lost.message, lost) for i in plan.items]
     options = step_options(job.connection, None, job.automapping_unsupported_ok)
-    result = _finish(job, plan, outcomes, started, finished, options, notes=[*notes, reason])
+    result = _finish(job, plan, outcomes, started, finished, options, notes=list(notes))  # each item says why
     result.lost = reason
     return result
 

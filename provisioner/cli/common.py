@@ -125,6 +125,8 @@ def execute(job: Job, report: Path | None, settings: ReapplySettings | None = No
         result = run(job, password=password, progress=progress, settings=settings, hooks=hooks or Hooks())
     for note in result.notes:
         err(f"warning: {note}")
+    if result.lost is not None:  # exit 4 (RunResult.exit_code), after the outcomes and with the report written
+        err(f"error: {result.lost}")
     if profile is not None:
         result.profile = tuple(profile.entries)
     if report is not None:
