@@ -35,7 +35,7 @@ PRODUCT = ("provisioner", "provisioner-fast")  #: the CLI with pypsrp's reader, 
 FIRST, NOOP = "first grant", "no-op"
 RUNS = (FIRST, NOOP)
 SERVICE_ACCOUNT, ADMIN_USER = TRUSTEES
-NO_AUTOMAPPING_OK = "--automapping-unsupported-ok"  #: the CLI's consent to grant without -AutoMapping
+NO_AUTOMAPPING_OK = "--accept-automapping"  #: the CLI's consent to automapped grants (no -AutoMapping)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from provisioner import steps as step_builders
 from provisioner.config import Connection
 from provisioner.errors import ExitCode
 from provisioner.executors import records
-from provisioner.facts import NEEDED, OPTIONAL, ServerFacts, read_facts
+from provisioner.facts import ACCEPT_AUTOMAPPING, AUTOMAPPING_FACT, NEEDED, OPTIONAL, ServerFacts, read_facts
 from provisioner.model import Identity, Trustee
 from provisioner.pwsh import Bare
 from provisioner.runner import Pipeline, PsrpRunner
@@ -103,8 +103,8 @@ def report_facts(facts: ServerFacts, findings: Findings) -> None:
         findings.add(True, f"{cmdlet}: parameters {', '.join('-' + name for name in have)}")
         for name in lacking:
             if (cmdlet, name) == ("Add-MailboxPermission", "AutoMapping"):
-                findings.add(False, f"{cmdlet} -{name} missing (Exchange 2010 before SP2, or trimmed by RBAC): grants "
-                                    "need --automapping-unsupported-ok here")
+                findings.add(False, f"{cmdlet} -{name} missing: {AUTOMAPPING_FACT}; grants are refused here unless "
+                                    f"run with {ACCEPT_AUTOMAPPING}")
             elif (cmdlet, name) in OPTIONAL:
                 findings.add(None, f"{cmdlet} -{name} missing: runs that need it are refused")
             else:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from provisioner.engine import Engine
 from provisioner.errors import Declined, InputError
 from provisioner.model import ItemState, Plan
+from provisioner.wording import counted
 
 Ask = Callable[[str], bool]
 
@@ -73,7 +74,8 @@ def removals_question(what: str) -> Callable[[Plan], str | None]:
         mailboxes = len({item.mailbox for item in removals})
         trustees = ", ".join(dict.fromkeys(item.trustee.identity.value for item in removals))
         also = f", and grant {grants}" if grants else ""
-        return (f"{what}: remove Full Access of {trustees} on {mailboxes} mailboxes ({len(removals)} removals{also})."
+        return (f"{what}: remove Full Access of {trustees} on {counted(mailboxes, 'mailbox')} "
+                f"({counted(len(removals), 'removal')}{also})."
                 " Continue?")
 
     return question
@@ -87,4 +89,5 @@ def changes_question(what: str, plan: Plan) -> str | None:
         return None
     mailboxes = len({item.mailbox for item in plan.items})
     trustees = ", ".join(dict.fromkeys(item.trustee.identity.value for item in plan.items))
-    return f"{what}: {removals} removals and {grants} grants of {trustees} on {mailboxes} mailboxes. Continue?"
+    return (f"{what}: {counted(removals, 'removal')} and {counted(grants, 'grant')} of {trustees} on "
+            f"{counted(mailboxes, 'mailbox')}. Continue?")

@@ -46,6 +46,7 @@ from provisioner.outcomes import unchanged_outcome
 from provisioner.resolve import MailboxRef, Resolver
 from provisioner.runner import Pipeline, PsrpRunner, Raw, Runner, ScriptRunner, TransportLost
 from provisioner.steps import Step, StepAction, StepOptions
+from provisioner.wording import counted
 
 DEFAULT_BATCH_SIZE = 500
 PoolFactory = Callable[[Connection, str | None, Deadline], AbstractContextManager[Any]]
@@ -614,7 +615,7 @@ class Engine:
             delay = next(delays, None)
             if delay is None:
                 break
-            self.notes.append(f"{len(pending)} changes hit a transient error; retrying in {delay:.1f}s")
+            self.notes.append(f"{counted(len(pending), 'change')} hit a transient error; retrying in {delay:.1f}s")
             self.sleep(delay)
         for step_key, step in pending.items():
             last = written.get(step_key)

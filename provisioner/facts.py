@@ -104,10 +104,20 @@ class ServerFacts:
         return [f"{cmdlet} -{name}" for name in parameters if not self.has_parameter(cmdlet, name)]
 
 
-AUTOMAPPING_HINT = (
+ACCEPT_AUTOMAPPING = "--accept-automapping"
+"""The option by which the admin accepts that every grant on such a server is automapped."""
+
+AUTOMAPPING_FACT = (
     "this server has no -AutoMapping on Add-MailboxPermission (Exchange 2010 before SP2, or an RBAC role without "
-    "it): run with --automapping-unsupported-ok to grant without it (Outlook then maps nothing automatically), "
-    "or upgrade"
+    "it): every Full Access grant it makes is automapped, and the cmdlet cannot turn that off, so each trustee's "
+    "Outlook opens every granted mailbox"
+)
+"""What a server without -AutoMapping does: the one sentence the refusal, ``check`` and the docs share."""
+
+AUTOMAPPING_HINT = (
+    f"{AUTOMAPPING_FACT}. To grant without automapping, use Exchange 2010 SP2 or later (or a role that has "
+    f"-AutoMapping); or run with {ACCEPT_AUTOMAPPING} and clear msExchDelegateListLink on the granted mailboxes in "
+    "Active Directory afterwards (an AD step, outside Exchange's endpoint)"
 )
 
 

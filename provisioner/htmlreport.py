@@ -1,7 +1,9 @@
 """``--html FILE``: a self-contained HTML report of one run, for a manager.
 
-Title, run metadata, a summary with per-state counts, then the problem items (failed, blocked, unknown), then
-every item. The page has no script and loads nothing (a Content-Security-Policy says so).
+Title, the run's headline (:attr:`provisioner.summary.Summary.headline`, the same sentence the other reports are
+built from), run metadata, the count per state, then the items that need attention (missing, failed, blocked,
+unknown), then every item; each with a short reason (:func:`provisioner.report.short_reason`: the JSON report has
+the whole error). The page has no script and loads nothing (a Content-Security-Policy says so).
 
 Escaping is the environment's, not the template's: :func:`environment` (the one place this environment is built,
 apart from the PowerShell one in :mod:`provisioner.render`) autoescapes, and its finalizer passes every value
@@ -20,9 +22,12 @@ from markupsafe import Markup
 
 from provisioner import __version__
 from provisioner.jobs import RunResult
-from provisioner.model import PROBLEM_RESULTS, Outcome, Result
+from provisioner.model import Outcome
 from provisioner.output import visible
 from provisioner.render import template_dir
+from provisioner.report import short_reason
+from provisioner.summary import Summary, needs_attention
+from provisioner.wording import counted
 
 TEMPLATE = "report.html.j2"
 
@@ -48,14 +53,7 @@ def environment() -> jinja2.Environment:
 
 
 def _detail(outcome: Outcome) -> str:
-    parts = [outcome.detail] if outcome.detail else []
-    if outcome.error is not None:
-        if outcome.error.message and outcome.error.message not in outcome.detail:
-            parts.append(outcome.error.message)
-        if outcome.error.reason:
-            parts.append(f"[{outcome.error.reason}]")
-    parts.extend(f"warning: {warning}" for warning in outcome.warnings)
-    return " ".join(parts)
+    return " ".join([short_reason(outcome), *(f"warning: {warning}" for warning in outcome.warnings)]).strip()
 
 
 def _row(outcome: Outcome) -> dict[str, Any]:
@@ -65,28 +63,17 @@ def _row(outcome: Outcome) -> dict[str, Any]:
         "role": outcome.trustee.role,
         "result": outcome.result.value,
         "detail": _detail(outcome),
-        "problem": outcome.result in PROBLEM_RESULTS,
+        "problem": needs_attention(outcome),
     }
 
 
-def _verdict(result: RunResult, problems: int) -> tuple[str, str]:
-    if result.refused is not None:
-        return "problems", "Refused: nothing was applied."
-    if problems:
-        return "problems", f"{problems} of {len(result.outcomes)} items need attention."
-    if result.job.dry_run:
-        return "dry", f"Dry run: nothing was changed; {len(result.outcomes)} items planned or already in place."
-    return "ok", f"All {len(result.outcomes)} items are in order."
+_VERDICT_CLASS = {"refused": "problems", "attention": "problems", "dry-run": "dry", "in-order": "ok", "empty": "ok"}
 
 
 def report_variables(result: RunResult, now: datetime | None = None) -> dict[str, Any]:
     job = result.job
-    problems = [_row(outcome) for outcome in result.outcomes if outcome.result in PROBLEM_RESULTS]
-    counts = result.counts
-    order = [state.value for state in Result]
-    states = sorted(counts, key=lambda state: (Result(state) not in PROBLEM_RESULTS, order.index(state)))
+    summary = Summary.of(result)
     duration = (result.finished - result.started).total_seconds()
-    verdict_class, verdict = _verdict(result, len(problems))
     metadata = [
         ("Action", job.action.value + (" (dry run, offline)" if job.offline else " (dry run)" if job.dry_run else "")),
         ("Server", job.connection.server or "(not configured)"),
@@ -97,18 +84,20 @@ def report_variables(result: RunResult, now: datetime | None = None) -> dict[str
         ("Duration", f"{duration:.1f} s"),
         ("Mailboxes", len(job.mailboxes)),
         ("Trustees", ", ".join(f"{t.identity.value} ({t.role})" for t in job.trustees) or "(none)"),
-        ("Exit code", int(result.final_exit_code)),
+        ("Exit code", summary.exit_code),
     ]
+    attention = [_row(outcome) for outcome in result.outcomes if needs_attention(outcome)]
     return {
         "title": f"provisioner {job.action.value} report",
-        "verdict": verdict,
-        "verdict_class": verdict_class,
+        "verdict": summary.headline,
+        "verdict_class": _VERDICT_CLASS[summary.verdict],
         "metadata": metadata,
-        "counts": [(state, counts[state], Result(state) in PROBLEM_RESULTS) for state in states],
-        "total": len(result.outcomes),
-        "refused": str(result.refused) if result.refused is not None else None,
+        "counts": [(state.value, count, state in summary.attention_counts) for state, count in summary.counts.items()],
+        "total": summary.total,
+        "refused": summary.refused,
         "notes": result.notes,
-        "problems": problems,
+        "attention_title": f"Needs attention ({counted(len(attention), 'item')})",
+        "attention": attention,
         "items": [_row(outcome) for outcome in result.outcomes],
         "version": __version__,
         "generated": (now or datetime.now(UTC)).isoformat(timespec="seconds"),

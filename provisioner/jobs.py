@@ -50,7 +50,7 @@ class Job:
     connection: Connection
     dry_run: bool = False
     offline: bool = False  # plan without reading (dry-run only): every pair is listed as a change
-    automapping_unsupported_ok: bool = False  # a server without -AutoMapping: grant without it (else refused)
+    automapping_unsupported_ok: bool = False  # --accept-automapping: a server without -AutoMapping automaps
 
 
 @dataclass
@@ -66,13 +66,6 @@ class RunResult:
     refused: ProvisionerError | None = None  # the run refused to apply (e.g. too many changes)
     profile: tuple[ProfileEntry, ...] = ()  # the admin-console user's MAPI-profile changes (provisioner.profile)
     lost: str | None = None  # the session was lost for good (Engine.lost): exit 4, unknown items in the report
-
-    @property
-    def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for outcome in self.outcomes:
-            counts[outcome.result.value] = counts.get(outcome.result.value, 0) + 1
-        return counts
 
     @property
     def exit_code(self) -> ExitCode:
@@ -108,16 +101,20 @@ NO_HOOKS = Hooks()
 
 
 def step_options(
-    connection: Connection, facts: ServerFacts | None, automapping_unsupported_ok: bool, action: Action = Action.GRANT
+    connection: Connection, facts: ServerFacts | None, automapping_unsupported_ok: bool, action: Action = Action.GRANT,
+    trustees: Sequence[Trustee] = (),
 ) -> StepOptions:
     """How this run's steps are built, from the connection and the server facts (None: offline, nothing known).
 
-    A server without -AutoMapping (Exchange 2010 before SP2, or an RBAC role without it) is refused unless the
-    admin said so; then -AutoMapping is left out of every grant, visibly in the reviewed script too.
+    A server without -AutoMapping (Exchange 2010 before SP2, or an RBAC role without it) automaps every grant; a
+    run that grants is refused unless the admin accepts that (``--accept-automapping``); then -AutoMapping is left
+    out of every grant, visibly in the reviewed script too. A run whose ``trustees`` all asked for automapping gets
+    what it asked for there, so it is not refused.
     """
     automapping = True
     if facts is not None and not facts.has_parameter("Add-MailboxPermission", "AutoMapping"):
-        if not automapping_unsupported_ok and action in GRANTING:
+        wants_off = not trustees or any(not trustee.automapping for trustee in trustees)
+        if not automapping_unsupported_ok and action in GRANTING and wants_off:
             raise MissingCapability(AUTOMAPPING_HINT)
         automapping = False
     return StepOptions(domain_controller=connection.domain_controller, automapping=automapping)
@@ -146,10 +143,11 @@ def cmdlets(action: Action) -> tuple[str, ...]:
 
 
 def prepare(
-    session: SessionLike, action: Action, connection: Connection, automapping_unsupported_ok: bool
+    session: SessionLike, action: Action, connection: Connection, automapping_unsupported_ok: bool,
+    trustees: Sequence[Trustee] = (),
 ) -> StepOptions:
     """Step options for this session's server, after refusing a run the server or account cannot carry out."""
-    options = step_options(connection, session.facts, automapping_unsupported_ok, action)
+    options = step_options(connection, session.facts, automapping_unsupported_ok, action, trustees)
     refuse_missing(session.facts, required(action, options, session.runner.piping))
     return options
 
@@ -182,7 +180,7 @@ def run(
             raise
         return _lost(job, started, now(), str(exc))
     try:
-        options = prepare(active, job.action, job.connection, job.automapping_unsupported_ok)
+        options = prepare(active, job.action, job.connection, job.automapping_unsupported_ok, job.trustees)
         engine = Engine(active, options, settings, batch_size=job.connection.batch_size,
                         parallel=job.connection.parallel, journal=journal,
                         run_id=run_id, progress=progress)

@@ -274,10 +274,12 @@ class Plan:
 
 
 class Result(Enum):
-    """The one final outcome of each (mailbox, trustee)."""
+    """The one final outcome of each (mailbox, trustee): the vocabulary of every report (stderr lines, tables, JSON,
+    CSV, HTML, metrics, the dry-run script's comments), documented in docs/reports.md."""
 
     GRANTED = "granted"
-    ALREADY_PRESENT = "already-present"
+    ALREADY_PRESENT = "already-present"  # grant, reapply: Full Access was already there, nothing sent
+    PRESENT = "present"  # audit: the trustee has Full Access (explicit or inherited)
     REMOVED = "removed"
     ABSENT = "absent"
     FAILED = "failed"
@@ -289,6 +291,10 @@ class Result(Enum):
 
 
 PROBLEM_RESULTS = frozenset({Result.FAILED, Result.BLOCKED, Result.UNKNOWN})
+"""Items that went wrong or could not be decided: exit 1 on a changing run."""
+ATTENTION_RESULTS = PROBLEM_RESULTS | {Result.MISSING}
+"""Items someone must act on: the problems, and access an audit found missing. Every report lists them first and
+counts them in its headline (:mod:`provisioner.summary`)."""
 
 
 @dataclass(frozen=True)

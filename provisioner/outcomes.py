@@ -18,6 +18,8 @@ def unchanged_outcome(item: PlanItem, action: Action = Action.GRANT) -> Outcome:
     """The outcome of an item nothing was (or will be) sent for."""
     if action is Action.AUDIT and item.state is ItemState.TO_ADD:
         return Outcome(item.mailbox, item.trustee, Result.MISSING, item.detail)
+    if action is Action.AUDIT and item.state is ItemState.ALREADY_PRESENT:
+        return Outcome(item.mailbox, item.trustee, Result.PRESENT, item.detail)  # an audit reads, it found it there
     if item.state is ItemState.UNKNOWN:
         # A mailbox or trustee that does not exist (or is ambiguous) is a definite failure; anything else is
         # a state that could not be read.

@@ -2,7 +2,7 @@
 
 - ``table``: a rich table (problem items first, colour unless NO_COLOR) when stdout is a terminal and the run has
   at most :data:`RICH_ROWS` items; otherwise the plain aligned text of :func:`provisioner.report.as_table` (also
-  problem items first).
+  the items needing attention first). Both carry a short reason per item (:func:`provisioner.report.short_reason`).
 - ``json``: the report document (:func:`provisioner.report.report_document`, the same as ``--report``).
 - ``csv``: :func:`provisioner.report.as_csv`, one row per item.
 
@@ -29,14 +29,13 @@ from provisioner.engine import ProgressFactory
 from provisioner.errors import InputError
 from provisioner.jobs import RunResult
 from provisioner.pwsh import hidden_characters
-from provisioner.report import cell_detail, problems_first
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from provisioner.check import Findings
 
-__all__ = ["FORMATS", "cell_detail", "check_format", "present", "problems_first", "progress", "visible"]
+__all__ = ["FORMATS", "check_format", "present", "progress", "visible"]
 
 FORMATS = ("table", "json", "csv")
 RICH_ROWS = 2000  # above this a terminal gets the plain table too: rich lays out about 3,000 rows a second

@@ -50,7 +50,7 @@ class SavedPlan:
     tool_version: str
     endpoint: dict[str, Any]  # ENDPOINT_FIELDS of the connection it was planned on
     batch_size: int
-    automapping: bool  # -AutoMapping is sent with grants (False: planned with --automapping-unsupported-ok)
+    automapping: bool  # -AutoMapping is sent with grants (False: planned with --accept-automapping)
     facts: dict[str, str]  # protocol, ps_version
     trustees: tuple[Trustee, ...]
     changes: tuple[PlannedChange, ...]

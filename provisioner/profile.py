@@ -25,10 +25,11 @@ from provisioner.model import Identity, Outcome, Result, Trustee
 from provisioner.report import aligned
 from provisioner.resolve import MailboxRef
 from provisioner.runner import TransportLost
+from provisioner.wording import counted
 
 ADMIN_ROLE = "admin-user"
 RUN_CHANGES: Mapping[Result, str] = {Result.GRANTED: "add", Result.REMOVED: "remove"}
-AUDIT_CHANGES: Mapping[Result, str] = {Result.ALREADY_PRESENT: "present"}
+AUDIT_CHANGES: Mapping[Result, str] = {Result.PRESENT: "present"}
 AUTOMAPPED_NOTE = "AutoMapping on: Outlook adds it by Autodiscover; do not also add it to the profile (KB 981245)"
 CSV_FIELDS = ("change", "display_name", "primary_smtp_address", "legacy_exchange_dn", "mailbox", "admin_user",
               "automapping", "note")
@@ -105,10 +106,10 @@ class ProfileList:
         if not self.entries:
             return None
         counts = self.counts()
-        parts = [f"{verb} {counts[change]}" for change, verb in (("add", "add"), ("remove", "remove"),
-                                                                   ("present", "list")) if change in counts]
+        parts = [f"{verb} {counted(counts[change], 'mailbox')}" for change, verb in (
+            ("add", "add"), ("remove", "remove"), ("present", "list")) if change in counts]
         automapped = sum(1 for entry in self.entries if entry.trustee.automapping and entry.change == "add")
-        line = f"MAPI profile of the admin-console user: {', '.join(parts)} mailboxes"
+        line = f"MAPI profile of the admin-console user: {', '.join(parts)}"
         if automapped:
             line += f" ({automapped} automapped: Outlook adds those itself, do not add them by hand)"
         return line

@@ -49,6 +49,7 @@ from provisioner.reconcile import reconcile
 from provisioner.render import render_script
 from provisioner.resolve import MailboxRef, Resolver
 from provisioner.session import open_pool
+from provisioner.wording import counted
 
 
 class TooManyChanges(ProvisionerError):
@@ -119,13 +120,13 @@ class Reapply:
                     "remove access from every mailbox it should match; nothing was changed. Fix the selector, or "
                     "set allow_empty = true in its [[targets.selector]] if it may be empty")
             self.engine.remember({ref.identity: ref for ref in refs})  # pinned: no second lookup to read or write
-            self.notes.append(f"selector {selector}: {len(refs)} mailboxes")
+            self.notes.append(f"selector {selector}: {counted(len(refs), 'mailbox')}")
             for ref in refs:
                 by_key.setdefault(ref.key, ref)
         excluded = {value.casefold() for value in self.job.exclude}
         kept = {key: ref for key, ref in by_key.items() if not (ref.names & excluded)}
         if len(kept) != len(by_key):
-            self.notes.append(f"excluded {len(by_key) - len(kept)} mailboxes")
+            self.notes.append(f"excluded {counted(len(by_key) - len(kept), 'mailbox')}")
         identities = [ref.identity for ref in kept.values()]
         identities += [identity for identity in unresolved if identity.key not in excluded]
         return identities, set(kept), complete
@@ -200,7 +201,7 @@ def run_reapply(
     started = datetime.now(UTC)
     session = open_session(job.connection, password, pool_factory, cmdlets(Action.REAPPLY))
     try:
-        options = prepare(session, Action.REAPPLY, job.connection, job.automapping_unsupported_ok)
+        options = prepare(session, Action.REAPPLY, job.connection, job.automapping_unsupported_ok, job.trustees)
         journal = Journal(job.settings.journal) if job.settings.journal and not job.dry_run else None
         engine = Engine(session, options, job.settings, batch_size=job.connection.batch_size,
                         parallel=job.connection.parallel, journal=journal,
@@ -244,8 +245,5 @@ def write_outputs(result: RunResult, settings: ReapplySettings, report_path: Pat
         report.write_report(result, target)
     metrics_file = metrics_path or settings.metrics_file
     if metrics_file is not None:
-        duration = (result.finished - result.started).total_seconds()
-        code = int(result.final_exit_code)
-        text = metrics.render("reapply", result.finished.timestamp(), duration, code, result.counts)
-        metrics.write(metrics_file, text)
+        metrics.write(metrics_file, metrics.of_run("reapply", result))
 

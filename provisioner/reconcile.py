@@ -18,6 +18,7 @@ from provisioner import planner
 from provisioner.engine import Engine
 from provisioner.journal import InDoubt, Journal, in_doubt
 from provisioner.model import Identity, Observation, Result, Trustee
+from provisioner.wording import plural
 
 NOT_MADE = "not-made"  # the read shows the change was not made: nothing to undo
 GONE = "gone"  # the mailbox (or trustee) no longer exists: whatever was made went with it
@@ -31,7 +32,7 @@ class Reconciled:
     def note(self) -> str | None:
         if not self.settled and not self.left:
             return None
-        text = f"reconciled {self.settled} journal entries left in doubt by killed runs"
+        text = f"reconciled {self.settled:,} journal {plural('entry', self.settled)} left in doubt by killed runs"
         return text + (f"; {self.left} could not be read and stay in doubt" if self.left else "")
 
 

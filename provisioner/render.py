@@ -24,9 +24,11 @@ import jinja2
 from markupsafe import Markup
 
 from provisioner import __version__
-from provisioner.model import Plan, PlanItem
+from provisioner.model import Outcome, Plan
+from provisioner.outcomes import unchanged_outcome
 from provisioner.pwsh import Bare, literal
 from provisioner.steps import Command, Step
+from provisioner.summary import count_results
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -97,7 +99,9 @@ class ScriptContext:
 
 
 class _Unchanged:
-    """The plan's unchanged items, iterated lazily (the template only tests it and loops over it)."""
+    """The plan's unchanged items as the outcomes the run reports for them (the same state words as stderr, the
+    tables and the reports: a mailbox that does not exist is ``failed``), iterated lazily (the template only tests
+    it and loops over it)."""
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
@@ -105,8 +109,14 @@ class _Unchanged:
     def __bool__(self) -> bool:
         return any(not item.changes for item in self.plan.items)
 
-    def __iter__(self) -> Iterator[PlanItem]:
-        return (item for item in self.plan.items if not item.changes)
+    def __iter__(self) -> Iterator[Outcome]:
+        return (unchanged_outcome(item, self.plan.action) for item in self.plan.items if not item.changes)
+
+
+def script_counts(plan: Plan) -> list[tuple[str, int]]:
+    """The header's "Items per state": the count per state in the words the run's summary line uses."""
+    outcomes = (unchanged_outcome(item, plan.action) for item in plan.items)
+    return [(state.value, count) for state, count in count_results(outcomes).items()]
 
 
 def _script_variables(
@@ -122,7 +132,7 @@ def _script_variables(
         "plan_digest": _digest(context.plan_digest),
         "observed": plan.observed,
         "trustees": plan.trustees,
-        "counts": sorted(plan.counts().items()),
+        "counts": script_counts(plan),
         "preamble": Markup(context.preamble) if context.preamble else None,
         "exchange_online": context.exchange_online,
         "steps": steps,

@@ -6,13 +6,13 @@ import csv
 import io
 import json
 import os
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from provisioner import __version__
 from provisioner.jobs import RunResult
-from provisioner.model import PROBLEM_RESULTS, Outcome
+from provisioner.model import Outcome
+from provisioner.summary import Summary, attention_first
 
 
 def outcome_record(outcome: Outcome) -> dict[str, Any]:
@@ -53,13 +53,7 @@ def report_document(result: RunResult) -> dict[str, Any]:
         "trustees": [
             {"identity": t.identity.value, "role": t.role, "automapping": t.automapping} for t in job.trustees
         ],
-        "summary": {
-            "mailboxes": len(job.mailboxes),
-            "items": len(result.outcomes),
-            "results": result.counts,
-            "plan": result.plan.counts(),
-            "exit_code": int(result.final_exit_code),
-        },
+        "summary": {"mailboxes": len(job.mailboxes), **Summary.of(result).record(), "plan": result.plan.counts()},
         "notes": result.notes,
         "items": [outcome_record(outcome) for outcome in result.outcomes],
         # the seed's second step: what the admin-console user's MAPI profile must add or drop (provisioner.profile)
@@ -108,17 +102,50 @@ def as_csv(result: RunResult) -> str:
     return buffer.getvalue()
 
 
-def problems_first(outcomes: Iterable[Outcome]) -> list[Outcome]:
-    """Failed, blocked and unknown items first (a stable sort: otherwise in run order)."""
-    return sorted(outcomes, key=lambda outcome: outcome.result not in PROBLEM_RESULTS)
+SHORT_REASON = 120
+"""At most this many characters of an item's detail in a table cell or the HTML page; the JSON report and the CSV
+keep Exchange's whole error."""
 
 
-def cell_detail(outcome: Outcome) -> str:
-    """An item's detail with the error's reason, for one table cell."""
-    detail = outcome.detail
-    if outcome.error is not None and outcome.error.reason:
-        detail = f"{detail} [{outcome.error.reason}]" if detail else outcome.error.reason
-    return detail
+def short_reason(outcome: Outcome) -> str:
+    """An item's detail for one table or HTML cell, on one line and at most :data:`SHORT_REASON` characters.
+
+    For an item with an error: ``'x' not found`` or ``'x' matches several objects`` when Exchange said so by
+    exception type and its message names the error's target ``x``, else the error's first sentence; then the
+    exception type in brackets (``[ManagementObjectNotFoundException]``), which is kept whole. Exchange's server,
+    request id, time stamp and FQEID are left to the JSON report and the CSV."""
+    error = outcome.error
+    if error is None:
+        return _cut(outcome.detail, SHORT_REASON)
+    reason, target = _oneline(error.reason), _oneline(error.target)
+    suffix = f" [{reason}]" if reason else ""
+    text = _first_sentence(error.message if not outcome.detail or error.message in outcome.detail else outcome.detail)
+    if error.definitive and target and error.target in error.message:  # the message names it: say only that
+        text = f"'{target}' {'not found' if error.not_found else 'matches several objects'}"
+    if len(suffix) > SHORT_REASON // 2:
+        return _cut(text + suffix, SHORT_REASON)
+    return (_cut(text, SHORT_REASON - len(suffix)) + suffix).strip()
+
+
+def _oneline(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _first_sentence(text: str) -> str:
+    line = _oneline(text)
+    end = line.find(". ")
+    return line[: end + 1] if end > 0 else line
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` on one line, cut at a word boundary (when there is one in its second half) to ``limit`` characters,
+    ``…`` marking the cut."""
+    text = _oneline(text)
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:") + "…"
 
 
 def as_json(result: RunResult) -> str:
@@ -126,11 +153,11 @@ def as_json(result: RunResult) -> str:
 
 
 def as_table(result: RunResult) -> str:
-    """Plain aligned text (no terminal): one line per item, problem items first."""
+    """Plain aligned text (no terminal): one line per item, those needing attention first, a short reason each."""
     rows = [("MAILBOX", "TRUSTEE", "RESULT", "DETAIL")]
-    for outcome in problems_first(result.outcomes):
+    for outcome in attention_first(result.outcomes):
         rows.append((outcome.mailbox.value, outcome.trustee.identity.value, outcome.result.value,
-                     cell_detail(outcome)))
+                     short_reason(outcome)))
     return aligned(rows)
 
 
@@ -145,6 +172,5 @@ def aligned(rows: list[tuple[str, str, str, str]]) -> str:
 
 
 def summary_line(result: RunResult) -> str:
-    counts = ", ".join(f"{name} {count}" for name, count in sorted(result.counts.items()))
-    seconds = (result.finished - result.started).total_seconds()
-    return f"{result.job.action.value}: {len(result.outcomes)} items ({counts}) in {seconds:.1f}s"
+    """The run's one line on stderr (:meth:`provisioner.summary.Summary.line`)."""
+    return Summary.of(result).line((result.finished - result.started).total_seconds())

@@ -76,7 +76,7 @@ class Step:
 @dataclass(frozen=True)
 class StepOptions:
     """How steps are built for this run. ``automapping``: False leaves -AutoMapping out (a server without it,
-    only when the admin said so: ``--automapping-unsupported-ok``)."""
+    where every grant is automapped, only when the admin accepts that: ``--accept-automapping``)."""
 
     domain_controller: str | None = None
     automapping: bool = True

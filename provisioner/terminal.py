@@ -28,7 +28,10 @@ from rich.text import Text
 from provisioner.engine import Progress
 from provisioner.jobs import RunResult
 from provisioner.model import Result
-from provisioner.output import cell_detail, problems_first, visible
+from provisioner.output import visible
+from provisioner.report import short_reason
+from provisioner.summary import Summary, attention_first, breakdown
+from provisioner.wording import counted
 
 STYLES = {
     Result.FAILED: "bold red",
@@ -38,6 +41,7 @@ STYLES = {
     Result.PLANNED: "cyan",
     Result.GRANTED: "green",
     Result.REMOVED: "green",
+    Result.PRESENT: "green",
 }
 
 
@@ -53,21 +57,23 @@ def console(stream: TextIO, *, force_terminal: bool | None = None, width: int | 
 
 
 def result_table(result: RunResult) -> Table:
-    """The items, problem items first, as a rich table (columns wrap to the console's width)."""
-    counts = ", ".join(f"{name} {count}" for name, count in sorted(result.counts.items()))
-    title = f"{result.job.action.value}{' (dry run)' if result.job.dry_run else ''}: {len(result.outcomes)} items"
-    table = Table(title=Text(title), caption=Text(counts) if counts else None, expand=False)
+    """The items, those needing attention first, as a rich table (columns wrap to the console's width); the caption
+    is the run's headline (:class:`provisioner.summary.Summary`)."""
+    summary = Summary.of(result)
+    counts = f" ({breakdown(summary.counts)})" if summary.counts else ""
+    title = f"{result.job.action.value}{' (dry run)' if result.job.dry_run else ''}: {counted(summary.total, 'item')}"
+    table = Table(title=Text(title + counts), caption=Text(summary.headline), expand=False)
     table.add_column("MAILBOX", overflow="fold")
     table.add_column("TRUSTEE", overflow="fold")
     table.add_column("RESULT", no_wrap=True)
     table.add_column("DETAIL", overflow="fold")
-    for outcome in problems_first(result.outcomes):
+    for outcome in attention_first(result.outcomes):
         style = STYLES.get(outcome.result, "")
         table.add_row(
             Text(visible(outcome.mailbox.value)),
             Text(visible(outcome.trustee.identity.value)),
             Text(outcome.result.value, style=style),
-            Text(visible(cell_detail(outcome))),
+            Text(visible(short_reason(outcome))),
         )
     return table
 

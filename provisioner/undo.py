@@ -31,6 +31,7 @@ from provisioner.outcomes import unchanged_outcome
 from provisioner.reconcile import reconcile
 from provisioner.render import render_script
 from provisioner.session import open_pool
+from provisioner.wording import counted
 
 
 class StillInDoubt(ProvisionerError):
@@ -136,7 +137,7 @@ def run_undo(
                          datetime.now(UTC), text, ["offline: the current state was not read"])
     with open_session(connection, password, pool_factory, cmdlets(Action.UNDO)) as session:
         options = prepare(session, Action.UNDO if run.grants else Action.REVOKE, connection,
-                          automapping_unsupported_ok)
+                          automapping_unsupported_ok, run.trustees)
         engine = Engine(session, options, settings, batch_size=connection.batch_size, parallel=connection.parallel,
                         journal=None if dry_run else Journal(journal), run_id=undo_id, progress=progress)
         if not dry_run:
@@ -144,9 +145,9 @@ def run_undo(
             run = scope(journal, run_id)
             if run.doubts:
                 raise StillInDoubt(
-                    f"{run.doubts} changes of run {run_id} are still in doubt (their state cannot be read now), so "
-                    "an undo now could leave some of them in place: nothing was changed. Run it again when those "
-                    "mailboxes can be read")
+                    f"{counted(run.doubts, 'change')} of run {run_id} still in doubt (their state cannot be read "
+                    "now), so an undo now could leave some of them in place: nothing was changed. Run it again when "
+                    "those mailboxes can be read")
         plan = undo_plan(engine, run)
         script: str | None = None
         if dry_run:

@@ -623,7 +623,10 @@ def decoded(command: Command) -> Expected:
 
 
 _HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Cn", "Zl", "Zp"})
-_DRAWN_AS_NOTHING = ("VARIATION SELECTOR", "FILLER", "GRAPHEME JOINER", "BRAILLE PATTERN BLANK", "VOWEL INHERENT")
+# The Hangul fillers by name (U+115F, U+1160, U+3164, U+FFA0): other "fillers" such as U+10AF6 MANICHAEAN
+# PUNCTUATION LINE FILLER are visible punctuation.
+_DRAWN_AS_NOTHING = ("VARIATION SELECTOR", "HANGUL FILLER", "CHOSEONG FILLER", "JUNGSEONG FILLER", "GRAPHEME JOINER",
+                     "BRAILLE PATTERN BLANK", "VOWEL INHERENT")
 
 
 def hidden_characters(text: str) -> list[tuple[int, str]]:

@@ -37,7 +37,7 @@ def test_offline_dry_run_on_the_examples_lists_every_grant() -> None:
         "-InheritanceType All -AutoMapping:$false"
     )
     assert "# Target server:    'exch01.contoso.com'" in result.stdout
-    assert "planned 16" in result.stderr
+    assert "16 items (16 planned)" in result.stderr
 
 
 def test_script_file_and_report_are_owner_only(tmp_path: Path) -> None:

@@ -122,7 +122,7 @@ def test_audit_reports_drift_then_compliance(lab: Lab) -> None:
     before = cli(lab, *args, "--format", "json")
     assert before.returncode == 3, before.stderr
     results = {i["mailbox"]: i["result"] for i in json.loads(before.stdout)["items"]}
-    assert results == {"ivan.petrov": "already-present", "bob.meyer": "missing", "judy.nakamura": "blocked"}
+    assert results == {"ivan.petrov": "present", "bob.meyer": "missing", "judy.nakamura": "blocked"}
     assert lab.engine.counters.writes == 0
     granted = cli(lab, "grant", "-m", "bob.meyer", "--service-account", SERVICE)
     assert granted.returncode == 0, granted.stderr

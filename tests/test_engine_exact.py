@@ -135,7 +135,7 @@ def test_missing_automapping_is_refused_before_anything_is_sent() -> None:
                 "Remove-MailboxPermission": frozenset({"identity", "user", "accessrights", "inheritancetype",
                                                        "confirm"})}
     runner = LabRunner(engine, "2.1", commands)
-    with pytest.raises(MissingCapability, match="--automapping-unsupported-ok"):
+    with pytest.raises(MissingCapability, match=r"grant it makes is automapped.*--accept-automapping"):
         run_job(runner, Action.GRANT, targets(3))
     assert runner.pipelines == []
     job = Job(Action.GRANT, targets(3), (SERVICE,), Connection(), automapping_unsupported_ok=True)

@@ -34,3 +34,19 @@ def test_a_grant_session_reads_three_cmdlets_and_judges_only_those() -> None:
     assert facts.known("Add-MailboxPermission") and not facts.known("Remove-MailboxPermission")
     assert facts.has_parameter("Remove-MailboxPermission", "Confirm")  # not read: not judged
     refuse_missing(facts, {"Get-MailboxPermission": {"Identity", "User"}})
+
+
+def test_a_server_without_automapping_refuses_only_runs_that_want_it_off() -> None:
+    """Exchange 2010 before SP2 automaps every grant: a run whose trustees all asked for automapping gets what it
+    asked for; one that wants it off for any trustee is refused unless the admin accepts automapping."""
+    from provisioner.facts import MissingCapability, ServerFacts
+    from provisioner.jobs import step_options
+    from provisioner.model import Identity, Trustee
+
+    sp1 = ServerFacts("2.1", commands={"add-mailboxpermission": frozenset({"identity", "user", "accessrights"})})
+    on = Trustee(Identity("sync.admin@contoso.com"), automapping=True)
+    off = Trustee(Identity("svc-codetwo@contoso.com"), automapping=False)
+    assert step_options(Connection(), sp1, False, Action.GRANT, (on,)).automapping is False  # not sent: the default
+    with pytest.raises(MissingCapability):
+        step_options(Connection(), sp1, False, Action.GRANT, (on, off))
+    assert step_options(Connection(), sp1, True, Action.GRANT, (on, off)).automapping is False  # accepted

@@ -42,7 +42,7 @@ from provisioner.model import (
     Trustee,
     identity_problem,
 )
-from provisioner.report import as_table
+from provisioner.report import as_table, short_reason
 from tests.fake_runner import LabRunner
 
 ROOT = Path(__file__).parent.parent
@@ -99,7 +99,7 @@ def test_every_reporting_command_formats_its_items_on_the_lab(lab: Lab, tmp_path
     assert "grant: 4 items" in err and "blocked: judy.nakamura" not in err
     assert oct(html.stat().st_mode & 0o777) == "0o600"
     page = html.read_text(encoding="utf-8")
-    problems, everything = page.index("Problem items (2)"), page.index("All items (4)")
+    problems, everything = page.index("Needs attention (2 items)"), page.index("All items (4)")
     assert problems < page.index("judy.nakamura") < page.index("nobody.here") < everything
     assert page.index("bob.meyer") > everything
     run_id = document["run_id"]
@@ -110,14 +110,15 @@ def test_every_reporting_command_formats_its_items_on_the_lab(lab: Lab, tmp_path
     assert code == 3, err  # drift: blocked
     rows = list(csv.DictReader(io.StringIO(out)))
     assert len(rows) == len(TARGETS)
-    assert {row["mailbox"]: row["result"] for row in rows} == {**results, "bob.meyer": "already-present"}
+    assert {row["mailbox"]: row["result"] for row in rows} == {**results, "bob.meyer": "present",
+                                                               "ivan.petrov": "present"}
 
     # audit --format table (not a terminal): plain aligned text, problem items first
     code, out, err = invoke("audit", *conf, *targets(*TARGETS), password=password)
     assert code == 3, err
     assert out.splitlines()[0].split() == ["MAILBOX", "TRUSTEE", "RESULT", "DETAIL"]
     assert [line[2] for line in data_lines(out)[:2]] == ["blocked", "failed"]
-    assert [line[2] for line in data_lines(out)[2:]] == ["already-present", "already-present"]
+    assert [line[2] for line in data_lines(out)[2:]] == ["present", "present"]
 
     # reapply --format csv
     code, out, err = invoke("reapply", *conf, *targets("bob.meyer", "alice.wong"), "--format", "csv",
@@ -219,9 +220,9 @@ def test_plain_table_and_html_list_problem_items_first() -> None:
     assert [row[2] for row in rows] == ["failed", "failed", "granted", "granted"]
     assert [row[0] for row in rows] == ["nobody1", "nobody2", "user000001@contoso.com", "user000002@contoso.com"]
     page = render_html(result)
-    problems = page[page.index("Problem items (2)"):page.index("All items (4)")]
+    problems = page[page.index("Needs attention (2 items)"):page.index("All items (4)")]
     assert "nobody1" in problems and "nobody2" in problems and "user000001" not in problems
-    assert "failed" in page[page.index("Summary"):page.index("Problem items")]
+    assert "failed" in page[page.index("Summary"):page.index("Needs attention")]
 
 
 def test_rich_progress_bars_tick_to_completion_and_stop_before_the_summary() -> None:
@@ -233,7 +234,7 @@ def test_rich_progress_bars_tick_to_completion_and_stop_before_the_summary() -> 
     with terminal.ProgressBars(terminal.console(buffer, force_terminal=True, width=120)) as bars:
         hooks = Hooks(planned=lambda plan, engine: live_between.append(bars.display.live.is_started))
         result = run(job, session=FixedSession(LabRunner(engine, "2.3")), progress=bars.factory, hooks=hooks)
-    assert result.counts == {"granted": 25}
+    assert {outcome.result.value for outcome in result.outcomes} == {"granted"} and len(result.outcomes) == 25
     assert live_between == [False]
     assert not bars.display.live.is_started  # stopped: the summary lines that follow print on their own
     text = SGR.sub("", buffer.getvalue())
@@ -335,7 +336,7 @@ def test_html_shows_hostile_text_escaped_and_visible(name: str, detail: str) -> 
     assert len(failed) == 2  # once among the problem items, once among all items
     for row in failed:
         assert row[1] == output.visible(mailbox) and row[2] == SERVICE
-        assert row[5].startswith(output.visible(detail))
+        assert row[5] == output.visible(short_reason(result.outcomes[0]))  # escaped, shown, never interpreted
     assert parser.items == [output.visible(detail)]  # the run's note
 
 

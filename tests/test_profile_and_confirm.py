@@ -130,7 +130,7 @@ def test_the_question_counts_the_removals_and_no_is_declined() -> None:
     assert question is not None and "2 mailboxes (2 removals)" in question
     assert removals_question("revoke")(_plan(ItemState.ABSENT)) is None  # nothing to remove: nothing asked
     assert changes_question("undo x", _plan(ItemState.TO_ADD, ItemState.TO_REMOVE)) == \
-        f"undo x: 1 removals and 1 grants of {SERVICE} on 2 mailboxes. Continue?"
+        f"undo x: 1 removal and 1 grant of {SERVICE} on 2 mailboxes. Continue?"
     with pytest.raises(Declined):
         Confirmation(yes=False, interactive=True, ask=lambda _: False).confirm(question)
 

@@ -28,6 +28,12 @@ def cli(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=120, stdin=subprocess.DEVNULL)
 
 
+def cli_help(command: str) -> str:
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    return subprocess.run([sys.executable, "-m", "provisioner", command, "--help"], capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=60, check=True).stdout
+
+
 def results(path: Path) -> dict[tuple[str, str], str]:
     return {(i["mailbox"], i["trustee"]): i["result"] for i in json.loads(path.read_text())["items"]}
 
@@ -54,7 +60,7 @@ def config(tmp_path: Path, mailboxes: list[str], automapping: bool = False) -> P
 @pytest.mark.parametrize("profile", PROFILES)
 def test_the_whole_workflow_is_exact_on_every_profile(profile: str, tmp_path: Path) -> None:
     existing = TARGETS[:-1]
-    extra = ["--automapping-unsupported-ok"] if profile == "exchange2010sp1" else []
+    extra = ["--accept-automapping"] if profile == "exchange2010sp1" else []
     with running_lab(mailboxes=40, profile=profile) as lab:
         conf = config(tmp_path, TARGETS)
         # grant: every existing pair granted, the missing mailbox failed, each grant really there
@@ -69,7 +75,7 @@ def test_the_whole_workflow_is_exact_on_every_profile(profile: str, tmp_path: Pa
         # audit: compliant but for the missing mailbox (a failed read, not drift)
         audit = cli(lab, "audit", "--config", str(conf), "--format", "json")
         items = json.loads(audit.stdout)["items"]
-        assert {i["result"] for i in items if i["mailbox"] in existing} == {"already-present"}
+        assert {i["result"] for i in items if i["mailbox"] in existing} == {"present"}
 
         # revoke half: really removed (a 2.1 server given a batch of statements would have removed one)
         half = existing[:12]
@@ -99,7 +105,9 @@ def test_check_fails_on_automapping_on_2010_sp1_and_names_the_protocol() -> None
     assert result.returncode == 1, result.stdout + result.stderr
     out = result.stdout + result.stderr
     assert "PSRP protocol 2.1" in out and "PowerShell 2.0" in out
-    assert any(line.startswith("FAIL") and "-AutoMapping" in line for line in out.splitlines()), out
+    fail = [line for line in out.splitlines() if line.startswith("FAIL") and "-AutoMapping" in line]
+    assert len(fail) == 1, out
+    assert "every Full Access grant it makes is automapped" in fail[0] and "--accept-automapping" in fail[0]
 
 
 def test_grant_without_automapping_support_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
@@ -107,8 +115,30 @@ def test_grant_without_automapping_support_is_refused_before_anything_is_sent(tm
         before = lab.engine.counters.snapshot()["pipelines"]
         result = cli(lab, "grant", "--mailbox", "user000001@contoso.com", "--service-account", SERVICE)
         assert result.returncode == 2, result.stderr
-        assert "--automapping-unsupported-ok" in result.stderr
+        # the true sentence (issue 18, part 6): there every grant is automapped; the opt-in accepts exactly that
+        assert "every Full Access grant it makes is automapped, and the cmdlet cannot turn that off" in result.stderr
+        assert "Exchange 2010 SP2 or later" in result.stderr and "msExchDelegateListLink" in result.stderr
+        assert "--accept-automapping" in result.stderr
+        assert "maps nothing" not in result.stderr and "--automapping-unsupported-ok" not in result.stderr
         assert lab.engine.counters.snapshot()["pipelines"] == before  # not even a read
+
+
+@pytest.mark.parametrize("flag", ["--accept-automapping", "--automapping-unsupported-ok"])
+def test_accepted_automapping_on_2010_sp1_is_what_exchange_does_the_grant_is_automapped(flag: str) -> None:
+    """What the opt-in says is what happens: the grant lands in the mailbox's automapping list
+    (msExchDelegateListLink), although the trustee asked for automapping off (the cmdlet there has no switch to
+    turn it off). One mailbox: with pipeline input the cmdlet updates that list for the last record only."""
+    mailbox = "user000001@contoso.com"
+    with running_lab(mailboxes=5, profile="exchange2010sp1") as lab:
+        result = cli(lab, "grant", "--mailbox", mailbox, "--admin-user", ADMIN, "--no-automapping", flag)
+        assert result.returncode == 0, result.stderr
+        deprecated = "warning: --automapping-unsupported-ok is deprecated, use --accept-automapping"
+        assert (deprecated in result.stderr) == (flag == "--automapping-unsupported-ok")
+        with lab.engine.lock:
+            assert lab.engine.directory.has_full_access(mailbox, ADMIN)
+            assert any("sync.admin" in d.casefold() for d in lab.engine.directory.delegates_of(mailbox))
+    assert "--automapping-unsupported-ok" not in cli_help("grant")  # hidden: only the accurate name is offered
+    assert "--accept-automapping" in cli_help("grant")
 
 
 @pytest.mark.parametrize("profile", ["exchange2010", "exchange2019"])

@@ -45,6 +45,7 @@ from provisioner.errors import InputError
 from provisioner.jobs import Hooks
 from provisioner.protocol import NO_JOURNAL_NOTE, guard_of
 from provisioner.session import check_connection_settings, resolve_password
+from provisioner.wording import counted
 
 
 @app.command("apply")
@@ -94,8 +95,8 @@ def apply_plan(
                  for name, value in given.items() if value is not None and not _same(name, value, saved.endpoint)]
         if moved:
             raise PlanDrift(moved, 0, len(saved.changes), hard=True)
-        err(f"plan {saved.digest}: {saved.action.value}, {len(saved.changes)} changes ({saved.removals} removals), "
-             f"made {saved.created} for {saved.endpoint.get('server')}")
+        err(f"plan {saved.digest}: {saved.action.value}, {counted(len(saved.changes), 'change')} "
+            f"({counted(saved.removals, 'removal')}), made {saved.created} for {saved.endpoint.get('server')}")
         profile = profile_for(saved.trustees, profile_list, False, report)
         if saved.removals:
             confirmation = Confirmation.from_terminal(yes)

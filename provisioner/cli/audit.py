@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from provisioner import metrics
 from provisioner import report as reports
 from provisioner.cli.apps import app
 from provisioner.cli.common import (
@@ -55,8 +57,15 @@ from provisioner.profile import AUDIT_CHANGES, ProfileList, require_admin
 from provisioner.profile import as_csv as profile_csv
 from provisioner.profile import as_table as profile_table
 
+AUDIT_HELP = (
+    "Read-only: which targets have, lack, block or could not be read for each trustee.\n\n"
+    "Exit 0: every pair is present. Exit 3 (drift): at least one pair is missing or blocked, even when others "
+    "failed or are unknown: the drift is proven and the report lists the rest. Exit 1: no drift was proven, but "
+    "some pairs failed or are unknown, so compliance could not be established."
+)
 
-@app.command()
+
+@app.command(help=AUDIT_HELP)
 def audit(
     config: ConfigOpt = None,
     mailbox: MailboxOpt = None,
@@ -70,6 +79,8 @@ def audit(
         "address and LegacyExchangeDN: what its MAPI profile must list")] = False,
     report: ReportOpt = None,
     html: HtmlOpt = None,
+    metrics_file: Annotated[Path | None, typer.Option(
+        "--metrics-file", help="Write Prometheus gauges here (node_exporter textfile; job=\"audit\")")] = None,
     server: ServerOpt = None,
     port: PortOpt = None,
     scheme: SchemeOpt = None,
@@ -86,7 +97,7 @@ def audit(
     fast_wire: FastWireOpt = None,
     insecure_lab: LabOpt = False,
 ) -> None:
-    """Read-only: which targets have, lack, block or could not be read for each trustee. Exit 3 on drift."""
+    """Read-only: which targets have, lack, block or could not be read for each trustee (see AUDIT_HELP)."""
     with edge():
         check_output(output_format)
         settings = discover(config)
@@ -109,6 +120,8 @@ def audit(
             sys.stdout.write(_profile_formats[output_format or "table"](profile))
         else:
             present(result, output_format, html)
+        if metrics_file is not None:
+            metrics.write(metrics_file, metrics.of_run("audit", result))
         err(reports.summary_line(result))
         raise typer.Exit(int(result.exit_code))
 

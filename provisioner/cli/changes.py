@@ -30,6 +30,7 @@ from provisioner.cli.common import (
     wanted_from,
 )
 from provisioner.cli.options import (
+    AcceptAutomapOpt,
     AdminOpt,
     AuthOpt,
     AutomapOpt,
@@ -37,6 +38,7 @@ from provisioner.cli.options import (
     ConfigOpt,
     DcOpt,
     DeadlineOpt,
+    DeprecatedAutomapOpt,
     DryRunOpt,
     FastWireOpt,
     FormatOpt,
@@ -47,7 +49,6 @@ from provisioner.cli.options import (
     LockFileOpt,
     MailboxOpt,
     ModeOpt,
-    NoAutomapOpt,
     NoJournalOpt,
     OfflineOpt,
     ParallelOpt,
@@ -169,7 +170,8 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
         fast_wire: FastWireOpt = None,
         deadline: DeadlineOpt = None,
         insecure_lab: LabOpt = False,
-        automapping_unsupported_ok: NoAutomapOpt = False,
+        accept_automapping: AcceptAutomapOpt = False,
+        automapping_unsupported_ok: DeprecatedAutomapOpt = False,
         yes: YesOpt = False,
         profile_list: ProfileListOpt = None,
         journal: JournalOpt = None,
@@ -196,7 +198,7 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
                 domain_controller=domain_controller, mode=mode, insecure_lab=insecure_lab, batch_size=batch_size,
                 parallel=parallel, fast_wire=fast_wire, run_deadline_seconds=deadline,
             ),
-            automapping_unsupported_ok=automapping_unsupported_ok,
+            automapping_unsupported_ok=accept_automapping or automapping_unsupported_ok,
             yes=yes,
             profile_list=profile_list,
             plan_out=plan_out,
@@ -264,7 +266,8 @@ def reapply(
     fast_wire: FastWireOpt = None,
     deadline: DeadlineOpt = None,
     insecure_lab: LabOpt = False,
-    automapping_unsupported_ok: NoAutomapOpt = False,
+    accept_automapping: AcceptAutomapOpt = False,
+    automapping_unsupported_ok: DeprecatedAutomapOpt = False,
     yes: YesOpt = False,
     profile_list: ProfileListOpt = None,
     plan_out: Path | None = None,
@@ -308,7 +311,7 @@ def reapply(
         job = ReapplyJob(
             connection, wanted.trustees, wanted.mailboxes, wanted_selectors, settings.exclude, reapply_settings,
             prune=prune, prune_unowned=prune and (prune_unowned or reapply_settings.prune_unowned), dry_run=dry_run,
-            force=force, automapping_unsupported_ok=automapping_unsupported_ok,
+            force=force, automapping_unsupported_ok=accept_automapping or automapping_unsupported_ok,
         )
         profile = profile_for(wanted.trustees, profile_list, dry_run, reapply_settings.report)
         capture = PlanCapture(connection) if plan_out is not None else None

@@ -27,6 +27,7 @@ from provisioner.profile import ProfileList, admin_users, require_admin
 from provisioner.profile import as_csv as profile_csv
 from provisioner.report import SCRIPT_ENCODING, write_private
 from provisioner.session import check_connection_settings, resolve_password
+from provisioner.wording import counted
 
 
 def err(message: str) -> None:
@@ -169,7 +170,7 @@ def save_plan(capture: PlanCapture, out: Path, script: Path | None) -> None:
     write_private(script_path, text, SCRIPT_ENCODING)
     write_private(out, saved.dumps(hashlib.sha256(text.encode(SCRIPT_ENCODING)).hexdigest()))  # the file's bytes
     counts = ", ".join(f"{state} {n}" for state, n in sorted(saved.unchanged.items()))
-    err(f"plan {saved.digest}: {len(saved.changes)} changes ({saved.removals} removals)"
+    err(f"plan {saved.digest}: {counted(len(saved.changes), 'change')} ({counted(saved.removals, 'removal')})"
          + (f"; unchanged: {counts}" if counts else ""))
     err(f"plan written to {out}, review script to {script_path}; apply it with: provisioner apply {out}")
 

@@ -23,9 +23,11 @@ from provisioner.cli.common import (
     progress_factory,
 )
 from provisioner.cli.options import (
+    AcceptAutomapOpt,
     AuthOpt,
     ConfigOpt,
     DcOpt,
+    DeprecatedAutomapOpt,
     DryRunOpt,
     FormatOpt,
     HtmlOpt,
@@ -33,7 +35,6 @@ from provisioner.cli.options import (
     KeytabOpt,
     LabOpt,
     LockFileOpt,
-    NoAutomapOpt,
     OfflineOpt,
     PortOpt,
     PrincipalOpt,
@@ -109,7 +110,8 @@ def journal_undo(
     spn_hostname: SpnHostOpt = None,
     domain_controller: DcOpt = None,
     insecure_lab: LabOpt = False,
-    automapping_unsupported_ok: NoAutomapOpt = False,
+    accept_automapping: AcceptAutomapOpt = False,
+    automapping_unsupported_ok: DeprecatedAutomapOpt = False,
     yes: YesOpt = False,
     profile_list: ProfileListOpt = None,
     lock_file: LockFileOpt = None,
@@ -143,7 +145,8 @@ def journal_undo(
         planned = confirmation.hook(removals_question(f"undo {run_id}")) if not dry_run else None
         with guard.held() if not dry_run else nullcontext(), progress_factory() as progress:
             result = run_undo(path, run_id, connection, guard.settings(settings.reapply), dry_run=dry_run,
-                              offline=offline, password=password, automapping_unsupported_ok=automapping_unsupported_ok,
+                              offline=offline, password=password,
+                              automapping_unsupported_ok=accept_automapping or automapping_unsupported_ok,
                               progress=progress, hooks=Hooks(planned, profile))
         if profile is not None:
             result.profile = tuple(profile.entries)

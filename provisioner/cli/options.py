@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from provisioner.config import AUTH_METHODS, MAX_RUN_DEADLINE_SECONDS
+from provisioner.facts import ACCEPT_AUTOMAPPING
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="TOML config (default: ./provisioner.toml if present)")
@@ -54,9 +55,23 @@ FastWireOpt = Annotated[bool | None, typer.Option(
     "--fast-wire/--no-fast-wire",
     help="Client-side CLIXML fast path (only on the pypsrp versions it was verified on; default off)",
 )]
-NoAutomapOpt = Annotated[bool, typer.Option(
-    "--automapping-unsupported-ok",
-    help="On a server without -AutoMapping (Exchange 2010 before SP2): grant without it instead of refusing",
+AcceptAutomapOpt = Annotated[bool, typer.Option(
+    ACCEPT_AUTOMAPPING,
+    help="On a server without -AutoMapping (Exchange 2010 before SP2), where every grant is automapped: grant "
+    "anyway, accepting that (default: such grants are refused)",
+)]
+
+
+def _deprecated_automapping(value: bool) -> bool:
+    if value:
+        typer.echo(f"warning: --automapping-unsupported-ok is deprecated, use {ACCEPT_AUTOMAPPING}: on a server "
+                   "without -AutoMapping every grant is automapped, it is not granted without automapping", err=True)
+    return value
+
+
+DeprecatedAutomapOpt = Annotated[bool, typer.Option(
+    "--automapping-unsupported-ok", hidden=True, callback=_deprecated_automapping,
+    help=f"Deprecated: {ACCEPT_AUTOMAPPING}",
 )]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Change nothing; write the PowerShell that would run")]
 OfflineOpt = Annotated[bool, typer.Option("--offline", help="With --dry-run: never connect; list every change")]
