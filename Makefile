@@ -4,13 +4,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench bench-exo clean kerberos-extra
+.PHONY: demo test docs dist lint bench bench-exo clean kerberos-extra
 
-# The lab endpoint is a distribution of its own (lab/): the product does not depend on it (nor on psrpcore).
-$(BIN)/provisioner: pyproject.toml lab/pyproject.toml
+# The lab endpoint (lab/provisioner_lab) ships in the same wheel; its dependencies are the `lab` extra (the product
+# itself does not need psrpcore). `test` brings the lab, `docs` the documentation site's tools.
+$(BIN)/provisioner: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]' -e ./lab
+	$(BIN)/python -m pip uninstall --quiet --yes provisioner provisioner-lab 2>/dev/null || true  # the old names
+	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
 	touch $@
 
 demo: $(BIN)/provisioner
@@ -32,6 +34,16 @@ test: $(BIN)/provisioner kerberos-extra
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
+# The documentation site (docs/ + mkdocs.yml) into site/; the CLI and configuration references are generated from
+# the code at build time (docs/hooks/reference.py), so they cannot fall behind. --strict: a broken link fails.
+docs: $(BIN)/provisioner
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+# The sdist and the wheel into dist/ (the commit is stamped into both by hatch_build.py).
+dist: $(BIN)/provisioner
+	$(BIN)/python -m pip install --quiet build
+	rm -rf dist && $(BIN)/python -m build --outdir dist
+
 bench: $(BIN)/provisioner
 	$(BIN)/python benchmarks/reapply.py
 
@@ -40,4 +52,4 @@ bench-exo: $(BIN)/provisioner
 	$(BIN)/python benchmarks/exo.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) site dist .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -15,6 +15,9 @@ port="$(cat "$work/port")"
 
 # The lab's account; on a real server use Kerberos (kinit) or PROVISIONER_PASSWORD from a protected env file.
 export PROVISIONER_PASSWORD='Lab-Passw0rd!'
+# Each run logs one start and one summary line (run id, action, counts, exit code, duration): here to a file,
+# shown at the end (a scheduled job uses --log-file or --log-syslog; without either they go to stderr).
+export PROVISIONER_LOG_FORMAT=json PROVISIONER_LOG_FILE="$work/runs.log"
 conn=(--config "$here/provisioner.toml" --server 127.0.0.1 --port "$port" --auth ntlm --username lab-admin)
 
 step() { printf '\n\033[1m== %s\033[0m\n$ %s\n' "$1" "$2"; }
@@ -47,5 +50,15 @@ provisioner grant "${conn[@]}"
 
 step "5. Audit again: compliant (exit 0)" "provisioner audit ${conn[*]} --format csv"
 provisioner audit "${conn[@]}" --format csv | head -5
+
+step "6. The run log: one start and one summary line per run" "cat runs.log"
+python3 - "$work/runs.log" <<'PY'
+import json, sys
+for line in open(sys.argv[1], encoding="utf-8"):
+    entry = json.loads(line)
+    if entry["event"] == "summary":
+        print(f"  {entry['run']}  {entry['action']:<10} exit {entry['exit_code']}  {entry['items']:>3} items  "
+              f"{entry['duration_seconds']:.1f}s  {entry['counts']}")
+PY
 echo
-echo "Demo done. The lab was a fake Exchange in memory; see README.md for real servers."
+echo "Demo done. The lab was a fake Exchange in memory; see docs/getting-started.md for real servers."

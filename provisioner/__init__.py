@@ -1,3 +1,5 @@
 """provisioner: Exchange Full Access for mailbox-sync accounts, from desired state."""
 
-__version__ = "0.1.0"
+from provisioner.version import __version__
+
+__all__ = ["__version__"]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
+from provisioner.discovery import ENV, Located, locate
 from provisioner.errors import InputError
 from provisioner.model import format_characters, identity_problem
 
@@ -23,7 +24,6 @@ Mode = Literal["command", "script"]
 Backend = Literal["psrp", "exo"]
 Cloud = Literal["worldwide", "gcchigh", "dod"]
 AUTH_METHODS: tuple[str, ...] = get_args(Auth)
-DEFAULT_CONFIG = Path("provisioner.toml")
 
 
 @dataclass(frozen=True)
@@ -450,9 +450,16 @@ def _reapply(reader: _Reader, table: Mapping[str, Any], base: Path) -> ReapplySe
 
 
 def discover(path: Path | None) -> Config:
-    """``--config PATH``, else ``provisioner.toml`` in the current folder if present, else an empty config."""
-    if path is not None:
-        return load_config(path)
-    if DEFAULT_CONFIG.is_file():
-        return load_config(DEFAULT_CONFIG)
-    return Config()
+    """The configuration a run uses, searched as :mod:`provisioner.discovery` says (``--config``,
+    ``PROVISIONER_CONFIG``, ``./provisioner.toml``, the user's folder, the system's); empty when none is found."""
+    return load_located(locate(path))
+
+
+def load_located(found: Located) -> Config:
+    """Read the file the search found (an explicit one that is missing is an error naming who chose it)."""
+    if found.path is None:
+        return Config()
+    if found.explicit and not found.path.is_file():
+        chosen_by = "--config" if found.origin == "--config" else f"the {ENV} environment variable"
+        raise InputError(f"configuration file not found (named by {chosen_by})", where=str(found.path))
+    return load_config(found.path)

@@ -12,7 +12,9 @@ from typing import Any
 from provisioner import __version__
 from provisioner.jobs import RunResult
 from provisioner.model import Outcome
+from provisioner.runlog import RUN
 from provisioner.summary import Summary, attention_first
+from provisioner.version import commit
 
 
 def outcome_record(outcome: Outcome) -> dict[str, Any]:
@@ -41,6 +43,9 @@ def report_document(result: RunResult) -> dict[str, Any]:
     return {
         "tool": "provisioner",
         "version": __version__,
+        "commit": commit(),
+        "config": RUN.config,  # the configuration file the run used (None: none found)
+        "log_run": RUN.run or None,  # the run log's id (its start and summary lines)
         "action": job.action.value,
         "run_id": result.run_id,
         "dry_run": job.dry_run,

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+from provisioner_lab.ntlmhash import nt_hash as ntowfv1
 from provisioner_lab.run import Lab, running_lab
-from spnego._ntlm_raw.crypto import ntowfv1
 from typer.testing import CliRunner
 
 from provisioner import session

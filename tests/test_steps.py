@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from provisioner import planner, steps
+from provisioner import __version__, planner, steps
 from provisioner.model import Action, Identity, Trustee
 from provisioner.render import ScriptContext, render_script, render_step
 from tests import psparse
@@ -125,4 +125,4 @@ def test_script_header_counts_and_unchanged_items() -> None:
     ]
     assert "#   'already-present': 1" in script and "#   'blocked': 1" in script and "#   'unknown': 1" in script
     assert "# Target server:    'exch01.contoso.com'" in script
-    assert "provisioner '0.1.0'" in script
+    assert f"provisioner '{__version__}'" in script

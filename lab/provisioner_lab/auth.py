@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import spnego
-from spnego._ntlm_raw.crypto import lmowfv1, ntowfv1
-from spnego._spnego import NegState, NegTokenResp
+
+from provisioner_lab.ntlmhash import nt_hash
 
 ENCRYPTED_PROTOCOL = "application/HTTP-SPNEGO-session-encrypted"
 _BOUNDARY = "Encrypted Boundary"
@@ -90,8 +90,8 @@ class LabUsers:
         self.ntlm_file = os.path.join(self._dir, "ntlm_users")
         lines = []
         for name, password in self._users.items():
-            lm = binascii.hexlify(lmowfv1(password)).decode().upper()
-            nt = binascii.hexlify(ntowfv1(password)).decode().upper()
+            lm = "0" * 32  # no LM hash: the clients use NTLMv2, which needs only the NT hash
+            nt = binascii.hexlify(nt_hash(password)).decode().upper()
             lines.append(f"{name}:1000:{lm}:{nt}:[U]:LCT-00000000")
         fd = os.open(self.ntlm_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -172,8 +172,23 @@ def _kerberos_error_token(exc: BaseException, request: bytes) -> bytes | None:
     if not isinstance(token, bytes) or not token:
         return None
     if _SPNEGO_OID in request[:16] or request[:1] == b"\xa1":  # SPNEGO: reject, with the error as the mech token
-        token = NegTokenResp(neg_state=NegState.reject, response_token=token).pack()
+        token = spnego_reject(token)
     return token
+
+
+def _der(tag: int, content: bytes) -> bytes:
+    size = len(content)
+    if size < 0x80:
+        return bytes([tag, size]) + content
+    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(length)]) + length + content
+
+
+def spnego_reject(token: bytes) -> bytes:
+    """SPNEGO NegTokenResp (RFC 4178 4.2.2) with negState reject and ``token`` as the responseToken, in DER."""
+    neg_state = _der(0xA0, _der(0x0A, b"\x02"))  # [0] ENUMERATED reject(2)
+    response = _der(0xA2, _der(0x04, token))  # [2] OCTET STRING
+    return _der(0xA1, _der(0x30, neg_state + response))
 
 
 def parse_authorization(value: str) -> tuple[str, str] | None:

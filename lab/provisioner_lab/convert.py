@@ -36,10 +36,10 @@ from psrpcore.types import (
     PSNoteProperty,
     PSObject,
     PSSecureString,
+    PSType,
     SessionStateEntryVisibility,
+    serialize,
 )
-from psrpcore.types._base import PSObjectMeta
-from psrpcore.types._serializer import _serialize_string
 
 from provisioner_lab.api import Argument, Invocation, LabEnum, LabError, LabObject, Statement
 
@@ -135,7 +135,7 @@ def _enum_member(type_names: tuple[str, ...], value: int, text: str) -> Any:
         enum_factory: Any = PSEnumBase
         enum_cls: Any = enum_factory(name, [(text, value)], module=__name__)
         names = list(type_names) + [t for t in _ENUM_BASES if t not in type_names]
-        enum_cls.PSObject = PSObjectMeta(names)
+        PSType(names, skip_inheritance=True, rehydrate=False)(enum_cls)
     return enum_cls(value)
 
 
@@ -305,6 +305,7 @@ def custom_object(**properties: Any) -> PSCustomObject:
 # psrpcore and compared byte for byte; a shape that does not match (or a string the replacement cannot be sure
 # about) keeps psrpcore's path.
 
+_NO_CIPHER: Any = None  # serialize() takes the session's cipher; a plain string never uses it
 _MARK = "QZ{}ZQ"
 _MARKS = re.compile(r"QZ(\d+)ZQ")
 _MARK_IN_ATTRIBUTE = re.compile(r'="[^"]*QZ\d+ZQ')
@@ -315,7 +316,7 @@ def _variable(value: str) -> bool:
     nothing psrpcore's string encoding changes (not every place uses it, e.g. ToString does not), no ``_x`` across
     its ends."""
     return (bool(value) and value[0] not in "xX" and not value.endswith("_") and "QZ" not in value
-            and _serialize_string(value) == value)
+            and serialize(value, _NO_CIPHER).text == value)
 
 
 def _encode(value: str) -> str:

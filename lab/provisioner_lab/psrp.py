@@ -28,8 +28,7 @@ from xml.etree import ElementTree
 
 import psrpcore
 from psrpcore._payload import PSRPMessage, create_message
-from psrpcore.types import PSInvocationState, PSRPMessageType, PSVersion, SessionCapability
-from psrpcore.types._serializer import serialize
+from psrpcore.types import PSInvocationState, PSRPMessageType, PSVersion, SessionCapability, serialize
 
 from provisioner_lab import clixml, convert, metadata
 from provisioner_lab.api import (

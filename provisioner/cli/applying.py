@@ -12,12 +12,14 @@ from provisioner.cli.apps import app
 from provisioner.cli.common import (
     check_output,
     connection_of,
+    discover,
     edge,
     emit_profile,
     err,
     present,
     profile_for,
     progress_factory,
+    summary_line,
 )
 from provisioner.cli.options import (
     AuthOpt,
@@ -39,7 +41,6 @@ from provisioner.cli.options import (
     UserOpt,
     YesOpt,
 )
-from provisioner.config import discover
 from provisioner.confirm import Confirmation, changes_question
 from provisioner.errors import InputError
 from provisioner.jobs import Hooks
@@ -130,7 +131,7 @@ def apply_plan(
             err(f"run {result.run_id} recorded in {guard.journal}")
         present(result, output_format, html)
         emit_profile(profile, profile_list)
-        err(reports.summary_line(result))
+        err(summary_line(result))
         raise typer.Exit(int(result.exit_code))
 
 

@@ -11,16 +11,17 @@ from typing import Annotated
 import typer
 
 from provisioner import metrics
-from provisioner import report as reports
 from provisioner.cli.apps import app
 from provisioner.cli.common import (
     check_output,
     connection_of,
     credentials,
+    discover,
     edge,
     err,
     execute,
     present,
+    summary_line,
     wanted_from,
 )
 from provisioner.cli.options import (
@@ -49,7 +50,6 @@ from provisioner.cli.options import (
     UserOpt,
     UsersFileOpt,
 )
-from provisioner.config import discover
 from provisioner.desired import TrusteeOptions
 from provisioner.jobs import Hooks, Job
 from provisioner.model import Action
@@ -107,7 +107,8 @@ def audit(
             domain_controller=domain_controller, mode=mode, insecure_lab=insecure_lab, batch_size=batch_size,
             parallel=parallel, fast_wire=fast_wire,
         )
-        wanted = wanted_from(settings, mailbox, users_file, TrusteeOptions(admin_user, service_account, trustee or ()))
+        wanted = wanted_from(settings, mailbox, users_file, TrusteeOptions(admin_user, service_account, trustee or ()),
+                             connection=connection)
         profile = None
         if for_profile:
             require_admin(wanted.trustees, "--for-profile")
@@ -122,7 +123,7 @@ def audit(
             present(result, output_format, html)
         if metrics_file is not None:
             metrics.write(metrics_file, metrics.of_run("audit", result))
-        err(reports.summary_line(result))
+        err(summary_line(result))
         raise typer.Exit(int(result.exit_code))
 
 

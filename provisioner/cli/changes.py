@@ -9,13 +9,13 @@ from typing import Annotated, Any
 
 import typer
 
-from provisioner import report as reports
 from provisioner.applyplan import PlanCapture
 from provisioner.cli.apps import app, plan_app
 from provisioner.cli.common import (
     check_output,
     connection_of,
     credentials,
+    discover,
     edge,
     emit_profile,
     emit_script,
@@ -27,6 +27,7 @@ from provisioner.cli.common import (
     profile_for,
     progress_factory,
     save_plan,
+    summary_line,
     wanted_from,
 )
 from provisioner.cli.options import (
@@ -67,7 +68,6 @@ from provisioner.cli.options import (
     UsersFileOpt,
     YesOpt,
 )
-from provisioner.config import discover
 from provisioner.confirm import Confirmation, removals_question
 from provisioner.desired import TrusteeOptions
 from provisioner.errors import InputError
@@ -110,7 +110,7 @@ def _change_command(
             confirmation.require("revoke")
         settings = discover(config)
         connection = connection_of(settings, **overrides)
-        wanted = wanted_from(settings, mailbox, users_file, trustees)
+        wanted = wanted_from(settings, mailbox, users_file, trustees, connection=connection, offline=offline)
         job = Job(action, wanted.mailboxes, wanted.trustees, connection, dry_run=dry_run, offline=offline,
                   automapping_unsupported_ok=automapping_unsupported_ok)
         profile = profile_for(wanted.trustees, profile_list, dry_run, report)
@@ -133,7 +133,7 @@ def _change_command(
             emit_script(result, script)
         present(result, output_format, html)
         emit_profile(profile, profile_list)
-        err(reports.summary_line(result))
+        err(summary_line(result))
         raise typer.Exit(int(result.exit_code))
 
 
@@ -298,7 +298,8 @@ def reapply(
             confirmation.require("reapply --prune")
         wanted_selectors = settings.selectors if not (mailbox or users_file) else ()
         trustee_options = TrusteeOptions(admin_user, service_account, trustee or (), automapping)
-        wanted = wanted_from(settings, mailbox, users_file, trustee_options, selectors_count=len(wanted_selectors))
+        wanted = wanted_from(settings, mailbox, users_file, trustee_options, selectors_count=len(wanted_selectors),
+                             connection=connection)
         if not wanted.targets.targets and not wanted_selectors:
             raise InputError("no targets: give --mailbox/--users-file, or [targets] mailboxes/users_file/selector")
         reapply_settings = settings.reapply
@@ -335,7 +336,7 @@ def reapply(
             emit_script(result, script)
         present(result, output_format, html)
         emit_profile(profile, profile_list)
-        err(f"run {result.run_id}: " + reports.summary_line(result))
+        err(f"run {result.run_id}: " + summary_line(result))
         if result.refused is not None:
             err(f"error: {result.refused}")
         raise typer.Exit(int(result.final_exit_code))

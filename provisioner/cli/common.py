@@ -16,8 +16,8 @@ import typer
 
 from provisioner import report as reports
 from provisioner.applyplan import PlanCapture
-from provisioner.cli.options import PlanOutOpt
-from provisioner.config import AUTH_METHODS, Config, Connection, ReapplySettings
+from provisioner.cli.options import PlanFormatOpt, PlanOutOpt, PlanScriptOpt
+from provisioner.config import AUTH_METHODS, Config, Connection, ReapplySettings, load_located
 from provisioner.desired import Desired, TrusteeOptions, desired
 from provisioner.engine import ProgressFactory
 from provisioner.errors import InputError, ProvisionerError
@@ -26,6 +26,7 @@ from provisioner.model import PROBLEM_RESULTS, Trustee, visible
 from provisioner.profile import ProfileList, admin_users, require_admin
 from provisioner.profile import as_csv as profile_csv
 from provisioner.report import SCRIPT_ENCODING, write_private
+from provisioner.runlog import RUN
 from provisioner.session import check_connection_settings, resolve_password
 from provisioner.wording import counted
 
@@ -41,10 +42,37 @@ def edge() -> Iterator[None]:
         yield
     except ProvisionerError as exc:
         err(f"error: {exc}")
+        RUN.failed(str(exc))
         raise typer.Exit(int(exc.exit_code)) from None
     except KeyboardInterrupt:
         err("interrupted")
         raise typer.Exit(130) from None
+
+
+def discover(path: Path | None) -> Config:
+    """The run's configuration (:mod:`provisioner.discovery`'s search): the file used, and why, is named on stderr
+    first and the run's start is logged (:mod:`provisioner.runlog`). A file that cannot be read is named by the
+    error instead, which is then the first line on stderr."""
+    from provisioner.discovery import locate
+
+    found = locate(path)
+    try:
+        settings = load_located(found)
+    except ProvisionerError:  # the error names the file and comes first; the log's start line follows it
+        RUN.begin(found.path, found.origin, log=False)
+        raise
+    err(f"config: {found.describe()}")
+    RUN.begin(found.path, found.origin)
+    return settings
+
+
+def summary_line(result: RunResult) -> str:
+    """The run's one-line summary for stderr; its counts go into the run log's summary line too."""
+    from provisioner.summary import Summary
+
+    summary = Summary.of(result)
+    RUN.record({state.value: count for state, count in summary.counts.items()}, result.run_id, summary.attention)
+    return reports.summary_line(result)
 
 
 def connection_of(config: Config, **overrides: Any) -> Connection:
@@ -68,7 +96,11 @@ def wanted_from(
     options: TrusteeOptions,
     *,
     selectors_count: int = 0,
+    connection: Connection | None = None,
+    offline: bool = False,
 ) -> Desired:
+    if connection is not None:
+        require_basics(config, connection, bool(mailbox or users_file), options, offline=offline)
     wanted = desired(config, options, mailbox or [], users_file or [], selectors_count=selectors_count)
     for duplicate in wanted.targets.duplicates:
         err(f"{duplicate.target.source}: duplicate of {duplicate.first.source} ({duplicate.first.identity}); folded")
@@ -77,6 +109,32 @@ def wanted_from(
     for note in wanted.notes:
         err(f"warning: {note}")
     return wanted
+
+
+def require_basics(config: Config, connection: Connection, targets_given: bool, options: TrusteeOptions, *,
+                   offline: bool = False) -> None:
+    """Everything a run needs that neither the options nor a config give (trustees, targets, server), listed at
+    once, each in its own check's words, instead of one missing thing per run; a run without a config file says
+    that first."""
+    from provisioner.desired import targets, trustees
+
+    checks: list[Callable[[], object]] = []
+    if not (options.admin_user or options.service_account or options.extra or config.trustees):
+        checks.append(lambda: trustees(config, options))
+    if not (targets_given or config.mailboxes or config.users_files or config.selectors):
+        checks.append(lambda: targets(config, [], []))
+    if connection.backend == "psrp" and not connection.server and not offline:
+        checks.append(lambda: check_connection_settings(connection))
+    missing: list[str] = []
+    for check in checks:
+        try:
+            check()
+        except InputError as exc:
+            missing.append(str(exc))
+    if config.source is None and missing:
+        raise InputError("no configuration file found (see `provisioner config path`); " + "; ".join(missing))
+    if len(missing) > 1:
+        raise InputError("; ".join(missing), where=str(config.source))
 
 
 def progress_factory() -> AbstractContextManager[ProgressFactory | None]:
@@ -192,7 +250,9 @@ def planning(command: Callable[..., None], help_text: str) -> Callable[..., None
     """``provisioner plan <command>``: the command's dry-run, saved as a plan file (``--out``) for ``apply``."""
     signature = inspect.signature(command, eval_str=True)
     dropped = ("dry_run", "offline", "plan_out", "yes", "profile_list", "journal", "no_journal", "lock_file")
-    kept = [p for p in signature.parameters.values() if p.name not in dropped]
+    said = {"script": PlanScriptOpt, "output_format": PlanFormatOpt}  # what these options mean when planning
+    kept = [p.replace(annotation=said.get(p.name, p.annotation)) for p in signature.parameters.values()
+            if p.name not in dropped]
     out = inspect.Parameter("out", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=PlanOutOpt)
 
     def planned(**values: Any) -> None:

@@ -14,6 +14,7 @@ from provisioner.cli.apps import journal_app
 from provisioner.cli.common import (
     check_output,
     connection_of,
+    discover,
     edge,
     emit_profile,
     emit_script,
@@ -21,6 +22,7 @@ from provisioner.cli.common import (
     present,
     profile_for,
     progress_factory,
+    summary_line,
 )
 from provisioner.cli.options import (
     AcceptAutomapOpt,
@@ -48,7 +50,6 @@ from provisioner.cli.options import (
     UserOpt,
     YesOpt,
 )
-from provisioner.config import discover
 from provisioner.confirm import Confirmation, removals_question
 from provisioner.errors import InputError
 from provisioner.jobs import Hooks
@@ -155,5 +156,5 @@ def journal_undo(
             reports.write_report(result, report)
         present(result, output_format, html)
         emit_profile(profile, profile_list)
-        err(reports.summary_line(result))
+        err(summary_line(result))
         raise typer.Exit(int(result.exit_code))

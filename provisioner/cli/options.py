@@ -11,7 +11,8 @@ from provisioner.config import AUTH_METHODS, MAX_RUN_DEADLINE_SECONDS
 from provisioner.facts import ACCEPT_AUTOMAPPING
 
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", help="TOML config (default: ./provisioner.toml if present)")
+    Path | None, typer.Option("--config", help="TOML config (default: searched for; `provisioner config path` shows "
+                                                "where)")
 ]
 MailboxOpt = Annotated[list[str] | None, typer.Option("--mailbox", "-m", help="Target mailbox (repeatable)")]
 UsersFileOpt = Annotated[
@@ -83,6 +84,9 @@ ProfileListOpt = Annotated[Path | None, typer.Option(
     "--profile-list", help="CSV of the mailboxes to add to (or remove from) the admin-console user's MAPI profile")]
 PlanOutOpt = Annotated[Path, typer.Option(
     "--out", help="Write the saved plan here (and its review script to --script, default FILE.ps1)")]
+PlanScriptOpt = Annotated[Path | None, typer.Option(
+    "--script", help="Write the plan's review script here (default: the plan file's name + .ps1)")]
+PlanFormatOpt = Annotated[str | None, typer.Option("--format", help="The planned items on stdout: table, json or csv")]
 FormatOpt = Annotated[str | None, typer.Option(
     "--format", help="Items on stdout: table, json or csv (with --dry-run, needs --script FILE)")]
 HtmlOpt = Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report here (for a manager)")]

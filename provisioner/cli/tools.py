@@ -11,6 +11,7 @@ from provisioner.cli.apps import app
 from provisioner.cli.common import (
     check_output,
     connection_of,
+    discover,
     edge,
     err,
 )
@@ -32,10 +33,13 @@ from provisioner.cli.options import (
     TrusteeOpt,
     UserOpt,
 )
-from provisioner.config import discover
 from provisioner.desired import TrusteeOptions
 from provisioner.desired import trustees as trustees_from
 from provisioner.session import check_connection_settings, resolve_password
+from provisioner.version import DISTRIBUTION
+
+LAB_MISSING = (f"error: the lab's dependencies are not installed: pip install '{DISTRIBUTION}[lab]' "
+               "(in a source checkout, make demo installs them)")
 
 
 @app.command()
@@ -101,7 +105,7 @@ def lab(
         try:
             from provisioner_lab.exo.run import serve_exo
         except ImportError:
-            err("the lab endpoint is a separate distribution: pip install -e ./lab (make demo installs it)")
+            err(LAB_MISSING)
             raise typer.Exit(2) from None
         with edge():
             serve_exo(port=port, mailboxes=mailboxes, echo=err, ready_file=ready_file, latency_ms=latency_ms)
@@ -110,7 +114,7 @@ def lab(
         from provisioner_lab.profiles import get_profile
         from provisioner_lab.run import serve
     except ImportError:
-        err("the lab endpoint is a separate distribution: pip install -e ./lab (make demo installs it)")
+        err(LAB_MISSING)
         raise typer.Exit(2) from None
 
     try:

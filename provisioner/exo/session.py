@@ -16,7 +16,7 @@ def check_settings(connection: Connection) -> None:
     settings = connection.exo
     missing = [name for name in ("tenant", "app_id", "certificate") if not getattr(settings, name)]
     if missing:
-        raise InputError(f"the exo backend needs [exo] {', '.join(missing)} (see README, 'Exchange Online')")
+        raise InputError(f"the exo backend needs [exo] {', '.join(missing)} (see the documentation, 'Exchange Online')")
     if connection.domain_controller:
         raise InputError("Exchange Online has no -DomainController: remove connection.domain_controller "
                          "(replication delay is handled by the verify step)")
