@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 .PHONY: demo test docs dist lint bench bench-exo clean kerberos-extra
 
 # The lab endpoint (lab/provisioner_lab) ships in the same wheel; its dependencies are the `lab` extra (the product
-# itself does not need psrpcore). `test` brings the lab, `docs` the documentation site's tools.
+# needs psrpcore too, for its own PSRP client). `test` brings the lab, `docs` the documentation site's tools.
 $(BIN)/provisioner: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

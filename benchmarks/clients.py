@@ -2,6 +2,7 @@
 
     python benchmarks/clients.py naive grant --port P --users-file F
     python benchmarks/clients.py expert grant|read --port P --users-file F [--no-automapping]
+    python benchmarks/clients.py expert-client grant|read --port P --users-file F [--no-automapping]
 
 * ``naive``: one pipeline per (mailbox, trustee): ``Get-MailboxPermission -Identity M -User T``, then
   ``Add-MailboxPermission -Identity M -User T -AccessRights FullAccess -InheritanceType All -AutoMapping:$false``
@@ -10,6 +11,8 @@
   ``ids | Get-Mailbox | Add-MailboxPermission -User T ...`` (grant: no read first) or
   ``ids | Get-Mailbox | Get-MailboxPermission -User T`` (read: the no-op). No per-item outcomes: only how many
   records and errors came back.
+* ``expert-client``: the same one-liner through the tool's own client (:mod:`provisioner.psrp.client`: psrpcore for
+  the protocol, pypsrp's WSMan for the transport, the tool's CLIXML reader for the output).
 
 It prints one JSON object: ``work_seconds`` and ``work_cpu_seconds`` (from opening the runspace pool to closing
 it; the parent measures the whole process), and ``items`` (naive) or ``records``/``errors`` (expert).
@@ -95,16 +98,48 @@ def expert(pool: RunspacePool, mailboxes: list[str], grant: bool, automapping: b
     return {"records": records, "errors": errors}
 
 
-def measured(work: Callable[[RunspacePool], dict[str, Any]], port: int) -> dict[str, Any]:
+def expert_client(port: int, mailboxes: list[str], grant: bool, automapping: bool) -> dict[str, Any]:
+    from provisioner.psrp.client import Client
+
+    client = Client(WSMan("127.0.0.1", port=port, path="PowerShell", ssl=False, auth="ntlm", username=LAB_USER,
+                          password=LAB_PASSWORD, encryption="auto", no_proxy=True), CONFIGURATION)
+    client.open()
+    records = errors = 0
+    try:
+        for trustee in TRUSTEES:
+            ps = client.powershell(has_input=True).add_command("Get-Mailbox")
+            if grant:
+                ps.add_command("Add-MailboxPermission").add_parameter("User", trustee)
+                ps.add_parameter("AccessRights", ["FullAccess"]).add_parameter("InheritanceType", "All")
+                if automapping:
+                    ps.add_parameter("AutoMapping", False)
+            else:
+                ps.add_command("Get-MailboxPermission").add_parameter("User", trustee)
+            outcome = client.invoke(ps, mailboxes)
+            records += len(outcome.output)
+            errors += len(outcome.errors)
+    finally:
+        client.close()
+    return {"records": records, "errors": errors}
+
+
+def measured(work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     started, cpu = time.perf_counter(), time.process_time()
-    with open_pool(port) as pool:
-        result = work(pool)
+    result = work()
     return {**result, "work_seconds": time.perf_counter() - started, "work_cpu_seconds": time.process_time() - cpu}
+
+
+def with_pool(port: int, work: Callable[[RunspacePool], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    def run() -> dict[str, Any]:
+        with open_pool(port) as pool:
+            return work(pool)
+
+    return run
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("method", choices=("naive", "expert"))
+    parser.add_argument("method", choices=("naive", "expert", "expert-client"))
     parser.add_argument("run", choices=("grant", "read"))
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--users-file", type=Path, required=True)
@@ -112,10 +147,13 @@ def main() -> None:
                         help="leave out -AutoMapping (servers before Exchange 2010 SP2 do not have it)")
     args = parser.parse_args()
     mailboxes = args.users_file.read_text(encoding="utf-8").split()
+    grant = args.run == "grant"
     if args.method == "naive":
-        result = measured(lambda pool: naive(pool, mailboxes, args.automapping), args.port)
+        result = measured(with_pool(args.port, lambda pool: naive(pool, mailboxes, args.automapping)))
+    elif args.method == "expert":
+        result = measured(with_pool(args.port, lambda pool: expert(pool, mailboxes, grant, args.automapping)))
     else:
-        result = measured(lambda pool: expert(pool, mailboxes, args.run == "grant", args.automapping), args.port)
+        result = measured(lambda: expert_client(args.port, mailboxes, grant, args.automapping))
     print(json.dumps(result))
 
 

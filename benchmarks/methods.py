@@ -4,7 +4,8 @@
   the same command again: it reads, finds every grant present and writes nothing); outcomes from the JSON items
   on stdout (the same document as ``--report``; a report or ``--profile-list`` would also read the names of the
   admin-console user's newly granted mailboxes for the MAPI-profile list, work the one-liner does not do).
-* ``naive`` and ``expert``: :mod:`clients` (pypsrp's public API).
+* ``naive`` and ``expert``: :mod:`clients` (pypsrp's public API); ``expert-client``: the same one-liner through the
+  tool's own client (:mod:`provisioner.psrp`).
 
 Every (mailbox, trustee) should end as expected: ``granted`` (first grant) or ``already-present`` (no-op) for
 the mailboxes that exist, ``failed`` with a not-found reason for the identities that do not.
@@ -30,8 +31,8 @@ from labproc import ROOT, LabProcess
 from provisioner_lab.run import LAB_PASSWORD, LAB_USER
 
 HERE = Path(__file__).resolve().parent
-METHODS = ("naive", "expert", "provisioner", "provisioner-fast")
-PRODUCT = ("provisioner", "provisioner-fast")  #: the CLI with pypsrp's reader, and with --fast-wire
+METHODS = ("naive", "expert", "expert-client", "provisioner")
+PRODUCT = ("provisioner",)  #: the CLI
 FIRST, NOOP = "first grant", "no-op"
 RUNS = (FIRST, NOOP)
 SERVICE_ACCOUNT, ADMIN_USER = TRUSTEES
@@ -82,8 +83,6 @@ def command(method: str, run: str, port: int, users_file: Path, automapping: boo
                "--auth", "ntlm", "--username", LAB_USER, "--format", "json"]
         if not automapping and NO_AUTOMAPPING_OK in cli_grant_options():
             cli.append(NO_AUTOMAPPING_OK)  # as naive and expert, grant without it where the server lacks it
-        if method == "provisioner-fast":
-            cli.append("--fast-wire")
         return cli
     client = [sys.executable, str(HERE / "clients.py"), method, "grant" if run == FIRST else "read",
               "--port", str(port), "--users-file", str(users_file)]

@@ -20,8 +20,8 @@ targets do not exist), then a no-op re-apply (every grant present):
 * expert: one pipeline per trustee with the identities as input: ``ids | Get-Mailbox | Add-MailboxPermission
   -User T ...`` (grant, no read first), ``ids | Get-Mailbox | Get-MailboxPermission -User T`` (no-op: the read).
   It gets no per-item outcomes: it is the reference for speed only;
-* provisioner-fast: the same CLI with ``--fast-wire`` (the optional client-side CLIXML reader, verified on
-  pypsrp 0.9.1 only);
+* expert-client: the same one-liner through the tool's own client (psrpcore, pypsrp's WSMan, the tool's CLIXML
+  reader: :mod:`provisioner.psrp`);
 * provisioner: the real CLI, ``provisioner grant ... --report`` both times; every (mailbox, trustee) must get
   its exact outcome in the report.
 

@@ -59,7 +59,7 @@ def cells(rows: list[Row], row: Row) -> tuple[str, ...]:
 
 def ordered(rows: list[Row], profile: str) -> list[Row]:
     runs = {FIRST: 0, NOOP: 1}
-    methods = {"naive": 0, "expert": 1, "provisioner": 2, "provisioner-fast": 3}
+    methods = {"naive": 0, "expert": 1, "expert-client": 2, "provisioner": 3}
     mine = [row for row in rows if row.profile == profile]
     return sorted(mine, key=lambda row: (runs[row.run], row.latency, methods[row.method]))
 

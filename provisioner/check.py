@@ -19,16 +19,16 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pypsrp.powershell import PowerShell, RunspacePool
-
 from provisioner import steps as step_builders
 from provisioner.config import Connection
 from provisioner.errors import ExitCode
 from provisioner.executors import records
-from provisioner.facts import ACCEPT_AUTOMAPPING, AUTOMAPPING_FACT, NEEDED, OPTIONAL, ServerFacts, read_facts
+from provisioner.facts import ACCEPT_AUTOMAPPING, AUTOMAPPING_FACT, NEEDED, OPTIONAL, ServerFacts
 from provisioner.model import Identity, Trustee
+from provisioner.psrp.client import Client
+from provisioner.psrp.runner import ClientRunner, ClientScriptRunner, read_facts
 from provisioner.pwsh import Bare
-from provisioner.runner import Pipeline, PsrpRunner
+from provisioner.runner import Pipeline
 from provisioner.session import open_pool
 from provisioner.steps import Command, Parameter, StepOptions
 
@@ -54,18 +54,16 @@ class Findings:
             self.exit_code = ExitCode.ITEMS_FAILED
 
 
-def language_mode(pool: RunspacePool) -> str:
-    ps = PowerShell(pool)
-    ps.add_script("$null")
-    ps.invoke()
-    if not ps.had_errors and not ps.streams.error:
+def language_mode(pool: Client) -> str:
+    raw = ClientScriptRunner(pool, ServerFacts(pool.protocol_version)).run_preamble("$null")
+    error = raw.first_error
+    if error is None:
         return "FullLanguage (script text accepted: script mode works here)"
-    error = records.error_info(ps.streams.error[0]) if ps.streams.error else None
-    reason = f" [{error.reason or error.fq_error_id}]" if error else ""
+    reason = f" [{error.reason or error.fq_error_id}]"
     return f"NoLanguage or restricted (script text refused{reason}): use command mode"
 
 
-def probe_cmdlet(runner: PsrpRunner, cmdlet: str, extra: tuple[tuple[str, object], ...]) -> tuple[bool, str]:
+def probe_cmdlet(runner: ClientRunner, cmdlet: str, extra: tuple[tuple[str, object], ...]) -> tuple[bool, str]:
     probe = Identity(f"provisioner-check-{uuid.uuid4()}")
     parameters = [Parameter(Bare("Identity"), probe.value), Parameter(Bare("User"),
                                                                                     probe.value)]
@@ -111,7 +109,7 @@ def report_facts(facts: ServerFacts, findings: Findings) -> None:
                 findings.add(False, f"{cmdlet} -{name} missing (trimmed by RBAC?)")
 
 
-def check_trustees(runner: PsrpRunner, trustees: Sequence[Trustee], options: StepOptions, findings: Findings) -> None:
+def check_trustees(runner: ClientRunner, trustees: Sequence[Trustee], options: StepOptions, findings: Findings) -> None:
     """Each trustee looked up as people type it (UPN, DOMAIN\\sam, SMTP address, alias): Get-User finds users with
     or without a mailbox, Get-Recipient mail-enabled groups; exactly one match is ok, none or several FAIL."""
     for trustee in trustees:
@@ -149,7 +147,7 @@ def run_check(connection: Connection, password: str | None, trustees: Sequence[T
         facts = read_facts(pool)
         report_facts(facts, findings)
         findings.add(None, f"language mode: {language_mode(pool)}")
-        runner = PsrpRunner(pool, facts)
+        runner = ClientRunner(pool, facts)
         for cmdlet, extra in PROBES:
             ok, detail = probe_cmdlet(runner, cmdlet, extra)
             findings.add(ok, f"{cmdlet}: {detail}")

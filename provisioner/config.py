@@ -79,7 +79,7 @@ class Connection:
     keyring_service: str | None = None  # the password from the OS keyring: keyring.get_password(this, username)
     batch_size: int = 500  # (mailbox, trustee) items per pipeline (piped: one invocation over them)
     parallel: int = 1  # pipelines at once; Exchange's throttling policy limits concurrent shells per user
-    fast_wire: bool = False  # client-side CLIXML fast path (pypsrp internals; only on verified pypsrp versions)
+    fast_wire: bool = False  # deprecated, ignored (a note says so): the tool's own client is always used
     backend: Backend = "psrp"  # "exo": Exchange Online over REST (the [exo] table), no PowerShell remoting
     exo: ExoSettings = field(default_factory=ExoSettings)
 

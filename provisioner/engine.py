@@ -29,7 +29,7 @@ from provisioner.config import Connection, ReapplySettings
 from provisioner.errors import ConnectionFailure, InputError, ProvisionerError
 from provisioner.executors import guard
 from provisioner.executors.guard import Deadline
-from provisioner.facts import NEEDED, ServerFacts, read_facts
+from provisioner.facts import NEEDED, ServerFacts
 from provisioner.journal import Journal, step_action
 from provisioner.model import (
     AccessState,
@@ -44,11 +44,14 @@ from provisioner.model import (
 )
 from provisioner.outcomes import unchanged_outcome
 from provisioner.resolve import MailboxRef, Resolver
-from provisioner.runner import Pipeline, PsrpRunner, Raw, Runner, ScriptRunner, TransportLost
+from provisioner.runner import Pipeline, Raw, Runner, TransportLost
 from provisioner.steps import Step, StepAction, StepOptions
 from provisioner.wording import counted
 
 DEFAULT_BATCH_SIZE = 500
+#: ``[connection] fast_wire`` is still accepted (scheduled jobs keep running) but changes nothing.
+FAST_WIRE_NOTE = ("connection.fast_wire is deprecated and ignored: the tool's own PSRP client and CLIXML reader are "
+                  "always used; remove the setting")
 PoolFactory = Callable[[Connection, str | None, Deadline], AbstractContextManager[Any]]
 Progress = Callable[[int], None]
 ProgressFactory = Callable[[str, int], Progress]
@@ -120,26 +123,21 @@ class Session:
         return runner
 
     def _start(self, stack: ExitStack) -> Runner:
+        from provisioner.psrp.runner import ClientRunner, ClientScriptRunner, read_facts
+
         pool = stack.enter_context(self.pool_factory(self.connection, self.password, self.deadline))
         if self.connection.mode == "script":
-            runner = ScriptRunner(pool, ServerFacts(str(getattr(pool, "protocol_version", "") or "")))
+            runner = ClientScriptRunner(pool, ServerFacts(pool.protocol_version))
             if self.connection.preamble:
                 raw = runner.run_preamble(self.connection.preamble)
                 error = raw.first_error
                 if error is not None:
                     raise ConnectionFailure(f"the preamble failed: {error.message}")
             return runner
-        notes: list[str] = []
-        if self.connection.fast_wire:
-            from provisioner.executors import wire
-
-            reason = wire.unavailable()
-            if reason is None:
-                wire.install(pool)
-            else:
-                notes.append(reason)
         facts = read_facts(pool, self.cmdlets)
-        return PsrpRunner(pool, replace(facts, notes=facts.notes + tuple(notes)) if notes else facts)
+        if self.connection.fast_wire:
+            facts = replace(facts, notes=(*facts.notes, FAST_WIRE_NOTE))
+        return ClientRunner(pool, facts)
 
     def fork(self) -> Session:
         """One more session on the same server and account (parallel reads), under the same deadline."""

@@ -1,7 +1,10 @@
 """The seam below the engine: a :class:`Runner` runs one :class:`Pipeline` and hands back what came out (:class:`Raw`).
 
 A pipeline is one or more statements, each a chain of commands piped into each other, plus optional pipeline
-input (the identities of a piped shape). Two backends:
+input (the identities of a piped shape). The product runs them with the tool's own client
+(:mod:`provisioner.psrp.runner`: ``ClientRunner`` in command mode, ``ClientScriptRunner`` in script mode); this
+module keeps what both clients share (:class:`Raw`, :class:`Origin`, :func:`origin`, :func:`wire_value`) and
+pypsrp's own runners, the reference the client is proven against (``tests/test_psrp_client.py``):
 
 - :class:`PsrpRunner`, command mode (the ``Microsoft.Exchange`` endpoint, NoLanguage): ``add_cmdlet`` /
   ``add_parameter`` / ``add_statement`` and ``invoke(input=...)`` of pypsrp's public API; values travel as
@@ -10,23 +13,24 @@ input (the identities of a piped shape). Two backends:
 - :class:`ScriptRunner`, script mode (a full-language endpoint): the command rendered by the same template as the
   reviewed script, after a preamble; one command per pipeline, no input.
 
-pypsrp sets ``had_errors`` only when a pipeline fails; non-terminating errors (Exchange's "couldn't be found")
-arrive only in ``streams.error``. :class:`Raw` keeps them apart from the terminating failure, each with its
-:class:`Origin` (command, bound -Identity/-User, TargetObject) so the engine can attribute them.
+Non-terminating errors (Exchange's "couldn't be found") are kept apart from the terminating failure in
+:class:`Raw`, each with its :class:`Origin` (command, bound -Identity/-User, TargetObject) so the engine can
+attribute them.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pypsrp.complex_objects import PSInvocationState
+from pypsrp.exceptions import WinRMError
 from pypsrp.powershell import PowerShell, RunspacePool
+from requests.exceptions import RequestException
 
 from provisioner.errors import ExitCode, ProvisionerError
-from provisioner.executors import guard, records
+from provisioner.executors import records
 from provisioner.facts import ServerFacts
 from provisioner.model import ErrorInfo
 from provisioner.pwsh import Bare
@@ -134,49 +138,15 @@ def collect(ps: PowerShell, output: list[Any] | None) -> Raw:
     return raw
 
 
-def _progress(ps: PowerShell) -> tuple[int, int, int, Any]:
-    return len(ps.output), len(ps.streams.error), len(ps.streams.warning), ps.state
-
-
 def invoke(pool: RunspacePool, ps: PowerShell, pipeline_input: Sequence[str] | None = None) -> Raw:
-    """Run ``ps`` to its end through pypsrp's public begin_invoke/poll_invoke, owning the receive loop: each poll
-    is bounded (the transport's timeouts and the run's deadline), polls without progress are paced with a growing
-    backoff, and a pipeline without progress for too long is given up (:mod:`provisioner.executors.guard`).
-    Whatever a dependency raises when the transport or its security layer breaks is :class:`TransportLost`."""
     # one batch of records: pypsrp packs them into as few Send requests as their fragments need
     records_in = None if pipeline_input is None else (batch for batch in [list(pipeline_input)])
-    bounds = guard.guard_of(pool)
-    deadline = bounds.deadline if bounds is not None else guard.Deadline()
-    operation_timeout = bounds.operation_timeout if bounds is not None else 20
-    budget = guard.Budget("a pipeline", guard.stall_seconds(operation_timeout))
     try:
-        deadline.check()
-        ps.begin_invoke(input=records_in)
-        seen = _progress(ps)
-        budget.progressed()
-        while ps.state == PSInvocationState.RUNNING:
-            budget.before_request(deadline)
-            started = time.monotonic()
-            ps.poll_invoke()
-            now = _progress(ps)
-            # progress: something new arrived, or the server held the Receive as WSMan does while a command runs
-            # (a long Remove batch outputs nothing); a Receive answered at once with nothing is not progress
-            if now != seen or time.monotonic() - started >= operation_timeout / 2:
-                seen = now
-                budget.progressed()
-        output = ps.output
-    except Exception as exc:
-        if not guard.is_transport_failure(exc):
-            raise
-        raise TransportLost(f"{type(exc).__name__}: {_first_line(exc)}") from exc
-    # pypsrp keeps every pipeline in pool.pipelines until the pool closes; a finished one is never read again.
-    pool.pipelines.pop(ps.id, None)
-    return collect(ps, output)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else "no detail"
+        output = ps.invoke(input=records_in)
+    except (WinRMError, RequestException, OSError) as exc:
+        raise TransportLost(f"{type(exc).__name__}: {exc}") from exc
+    return collect(ps, output)  # (pypsrp keeps the finished pipeline until the pool closes: this path is the
+    # differential tests' reference now, short-lived; the product's client keeps no such list)
 
 
 class PsrpRunner:

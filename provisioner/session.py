@@ -1,4 +1,4 @@
-"""Opening a PowerShell remoting session (pypsrp WSMan + RunspacePool): auth, TLS, credentials, diagnosis.
+"""Opening a PowerShell remoting session (pypsrp WSMan + the tool's own client): auth, TLS, credentials, diagnosis.
 
 The password comes from the ``PROVISIONER_PASSWORD`` environment variable, the OS keyring
 (``connection.keyring_service``) or an interactive prompt, never from the command line or the config file.
@@ -16,17 +16,19 @@ import socket
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from pypsrp.exceptions import AuthenticationError, WinRMError, WinRMTransportError, WSManFaultError
-from pypsrp.powershell import RunspacePool
 from pypsrp.wsman import WSMan
 
 from provisioner import kerberos
 from provisioner.config import Connection
 from provisioner.errors import ConnectionFailure, InputError
 from provisioner.executors import guard
+
+if TYPE_CHECKING:
+    from provisioner.psrp.client import Client
 
 PASSWORD_ENV = "PROVISIONER_PASSWORD"
 OPERATION_TIMED_OUT = 2150858793  # WSMan fault w:TimedOut
@@ -204,9 +206,12 @@ def _first_line(text: str) -> str:
 
 @contextmanager
 def open_pool(connection: Connection, password: str | None,
-              deadline: guard.Deadline | None = None) -> Iterator[RunspacePool]:
-    """An open RunspacePool with one runspace (state such as a preamble persists), closed on exit. Every request
-    of it is bounded by the timeouts and ``deadline`` (:mod:`provisioner.executors.guard`)."""
+              deadline: guard.Deadline | None = None) -> Iterator[Client]:
+    """An open runspace pool (:class:`provisioner.psrp.client.Client`, one runspace: state such as a preamble
+    persists), closed on exit. Every request is bounded by the timeouts and ``deadline``
+    (:mod:`provisioner.executors.guard`: timeouts clamped to the time left, no silent re-send on a read timeout)."""
+    from provisioner.psrp.client import Bounds, Client
+
     check_connection_settings(connection)
     log.debug("opening a session on %s://%s:%s/%s (%s, user %s, configuration %s)", connection.scheme,
               connection.server, connection.effective_port, connection.path, connection.auth,
@@ -216,10 +221,9 @@ def open_pool(connection: Connection, password: str | None,
     try:
         wsman = build_wsman(connection, password)
         guard.guard_transport(wsman, bounds)
-        pool = RunspacePool(wsman, configuration_name=connection.configuration_name)
-        guard.register(pool, bounds)
-        with bounds.operation("opening the session", requests=50):
-            pool.open()
+        left = deadline.remaining() if deadline is not None and deadline.seconds is not None else None
+        pool = Client(wsman, connection.configuration_name, Bounds.for_timeouts(connection.operation_timeout, left))
+        pool.open()
     except ConnectionFailure:
         raise
     except (WinRMError, requests.exceptions.RequestException, OSError, ValueError) as exc:

@@ -17,7 +17,8 @@ from provisioner.engine import FixedSession, TrusteeProblem
 from provisioner.facts import MissingCapability
 from provisioner.jobs import Job, run
 from provisioner.model import Action, ErrorInfo, Identity, Result, Trustee
-from provisioner.runner import NotRunnable, Origin, Pipeline, PsrpRunner, Raw
+from provisioner.psrp.runner import ClientRunner
+from provisioner.runner import NotRunnable, Origin, Pipeline, Raw
 from provisioner.steps import StepOptions, lookup
 from tests.fake_runner import LabRunner
 
@@ -105,7 +106,7 @@ def test_an_unknown_trustee_stops_the_run_before_anything_is_written(protocol: s
 
 def test_statements_are_never_sent_to_a_protocol_21_server() -> None:
     """The runner refuses what a 2.1 server would silently cut short (never sent)."""
-    runner = PsrpRunner(pool=None, facts=LabRunner(ExchangeEngine.generated(1), "2.1").facts)  # type: ignore[arg-type]
+    runner = ClientRunner(client=None, facts=LabRunner(ExchangeEngine.generated(1), "2.1").facts)  # type: ignore[arg-type]
     options = StepOptions()
     with pytest.raises(NotRunnable):
         runner.run(Pipeline(((lookup(options),), (lookup(options),))))

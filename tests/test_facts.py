@@ -7,9 +7,10 @@ import pytest
 from provisioner_lab.run import running_lab
 
 from provisioner.config import Connection
-from provisioner.facts import read_facts, refuse_missing
+from provisioner.facts import refuse_missing
 from provisioner.jobs import cmdlets, required
 from provisioner.model import Action
+from provisioner.psrp.runner import read_facts
 from provisioner.session import open_pool
 from provisioner.steps import StepOptions
 

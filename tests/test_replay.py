@@ -1,4 +1,5 @@
-"""The executors over real pypsrp objects with the HTTP layer replayed by ``responses`` (recorded from the lab).
+"""The executors over the real client (psrpcore, pypsrp's WSMan) with the HTTP layer replayed by ``responses``
+(recorded from the lab).
 
 This pins what goes over the wire: a change in the commands the executors send fails here until the cassettes
 are re-recorded (``python -m tests.wire_replay``), and outcomes are decided from recorded server answers alone.
@@ -15,7 +16,7 @@ from provisioner.engine import FixedSession
 from provisioner.facts import ServerFacts
 from provisioner.jobs import Job, run
 from provisioner.model import Action, Identity, ItemState, Outcome, Plan, Result, Trustee
-from provisioner.runner import PsrpRunner, ScriptRunner
+from provisioner.psrp.runner import ClientRunner, ClientScriptRunner
 from provisioner.session import open_pool
 from tests.wire_replay import load, recording, replaying, save
 
@@ -31,8 +32,8 @@ def _connection(port: int, configuration_name: str) -> Connection:
 
 def scenario(pool: Any, script_mode: bool) -> tuple[Plan, list[Outcome]]:
     """A grant through the real engine; the facts are given (the cassettes hold no GET_COMMAND_METADATA)."""
-    facts = ServerFacts(str(pool.protocol_version))
-    runner = ScriptRunner(pool, facts) if script_mode else PsrpRunner(pool, facts)
+    facts = ServerFacts(pool.protocol_version)
+    runner = ClientScriptRunner(pool, facts) if script_mode else ClientRunner(pool, facts)
     result = run(Job(Action.GRANT, tuple(MAILBOXES), (SVC,), Connection()), session=FixedSession(runner))
     return result.plan, [o for o in result.outcomes if o.mailbox.value == "alice.wong"]
 

@@ -1,9 +1,9 @@
 """Record WinRM/PSRP exchanges with the lab and replay them with ``responses`` (no server at all).
 
-Recording talks to the lab with Basic auth and no message encryption, so bodies are plain SOAP; pypsrp's UUIDs
-are made deterministic so that a replay sends byte-identical requests. Replay is strict and in order: each
-request must equal the recorded one (so a change in what the executors send shows up as a failing test), and the
-recorded response is returned.
+Recording talks to the lab with Basic auth and no message encryption, so bodies are plain SOAP; the UUIDs (WSMan
+message ids, the pool's and pipelines' ids) are made deterministic so that a replay sends byte-identical requests.
+Replay is strict and in order: each request must equal the recorded one (so a change in what the executors send
+shows up as a failing test), and the recorded response is returned.
 
 Re-record the committed cassettes after an intended change with ``python -m tests.wire_replay``.
 """
@@ -19,12 +19,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import pypsrp.host
-import pypsrp.powershell
 import pypsrp.wsman
 import pytest
 import requests
 import responses
+
+import provisioner.psrp.client
 
 CASSETTES = Path(__file__).parent / "data" / "cassettes"
 
@@ -33,7 +33,7 @@ CASSETTES = Path(__file__).parent / "data" / "cassettes"
 def deterministic_uuids() -> Iterator[None]:
     counter = iter(range(1, 1 << 30))
     shim = types.SimpleNamespace(UUID=uuid.UUID, uuid4=lambda: uuid.UUID(int=next(counter) * 0x1000000000001))
-    modules = (pypsrp.wsman, pypsrp.powershell, pypsrp.host)
+    modules = (pypsrp.wsman, provisioner.psrp.client)
     saved = [module.uuid for module in modules]
     for module in modules:
         module.uuid = shim  # type: ignore[attr-defined]

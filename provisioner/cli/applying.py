@@ -24,7 +24,6 @@ from provisioner.cli.common import (
 from provisioner.cli.options import (
     AuthOpt,
     ConfigOpt,
-    FastWireOpt,
     FormatOpt,
     HtmlOpt,
     JournalOpt,
@@ -76,7 +75,6 @@ def apply_plan(
     spn_service: SpnServiceOpt = None,
     spn_hostname: SpnHostOpt = None,
     parallel: ParallelOpt = None,
-    fast_wire: FastWireOpt = None,
     insecure_lab: LabOpt = False,
 ) -> None:
     """Apply exactly a saved plan's changes, after reading again what they depend on: if anything moved (a grant
@@ -109,7 +107,7 @@ def apply_plan(
         connection = connection_of(
             settings, server=server, auth=auth, username=username, keytab=keytab, principal=principal,
             spn_service=spn_service,
-            spn_hostname=spn_hostname, insecure_lab=insecure_lab, parallel=parallel, fast_wire=fast_wire,
+            spn_hostname=spn_hostname, insecure_lab=insecure_lab, parallel=parallel,
         )
         connection = connection_for(saved, connection)
         check_connection_settings(connection)

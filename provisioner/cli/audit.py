@@ -30,7 +30,6 @@ from provisioner.cli.options import (
     BatchOpt,
     ConfigOpt,
     DcOpt,
-    FastWireOpt,
     FormatOpt,
     HtmlOpt,
     KeytabOpt,
@@ -94,7 +93,6 @@ def audit(
     mode: ModeOpt = None,
     batch_size: BatchOpt = None,
     parallel: ParallelOpt = None,
-    fast_wire: FastWireOpt = None,
     insecure_lab: LabOpt = False,
 ) -> None:
     """Read-only: which targets have, lack, block or could not be read for each trustee (see AUDIT_HELP)."""
@@ -105,7 +103,7 @@ def audit(
             settings, server=server, port=port, scheme=scheme, auth=auth, username=username,
             keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
             domain_controller=domain_controller, mode=mode, insecure_lab=insecure_lab, batch_size=batch_size,
-            parallel=parallel, fast_wire=fast_wire,
+            parallel=parallel,
         )
         wanted = wanted_from(settings, mailbox, users_file, TrusteeOptions(admin_user, service_account, trustee or ()),
                              connection=connection)

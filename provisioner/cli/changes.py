@@ -41,7 +41,6 @@ from provisioner.cli.options import (
     DeadlineOpt,
     DeprecatedAutomapOpt,
     DryRunOpt,
-    FastWireOpt,
     FormatOpt,
     HtmlOpt,
     JournalOpt,
@@ -167,7 +166,6 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
         mode: ModeOpt = None,
         batch_size: BatchOpt = None,
         parallel: ParallelOpt = None,
-        fast_wire: FastWireOpt = None,
         deadline: DeadlineOpt = None,
         insecure_lab: LabOpt = False,
         accept_automapping: AcceptAutomapOpt = False,
@@ -196,7 +194,7 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
                 server=server, port=port, scheme=scheme, auth=auth, username=username,
                 keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
                 domain_controller=domain_controller, mode=mode, insecure_lab=insecure_lab, batch_size=batch_size,
-                parallel=parallel, fast_wire=fast_wire, run_deadline_seconds=deadline,
+                parallel=parallel, run_deadline_seconds=deadline,
             ),
             automapping_unsupported_ok=accept_automapping or automapping_unsupported_ok,
             yes=yes,
@@ -263,7 +261,6 @@ def reapply(
     domain_controller: DcOpt = None,
     batch_size: BatchOpt = None,
     parallel: ParallelOpt = None,
-    fast_wire: FastWireOpt = None,
     deadline: DeadlineOpt = None,
     insecure_lab: LabOpt = False,
     accept_automapping: AcceptAutomapOpt = False,
@@ -287,7 +284,7 @@ def reapply(
             settings, server=server, port=port, scheme=scheme, auth=auth, username=username,
             keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
             domain_controller=domain_controller, insecure_lab=insecure_lab, batch_size=batch_size, parallel=parallel,
-            fast_wire=fast_wire, run_deadline_seconds=deadline,
+            run_deadline_seconds=deadline,
         )
         if connection.mode != "command":
             raise InputError("reapply runs in command mode (structured commands); remove connection.mode")

@@ -52,10 +52,6 @@ DeadlineOpt = Annotated[int | None, typer.Option(
     "--deadline", min=1, max=MAX_RUN_DEADLINE_SECONDS, metavar="SECONDS",
     help="Whole-run deadline: no new batch after it, the rest reported unknown, exit 4 (default 21600, 6 h)")]
 LabOpt = Annotated[bool, typer.Option("--insecure-lab", help="Allow Basic over plain http (lab endpoint only)")]
-FastWireOpt = Annotated[bool | None, typer.Option(
-    "--fast-wire/--no-fast-wire",
-    help="Client-side CLIXML fast path (only on the pypsrp versions it was verified on; default off)",
-)]
 AcceptAutomapOpt = Annotated[bool, typer.Option(
     ACCEPT_AUTOMAPPING,
     help="On a server without -AutoMapping (Exchange 2010 before SP2), where every grant is automapped: grant "
