@@ -34,11 +34,12 @@ from typing import Any
 SETTLE_SHARE, SETTLE_MAX_SECONDS = 0.1, 60.0
 
 
-class DeadlineReached(Exception):
-    """The run's deadline passed: nothing more is sent on any session of this run."""
+class DeadlineReached(TimeoutError):
+    """The run's deadline passed: nothing more is sent on any session of this run. A TimeoutError (an OSError):
+    whatever maps a broken transport to a lost session maps this too."""
 
 
-class Stalled(Exception):
+class Stalled(TimeoutError):
     """An operation made no progress within its budget (time or requests): the session is lost."""
 
 
