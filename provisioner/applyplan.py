@@ -215,6 +215,7 @@ def run_apply(
     summary = Job(saved.action, tuple(dict.fromkeys(c.mailbox for c in saved.changes)), saved.trustees, connection)
     result = RunResult(summary, plan, outcomes, started, datetime.now(UTC), None, notes)
     result.run_id = run_id if journal else None
+    result.lost = engine.lost
     return result
 
 

@@ -61,6 +61,9 @@ class ExoSettings:
     retry_max_seconds: float = setting(120.0, "Waiting per call, in all", low=0, high=MAX_WAIT)
 
 
+MAX_RUN_DEADLINE_SECONDS = 7 * 24 * 3600  # a week: beyond that, a deadline is a typo
+
+
 @dataclass(frozen=True)
 class Connection:
     server: str | None = setting(None, "Exchange server FQDN")
@@ -77,6 +80,9 @@ class Connection:
     operation_timeout: int = setting(20, "Seconds the server may take per WS-Management operation",
                                      low=1, high=MAX_TIMEOUT)
     connection_timeout: int = setting(30, "Seconds to wait for a connection", low=1, high=MAX_TIMEOUT)
+    run_deadline_seconds: int = setting(
+        6 * 3600, "The whole run's deadline: nothing is sent after it, the rest is unknown (exit 4)",
+        low=1, high=MAX_RUN_DEADLINE_SECONDS)
     insecure_lab: bool = setting(False, "Allow Basic over plain http: only for the lab endpoint")
     mode: Mode = setting("command", "command (NoLanguage endpoints) or script")
     preamble: str | None = setting(

@@ -26,7 +26,9 @@ from typing import Any
 from provisioner import planner, shapes
 from provisioner import steps as step_builders
 from provisioner.config import Connection, ReapplySettings
-from provisioner.errors import InputError, ProvisionerError
+from provisioner.errors import ConnectionFailure, InputError, ProvisionerError
+from provisioner.executors import guard
+from provisioner.executors.guard import Deadline
 from provisioner.facts import NEEDED, ServerFacts
 from provisioner.journal import Journal, step_action
 from provisioner.model import (
@@ -50,18 +52,39 @@ DEFAULT_BATCH_SIZE = 500
 #: ``[connection] fast_wire`` is still accepted (scheduled jobs keep running) but changes nothing.
 FAST_WIRE_NOTE = ("connection.fast_wire is deprecated and ignored: the tool's own PSRP client and CLIXML reader are "
                   "always used; remove the setting")
-PoolFactory = Callable[[Connection, str | None], AbstractContextManager[Any]]
+PoolFactory = Callable[[Connection, str | None, Deadline], AbstractContextManager[Any]]
 Progress = Callable[[int], None]
 ProgressFactory = Callable[[str, int], Progress]
 
 
+#: Pauses between attempts to open a session (a reset, a timeout or HTTP 5xx at open), jittered; bounded by the
+#: run's deadline too. Refusals (authentication, a wrong path or configuration) are not retried.
+OPEN_RETRY_DELAYS = (0.5, 2.0, 5.0)
+
+
+class BrokenRunner:
+    """The runner of a session that could not be reopened: every run is a lost transport (the facts stay)."""
+
+    piping = True
+
+    def __init__(self, facts: ServerFacts, reason: str) -> None:
+        self.facts, self.reason = facts, reason
+
+    def run(self, pipeline: Pipeline) -> Raw:
+        raise TransportLost(self.reason)
+
+
 class Session:
-    """An open session: its runner and the server facts read once when it opened; reopened when it breaks."""
+    """An open session: its runner and the server facts read once when it opened; reopened when it breaks.
+    Opening is retried (bounded, :data:`OPEN_RETRY_DELAYS`) when the failure is transient."""
 
     def __init__(self, connection: Connection, password: str | None, pool_factory: PoolFactory,
-                 cmdlets: Sequence[str] = tuple(NEEDED)) -> None:
+                 cmdlets: Sequence[str] = tuple(NEEDED), deadline: Deadline | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.connection, self.password, self.pool_factory = connection, password, pool_factory
         self.cmdlets = tuple(cmdlets)  # whose metadata the session reads: what the run may send (less to read)
+        self.deadline = deadline or Deadline(connection.run_deadline_seconds)
+        self.sleep = sleep
         self._stack = ExitStack()
         self.runner: Runner = self._open()
 
@@ -70,16 +93,46 @@ class Session:
         return self.runner.facts
 
     def _open(self) -> Runner:
+        delays = iter(OPEN_RETRY_DELAYS)
+        rng = random.Random()
+        while True:
+            try:
+                return self._open_once()
+            except ConnectionFailure as exc:
+                failure = exc
+            delay = next(delays, None)
+            if not failure.transient or delay is None or self.deadline.passed:
+                raise failure
+            self.sleep(min(delay * rng.uniform(0.5, 1.0), max(0.0, self.deadline.remaining())))
+
+    def _open_once(self) -> Runner:
+        stack = ExitStack()
+        try:
+            runner = self._start(stack)
+        except BaseException as exc:
+            with suppress(Exception):
+                stack.close()
+            if isinstance(exc, ConnectionFailure | KeyboardInterrupt | SystemExit):
+                raise
+            if isinstance(exc, guard.DeadlineReached):
+                raise ConnectionFailure(f"opening a session: {exc}") from None
+            if isinstance(exc, TransportLost | guard.Stalled):
+                raise ConnectionFailure(f"the session broke while opening: {exc}", transient=True) from None
+            raise
+        self._stack = stack
+        return runner
+
+    def _start(self, stack: ExitStack) -> Runner:
         from provisioner.psrp.runner import ClientRunner, ClientScriptRunner, read_facts
 
-        pool = self._stack.enter_context(self.pool_factory(self.connection, self.password))
+        pool = stack.enter_context(self.pool_factory(self.connection, self.password, self.deadline))
         if self.connection.mode == "script":
             runner = ClientScriptRunner(pool, ServerFacts(pool.protocol_version))
             if self.connection.preamble:
                 raw = runner.run_preamble(self.connection.preamble)
                 error = raw.first_error
                 if error is not None:
-                    raise TransportLost(f"the preamble failed: {error.message}")
+                    raise ConnectionFailure(f"the preamble failed: {error.message}")
             return runner
         facts = read_facts(pool, self.cmdlets)
         if self.connection.fast_wire:
@@ -87,18 +140,25 @@ class Session:
         return ClientRunner(pool, facts)
 
     def fork(self) -> Session:
-        """One more session on the same server and account (parallel reads)."""
-        return Session(self.connection, self.password, self.pool_factory, self.cmdlets)
+        """One more session on the same server and account (parallel reads), under the same deadline."""
+        return Session(self.connection, self.password, self.pool_factory, self.cmdlets, self.deadline, self.sleep)
 
     def reopen(self) -> Runner:
-        with suppress(Exception):  # the old pool is broken; closing it is best effort
+        """A new session for a broken one; when that cannot be had, the runner stays broken (ConnectionFailure)."""
+        with suppress(Exception):  # the old pool is broken; closing it is best effort (and bounded)
             self._stack.close()
         self._stack = ExitStack()
-        self.runner = self._open()
+        facts = self.runner.facts
+        try:
+            self.runner = self._open()
+        except ConnectionFailure as exc:
+            self.runner = BrokenRunner(facts, f"the session could not be reopened: {exc}")
+            raise
         return self.runner
 
     def close(self) -> None:
-        self._stack.close()
+        with suppress(Exception):  # closing is best effort: a broken transport must not hide the run's outcomes
+            self._stack.close()
 
     def __enter__(self) -> Session:
         return self
@@ -110,8 +170,9 @@ class Session:
 class FixedSession:
     """A session over a given runner (tests, and a second backend); ``reopen`` gives the same runner back."""
 
-    def __init__(self, runner: Runner) -> None:
+    def __init__(self, runner: Runner, deadline: Deadline | None = None) -> None:
         self.runner = runner
+        self.deadline = deadline or Deadline()
 
     @property
     def facts(self) -> ServerFacts:
@@ -223,6 +284,10 @@ class Engine:
         self.retry = Retry(self.settings, sleep)
         self.notes: list[str] = []
         self.parallel = parallel  # sessions for reads; Exchange's throttling policy limits them per user
+        self.deadline: Deadline = getattr(session, "deadline", None) or Deadline()
+        #: Why the session is lost for good (None: it is not). Once set, nothing more is sent: every outcome not
+        #: known is ``unknown``; the run reports it as SessionLostForGood (exit 4) after writing its report.
+        self.lost: str | None = None
         self._keys: dict[Identity, str | ErrorInfo] = {}
         self._refs: dict[Identity, MailboxRef | ErrorInfo] = {}  # each input's one mailbox, resolved once per run
 
@@ -232,20 +297,34 @@ class Engine:
 
     # ------------------------------------------------------------------ sessions and retries
     def with_session(self, action: Callable[[Runner], Any], session: SessionLike | None = None) -> Any:
-        """Run ``action``; if the transport breaks, reopen the session and try again (bounded)."""
+        """Run ``action``; if the transport breaks, reopen the session and try again (bounded in attempts, time and
+        by the run's deadline). When that fails too, the session is lost for good (:attr:`lost`) and TransportLost
+        is raised; from then on every call raises it at once."""
         session = session or self.session
         delays = self.retry.delays()
         while True:
+            if self.lost is not None:
+                raise TransportLost(self.lost)
             try:
                 return action(session.runner)
             except TransportLost as exc:
                 delay = next(delays, None)
-                if delay is None:
+                if delay is None or self.deadline.passed:
+                    self.lose(self.deadline.describe() if self.deadline.passed else str(exc))
                     raise
                 self.notes.append(f"session lost ({exc}); reopening in {delay:.1f}s")
-                self.sleep(delay)
-                with suppress(ProvisionerError, TransportLost):
+                self.sleep(min(delay, max(0.0, self.deadline.remaining())))
+                try:
                     session.reopen()
+                except ConnectionFailure as failure:  # reopening retries by itself: this is for good
+                    self.lose(f"{exc}; {failure}")
+                    raise TransportLost(self.lost or str(failure)) from None
+
+    def lose(self, reason: str) -> None:
+        """The session is lost for good: record why once (the first reason is the one reported)."""
+        if self.lost is None:
+            self.lost = reason
+            self.notes.append(f"session lost for good: {reason}")
 
     # ------------------------------------------------------------------ reading
     def mailboxes(self, identities: Sequence[Identity]) -> dict[Identity, MailboxRef | ErrorInfo]:
@@ -443,7 +522,12 @@ class Engine:
     def apply(self, plan: Plan, label: str = "applying") -> list[Outcome]:
         """Carry out every change of ``plan``, each sent to its mailbox's GUID; one outcome per item of the plan, in
         plan order, named as the plan names it."""
-        wire, errors = self.pin([item.mailbox for item in plan.items if item.changes])
+        try:
+            wire, errors = self.pin([item.mailbox for item in plan.items if item.changes])
+        except TransportLost as exc:  # lost for good before anything was sent: every change unknown
+            detail = f"not sent: {exc}"
+            return [Outcome(item.mailbox, item.trustee, Result.UNKNOWN, detail, ErrorInfo(detail)) if item.changes
+                    else unchanged_outcome(item) for item in plan.items]
         names: dict[Identity, Identity] = {}  # GUID identity -> the name as written (first one, if several)
         sent: dict[planner.PairKey, PlanItem] = {}  # two names of one mailbox: one change, one outcome for both
         for item in plan.items:
@@ -455,6 +539,16 @@ class Engine:
         tick = self.progress(label, len(changes)) if self.progress and changes else None
         done: dict[planner.PairKey, Outcome] = {}
         for batch in self.batches(changes):
+            if self.lost is None and self.deadline.batches_closed:
+                self.lose(self.deadline.describe())
+            if self.lost is not None:  # nothing more is sent: what this batch would change is not known
+                detail = f"not sent: {self.lost}"
+                for step in batch:  # keyed by the GUID it would have been sent to, as the written ones
+                    done[_key(step.mailbox, step.trustee)] = Outcome(step.mailbox, step.trustee, Result.UNKNOWN,
+                                                                     detail, ErrorInfo(detail))
+                if tick:
+                    tick(len(batch))
+                continue
             shown = [replace(step, mailbox=names[step.mailbox]) for step in batch]
             guids = {names[step.mailbox]: step.mailbox.value for step in batch}
             if self.journal:
@@ -505,8 +599,15 @@ class Engine:
                         pending.pop(step_key, None)
             except TransportLost as exc:
                 lost = str(exc)
-                with suppress(ProvisionerError, TransportLost):
+                if self.deadline.passed:
+                    self.lose(self.deadline.describe())
+                    break
+                try:
                     self.session.reopen()
+                    self._settle(pending, written)  # what the lost request applied is never sent twice
+                except ProvisionerError as failure:  # TransportLost included
+                    self.lose(f"{lost}; {failure}")
+                    break
             if not pending:
                 break
             delay = next(delays, None)
@@ -520,11 +621,38 @@ class Engine:
                 # still throttled, unavailable or unanswered after every retry: it may have been applied anyway
                 # (a reply lost on the way back), so a read decides; not visible: failed with this error
                 written[step_key] = shapes.Pending(step, last.error, last.warnings)
-            elif step_key not in written:
+            elif step_key not in written:  # unanswered: a read decides (unknown when no read can be made)
                 detail = f"session lost before the outcome was known: {lost}"
-                written[step_key] = Outcome(step.mailbox, step.trustee, Result.UNKNOWN, detail, ErrorInfo(detail))
-        confirmed = self.confirm(list(written.values()), {_key(step.mailbox, step.trustee): step for step in batch})
+                written[step_key] = shapes.Pending(step, ErrorInfo(detail, category="ConnectionError"))
+        steps = {_key(step.mailbox, step.trustee): step for step in batch}
+        try:
+            confirmed = self.confirm(list(written.values()), steps)
+        except TransportLost as exc:  # lost for good while confirming: what a read did not settle is unknown
+            confirmed = self._unconfirmed(written, str(exc))
         return [confirmed[_key(step.mailbox, step.trustee)] for step in batch]
+
+    def _settle(self, pending: dict[planner.PairKey, Step], written: dict[planner.PairKey, shapes.Written]) -> None:
+        """After a lost session: the pending writes a read shows done are done (taken out of ``pending``)."""
+        if not pending:
+            return
+        seen = self._visible([shapes.Pending(step) for step in pending.values()])
+        for pair, (visible, _) in seen.items():
+            if visible:
+                written[pair] = shapes.done(pending.pop(pair))
+
+    @staticmethod
+    def _unconfirmed(written: dict[planner.PairKey, shapes.Written], reason: str) -> dict[planner.PairKey, Outcome]:
+        """Outcomes of a batch whose confirming read could not run: shown by the server's output, as shown;
+        the rest (sent, effect not seen) unknown."""
+        final: dict[planner.PairKey, Outcome] = {}
+        detail = f"sent, but the state could not be read back: {reason}"
+        for pair, item in written.items():
+            if isinstance(item, shapes.Pending):
+                final[pair] = Outcome(item.step.mailbox, item.step.trustee, Result.UNKNOWN, detail,
+                                      ErrorInfo(detail, category="ConnectionError"), item.warnings)
+            else:
+                final[pair] = item
+        return final
 
     # ------------------------------------------------------------------ confirming and verifying
     def confirm(

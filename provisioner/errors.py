@@ -34,13 +34,21 @@ class InputError(ProvisionerError):
 
 
 class ConnectionFailure(ProvisionerError):
-    """The endpoint could not be reached, refused us, or the session could not be opened."""
+    """The endpoint could not be reached, refused us, or the session could not be opened. ``transient``: worth
+    another try (a reset, a timeout, HTTP 5xx), not a refusal (authentication, a wrong path or configuration)."""
 
     exit_code = ExitCode.CONNECTION
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, transient: bool = False) -> None:
         self.hint = hint
+        self.transient = transient
         super().__init__(f"{message} {hint}" if hint else message)
+
+
+class SessionLostForGood(ConnectionFailure):
+    """The session broke and could not be reopened within the retries or the run's deadline. The engine does not
+    raise it: it returns every outcome (``unknown`` for what is not known) and records the condition
+    (``Engine.lost``); the run reports it as this error's exit code (4) after writing the report."""
 
 
 class Declined(ProvisionerError):

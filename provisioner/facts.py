@@ -16,11 +16,14 @@ needed cmdlets and parameters this account really has.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
+from pypsrp.exceptions import InvalidPSRPOperation, WSManFaultError
+
 from provisioner.errors import ExitCode, ProvisionerError
-from provisioner.executors import records
+from provisioner.executors import guard, records
 
 #: What provisioner may send, per cmdlet: the parameters it uses (a step uses a subset of them).
 NEEDED: Mapping[str, tuple[str, ...]] = {
@@ -146,9 +149,17 @@ def read_facts(pool: Any, cmdlets: Iterable[str] = tuple(NEEDED)) -> ServerFacts
     cmdlets = tuple(cmdlets)
     notes: list[str] = []
     commands: dict[str, frozenset[str]] | None
+    bounds = guard.guard_of(pool)
     try:
-        metadata = pool.get_command_metadata(list(cmdlets))
-    except Exception as exc:  # a server that does not answer GET_COMMAND_METADATA: probed per cmdlet by check
+        with bounds.operation("reading the command metadata", requests=50) if bounds else nullcontext():
+            metadata = pool.get_command_metadata(list(cmdlets))
+    except Exception as exc:
+        if isinstance(exc, guard.DeadlineReached | guard.Stalled):
+            raise
+        if guard.is_transport_failure(exc) and not isinstance(exc, WSManFaultError | InvalidPSRPOperation):
+            # no answer (a stalled reply), a reset or a broken security layer: the session is lost
+            raise guard.Stalled(f"reading the command metadata: {type(exc).__name__}") from exc
+        # a server that refuses GET_COMMAND_METADATA (a WSMan fault, a PSRP error): probed per cmdlet by check
         notes.append(f"command metadata not available ({type(exc).__name__}); parameters were not checked")
         commands = None
     else:

@@ -17,7 +17,7 @@ from provisioner import planner
 from provisioner import steps as step_builders
 from provisioner.config import Connection, ReapplySettings
 from provisioner.engine import Engine, PoolFactory, ProgressFactory, SessionLike, open_session
-from provisioner.errors import ExitCode, ProvisionerError
+from provisioner.errors import ConnectionFailure, ExitCode, ProvisionerError, SessionLostForGood
 from provisioner.facts import AUTOMAPPING_HINT, MissingCapability, ServerFacts, refuse_missing
 from provisioner.journal import Journal
 from provisioner.model import (
@@ -65,10 +65,13 @@ class RunResult:
     run_id: str | None = None
     refused: ProvisionerError | None = None  # the run refused to apply (e.g. too many changes)
     profile: tuple[ProfileEntry, ...] = ()  # the admin-console user's MAPI-profile changes (provisioner.profile)
+    lost: str | None = None  # the session was lost for good (Engine.lost): exit 4, unknown items in the report
 
     @property
     def exit_code(self) -> ExitCode:
         drift = (ItemState.TO_ADD, ItemState.BLOCKED)
+        if self.lost is not None:
+            return SessionLostForGood.exit_code
         if self.job.action is Action.AUDIT and any(item.state in drift for item in self.plan.items):
             return ExitCode.DRIFT
         if any(outcome.result in PROBLEM_RESULTS for outcome in self.outcomes):
@@ -170,7 +173,12 @@ def run(
     settings = settings or ReapplySettings()
     changing = not job.dry_run and job.action is not Action.AUDIT
     journal = Journal(settings.journal) if settings.journal and changing else None
-    active = session or open_session(job.connection, password, pool_factory, cmdlets(job.action))
+    try:
+        active = session or open_session(job.connection, password, pool_factory, cmdlets(job.action))
+    except ConnectionFailure as exc:  # nothing was sent: every item unknown, in a report (exit 4)
+        if job.dry_run:
+            raise
+        return _lost(job, started, now(), str(exc))
     try:
         options = prepare(active, job.action, job.connection, job.automapping_unsupported_ok, job.trustees)
         engine = Engine(active, options, settings, batch_size=job.connection.batch_size,
@@ -181,10 +189,7 @@ def run(
             engine.verify_trustees(job.trustees, job.mailboxes)  # a mistyped trustee: one message, nothing read
             observed = engine.observe(job.mailboxes, job.trustees)
         except TransportLost as exc:
-            lost = ErrorInfo(f"session lost while reading: {exc}", category="ConnectionError")
-            plan = planner.plan(job.action, job.mailboxes, job.trustees, {})
-            outcomes = [Outcome(i.mailbox, i.trustee, Result.UNKNOWN, lost.message, lost) for i in plan.items]
-            return _finish(job, plan, outcomes, started, now(), options, notes=[lost.message])
+            return _lost(job, started, now(), f"session lost while reading: {exc}", engine.notes)
         plan = planner.plan(job.action, job.mailboxes, job.trustees, observed)
         if hooks.planned is not None:
             hooks.planned(plan, engine)
@@ -199,6 +204,18 @@ def run(
             active.close()
     result = _finish(job, plan, outcomes, started, now(), options, notes=engine.notes + list(active.facts.notes))
     result.run_id = run_id if journal else None
+    result.lost = engine.lost
+    return result
+
+
+def _lost(job: Job, started: datetime, finished: datetime, reason: str, notes: Sequence[str] = ()) -> RunResult:
+    """A run whose session was lost for good before the plan was known: every item unknown (exit 4)."""
+    lost = ErrorInfo(reason, category="ConnectionError")
+    plan = planner.plan(job.action, job.mailboxes, job.trustees, {})
+    outcomes = [Outcome(i.mailbox, i.trustee, Result.UNKNOWN, lost.message, lost) for i in plan.items]
+    options = step_options(job.connection, None, job.automapping_unsupported_ok)
+    result = _finish(job, plan, outcomes, started, finished, options, notes=list(notes))  # each item says why
+    result.lost = reason
     return result
 
 

@@ -24,6 +24,7 @@ from provisioner.errors import InputError
 from provisioner.model import Identity, Outcome, Result, Trustee
 from provisioner.report import aligned
 from provisioner.resolve import MailboxRef
+from provisioner.runner import TransportLost
 from provisioner.wording import counted
 
 ADMIN_ROLE = "admin-user"
@@ -80,7 +81,11 @@ class ProfileList:
         if not self.names:
             self.entries.extend(ProfileEntry(change, o.mailbox, o.trustee) for o, change in picked)
             return
-        found = engine.mailboxes(list(dict.fromkeys(outcome.mailbox for outcome, _ in picked)))
+        try:
+            found = engine.mailboxes(list(dict.fromkeys(outcome.mailbox for outcome, _ in picked)))
+        except TransportLost as exc:  # the writes are done and their outcomes known: a note, never a lost report
+            engine.notes.append(f"the MAPI-profile names could not be read: {exc}")
+            found = {}
         for outcome, change in picked:
             ref = found.get(outcome.mailbox)
             if isinstance(ref, MailboxRef):

@@ -227,6 +227,7 @@ def run_reapply(
                   dry_run=job.dry_run)
     result = RunResult(summary, plan, outcomes, started, datetime.now(UTC), script, runner.notes)
     result.run_id = job.run_id
+    result.lost = engine.lost
     if too_many:
         result.refused = TooManyChanges(
             f"the plan has {len(changes)} changes, more than max_changes={job.settings.max_changes}: nothing was "

@@ -29,6 +29,7 @@ from pypsrp.exceptions import WinRMError
 from pypsrp.powershell import PowerShell, RunspacePool
 from requests.exceptions import RequestException
 
+from provisioner.errors import ExitCode, ProvisionerError
 from provisioner.executors import records
 from provisioner.facts import ServerFacts
 from provisioner.model import ErrorInfo
@@ -36,8 +37,11 @@ from provisioner.pwsh import Bare
 from provisioner.steps import Command, Value
 
 
-class TransportLost(Exception):
-    """The session broke mid-run; the caller reopens it or reports every unfinished item as unknown."""
+class TransportLost(ProvisionerError):
+    """The session broke mid-run; the caller reopens it or reports every unfinished item as unknown. Should one
+    ever reach the command line's edge, it is a message and exit 4, never a traceback."""
+
+    exit_code = ExitCode.CONNECTION
 
 
 class NotRunnable(Exception):

@@ -25,11 +25,13 @@ from pypsrp.wsman import WSMan
 from provisioner import kerberos
 from provisioner.config import Connection
 from provisioner.errors import ConnectionFailure, InputError
+from provisioner.executors import guard
 
 if TYPE_CHECKING:
     from provisioner.psrp.client import Client
 
 PASSWORD_ENV = "PROVISIONER_PASSWORD"
+OPERATION_TIMED_OUT = 2150858793  # WSMan fault w:TimedOut
 PASSWORD_AUTHS = frozenset({"negotiate", "ntlm", "basic", "credssp"})
 log = logging.getLogger(__name__)
 
@@ -136,7 +138,7 @@ def build_wsman(connection: Connection, password: str | None) -> WSMan:
         password=password,
         cert_validation=cert_validation,  # type: ignore[arg-type]  # pypsrp passes it to requests' verify: a CA path works
         connection_timeout=connection.connection_timeout,
-        read_timeout=connection.operation_timeout + 10,
+        read_timeout=guard.read_timeout(connection.operation_timeout),
         operation_timeout=connection.operation_timeout,
         encryption=encryption,
         no_proxy=True,
@@ -150,6 +152,11 @@ def describe_failure(exc: BaseException, connection: Connection) -> ConnectionFa
     if diagnosis is not None:
         return diagnosis
     where = f"{connection.scheme}://{connection.server}:{connection.effective_port}/{connection.path}"
+    if isinstance(exc, guard.DeadlineReached):
+        return ConnectionFailure(f"{where}: {exc}.")
+    if isinstance(exc, guard.Stalled):
+        return ConnectionFailure(f"{where} did not answer: {exc}.", transient=True,
+                                 hint="Check the network or raise the timeouts.")
     if isinstance(exc, AuthenticationError) or (isinstance(exc, WinRMTransportError) and exc.code == 401):
         return ConnectionFailure(
             f"authentication to {where} failed ({connection.auth}, user {connection.username or 'from ticket'}).",
@@ -157,13 +164,15 @@ def describe_failure(exc: BaseException, connection: Connection) -> ConnectionFa
         )
     if isinstance(exc, WinRMTransportError):
         hint = "Check connection.path (Exchange uses 'PowerShell')." if exc.code == 404 else None
-        return ConnectionFailure(f"{where} answered HTTP {exc.code}.", hint=hint)
+        return ConnectionFailure(f"{where} answered HTTP {exc.code}.", hint=hint, transient=exc.code >= 500)
     if isinstance(exc, WSManFaultError):
         reason = " ".join(str(exc.reason or "").split())
         hint = None
         if "resource uri" in reason.lower() or exc.code in (2150858811, 2152992674):
             hint = f"Check connection.configuration_name ('{connection.configuration_name}')."
-        return ConnectionFailure(f"{where} refused the session: {reason} (WSMan fault {exc.code}).", hint=hint)
+        timed_out = exc.code == OPERATION_TIMED_OUT  # the server had nothing to send in time: worth another try
+        return ConnectionFailure(f"{where} refused the session: {reason} (WSMan fault {exc.code}).", hint=hint,
+                                 transient=timed_out)
     if isinstance(exc, requests.exceptions.SSLError):
         return ConnectionFailure(
             f"TLS certificate of {where} could not be verified.",
@@ -174,12 +183,15 @@ def describe_failure(exc: BaseException, connection: Connection) -> ConnectionFa
         if isinstance(_root(exc), socket.gaierror) or "Name or service not known" in text:
             return ConnectionFailure(f"cannot resolve {connection.server}.", hint="Check connection.server (DNS).")
         if "refused" in text.lower():
-            return ConnectionFailure(f"connection to {where} was refused.", hint="Is the server and port right?")
-        return ConnectionFailure(f"cannot connect to {where}: {_first_line(text)}")
+            return ConnectionFailure(f"connection to {where} was refused.", hint="Is the server and port right?",
+                                     transient=True)
+        return ConnectionFailure(f"cannot connect to {where}: {_first_line(text)}", transient=True)
     if isinstance(exc, requests.exceptions.Timeout):
-        return ConnectionFailure(f"{where} did not answer in time.", hint="Check the network or raise the timeouts.")
+        return ConnectionFailure(f"{where} did not answer in time.", hint="Check the network or raise the timeouts.",
+                                 transient=True)
     text = _first_line(str(exc))
-    return ConnectionFailure(f"cannot open a session on {where}: {type(exc).__name__}: {text}")
+    return ConnectionFailure(f"cannot open a session on {where}: {type(exc).__name__}: {text}",
+                             transient=guard.is_transport_failure(exc))
 
 
 def _root(exc: BaseException) -> BaseException:
@@ -193,18 +205,24 @@ def _first_line(text: str) -> str:
 
 
 @contextmanager
-def open_pool(connection: Connection, password: str | None) -> Iterator[Client]:
+def open_pool(connection: Connection, password: str | None,
+              deadline: guard.Deadline | None = None) -> Iterator[Client]:
     """An open runspace pool (:class:`provisioner.psrp.client.Client`, one runspace: state such as a preamble
-    persists), closed on exit."""
+    persists), closed on exit. Every request is bounded by the timeouts and ``deadline``
+    (:mod:`provisioner.executors.guard`: timeouts clamped to the time left, no silent re-send on a read timeout)."""
     from provisioner.psrp.client import Bounds, Client
 
     check_connection_settings(connection)
     log.debug("opening a session on %s://%s:%s/%s (%s, user %s, configuration %s)", connection.scheme,
               connection.server, connection.effective_port, connection.path, connection.auth,
               connection.username or "from ticket", connection.configuration_name)
+    bounds = guard.TransportGuard(deadline or guard.Deadline(), connection.connection_timeout,
+                                  guard.read_timeout(connection.operation_timeout), connection.operation_timeout)
     try:
         wsman = build_wsman(connection, password)
-        pool = Client(wsman, connection.configuration_name, Bounds.for_timeouts(connection.operation_timeout))
+        guard.guard_transport(wsman, bounds)
+        left = deadline.remaining() if deadline is not None and deadline.seconds is not None else None
+        pool = Client(wsman, connection.configuration_name, Bounds.for_timeouts(connection.operation_timeout, left))
         pool.open()
     except ConnectionFailure:
         raise
@@ -215,5 +233,5 @@ def open_pool(connection: Connection, password: str | None) -> Iterator[Client]:
     try:
         yield pool
     finally:
-        with contextlib.suppress(Exception):  # best effort: the session expires on the server anyway
-            pool.close()
+        with contextlib.suppress(Exception), bounds.operation("closing the session", requests=5):
+            pool.close()  # best effort, bounded: the session expires on the server anyway

@@ -163,6 +163,7 @@ def run_undo(
     summary = Job(Action.UNDO, _mailboxes(plan.items), plan.trustees, connection, dry_run=dry_run)
     result = RunResult(summary, plan, outcomes, started, datetime.now(UTC), script, notes)
     result.run_id = None if dry_run else undo_id
+    result.lost = engine.lost
     return result
 
 

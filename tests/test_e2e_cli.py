@@ -199,10 +199,11 @@ def test_terminating_failures_fail_only_their_items(tmp_path: Path) -> None:
 def test_a_session_dropped_mid_run_leaves_unfinished_items_unknown(tmp_path: Path) -> None:
     with running_lab() as lab:
         lab.server.set_faults(FaultOptions(drop_rate=1.0, actions=frozenset({"Command"}), seed=1))
-        # Every Command request is dropped: the first read breaks the session.
+        # Every Command request is dropped: the session breaks at its first pipeline (the command metadata read),
+        # every reopen too: lost for good, exit 4, every item unknown in the report.
         result = cli(lab, "grant", "-m", "alice.wong", "-m", "bob.meyer", "--service-account", SERVICE,
                      "--report", str(tmp_path / "r.json"), *fast_retries(tmp_path))
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 4, result.stderr
     assert set(report(tmp_path / "r.json")["results"].values()) == {"unknown"}
     assert lab.engine.counters.writes == 0
 

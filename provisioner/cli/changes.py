@@ -43,6 +43,7 @@ from provisioner.cli.options import (
     ColumnOpt,
     ConfigOpt,
     DcOpt,
+    DeadlineOpt,
     DeprecatedAutomapOpt,
     DryRunOpt,
     FormatOpt,
@@ -176,6 +177,7 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
         mode: ModeOpt = None,
         batch_size: BatchOpt = None,
         parallel: ParallelOpt = None,
+        deadline: DeadlineOpt = None,
         insecure_lab: LabOpt = False,
         accept_automapping: AcceptAutomapOpt = False,
         automapping_unsupported_ok: DeprecatedAutomapOpt = False,
@@ -203,7 +205,7 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
                 server=server, port=port, scheme=scheme, auth=auth, username=username,
                 keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
                 domain_controller=domain_controller, mode=mode, insecure_lab=insecure_lab, batch_size=batch_size,
-                parallel=parallel,
+                parallel=parallel, run_deadline_seconds=deadline,
             ),
             automapping_unsupported_ok=accept_automapping or automapping_unsupported_ok,
             yes=yes,
@@ -272,6 +274,7 @@ def reapply(
     domain_controller: DcOpt = None,
     batch_size: BatchOpt = None,
     parallel: ParallelOpt = None,
+    deadline: DeadlineOpt = None,
     insecure_lab: LabOpt = False,
     accept_automapping: AcceptAutomapOpt = False,
     automapping_unsupported_ok: DeprecatedAutomapOpt = False,
@@ -294,6 +297,7 @@ def reapply(
             settings, server=server, port=port, scheme=scheme, auth=auth, username=username,
             keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
             domain_controller=domain_controller, insecure_lab=insecure_lab, batch_size=batch_size, parallel=parallel,
+            run_deadline_seconds=deadline,
         )
         if connection.mode != "command":
             raise InputError("reapply runs in command mode (structured commands); remove connection.mode")

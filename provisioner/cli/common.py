@@ -53,8 +53,12 @@ def edge() -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
+#: Settings whose option is not named after the setting.
+OPTION_NAMES = {"run_deadline_seconds": "--deadline"}
+
+
 def option_name(name: str) -> str:
-    return "--" + name.replace("_", "-")
+    return OPTION_NAMES.get(name, "--" + name.replace("_", "-"))
 
 
 def check_options(cls: type, **values: Any) -> None:
@@ -203,6 +207,8 @@ def execute(job: Job, report: Path | None, settings: ReapplySettings | None = No
         result = run(job, password=password, progress=progress, settings=settings, hooks=hooks or Hooks())
     for note in result.notes:
         err(f"warning: {note}")
+    if result.lost is not None:  # exit 4 (RunResult.exit_code), after the outcomes and with the report written
+        err(f"error: {result.lost}")
     if profile is not None:
         result.profile = tuple(profile.entries)
     if report is not None:

@@ -49,6 +49,8 @@ SpnHostOpt = Annotated[
 ModeOpt = Annotated[str | None, typer.Option("--mode", help=describe(_CONNECTION["mode"]))]
 BatchOpt = Annotated[int | None, typer.Option("--batch-size", help=describe(_CONNECTION["batch_size"]))]
 ParallelOpt = Annotated[int | None, typer.Option("--parallel", help=describe(_CONNECTION["parallel"]))]
+DeadlineOpt = Annotated[int | None, typer.Option(
+    "--deadline", metavar="SECONDS", help=describe(_CONNECTION["run_deadline_seconds"]))]
 LabOpt = Annotated[bool, typer.Option("--insecure-lab", help="Allow Basic over plain http (lab endpoint only)")]
 AcceptAutomapOpt = Annotated[bool, typer.Option(
     ACCEPT_AUTOMAPPING,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from provisioner.config import Connection
 from provisioner.engine import FixedSession
 from provisioner.errors import InputError
+from provisioner.executors.guard import Deadline
 from provisioner.exo.auth import TokenProvider, http_session, load_certificate
 from provisioner.exo.runner import ExoRunner
 from provisioner.exo.transport import ExoClient, Retrying
@@ -42,7 +43,9 @@ class ExoSession(FixedSession):
 
     def __init__(self, connection: Connection) -> None:
         self.client = open_client(connection)
-        super().__init__(ExoRunner(self.client))
+        # every request is bounded by [exo] timeout and its retries by [exo] retry_*; the run's deadline stops
+        # new batches (the engine)
+        super().__init__(ExoRunner(self.client), Deadline(connection.run_deadline_seconds))
 
     def close(self) -> None:
         self.client.http.close()
