@@ -28,6 +28,7 @@ from provisioner.model import (
     ItemState,
     Outcome,
     Plan,
+    PlanItem,
     Result,
     Trustee,
 )
@@ -178,7 +179,7 @@ def run(
     except ConnectionFailure as exc:  # nothing was sent: every item unknown, in a report (exit 4)
         if job.dry_run:
             raise
-        return _lost(job, started, now(), str(exc))
+        return lost_run(job, started, now(), str(exc))
     try:
         options = prepare(active, job.action, job.connection, job.automapping_unsupported_ok, job.trustees)
         engine = Engine(active, options, settings, batch_size=job.connection.batch_size,
@@ -189,7 +190,7 @@ def run(
             engine.verify_trustees(job.trustees, job.mailboxes)  # a mistyped trustee: one message, nothing read
             observed = engine.observe(job.mailboxes, job.trustees)
         except TransportLost as exc:
-            return _lost(job, started, now(), f"session lost while reading: {exc}", engine.notes)
+            return lost_run(job, started, now(), f"session lost while reading: {exc}", engine.notes)
         plan = planner.plan(job.action, job.mailboxes, job.trustees, observed)
         if hooks.planned is not None:
             hooks.planned(plan, engine)
@@ -208,10 +209,12 @@ def run(
     return result
 
 
-def _lost(job: Job, started: datetime, finished: datetime, reason: str, notes: Sequence[str] = ()) -> RunResult:
+def lost_run(job: Job, started: datetime, finished: datetime, reason: str, notes: Sequence[str] = ()) -> RunResult:
     """A run whose session was lost for good before the plan was known: every item unknown (exit 4)."""
     lost = ErrorInfo(reason, category="ConnectionError")
-    plan = planner.plan(job.action, job.mailboxes, job.trustees, {})
+    items = tuple(PlanItem(mailbox, trustee, ItemState.UNKNOWN, lost.message, lost)
+                  for mailbox in job.mailboxes for trustee in job.trustees)
+    plan = Plan(job.action, items, job.trustees, observed=False)
     outcomes = [Outcome(i.mailbox, i.trustee, Result.UNKNOWN, lost.message, lost) for i in plan.items]
     options = step_options(job.connection, None, job.automapping_unsupported_ok)
     result = _finish(job, plan, outcomes, started, finished, options, notes=list(notes))  # each item says why

@@ -31,8 +31,8 @@ from provisioner import planner
 from provisioner import steps as step_builders
 from provisioner.config import Connection, ReapplySettings, Selector
 from provisioner.engine import Engine, PoolFactory, ProgressFactory, open_session
-from provisioner.errors import ExitCode, ProvisionerError
-from provisioner.jobs import NO_HOOKS, Hooks, Job, RunResult, cmdlets, new_run_id, prepare, script_context
+from provisioner.errors import ConnectionFailure, ExitCode, ProvisionerError
+from provisioner.jobs import NO_HOOKS, Hooks, Job, RunResult, cmdlets, lost_run, new_run_id, prepare, script_context
 from provisioner.journal import Journal, owned
 from provisioner.model import (
     Action,
@@ -48,6 +48,7 @@ from provisioner.outcomes import unchanged_outcome
 from provisioner.reconcile import reconcile
 from provisioner.render import render_script
 from provisioner.resolve import MailboxRef, Resolver
+from provisioner.runner import TransportLost
 from provisioner.session import open_pool
 from provisioner.wording import counted
 
@@ -199,7 +200,12 @@ def run_reapply(
     hooks: Hooks = NO_HOOKS,
 ) -> RunResult:
     started = datetime.now(UTC)
-    session = open_session(job.connection, password, pool_factory, cmdlets(Action.REAPPLY))
+    try:
+        session = open_session(job.connection, password, pool_factory, cmdlets(Action.REAPPLY))
+    except ConnectionFailure as exc:  # nothing was sent: the scheduled job still leaves a report (exit 4)
+        if job.dry_run:
+            raise
+        return _lost(job, started, str(exc))
     try:
         options = prepare(session, Action.REAPPLY, job.connection, job.automapping_unsupported_ok, job.trustees)
         journal = Journal(job.settings.journal) if job.settings.journal and not job.dry_run else None
@@ -207,8 +213,11 @@ def run_reapply(
                         parallel=job.connection.parallel, journal=journal,
                         run_id=job.run_id, sleep=sleep, progress=progress)
         runner = Reapply(job, engine)
-        reconcile(engine, job.run_id)
-        plan = runner.plan()
+        try:
+            reconcile(engine, job.run_id)
+            plan = runner.plan()
+        except TransportLost as exc:  # lost for good before the plan was known: nothing was changed
+            return _lost(job, started, f"session lost while reading: {exc}", engine.notes)
         changes = plan.changes
         script = None
         if job.dry_run:
@@ -233,6 +242,15 @@ def run_reapply(
             f"the plan has {len(changes)} changes, more than max_changes={job.settings.max_changes}: nothing was "
             "applied. Check the selectors; rerun with --force (or raise [reapply] max_changes) if this is intended."
         )
+    return result
+
+
+def _lost(job: ReapplyJob, started: datetime, reason: str, notes: Sequence[str] = ()) -> RunResult:
+    """A re-apply whose session was lost for good before its plan was known: the explicit targets' pairs are
+    unknown (selectors could not be read), nothing was changed, the report says why (exit 4)."""
+    result = lost_run(Job(Action.REAPPLY, job.explicit, job.trustees, job.connection), started,
+                      datetime.now(UTC), reason, notes)
+    result.run_id = job.run_id
     return result
 
 

@@ -270,3 +270,34 @@ def test_undo_restores_the_previous_state(lab: Lab, tmp_path: Path) -> None:
     for mailbox in [*SALES, "heidi.schmidt"]:
         assert not has(lab, mailbox, ADMIN) and not has(lab, mailbox, SERVICE)
     assert has(lab, "ivan.petrov", SERVICE) and has(lab, "sales@contoso.com", ADMIN)  # pruned grants are back
+
+
+def test_a_server_that_cannot_be_reached_still_leaves_a_report_and_metrics(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = tmp_path / "provisioner.toml"
+    config.write_text(f'''[connection]
+server = "127.0.0.1"
+port = {port}
+auth = "basic"
+username = "lab-admin"
+insecure_lab = true
+[trustees]
+service_account = "{SERVICE}"
+[targets]
+mailboxes = ["heidi.schmidt"]
+[reapply]
+report = "report.json"
+metrics_file = "metrics.prom"
+''', encoding="utf-8")
+    env = {**os.environ, "PROVISIONER_PASSWORD": "x"}
+    done = subprocess.run([sys.executable, "-m", "provisioner", "reapply", "--config", str(config)],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 4, done.stderr
+    assert "Traceback" not in done.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["summary"]["results"] == {"unknown": 1}
+    assert "provisioner_last_run_exit_code" in (tmp_path / "metrics.prom").read_text()
