@@ -3,27 +3,23 @@ permission is read or written, instead of one failure per mailbox after the othe
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from provisioner_lab.exchange.engine import ExchangeEngine
-from provisioner_lab.run import Lab, running_lab
+from provisioner_lab.run import running_lab
+
+from tests import labcli
 
 ADMIN, SERVICE = "sync.admin@contoso.com", "svc-codetwo@contoso.com"
 MAILBOXES = [f"user{i:06d}@contoso.com" for i in range(1, 21)]
 
 
-def cli(lab: Lab, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PROVISIONER_PASSWORD": lab.password, "PYTHONIOENCODING": "utf-8"}
-    return subprocess.run([sys.executable, "-m", "provisioner", *args, *lab.cli_args("ntlm")], capture_output=True,
-                          text=True, cwd=cwd, env=env, timeout=120, stdin=subprocess.DEVNULL)
+cli = labcli.run
 
 
 def targets() -> list[str]:
-    return [arg for mailbox in MAILBOXES for arg in ("-m", mailbox)]
+    return labcli.targets(MAILBOXES)
 
 
 @pytest.mark.parametrize("command", [["grant"], ["audit"], ["revoke", "--yes"], ["reapply"]])

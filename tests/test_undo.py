@@ -4,9 +4,6 @@ as it is, journals only the changes it made, and its MAPI-profile list follows t
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +12,7 @@ from provisioner_lab.exchange.directory import FULL_ACCESS, PermissionEntry
 from provisioner_lab.run import Lab, running_lab
 
 from provisioner.journal import read, summaries
+from tests import labcli
 
 SERVICE, ADMIN = "svc-codetwo@contoso.com", "sync.admin@contoso.com"
 MAILBOXES = ["user000001@contoso.com", "user000002@contoso.com"]
@@ -26,14 +24,11 @@ def lab() -> Iterator[Lab]:
         yield running
 
 
-def cli(lab: Lab, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PROVISIONER_PASSWORD": lab.password, "PYTHONIOENCODING": "utf-8"}
-    return subprocess.run([sys.executable, "-m", "provisioner", *args, *lab.cli_args("ntlm")], capture_output=True,
-                          text=True, cwd=cwd, env=env, timeout=120, stdin=subprocess.DEVNULL)
+cli = labcli.run
 
 
 def targets() -> list[str]:
-    return [arg for mailbox in MAILBOXES for arg in ("-m", mailbox)]
+    return labcli.targets(MAILBOXES)
 
 
 def has(lab: Lab, mailbox: str, trustee: str) -> bool:
