@@ -356,6 +356,8 @@ def reapply(
         err(f"run {result.run_id}: " + summary_line(result))
         if result.refused is not None:
             err(f"error: {result.refused}")
+        if result.lost is not None:  # exit 4, with the report and metrics written
+            err(f"error: {result.lost}")
         raise typer.Exit(int(result.final_exit_code))
 
 
