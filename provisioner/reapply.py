@@ -175,14 +175,14 @@ class Reapply:
                               "managed trustees on mailboxes no longer targeted were not granted by provisioner (or "
                               "before it recorded ownership) and were left alone; --prune-unowned removes them too")
         refs = self.engine.mailboxes(list(dict.fromkeys(Identity(key) for _, key in chosen)))
-        why = "not granted by provisioner: --prune-unowned" if self.job.prune_unowned else "granted by provisioner"
         items: list[PlanItem] = []
         for trustee, key in chosen:
             ref = refs[Identity(key)]
             name = Identity(ref.readable) if isinstance(ref, MailboxRef) else Identity(key)
             if isinstance(ref, MailboxRef):
                 self.engine.remember({name: ref})
-            owner = "granted by provisioner" if (trustee.identity.key, key) in mine else why
+            owner = "granted by provisioner" if (trustee.identity.key, key) in mine \
+                else "not granted by provisioner: --prune-unowned"
             items.append(PlanItem(name, trustee, ItemState.TO_REMOVE, f"no longer targeted; {owner} (GUID {key})"))
         return items
 

@@ -48,6 +48,16 @@ class NotRunnable(Exception):
     """A pipeline shape this runner's server would not run as written (a bug in the caller: never sent)."""
 
 
+def refuse_unrunnable(pipeline: Pipeline, facts: ServerFacts) -> None:
+    """The one rule of what is never sent: several statements to a server that runs only the first (protocol 2.1),
+    and a piped pipeline without input (Get-Mailbox without input lists every mailbox)."""
+    if len(pipeline.statements) > 1 and not facts.runs_statements:
+        raise NotRunnable(f"a {len(pipeline.statements)}-statement pipeline on protocol "
+                          f"{facts.protocol_version}: the server would run only the first statement")
+    if pipeline.input is not None and not pipeline.input:
+        raise NotRunnable("a piped pipeline without input")
+
+
 @dataclass(frozen=True)
 class Pipeline:
     """Statements in order (each a chain ``A | B``), and the input records piped into the first statement."""
@@ -159,11 +169,7 @@ class PsrpRunner:
         self.facts = facts
 
     def run(self, pipeline: Pipeline) -> Raw:
-        if len(pipeline.statements) > 1 and not self.facts.runs_statements:
-            raise NotRunnable(f"a {len(pipeline.statements)}-statement pipeline on protocol "
-                              f"{self.facts.protocol_version}: the server would run only the first statement")
-        if pipeline.input is not None and not pipeline.input:
-            raise NotRunnable("a piped pipeline without input")  # Get-Mailbox without input lists all mailboxes
+        refuse_unrunnable(pipeline, self.facts)
         ps = PowerShell(self.pool)
         for index, chain in enumerate(pipeline.statements):
             if index:

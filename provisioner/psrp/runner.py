@@ -19,7 +19,16 @@ from provisioner.psrp import clixml
 from provisioner.psrp.client import Client, Outcome, ProtocolFailure
 from provisioner.psrp.records import error_record, warning_record
 from provisioner.psrp.wire import WireError
-from provisioner.runner import NotRunnable, Origin, Pipeline, Raw, TransportLost, origin, wire_value
+from provisioner.runner import (
+    NotRunnable,
+    Origin,
+    Pipeline,
+    Raw,
+    TransportLost,
+    origin,
+    refuse_unrunnable,
+    wire_value,
+)
 
 #: What a broken transport, session or protocol raises (the engine reopens the session or reports unknowns).
 LOST = (WinRMError, requests.exceptions.RequestException, OSError, ProtocolFailure, WireError,
@@ -53,11 +62,7 @@ class ClientRunner:
         self.facts = facts
 
     def run(self, pipeline: Pipeline) -> Raw:
-        if len(pipeline.statements) > 1 and not self.facts.runs_statements:
-            raise NotRunnable(f"a {len(pipeline.statements)}-statement pipeline on protocol "
-                              f"{self.facts.protocol_version}: the server would run only the first statement")
-        if pipeline.input is not None and not pipeline.input:
-            raise NotRunnable("a piped pipeline without input")  # Get-Mailbox without input lists all mailboxes
+        refuse_unrunnable(pipeline, self.facts)
         ps = self.client.powershell(pipeline.input is not None)
         for index, chain in enumerate(pipeline.statements):
             if index:
