@@ -57,11 +57,16 @@ class LabEnum:
 
 @dataclass
 class LabObject:
-    """A .NET object as Exchange returns it: type names (most derived first), adapted properties, ToString."""
+    """A .NET object as Exchange returns it: type names (most derived first), adapted properties, ToString.
+
+    ``note_properties``: a property bag (a PSCustomObject, e.g. Select-Object's output): its properties are note
+    properties (serialised in ``<MS>``) and no ToString is written, as PowerShell's serializer does for property bags.
+    """
 
     type_names: tuple[str, ...]
     properties: dict[str, Any]
     to_string: str
+    note_properties: bool = False
 
 
 @dataclass(frozen=True)

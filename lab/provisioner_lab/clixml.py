@@ -407,11 +407,14 @@ class Writer:
             self._open_obj(name, parts)
             self._type_names(_object_types(item.type_names), parts)
             if item.properties:
-                parts.append("<Props>")
+                parts.append("<MS>" if item.note_properties else "<Props>")
                 for key, prop in item.properties.items():
                     self._value(prop, key if type(key) is str else str(key), parts)
-                parts.append("</Props>")
-            parts.append(f"<ToString>{encode_string(item.to_string)}</ToString></Obj>")
+                parts.append("</MS>" if item.note_properties else "</Props>")
+            if item.note_properties:  # a property bag: PowerShell writes no ToString for it
+                parts.append("</Obj>")
+            else:
+                parts.append(f"<ToString>{encode_string(item.to_string)}</ToString></Obj>")
         elif isinstance(item, bool):
             parts.append(f"<B{n}>{'true' if item else 'false'}</B>")
         elif isinstance(item, LabEnum):

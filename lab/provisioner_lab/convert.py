@@ -155,10 +155,11 @@ def to_ps(value: Any) -> Any:
         if "System.Object" not in names:
             names.append("System.Object")  # every .NET type ends there; pypsrp relies on it to rebuild the object
         obj.PSObject.type_names = names
-        adapted = obj.PSObject.adapted_properties
+        members = obj.PSObject.extended_properties if value.note_properties else obj.PSObject.adapted_properties
         for key, prop_value in value.properties.items():
-            adapted.append(PSNoteProperty(str(key), to_ps(prop_value)))
-        obj.PSObject.to_string = value.to_string
+            members.append(PSNoteProperty(str(key), to_ps(prop_value)))
+        if not value.note_properties:  # a property bag has no ToString on the wire
+            obj.PSObject.to_string = value.to_string
         return obj
     if isinstance(value, LabEnum):
         return _ps_enum(value)

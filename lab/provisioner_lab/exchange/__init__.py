@@ -12,7 +12,7 @@ Usage::
 Modules: ``directory`` (the org, identity resolution, ACL storage and inspection helpers), ``binding``
 (parameters from ``lab/provisioner_lab/data/exchange-cmdlets.json``), ``cmdlets`` (permission cmdlets),
 ``recipients`` (Get-Mailbox/-Recipient/-User/-DistributionGroupMember), ``filters`` (OPATH subset),
-``objects`` (output shapes), ``context`` (per-call streams and resolution), ``engine`` (pipelines, options,
+``objects`` (output shapes), ``core`` (Select-Object, Measure-Object), ``context`` (per-call streams and resolution), ``engine`` (pipelines, options,
 throttling, counters), ``script`` (full-language subset), ``seed`` (TOML seeds and ``generate``), ``specs``
 (the cmdlet specs and each session's view of them), ``rbac`` (per-account trims), ``discovery`` (command
 metadata), ``cost`` (the server cost model). Server releases are in :mod:`provisioner_lab.profiles`.
@@ -87,8 +87,14 @@ Approximations (UNCONFIRMED or invented for the lab)
   * not implemented: the Owner/ClearAutoMapping/ResetDefault parameter sets, Get-Mailbox
     Database/Server/MailboxPlan sets, SID history, RBAC scopes, the 500-ACE limit, ``-IgnoreDefaultScope``
     semantics (only its clash with ``-DomainController``), Set-ADServerSettings and runspace state,
-    deny-overrides-allow evaluation (entries are stored and shown, not evaluated), core cmdlets such as
-    Select-Object (CommandNotFoundException, as their availability on the real endpoint is UNCONFIRMED).
+    deny-overrides-allow evaluation (entries are stored and shown, not evaluated), core cmdlets other than
+    Select-Object and Measure-Object.
+
+The core cmdlets Exchange's session keeps public (``alwaysPublicCommands``: Select-Object, Measure-Object [code:
+decompiled 2013 CU23 InitialSessionStateBuilder; KB 2922668]) are PowerShell's own: Select-Object makes property
+bags (``Selected.<type>``, note properties, no ToString on the wire), Measure-Object a GenericMeasureInfo; an RBAC
+trim can take them away from an account (:mod:`core`). For Exchange 2010 their availability is inferred (no v14
+code seen).
 """
 
 from provisioner_lab.exchange.cost import CostModel

@@ -25,6 +25,10 @@ class CostModel:
       Get-MailboxPermission -User T``, which read 2,000 pairs (about 4,000 pipeline records) in 0.70 s with 6
       requests there: ~0.15 ms a record once the per-request costs are taken out.
     * ``per_write_ms`` (1): extra for each permission write (an AD write of the mailbox security descriptor).
+    * ``per_core_invocation_ms`` (0.5) and ``per_core_record_ms`` (0.02): a PowerShell core cmdlet the session keeps
+      public (Select-Object, Measure-Object: :mod:`provisioner_lab.exchange.core`) per invocation and per record it
+      processes. They are PowerShell's own cmdlets, not Exchange proxy functions: no RBAC check, no AD session, a
+      new property bag per record. Estimates (UNCONFIRMED), an order of magnitude below the Exchange figures.
 
     These are estimates from measurements of an emulator, not of a live Exchange server (UNCONFIRMED); what
     matters is their shape.
@@ -34,16 +38,20 @@ class CostModel:
     per_invocation_ms: float = 4.0
     per_record_ms: float = 0.15
     per_write_ms: float = 1.0
+    per_core_invocation_ms: float = 0.5
+    per_core_record_ms: float = 0.02
 
     @classmethod
     def exchange_like(cls) -> CostModel:
         """The documented defaults."""
         return cls()
 
-    def seconds(self, *, pipelines: int = 0, invocations: int = 0, records: int = 0, writes: int = 0) -> float:
+    def seconds(self, *, pipelines: int = 0, invocations: int = 0, records: int = 0, writes: int = 0,
+                core_invocations: int = 0, core_records: int = 0) -> float:
         """The modelled server time of that much work, in seconds."""
         milliseconds = (pipelines * self.per_pipeline_ms + invocations * self.per_invocation_ms
-                        + records * self.per_record_ms + writes * self.per_write_ms)
+                        + records * self.per_record_ms + writes * self.per_write_ms
+                        + core_invocations * self.per_core_invocation_ms + core_records * self.per_core_record_ms)
         return milliseconds / 1000.0
 
 

@@ -8,17 +8,20 @@ So the names are PowerShell wildcards, an unknown name gives no entry, and the s
 writes its usual error for a name without wildcards that matches nothing. The parameters are the session's: the
 profile's, minus what RBAC trims for the caller; common parameters belong to ``__AllParameterSets``.
 
-Approximations: only the lab's Exchange cmdlets are listed (not the core cmdlets a restricted Exchange session
-also exposes, such as Get-Command or Select-Object); HelpUri is null; OutputType comes from the JSON's evidence
+Approximations: the lab's Exchange cmdlets and the core cmdlets Exchange keeps public (Select-Object,
+Measure-Object: :mod:`provisioner_lab.exchange.core`, namespace Microsoft.PowerShell.Utility) are listed, not the
+rest a restricted Exchange session also exposes (Get-Command, Out-Default, ...); HelpUri is null; OutputType
+comes from the JSON's evidence
 (decompiled OutputType attributes) where there is one; ``Namespace`` is the Exchange snap-in name (UNCONFIRMED).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from provisioner_lab.api import CMDLET, CommandInfo, LabError, MetadataQuery, ParameterInfo, ParameterSetInfo
+from provisioner_lab.exchange.core import OUTPUT_TYPES as CORE_OUTPUT_TYPES
 from provisioner_lab.exchange.enums import ENUMS
 from provisioner_lab.exchange.errors import COMMAND_NOT_FOUND, engine_error
 from provisioner_lab.exchange.specs import CmdletSpec, ParamSpec
@@ -30,6 +33,9 @@ _TYPE_NAMES = {
     "SwitchParameter": "System.Management.Automation.SwitchParameter",
     "String": "System.String",
     "String[]": "System.String[]",
+    "Object[]": "System.Object[]",
+    "Int32[]": "System.Int32[]",
+    "PSObject": "System.Management.Automation.PSObject",
     "Boolean": "System.Boolean",
     "Int32": "System.Int32",
     "ActionPreference": "System.Management.Automation.ActionPreference",
@@ -114,19 +120,20 @@ def _parameter(spec: CmdletSpec, param: ParamSpec) -> ParameterInfo:
 def describe(spec: CmdletSpec, namespace: str) -> CommandInfo:
     """The CommandMetadata of one cmdlet in a session whose view of it is ``spec``."""
     params = tuple(_parameter(spec, param) for param in spec.params.values())
-    return CommandInfo(spec.name, namespace, params, OUTPUT_TYPES.get(spec.name, ()))
+    return CommandInfo(spec.name, namespace, params, OUTPUT_TYPES.get(spec.name, CORE_OUTPUT_TYPES.get(spec.name, ())))
 
 
 def find(
-    query: MetadataQuery, specs: Iterable[CmdletSpec], namespace: str
+    query: MetadataQuery, specs: Iterable[CmdletSpec], namespaces: Mapping[str, str]
 ) -> tuple[list[CommandInfo], list[LabError]]:
-    """The commands ``query`` selects (in name order, as Get-Command sorts them) and Get-Command's errors."""
+    """The commands ``query`` selects (in name order, as Get-Command sorts them) and Get-Command's errors;
+    ``namespaces`` gives each command's module (Exchange's snap-in, or Microsoft.PowerShell.Utility)."""
     available = sorted(specs, key=lambda spec: spec.name.lower())
     if not query.command_types & CMDLET:
         return [], []
-    namespaces = [ns for ns in query.namespaces or () if ns]  # null or "" patterns: any namespace
-    if namespaces and not any(wildcard(ns).match(namespace) for ns in namespaces):
-        return [], []
+    wanted = [ns for ns in query.namespaces or () if ns]  # null or "" patterns: any namespace
+    if wanted:
+        available = [spec for spec in available if any(wildcard(ns).match(namespaces[spec.name]) for ns in wanted)]
     patterns = [(name, wildcard(name)) for name in query.names] or [("*", wildcard("*"))]
     found = [spec for spec in available if any(regex.match(spec.name) for _name, regex in patterns)]
     errors = [
@@ -141,7 +148,7 @@ def find(
         for name, regex in patterns
         if not has_wildcard(name) and not any(regex.match(spec.name) for spec in available)
     ]
-    return [describe(spec, namespace) for spec in found], errors
+    return [describe(spec, namespaces[spec.name]) for spec in found], errors
 
 
 __all__ = ["ALL_SETS", "OUTPUT_TYPES", "describe", "find", "has_wildcard", "type_name", "wildcard"]

@@ -26,13 +26,15 @@ from provisioner_lab.api import (
     Statement,
 )
 from provisioner_lab.exchange import discovery
-from provisioner_lab.exchange.binding import Binder, BoundCommand, specs_for
+from provisioner_lab.exchange.binding import Binder, BoundCommand, PreparedCommand, specs_for
 from provisioner_lab.exchange.cmdlets import (
     add_mailbox_permission,
     get_mailbox_permission,
     remove_mailbox_permission,
 )
 from provisioner_lab.exchange.context import Context, Delegation
+from provisioner_lab.exchange.core import HANDLERS as CORE_HANDLERS
+from provisioner_lab.exchange.core import NAMESPACE as CORE_NAMESPACE
 from provisioner_lab.exchange.cost import CostModel
 from provisioner_lab.exchange.directory import Directory
 from provisioner_lab.exchange.errors import (
@@ -126,13 +128,17 @@ class EngineOptions:
 class Counters:
     """What the engine did (the client's pipelines; command-metadata requests only add to ``cost_seconds``).
 
-    ``invocations`` counts cmdlet invocations by cmdlet name (``snapshot()`` gives the total under
-    ``invocations`` and the split under ``by_cmdlet``); ``records`` the input records commands processed (1 for
-    a command without pipeline input); ``writes`` permission (ACL) writes; ``cost_seconds`` the modelled server
-    time charged (0 without a cost model).
+    ``invocations`` counts Exchange cmdlet invocations by cmdlet name (``snapshot()`` gives the total under
+    ``invocations`` and the split under ``by_cmdlet``); ``records`` the input records they processed (1 for
+    a command without pipeline input); ``core_invocations``/``core_records`` the same for the PowerShell core
+    cmdlets the session keeps public (Select-Object, Measure-Object; ``snapshot()``: ``core_invocations`` total,
+    ``by_core_cmdlet``); ``writes`` permission (ACL) writes; ``cost_seconds`` the modelled server time charged (0
+    without a cost model).
     """
 
     invocations: Counter[str] = field(default_factory=Counter)
+    core_invocations: Counter[str] = field(default_factory=Counter)
+    core_records: int = 0
     by_user: Counter[str] = field(default_factory=Counter)
     writes: int = 0
     throttled: int = 0
@@ -152,12 +158,17 @@ class Counters:
             "metadata_requests": self.metadata_requests,
             "by_cmdlet": dict(self.invocations),
             "by_user": dict(self.by_user),
+            "core_invocations": sum(self.core_invocations.values()),
+            "core_records": self.core_records,
+            "by_core_cmdlet": dict(self.core_invocations),
         }
 
     def reset(self) -> None:
         self.invocations.clear()
+        self.core_invocations.clear()
         self.by_user.clear()
         self.writes = self.throttled = self.pipelines = self.records = self.metadata_requests = 0
+        self.core_records = 0
         self.cost_seconds = 0.0
 
 
@@ -169,6 +180,8 @@ class _Tally:
     invocations: int = 0
     records: int = 0
     writes: int = 0
+    core_invocations: int = 0
+    core_records: int = 0
 
 
 @dataclass
@@ -243,7 +256,7 @@ class ExchangeEngine:
     # ------------------------------------------------------------------ sessions
     def _make_view(self, parameters: frozenset[tuple[str, str]], cmdlets: frozenset[str]) -> _View:
         specs = specs_for(self.profile, parameters, cmdlets)
-        return _View(Binder(specs), {name.lower(): name for name in HANDLERS if name in specs})
+        return _View(Binder(specs), {name.lower(): name for name in (*HANDLERS, *CORE_HANDLERS) if name in specs})
 
     def _view(self, user: str | None) -> _View:
         """The cmdlets and parameters the session of ``user`` has (the profile's, minus RBAC's trims)."""
@@ -262,7 +275,8 @@ class ExchangeEngine:
         if cost is None:
             return 0.0
         seconds = cost.seconds(pipelines=tally.pipelines, invocations=tally.invocations, records=tally.records,
-                               writes=tally.writes)
+                               writes=tally.writes, core_invocations=tally.core_invocations,
+                               core_records=tally.core_records)
         self.counters.cost_seconds += seconds
         return seconds
 
@@ -298,7 +312,9 @@ class ExchangeEngine:
             self.counters.metadata_requests += 1
             view = self._view(user)
             specs = [view.binder.specs[name] for name in view.names.values()]
-            commands, errors = discovery.find(query, specs, self.profile.snapin)
+            namespaces = {name: CORE_NAMESPACE if name in CORE_HANDLERS else self.profile.snapin
+                          for name in view.names.values()}
+            commands, errors = discovery.find(query, specs, namespaces)
             found = len(commands)
             seconds = self._charge(_Tally(pipelines=2, invocations=5, records=2 * found + 3))
         if seconds > 0:
@@ -311,13 +327,21 @@ class ExchangeEngine:
     ) -> None:
         current = records
         last = len(statement.commands) - 1
+        # PowerShell finds every command of a pipeline, and binds the arguments of its own cmdlets, before any of
+        # them runs: an unknown command or a refused parameter fails the pipeline with nothing done
+        names = [None if command.is_script else self._command_name(command, view) for command in statement.commands]
+        prepared = {index: self._prepare(view, name, command) for index, (name, command)
+                    in enumerate(zip(names, statement.commands, strict=True)) if name in CORE_HANDLERS}
         for index, command in enumerate(statement.commands):
             # the last command writes straight to the output, so objects written before a failure are kept
             sink = result.output if index == last else []
-            if command.is_script:
+            name = names[index]
+            if name is None:
                 self._run_script(command.name, user, view, result, sink)
+            elif index in prepared:
+                self._run_core(name, prepared[index], current, user, view, sink)
             else:
-                self._run_command(command, current, user, view, result, sink)
+                self._run_command(name, command, current, user, view, result, sink)
             current = sink
 
     def _run_script(self, text: str, user: str | None, view: _View, result: PipelineResult, sink: list[Any]) -> None:
@@ -361,15 +385,9 @@ class ExchangeEngine:
             raise _Failure(engine_error(message, TRANSPORT, "OperationStopped", "JobFailure", target=user))
         calls.append(now)
 
-    def _run_command(
-        self,
-        command: Invocation,
-        records: list[Any] | None,
-        user: str | None,
-        view: _View,
-        result: PipelineResult,
-        outputs: list[Any],
-    ) -> None:
+    @staticmethod
+    def _command_name(command: Invocation, view: _View) -> str:
+        """The canonical name of a command this session has; CommandNotFoundException otherwise."""
         name = view.names.get(command.name.strip().lower())
         if name is None:
             raise _Failure(engine_error(
@@ -378,6 +396,49 @@ class ExchangeEngine:
                 "is correct and try again.",
                 COMMAND_NOT_FOUND, "ObjectNotFound", "CommandNotFoundException", target=command.name,
             ))
+        return name
+
+    @staticmethod
+    def _prepare(view: _View, name: str, command: Invocation) -> PreparedCommand:
+        try:
+            return view.binder.prepare(name, command.arguments)
+        except CmdletError as error:
+            raise _Failure(error.record) from None
+
+    def _run_core(
+        self, name: str, prepared: PreparedCommand, records: list[Any] | None, user: str | None, view: _View,
+        outputs: list[Any],
+    ) -> None:
+        """A PowerShell core cmdlet (:mod:`provisioner_lab.exchange.core`): all its input records at once."""
+        self._throttle(user)
+        self.counters.core_invocations[name] += 1
+        self.counters.by_user[user or ""] += 1
+        processed = 0 if records is None else len(records)
+        self.counters.core_records += processed
+        self._tally.core_invocations += 1
+        self._tally.core_records += processed
+        try:
+            bound = view.binder.complete(prepared)
+        except CmdletError as error:
+            raise _Failure(error.record) from None
+        items = list(records or [])
+        if bound.has("InputObject"):
+            items = [bound.get("InputObject")]  # bound once as a whole, as PowerShell binds -InputObject
+        try:
+            outputs.extend(CORE_HANDLERS[name](bound, items))
+        except CmdletError as error:
+            raise _Failure(error.record) from None
+
+    def _run_command(
+        self,
+        name: str,
+        command: Invocation,
+        records: list[Any] | None,
+        user: str | None,
+        view: _View,
+        result: PipelineResult,
+        outputs: list[Any],
+    ) -> None:
         self._throttle(user)
         self.counters.invocations[name] += 1
         self.counters.by_user[user or ""] += 1

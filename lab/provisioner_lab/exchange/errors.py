@@ -40,6 +40,12 @@ CMDLET_CLASSES = {
     "Get-User": "Microsoft.Exchange.Management.RecipientTasks.GetUser",
 }
 
+#: The .NET class of the PowerShell core cmdlets the session keeps public (their binding errors' FQEID suffix).
+CORE_CLASSES = {
+    "Select-Object": "Microsoft.PowerShell.Commands.SelectObjectCommand",
+    "Measure-Object": "Microsoft.PowerShell.Commands.MeasureObjectCommand",
+}
+
 
 def short_name(exception_type: str) -> str:
     return exception_type.rsplit(".", 1)[-1]
@@ -115,6 +121,9 @@ def binding_error(
     message: str, error_id: str, cmdlet: str, *, exception_type: str = PARAMETER_BINDING,
     category: str = "InvalidArgument", target: Any = None,
 ) -> CmdletError:
-    """A terminating ParameterBindingException with FQEID ``<error_id>,<cmdlet>``."""
-    record = engine_error(message, exception_type, category, f"{error_id},{cmdlet}", target=target, command=cmdlet)
+    """A terminating ParameterBindingException with FQEID ``<error_id>,<command>``: the cmdlet name for Exchange's
+    proxy functions, the .NET class for PowerShell's own cmdlets (``...,Microsoft.PowerShell.Commands.
+    SelectObjectCommand``)."""
+    fq_error_id = f"{error_id},{CORE_CLASSES.get(cmdlet, cmdlet)}"
+    record = engine_error(message, exception_type, category, fq_error_id, target=target, command=cmdlet)
     return CmdletError(record, terminating=True)

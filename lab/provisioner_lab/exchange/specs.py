@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any
 
@@ -138,7 +138,8 @@ def specs_for(
     removed_parameters: frozenset[tuple[str, str]] = frozenset(),
     removed_cmdlets: frozenset[str] = frozenset(),
 ) -> dict[str, CmdletSpec]:
-    """The cmdlets and parameters a session on ``profile`` has, after RBAC removed the given ones.
+    """The cmdlets and parameters a session on ``profile`` has, after RBAC removed the given ones: the Exchange
+    cmdlets of the JSON, and the core cmdlets Exchange keeps public (:mod:`provisioner_lab.exchange.core`).
 
     ``removed_parameters`` holds ``(cmdlet, parameter)`` pairs; names are matched case-insensitively.
     """
@@ -156,6 +157,14 @@ def specs_for(
         spec = _build(name, cmdlet, keep, profile.common_parameters)
         if spec is not None:
             specs[name] = spec
+    from provisioner_lab.exchange.core import core_specs  # (core imports this module)
+
+    for name, core in core_specs(profile).items():
+        if name.lower() in gone_cmdlets:
+            continue
+        kept = {pname: param for pname, param in core.params.items() if (name.lower(), pname.lower()) not in gone}
+        sets = tuple(replace(pset, members=frozenset(m for m in pset.members if m in kept)) for pset in core.sets)
+        specs[name] = replace(core, params=kept, sets=sets)
     return specs
 
 
