@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test docs dist lint bench bench-exo clean kerberos-extra
+.PHONY: demo test docs dist lint bench bench-scale bench-exo clean kerberos-extra
 
 # The lab endpoint (lab/provisioner_lab) ships in the same wheel; its dependencies are the `lab` extra (the product
 # needs psrpcore too, for its own PSRP client). `test` brings the lab, `docs` the documentation site's tools.
@@ -46,6 +46,10 @@ dist: $(BIN)/provisioner
 
 bench: $(BIN)/provisioner
 	$(BIN)/python benchmarks/reapply.py
+
+# The no-op re-apply at 1,000 / 10,000 / 50,000 mailboxes x 2: client CPU, peak RSS, requests (several minutes).
+bench-scale: $(BIN)/provisioner
+	$(BIN)/python benchmarks/scale.py
 
 # The Exchange Online (REST) backend against the lab's EXO fake: requests per pair with and without $batch.
 bench-exo: $(BIN)/provisioner

@@ -37,7 +37,9 @@ sampled naive method, the start-up once plus the work scaled. ``server CPU s``: 
 process meanwhile, from /proc/<pid>/stat (the cost model's sleeps are not CPU; the lab prints no counters, so
 its cost seconds, invocations and records are not shown). ``client CPU s`` and ``peak MB``: rusage of the client
 process (os.wait4). ``naive/prov`` and ``prov/expert``: ratios of wall seconds in the same profile, latency and
-run. ``outcomes``: results counted (scaled for naive; expert: records and errors returned). Timings vary by
+run. ``limit s``: the server-only limit of provisioner's run (:mod:`limit`: the cost model's seconds for the work
+it made the server do, counted on a lab in this process, plus its requests x the latency: the wall time if the
+client cost nothing), and ``wall/limit`` provisioner's wall as a multiple of it. ``outcomes``: results counted (scaled for naive; expert: records and errors returned). Timings vary by
 about 10% from run to run on a small machine: ``--repeat N`` keeps the fastest of N runs, each on a fresh lab.
 
 With ``--dry-run-mailboxes N`` (default 100,000; 0 skips it) it also measures the CLI writing a dry-run script
@@ -59,7 +61,8 @@ from pathlib import Path
 
 from clients import TRUSTEES
 from labproc import LabSettings, lab_process
-from methods import METHODS, RUNS, ChildRun, Outcome, cli_path, run_child, run_method
+from limit import server_work
+from methods import METHODS, PRODUCT, RUNS, ChildRun, Outcome, cli_path, run_child, run_method
 from provisioner_lab.profiles import PROFILES, get_profile
 from proxy import counting_proxy
 from table import Row, markdown_table, target_lines, text_table
@@ -169,10 +172,17 @@ def method_rows(args: argparse.Namespace, settings: LabSettings, method: str,
 
 def measure(args: argparse.Namespace, users: dict[str, Users], started: float) -> Iterator[Row]:
     for profile in args.profiles:
+        work = None
+        if args.cost and any(method in PRODUCT for method in args.methods):
+            work = server_work(profile, args.mailboxes, users["all"].path, automapping(profile))
+            progress(f"{profile}: the server-only limit counted", started)
         for latency in args.latencies:
             settings = LabSettings(args.mailboxes, latency, profile, args.cost)
             for method in args.methods:
-                yield from method_rows(args, settings, method, users)
+                for row in method_rows(args, settings, method, users):
+                    if work is not None and method in PRODUCT:
+                        row.limit = work[row.run].limit(latency)
+                    yield row
                 progress(f"{profile} {latency} ms {method} done", started)
 
 
