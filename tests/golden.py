@@ -53,7 +53,7 @@ def _mask(text: str, work: Path, port: int) -> str:
         (r"(provisioner_last_run_timestamp[^ ]*) [\d.e+-]+", r"\1 <time>"),
         (r"\bpid[ =]\d+", "pid <pid>"),
         (r"duration_seconds=[\d.e-]+", "duration_seconds=<dur>"),
-        (r"\"commit\": \"[0-9a-f]+\"", '"commit": "<commit>"'),
+        (r"\"commit\": \"[0-9a-f]+(-dirty)?\"", '"commit": "<commit>"'),
         (r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", "<uuid4>"),
         (r"TimeStamp=[^\]]*\]", "TimeStamp=<time>]"),
         (r"\+g[0-9a-f]{7,}", "+g<commit>"),
