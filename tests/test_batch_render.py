@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime
 
-from provisioner import planner
-from provisioner import steps as step_builders
-from provisioner.model import Action, ErrorInfo, Identity, Observation, Trustee
-from provisioner.render import ScriptContext, render_script, stream_script
+from provisioner.domain import planner
+from provisioner.domain.model import Action, ErrorInfo, Identity, Observation, Trustee
+from provisioner.powershell import steps as step_builders
+from provisioner.powershell.render import ScriptContext, render_script, stream_script
 
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 

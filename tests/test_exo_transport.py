@@ -11,14 +11,14 @@ import pytest
 import requests
 import responses
 
-from provisioner import shapes
-from provisioner.config import ExoSettings
-from provisioner.exo.cloud import endpoints
-from provisioner.exo.runner import ExoRunner
-from provisioner.exo.transport import Call, ExoClient, Retrying, map_error
-from provisioner.model import Identity, ItemState, PlanItem, Result, Trustee
-from provisioner.runner import Pipeline, TransportLost
-from provisioner.steps import StepOptions, command, grant
+from provisioner.domain.model import Identity, ItemState, PlanItem, Result, Trustee
+from provisioner.engine import shapes
+from provisioner.inputs.config import ExoSettings
+from provisioner.powershell.steps import StepOptions, command, grant
+from provisioner.transport.exo.cloud import endpoints
+from provisioner.transport.exo.http import Call, ExoClient, Retrying, map_error
+from provisioner.transport.exo.runner import ExoRunner
+from provisioner.transport.runner import Pipeline, TransportLost
 
 TID = "11111111-2222-3333-4444-555555555555"
 ENDPOINTS = endpoints(ExoSettings(tenant="contoso.onmicrosoft.com"))

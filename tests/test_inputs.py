@@ -1,4 +1,4 @@
-"""Users files, --mailbox values and target collection (provisioner.inputs)."""
+"""Users files, --mailbox values and target collection (provisioner.inputs.users)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from provisioner import inputs
+from provisioner.domain.model import Identity
 from provisioner.errors import ExitCode, InputError
-from provisioner.inputs import (
+from provisioner.inputs import users as inputs
+from provisioner.inputs.users import (
     Duplicate,
     InputWarning,
     Source,
@@ -20,7 +21,6 @@ from provisioner.inputs import (
     parse_identity,
     read_users_file,
 )
-from provisioner.model import Identity
 
 DATA = Path(__file__).parent / "data" / "inputs"
 

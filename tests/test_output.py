@@ -25,13 +25,8 @@ from provisioner_lab.exchange.engine import ExchangeEngine
 from provisioner_lab.run import Lab, running_lab
 from typer.testing import CliRunner
 
-from provisioner import output, terminal
 from provisioner.cli import app
-from provisioner.config import Connection
-from provisioner.engine import FixedSession
-from provisioner.htmlreport import render_html
-from provisioner.jobs import Hooks, Job, RunResult, run
-from provisioner.model import (
+from provisioner.domain.model import (
     PROBLEM_RESULTS,
     Action,
     ErrorInfo,
@@ -42,7 +37,13 @@ from provisioner.model import (
     Trustee,
     identity_problem,
 )
-from provisioner.report import as_table, short_reason
+from provisioner.engine.apply import FixedSession
+from provisioner.inputs.config import Connection
+from provisioner.output import emit as output
+from provisioner.output import terminal
+from provisioner.output.html import render_html
+from provisioner.output.report import as_table, short_reason
+from provisioner.runs.jobs import Hooks, Job, RunResult, run
 from tests.fake_runner import LabRunner
 
 ROOT = Path(__file__).parent.parent

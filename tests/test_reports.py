@@ -25,13 +25,7 @@ from hypothesis import strategies as st
 from provisioner_lab.exchange.engine import ExchangeEngine
 from provisioner_lab.run import Lab, running_lab
 
-from provisioner import metrics, report, summary
-from provisioner.config import Connection
-from provisioner.engine import FixedSession
-from provisioner.errors import ExitCode
-from provisioner.htmlreport import render_html
-from provisioner.jobs import Job, RunResult, run
-from provisioner.model import (
+from provisioner.domain.model import (
     ATTENTION_RESULTS,
     Action,
     ErrorInfo,
@@ -43,9 +37,15 @@ from provisioner.model import (
     Result,
     Trustee,
 )
-from provisioner.outcomes import unchanged_outcome
-from provisioner.profile import ProfileEntry, ProfileList
-from provisioner.wording import counted
+from provisioner.domain.outcomes import unchanged_outcome
+from provisioner.domain.wording import counted
+from provisioner.engine.apply import FixedSession
+from provisioner.errors import ExitCode
+from provisioner.inputs.config import Connection
+from provisioner.output import metrics, report, summary
+from provisioner.output.html import render_html
+from provisioner.runs.jobs import Job, RunResult, run
+from provisioner.runs.mapi_profile import ProfileEntry, ProfileList
 from tests.fake_runner import LabRunner
 
 ROOT = Path(__file__).parent.parent

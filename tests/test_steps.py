@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
-from provisioner import __version__, planner, steps
-from provisioner.model import Action, Identity, Trustee
-from provisioner.render import ScriptContext, render_script, render_step
+from provisioner import __version__
+from provisioner.domain import planner
+from provisioner.domain.model import Action, Identity, Trustee
+from provisioner.powershell import steps
+from provisioner.powershell.render import ScriptContext, render_script, render_step
 from tests import psparse
 
 REFERENCE = json.loads(
@@ -108,7 +110,7 @@ def test_hostile_values_render_as_exact_literals(value: str) -> None:
 
 
 def test_script_header_counts_and_unchanged_items() -> None:
-    from provisioner.model import Observation
+    from provisioner.domain.model import Observation
 
     observed: dict[Any, Observation] = {
         planner.key(MAILBOXES[0], TRUSTEES[0]): Observation(explicit_allow=True),

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from provisioner import report as reports
 from provisioner.cli.apps import app
 from provisioner.cli.common import (
     check_options,
@@ -24,6 +23,7 @@ from provisioner.cli.common import (
     run_guard,
     summary_line,
 )
+from provisioner.cli.confirm import Confirmation, changes_question
 from provisioner.cli.options import (
     AuthOpt,
     ConfigOpt,
@@ -43,13 +43,13 @@ from provisioner.cli.options import (
     UserOpt,
     YesOpt,
 )
-from provisioner.config import Connection
-from provisioner.confirm import Confirmation, changes_question
+from provisioner.domain.wording import counted
 from provisioner.errors import InputError
-from provisioner.jobs import Hooks
-from provisioner.protocol import NO_JOURNAL_NOTE
-from provisioner.session import check_connection_settings, resolve_password
-from provisioner.wording import counted
+from provisioner.inputs.config import Connection
+from provisioner.output import report as reports
+from provisioner.runs.jobs import Hooks
+from provisioner.runs.protocol import NO_JOURNAL_NOTE
+from provisioner.transport.session import check_connection_settings, resolve_password
 
 
 @app.command("apply")
@@ -84,8 +84,8 @@ def apply_plan(
     """Apply exactly a saved plan's changes, after reading again what they depend on: if anything moved (a grant
     already there, a mailbox gone, another server), nothing is changed (exit 7) unless --allow-drift. Asks for
     confirmation when the plan removes access (--yes without a terminal)."""
-    from provisioner.applyplan import PlanDrift, connection_for, run_apply
-    from provisioner.planfile import load
+    from provisioner.runs.apply import PlanDrift, connection_for, run_apply
+    from provisioner.runs.planfile import load
 
     with edge():
         check_output(output_format)

@@ -10,7 +10,6 @@ from typing import Annotated
 
 import typer
 
-from provisioner import metrics
 from provisioner.cli.apps import app
 from provisioner.cli.common import (
     check_output,
@@ -51,12 +50,13 @@ from provisioner.cli.options import (
     UserOpt,
     UsersFileOpt,
 )
-from provisioner.desired import TrusteeOptions
-from provisioner.jobs import Hooks, Job
-from provisioner.model import Action
-from provisioner.profile import AUDIT_CHANGES, ProfileList, require_admin
-from provisioner.profile import as_csv as profile_csv
-from provisioner.profile import as_table as profile_table
+from provisioner.domain.model import Action
+from provisioner.inputs.desired import TrusteeOptions
+from provisioner.output import metrics
+from provisioner.runs.jobs import Hooks, Job
+from provisioner.runs.mapi_profile import AUDIT_CHANGES, ProfileList, require_admin
+from provisioner.runs.mapi_profile import as_csv as profile_csv
+from provisioner.runs.mapi_profile import as_table as profile_table
 
 AUDIT_HELP = (
     "Read-only: which targets have, lack, block or could not be read for each trustee.\n\n"

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 
 import typer
 
-from provisioner.applyplan import PlanCapture
 from provisioner.cli.apps import app, plan_app
 from provisioner.cli.common import (
     check_options,
@@ -34,6 +33,7 @@ from provisioner.cli.common import (
     summary_line,
     wanted_from,
 )
+from provisioner.cli.confirm import Confirmation, removals_question
 from provisioner.cli.options import (
     AcceptAutomapOpt,
     AdminOpt,
@@ -72,14 +72,14 @@ from provisioner.cli.options import (
     UsersFileOpt,
     YesOpt,
 )
-from provisioner.config import ReapplySettings
-from provisioner.confirm import Confirmation, removals_question
-from provisioner.desired import TrusteeOptions
+from provisioner.domain.model import Action
 from provisioner.errors import InputError
-from provisioner.jobs import Hooks, Job
-from provisioner.model import Action
-from provisioner.protocol import NO_JOURNAL_NOTE
-from provisioner.session import check_connection_settings, resolve_password
+from provisioner.inputs.config import ReapplySettings
+from provisioner.inputs.desired import TrusteeOptions
+from provisioner.runs.apply import PlanCapture
+from provisioner.runs.jobs import Hooks, Job
+from provisioner.runs.protocol import NO_JOURNAL_NOTE
+from provisioner.transport.session import check_connection_settings, resolve_password
 
 
 def _change_command(
@@ -286,7 +286,7 @@ def reapply(
     --prune it asks for confirmation before removing (--yes without a terminal)."""
     from dataclasses import replace as with_values
 
-    from provisioner.reapply import ReapplyJob, run_reapply, write_outputs
+    from provisioner.runs.reapply import ReapplyJob, run_reapply, write_outputs
 
     with edge():
         check_output(output_format, dry_run and plan_out is None, script)  # a plan's script goes to a file

@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 
-from provisioner import report as reports
 from provisioner.cli.apps import journal_app
 from provisioner.cli.common import (
     check_output,
@@ -27,6 +26,7 @@ from provisioner.cli.common import (
     run_guard,
     summary_line,
 )
+from provisioner.cli.confirm import Confirmation, removals_question
 from provisioner.cli.options import (
     AcceptAutomapOpt,
     AuthOpt,
@@ -53,18 +53,18 @@ from provisioner.cli.options import (
     UserOpt,
     YesOpt,
 )
-from provisioner.confirm import Confirmation, removals_question
 from provisioner.errors import InputError
-from provisioner.jobs import Hooks
-from provisioner.protocol import journal_of
-from provisioner.session import check_connection_settings, resolve_password
+from provisioner.output import report as reports
+from provisioner.runs.jobs import Hooks
+from provisioner.runs.protocol import journal_of
+from provisioner.transport.session import check_connection_settings, resolve_password
 
 
 @journal_app.command("list")
 def journal_list(config: ConfigOpt = None, journal: JournalOpt = None, output_format: FormatOpt = "table") -> None:
     """The runs recorded in the journal: when each started, what it changed, and what is still in doubt (a killed
     run's changes that the next changing run settles)."""
-    from provisioner.journal import summaries
+    from provisioner.engine.journal import summaries
 
     with edge():
         check_output(output_format)
@@ -123,7 +123,7 @@ def journal_undo(
     """Reverse what a run changed, newest first, reading the current state first: only what still needs reversing
     is sent (--dry-run writes it as a script). Asks for confirmation when it removes access (--yes without a
     terminal)."""
-    from provisioner.undo import run_undo, scope
+    from provisioner.runs.undo import run_undo, scope
 
     with edge():
         check_output(output_format, dry_run, script)

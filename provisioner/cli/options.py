@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from provisioner.config import Connection
-from provisioner.facts import ACCEPT_AUTOMAPPING
-from provisioner.schema import describe, specs
+from provisioner.inputs.config import Connection
+from provisioner.inputs.schema import describe, specs
+from provisioner.transport.facts import ACCEPT_AUTOMAPPING
 
 _CONNECTION = specs(Connection)
 

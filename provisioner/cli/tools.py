@@ -33,9 +33,9 @@ from provisioner.cli.options import (
     TrusteeOpt,
     UserOpt,
 )
-from provisioner.desired import TrusteeOptions
-from provisioner.desired import trustees as trustees_from
-from provisioner.session import check_connection_settings, resolve_password
+from provisioner.inputs.desired import TrusteeOptions
+from provisioner.inputs.desired import trustees as trustees_from
+from provisioner.transport.session import check_connection_settings, resolve_password
 from provisioner.version import DISTRIBUTION
 
 LAB_MISSING = (f"error: the lab's dependencies are not installed: pip install '{DISTRIBUTION}[lab]' "
@@ -63,8 +63,8 @@ def check(
 ) -> None:
     """Connect and report: reachable, authenticated, configuration, language mode, cmdlets available, and what each
     trustee (from the options or the config) resolves to."""
-    from provisioner.check import run_check
-    from provisioner.output import present_findings
+    from provisioner.output.emit import present_findings
+    from provisioner.runs.check import run_check
 
     with edge():
         check_output(output_format)
