@@ -39,8 +39,9 @@ its cost seconds, invocations and records are not shown). ``client CPU s`` and `
 process (os.wait4). ``naive/prov`` and ``prov/expert``: ratios of wall seconds in the same profile, latency and
 run. ``limit s``: the server-only limit of provisioner's run (:mod:`limit`: the cost model's seconds for the work
 it made the server do, counted on a lab in this process, plus its requests x the latency: the wall time if the
-client cost nothing), and ``wall/limit`` provisioner's wall as a multiple of it. ``outcomes``: results counted (scaled for naive; expert: records and errors returned). Timings vary by
-about 10% from run to run on a small machine: ``--repeat N`` keeps the fastest of N runs, each on a fresh lab.
+client cost nothing), and ``wall/limit`` provisioner's wall as a multiple of it. ``outcomes``: results counted
+(scaled for naive; expert: records and errors returned). Timings vary by about 10% from run to run on a small
+machine: ``--repeat N`` keeps the fastest of N runs, each on a fresh lab.
 
 With ``--dry-run-mailboxes N`` (default 100,000; 0 skips it) it also measures the CLI writing a dry-run script
 for N mailboxes x 2 trustees (``grant --dry-run --offline --script``).

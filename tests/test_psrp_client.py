@@ -25,10 +25,11 @@ from provisioner.powershell.literals import Bare
 from provisioner.powershell.steps import FULL_ACCESS, Command, Parameter
 from provisioner.transport import records
 from provisioner.transport.facts import ServerFacts
-from provisioner.transport.facts import read_facts as pypsrp_facts
 from provisioner.transport.psrp.runner import ClientRunner, ClientScriptRunner, read_facts
-from provisioner.transport.runner import NotRunnable, Pipeline, PsrpRunner, Raw, ScriptRunner, TransportLost
+from provisioner.transport.runner import NotRunnable, Pipeline, Raw, TransportLost
 from provisioner.transport.session import build_wsman, open_pool
+from tests.pypsrp_reference import PsrpRunner, ScriptRunner
+from tests.pypsrp_reference import read_facts as pypsrp_facts
 
 PROFILES = ["exchange2010", "exchange2010sp1", "exchange2013", "exchange2019"]
 SERVICE = "svc-codetwo@contoso.com"

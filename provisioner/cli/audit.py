@@ -40,6 +40,7 @@ from provisioner.cli.options import (
     ParallelOpt,
     PortOpt,
     PrincipalOpt,
+    ReadBatchOpt,
     ReportOpt,
     SchemeOpt,
     ServerOpt,
@@ -95,6 +96,7 @@ def audit(
     domain_controller: DcOpt = None,
     mode: ModeOpt = None,
     batch_size: BatchOpt = None,
+    read_batch_size: ReadBatchOpt = None,
     parallel: ParallelOpt = None,
     insecure_lab: LabOpt = False,
 ) -> None:
@@ -106,7 +108,7 @@ def audit(
             settings, server=server, port=port, scheme=scheme, auth=auth, username=username,
             keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
             domain_controller=domain_controller, mode=mode, insecure_lab=insecure_lab, batch_size=batch_size,
-            parallel=parallel,
+            read_batch_size=read_batch_size, parallel=parallel,
         )
         wanted = wanted_from(settings, mailbox, users_file, TrusteeOptions(admin_user, service_account, trustee or ()),
                              column=column, connection=connection)

@@ -60,6 +60,7 @@ from provisioner.cli.options import (
     PortOpt,
     PrincipalOpt,
     ProfileListOpt,
+    ReadBatchOpt,
     ReportOpt,
     SchemeOpt,
     ScriptOpt,
@@ -176,6 +177,7 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
         domain_controller: DcOpt = None,
         mode: ModeOpt = None,
         batch_size: BatchOpt = None,
+        read_batch_size: ReadBatchOpt = None,
         parallel: ParallelOpt = None,
         deadline: DeadlineOpt = None,
         insecure_lab: LabOpt = False,
@@ -205,7 +207,7 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
                 server=server, port=port, scheme=scheme, auth=auth, username=username,
                 keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
                 domain_controller=domain_controller, mode=mode, insecure_lab=insecure_lab, batch_size=batch_size,
-                parallel=parallel, run_deadline_seconds=deadline,
+                read_batch_size=read_batch_size, parallel=parallel, run_deadline_seconds=deadline,
             ),
             automapping_unsupported_ok=accept_automapping or automapping_unsupported_ok,
             yes=yes,
@@ -273,6 +275,7 @@ def reapply(
     spn_hostname: SpnHostOpt = None,
     domain_controller: DcOpt = None,
     batch_size: BatchOpt = None,
+    read_batch_size: ReadBatchOpt = None,
     parallel: ParallelOpt = None,
     deadline: DeadlineOpt = None,
     insecure_lab: LabOpt = False,
@@ -297,7 +300,7 @@ def reapply(
             settings, server=server, port=port, scheme=scheme, auth=auth, username=username,
             keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
             domain_controller=domain_controller, insecure_lab=insecure_lab, batch_size=batch_size, parallel=parallel,
-            run_deadline_seconds=deadline,
+            read_batch_size=read_batch_size, run_deadline_seconds=deadline,
         )
         if connection.mode != "command":
             raise InputError("reapply runs in command mode (structured commands); remove connection.mode")

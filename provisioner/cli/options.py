@@ -48,6 +48,8 @@ SpnHostOpt = Annotated[
 ]
 ModeOpt = Annotated[str | None, typer.Option("--mode", help=describe(_CONNECTION["mode"]))]
 BatchOpt = Annotated[int | None, typer.Option("--batch-size", help=describe(_CONNECTION["batch_size"]))]
+ReadBatchOpt = Annotated[int | None, typer.Option(
+    "--read-batch-size", help=describe(_CONNECTION["read_batch_size"]))]
 ParallelOpt = Annotated[int | None, typer.Option("--parallel", help=describe(_CONNECTION["parallel"]))]
 DeadlineOpt = Annotated[int | None, typer.Option(
     "--deadline", metavar="SECONDS", help=describe(_CONNECTION["run_deadline_seconds"]))]

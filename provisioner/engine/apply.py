@@ -50,6 +50,10 @@ from provisioner.transport.guard import Deadline
 from provisioner.transport.runner import Pipeline, Raw, Runner, TransportLost
 
 DEFAULT_BATCH_SIZE = 500
+#: Mailboxes per read invocation (``ids | Get-Mailbox | Get-MailboxPermission -User T``, ``ids | Get-Mailbox``): an
+#: Exchange cmdlet costs far more per invocation than per record, and a read changes nothing, so reads take many
+#: more inputs than the write batch.
+DEFAULT_READ_BATCH_SIZE = 2000
 #: ``[connection] fast_wire`` is still accepted (scheduled jobs keep running) but changes nothing.
 FAST_WIRE_NOTE = ("connection.fast_wire is deprecated and ignored: the tool's own PSRP client and CLIXML reader are "
                   "always used; remove the setting")
@@ -270,17 +274,19 @@ class Engine:
         settings: ReapplySettings | None = None,
         *,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        read_batch_size: int = DEFAULT_READ_BATCH_SIZE,
         journal: Journal | None = None,
         run_id: str = "",
         sleep: Callable[[float], None] = time.sleep,
         progress: ProgressFactory | None = None,
         parallel: int = 1,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
+        if batch_size < 1 or read_batch_size < 1:
+            raise ValueError("batch_size and read_batch_size must be at least 1")
         self.session, self.options = session, options
         self.settings = settings or ReapplySettings()
         self.batch_size, self.journal, self.run_id = batch_size, journal, run_id
+        self.read_batch_size = read_batch_size  # inputs per read invocation; batch_size is the write batch
         self.sleep, self.progress = sleep, progress
         self.retry = Retry(self.settings, sleep)
         self.notes: list[str] = []
@@ -335,7 +341,7 @@ class Engine:
         wanted = [identity for identity in dict.fromkeys(identities) if identity not in self._refs]
         if wanted:
             found: dict[Identity, MailboxRef | ErrorInfo] = self.with_session(
-                lambda runner: Resolver(runner, self.options).identities(wanted))
+                lambda runner: Resolver(runner, self.options, batch=self.read_batch_size).identities(wanted))
             self.remember(found)
         return {identity: self._refs[identity] for identity in identities}
 
@@ -406,7 +412,7 @@ class Engine:
     ) -> dict[planner.PairKey, Observation]:
         tick = self.progress(label, len(mailboxes) * len(trustees)) if self.progress and label else None
         observed: dict[planner.PairKey, Observation] = {}
-        tasks = [(chunk, trustee) for trustee in trustees for chunk in _chunks(mailboxes, self.batch_size)]
+        tasks = [(chunk, trustee) for trustee in trustees for chunk in _chunks(mailboxes, self.read_batch_size)]
         for found, size in self._read_all(tasks):
             observed.update(found)
             if tick:
@@ -427,7 +433,7 @@ class Engine:
             self.notes.append(f"{count} reads hit a transient error; retrying in {delay:.1f}s")
             self.sleep(delay)
             for trustee_id, group in transient.items():
-                for chunk in _chunks(group, self.batch_size):
+                for chunk in _chunks(group, self.read_batch_size):
                     observed.update(self._read(chunk, by_identity[trustee_id]))
 
     def _read(

@@ -12,6 +12,9 @@ Everything here is read-only and runs structured commands only (NoLanguage endpo
   is resolved again one identity per pipeline;
 - the prune scan: ``Get-Mailbox -ResultSize Unlimited | Get-MailboxPermission -User T`` per managed trustee.
 
+Each read ends in ``| Select-Object -Property`` with the properties read here (:data:`MAILBOX_PROPERTIES`, the ACE's
+for the prune scan) where the session has it (:func:`provisioner.engine.shapes.projected`).
+
 Mailboxes are keyed by their GUID (falling back to the DN), never by display names. A selector whose read fails
 stops the run: an empty or partial answer must never be mistaken for "no mailboxes" (that would prune access).
 """
@@ -29,11 +32,16 @@ from provisioner.errors import ProvisionerError
 from provisioner.inputs.config import Selector
 from provisioner.powershell import steps as step_builders
 from provisioner.powershell.literals import Bare
-from provisioner.powershell.steps import StepOptions
+from provisioner.powershell.steps import Command, StepOptions
 from provisioner.transport import records
-from provisioner.transport.runner import Pipeline, Raw, Runner, TransportLost
+from provisioner.transport.runner import Raw, Runner, TransportLost
 
-RESOLVE_BATCH = 500
+RESOLVE_BATCH = 2000
+#: What :func:`mailbox_ref` reads of a Mailbox object (the one list: a projected lookup asks for these only), and
+#: what a group selector reads of each member besides.
+MAILBOX_PROPERTIES = ("Identity", "Guid", "DistinguishedName", "Alias", "PrimarySmtpAddress", "UserPrincipalName",
+                      "SamAccountName", "Name", "DisplayName", "LegacyExchangeDN")
+MEMBER_PROPERTIES = (*MAILBOX_PROPERTIES, "RecipientType", "RecipientTypeDetails")
 
 
 class SelectorFailed(ProvisionerError):
@@ -147,9 +155,10 @@ class Resolver:
     runner: Runner
     options: StepOptions
     notes: list[str] = field(default_factory=list)
+    batch: int = RESOLVE_BATCH  #: identities per ``ids | Get-Mailbox`` (the engine's read size)
 
-    def _checked(self, what: str, pipeline: Pipeline) -> Raw:
-        result = self.runner.run(pipeline)
+    def _checked(self, what: str, chain: Sequence[Command], properties: Sequence[str]) -> Raw:
+        result = shapes.projected(self.runner, chain, properties)
         error = result.first_error
         if error is not None and error.transient:
             raise TransportLost(f"{what}: {error}")  # throttled or cut off: the caller retries
@@ -164,7 +173,7 @@ class Resolver:
         parameter = "OrganizationalUnit" if selector.kind == "organizational_unit" else "Filter"
         command = step_builders.command("Get-Mailbox", (parameter, selector.value), ("RecipientTypeDetails", types),
                                         ("ResultSize", "Unlimited"), options=self.options)
-        result = self._checked(f"selector {selector}", Pipeline.of(command))
+        result = self._checked(f"selector {selector}", [command], MAILBOX_PROPERTIES)
         refs = [mailbox_ref(obj) for obj in result.output]
         return [ref for ref in refs if ref is not None]
 
@@ -177,7 +186,7 @@ class Resolver:
             group = queue.popleft()
             command = step_builders.command("Get-DistributionGroupMember", ("Identity", group),
                                             ("ResultSize", "Unlimited"), options=self.options)
-            result = self._checked(f"selector {selector} (group {group!r})", Pipeline.of(command))
+            result = self._checked(f"selector {selector} (group {group!r})", [command], MEMBER_PROPERTIES)
             for obj in result.output:
                 props = dict(records.properties(obj))
                 if _is_group(props):
@@ -197,8 +206,8 @@ class Resolver:
         resolved: dict[Identity, MailboxRef | ErrorInfo] = {
             identity: wildcard(identity) for identity in identities if "*" in identity.value}
         plain = [identity for identity in identities if identity not in resolved]
-        for start in range(0, len(plain), RESOLVE_BATCH):
-            batch = list(plain[start : start + RESOLVE_BATCH])
+        for start in range(0, len(plain), self.batch):
+            batch = list(plain[start : start + self.batch])
             matched = self._batch(batch)
             if matched is None:
                 matched = self._each(batch)
@@ -208,16 +217,16 @@ class Resolver:
     def _each(self, batch: list[Identity]) -> dict[Identity, MailboxRef | ErrorInfo]:
         """One ``Get-Mailbox -Identity X`` per identity, each judged on its own result (sent together where the
         runner can: a REST backend's $batch)."""
-        pipelines = [Pipeline.of(step_builders.command("Get-Mailbox", ("Identity", identity.value),
-                                                       options=self.options)) for identity in batch]
-        raws = shapes.run_each(self.runner, pipelines)
+        chains = [[step_builders.command("Get-Mailbox", ("Identity", identity.value), options=self.options)]
+                  for identity in batch]
+        raws = shapes.projected_each(self.runner, chains, MAILBOX_PROPERTIES)
         return {identity: self._one_result(identity, raw) for identity, raw in zip(batch, raws, strict=True)}
 
     def _batch(self, batch: list[Identity]) -> dict[Identity, MailboxRef | ErrorInfo] | None:
         if len(batch) < 2 or not self.runner.piping:
             return None
-        result = self.runner.run(Pipeline.of(step_builders.lookup(self.options),
-                                             input=[identity.value for identity in batch]))
+        result = shapes.projected(self.runner, [step_builders.lookup(self.options)], MAILBOX_PROPERTIES,
+                                  input=[identity.value for identity in batch])
         errors = [error for error, _ in result.errors] + ([result.failure[0]] if result.failure else [])
         if any(error.transient for error in errors):
             raise TransportLost(f"resolving targets: {next(e for e in errors if e.transient)}")
@@ -241,7 +250,7 @@ class Resolver:
 
     def _one(self, identity: Identity) -> MailboxRef | ErrorInfo:
         command = step_builders.command("Get-Mailbox", ("Identity", identity.value), options=self.options)
-        return self._one_result(identity, self.runner.run(Pipeline.of(command)))
+        return self._one_result(identity, shapes.projected(self.runner, [command], MAILBOX_PROPERTIES))
 
     def _one_result(self, identity: Identity, result: Raw) -> MailboxRef | ErrorInfo:
         error = result.first_error
@@ -259,11 +268,11 @@ class Resolver:
         """Per trustee: (mailbox key, identity) of every mailbox where it holds explicit, allow FullAccess."""
         found: dict[Identity, list[tuple[str, str]]] = {}
         for trustee in trustees:
-            chain = Pipeline.of(
+            chain = [
                 step_builders.command("Get-Mailbox", ("ResultSize", "Unlimited"), options=self.options),
                 step_builders.command("Get-MailboxPermission", ("User", trustee.identity.value), options=self.options),
-            )
-            result = self._checked(f"the prune scan for {trustee.identity}", chain)
+            ]
+            result = self._checked(f"the prune scan for {trustee.identity}", chain, shapes.ACE_PROPERTIES)
             entries: list[tuple[str, str]] = []
             for obj in result.output:
                 entry = records.permission_entry(obj)

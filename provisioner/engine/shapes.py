@@ -24,6 +24,14 @@ has the same Identity. Writes: failed lookups fail their item; an Add batch whos
 one for one is done; anything not accounted for (a Remove batch, which outputs nothing, an error that names no
 input, a terminating failure) is confirmed by a read before any item is reported done (:class:`Pending`).
 
+Reads are projected where the session has Select-Object with -Property (Exchange keeps it public; the command
+metadata says so): ``... | Get-MailboxPermission -User T | Select-Object -Property Identity, AccessRights,
+IsInherited, Deny`` and ``ids | Get-Mailbox | Select-Object -Property Identity``. The server then sends property
+bags with only what the tool reads, the same values (an ADObjectId stays an object: note properties are written at
+the object's own depth), and attribution is unchanged: the keys of both sides are projected alike. A refusal
+(CommandNotFoundException, NamedParameterNotFound naming Select-Object) is remembered for the session and the read
+sent again unprojected. It is still one statement (protocol 2.1 runs it).
+
 Piped writes are exact only when AutoMapping is off: with pipeline input, Add-/Remove-MailboxPermission apply
 AutoMapping (msExchDelegateListLink) once, for the last record only (decompiled 2013 SetMailboxPermissionTaskBase).
 Steps with AutoMapping on therefore run one invocation each: several statements per pipeline where the server runs
@@ -39,13 +47,65 @@ from typing import Any
 
 from provisioner.domain.model import ErrorInfo, Identity, Observation, Outcome, Result, Trustee
 from provisioner.powershell import steps as step_builders
-from provisioner.powershell.steps import Step, StepAction, StepOptions
+from provisioner.powershell.literals import Bare
+from provisioner.powershell.steps import Command, Parameter, Step, StepAction, StepOptions
 from provisioner.transport import records
+from provisioner.transport.facts import SELECT_OBJECT
 from provisioner.transport.runner import Origin, Pipeline, Raw, Runner
 
 GET_MAILBOX = "get-mailbox"
 MAILBOX_TYPE_SUFFIX = ".Mailbox"
 Keys = Callable[[Sequence[Identity]], "dict[Identity, str | ErrorInfo] | None"]
+
+#: What the tool reads of each object, the one list per kind: an ACE's mailbox (Identity) and entry
+#: (:func:`records.permission_entry`); a looked-up Mailbox's Identity (:func:`identity_key`).
+ACE_PROPERTIES = ("Identity", "AccessRights", "IsInherited", "Deny")
+KEY_PROPERTIES = ("Identity",)
+#: PowerShell's refusals of a command or parameter the session lacks (FullyQualifiedErrorId, before the comma).
+REFUSALS = frozenset({"CommandNotFoundException", "NamedParameterNotFound"})
+
+
+# ---------------------------------------------------------------------------------------------- projection
+def select(properties: Sequence[str]) -> Command:
+    """``Select-Object -Property A, B``: the server sends property bags with only those properties."""
+    return Command(Bare(SELECT_OBJECT), (Parameter(Bare("Property"), tuple(Bare(name) for name in properties)),))
+
+
+def refused_projection(raw: Raw) -> bool:
+    """The pipeline failed because the session has no Select-Object (or no -Property on it): PowerShell resolves
+    every command and binds its parameters before any runs, so nothing ran. Judged by the FullyQualifiedErrorId
+    and what the error names (its command or target), never by its text."""
+    if raw.failure is None:
+        return False
+    error, origin = raw.failure
+    names = {origin.command.casefold(), error.target.strip().casefold()}
+    return error.fq_error_id.split(",", 1)[0].strip() in REFUSALS and SELECT_OBJECT.casefold() in names
+
+
+def projected(runner: Runner, chain: Sequence[Command], properties: Sequence[str],
+              input: Sequence[str] | None = None) -> Raw:
+    """``chain | Select-Object -Property properties`` where the session has it, else ``chain``: the objects carry
+    the same values either way (a refusal is remembered for the session, and the read sent again unprojected)."""
+    facts = runner.facts
+    if facts.projects:
+        raw = runner.run(Pipeline.of(*chain, select(properties), input=input))
+        if not refused_projection(raw):
+            return raw
+        facts.projection.refused = raw.failure
+    return runner.run(Pipeline.of(*chain, input=input))
+
+
+def projected_each(runner: Runner, chains: Sequence[Sequence[Command]], properties: Sequence[str]) -> list[Raw]:
+    """:func:`projected` for independent one-chain pipelines, sent together where the runner can (:func:`run_each`)."""
+    if not runner.facts.projects:
+        return run_each(runner, [Pipeline.of(*chain) for chain in chains])
+    raws = run_each(runner, [Pipeline.of(*chain, select(properties)) for chain in chains])
+    again = [index for index, raw in enumerate(raws) if refused_projection(raw)]
+    if again:
+        runner.facts.projection.refused = raws[again[0]].failure
+        for index, raw in zip(again, run_each(runner, [Pipeline.of(*chains[i]) for i in again]), strict=True):
+            raws[index] = raw
+    return raws
 
 
 # ---------------------------------------------------------------------------------------------- object helpers
@@ -152,21 +212,20 @@ def read_result(raw: Raw) -> Observation:
 
 def read_one(runner: Runner, mailbox: Identity, trustee: Trustee, options: StepOptions) -> Observation:
     """``Get-MailboxPermission -Identity M -User T`` alone: its own errors decide."""
-    return read_result(runner.run(Pipeline.of(step_builders.read(mailbox, trustee, options).command)))
+    return read_result(projected(runner, [step_builders.read(mailbox, trustee, options).command], ACE_PROPERTIES))
 
 
 def read_each(runner: Runner, mailboxes: Sequence[Identity], trustee: Trustee,
               options: StepOptions) -> list[Observation]:
     """One ``Get-MailboxPermission -Identity M -User T`` per mailbox, each judged on its own result."""
-    pipelines = [Pipeline.of(step_builders.read(mailbox, trustee, options).command) for mailbox in mailboxes]
-    return [read_result(raw) for raw in run_each(runner, pipelines)]
+    chains = [[step_builders.read(mailbox, trustee, options).command] for mailbox in mailboxes]
+    return [read_result(raw) for raw in projected_each(runner, chains, ACE_PROPERTIES)]
 
 
 def piped_read(runner: Runner, mailboxes: Sequence[Identity], trustee: Trustee, options: StepOptions) -> Raw:
     read = step_builders.read(mailboxes[0], trustee, options)
-    pipeline = Pipeline.of(step_builders.lookup(options), step_builders.piped(read),
-                           input=[mailbox.value for mailbox in mailboxes])
-    return runner.run(pipeline)
+    return projected(runner, [step_builders.lookup(options), step_builders.piped(read)], ACE_PROPERTIES,
+                     input=[mailbox.value for mailbox in mailboxes])
 
 
 def _runs(aces: Sequence[Any]) -> list[list[Any]] | None:
@@ -242,7 +301,8 @@ def lookup_keys(
     runner: Runner, mailboxes: Sequence[Identity], options: StepOptions
 ) -> dict[Identity, str | ErrorInfo] | None:
     """``ids | Get-Mailbox``: each input's mailbox Identity key, or its lookup error; None when not certain."""
-    raw = runner.run(Pipeline.of(step_builders.lookup(options), input=[mailbox.value for mailbox in mailboxes]))
+    raw = projected(runner, [step_builders.lookup(options)], KEY_PROPERTIES,
+                    input=[mailbox.value for mailbox in mailboxes])
     if raw.failure is not None:
         return None
     located = locate_errors(raw, mailboxes, Identity("-"))

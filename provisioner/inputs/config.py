@@ -99,6 +99,9 @@ class Connection:
         None, "Take the password from the OS keyring: keyring.get_password(this, username)")
     batch_size: int = setting(
         500, "(mailbox, trustee) items per pipeline (piped: one invocation over them)", low=1, high=5000)
+    read_batch_size: int = setting(
+        2000, "Mailboxes per read invocation (ids | Get-Mailbox | Get-MailboxPermission -User T); batch_size is the "
+        "write batch", low=1, high=50000)
     parallel: int = setting(
         1, "Pipelines at once; Exchange's throttling policy limits concurrent shells per user", low=1, high=16)
     fast_wire: bool = setting(

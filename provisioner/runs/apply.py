@@ -183,7 +183,7 @@ def run_apply(
             raise PlanDrift(hard + soft, 0, len(saved.changes), hard=True)
         refuse_missing(session.facts, required(saved.action, options, session.runner.piping))
         engine = Engine(session, options, settings, batch_size=saved.batch_size, parallel=connection.parallel,
-                        journal=journal, run_id=run_id, progress=progress)
+                        read_batch_size=connection.read_batch_size, journal=journal, run_id=run_id, progress=progress)
         reconcile(engine, run_id)  # intents a killed run left in doubt, before the plan's state is re-read
         engine.verify_trustees(saved.trustees, [change.mailbox for change in saved.changes])
         valid, moved = recheck(saved, engine)

@@ -184,8 +184,8 @@ def run(
     try:
         options = prepare(active, job.action, job.connection, job.automapping_unsupported_ok, job.trustees)
         engine = Engine(active, options, settings, batch_size=job.connection.batch_size,
-                        parallel=job.connection.parallel, journal=journal,
-                        run_id=run_id, progress=progress)
+                        read_batch_size=job.connection.read_batch_size, parallel=job.connection.parallel,
+                        journal=journal, run_id=run_id, progress=progress)
         try:
             reconcile(engine, run_id)  # intents a killed run left in doubt, before this run reads and plans
             engine.verify_trustees(job.trustees, job.mailboxes)  # a mistyped trustee: one message, nothing read

@@ -220,8 +220,8 @@ def run_reapply(
         options = prepare(session, Action.REAPPLY, job.connection, job.automapping_unsupported_ok, job.trustees)
         journal = Journal(job.settings.journal) if job.settings.journal and not job.dry_run else None
         engine = Engine(session, options, job.settings, batch_size=job.connection.batch_size,
-                        parallel=job.connection.parallel, journal=journal,
-                        run_id=job.run_id, sleep=sleep, progress=progress)
+                        read_batch_size=job.connection.read_batch_size, parallel=job.connection.parallel,
+                        journal=journal, run_id=job.run_id, sleep=sleep, progress=progress)
         runner = Reapply(job, engine)
         try:
             reconcile(engine, job.run_id)

@@ -139,7 +139,8 @@ def run_undo(
         options = prepare(session, Action.UNDO if run.grants else Action.REVOKE, connection,
                           automapping_unsupported_ok, run.trustees)
         engine = Engine(session, options, settings, batch_size=connection.batch_size, parallel=connection.parallel,
-                        journal=None if dry_run else Journal(journal), run_id=undo_id, progress=progress)
+                        read_batch_size=connection.read_batch_size, journal=None if dry_run else Journal(journal),
+                        run_id=undo_id, progress=progress)
         if not dry_run:
             reconcile(engine, undo_id)
             run = scope(journal, run_id)

@@ -16,14 +16,10 @@ needed cmdlets and parameters this account really has.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from pypsrp.exceptions import InvalidPSRPOperation, WSManFaultError
-
 from provisioner.errors import ExitCode, ProvisionerError
-from provisioner.transport import guard, records
 
 #: What provisioner may send, per cmdlet: the parameters it uses (a step uses a subset of them).
 NEEDED: Mapping[str, tuple[str, ...]] = {
@@ -44,6 +40,9 @@ OPTIONAL = frozenset({("Add-MailboxPermission", "AutoMapping"), ("Get-Mailbox", 
                       ("Add-MailboxPermission", "DomainController"), ("Remove-MailboxPermission", "DomainController"),
                       ("Get-DistributionGroupMember", "DomainController")})
 BATCH_PROTOCOL = (2, 2)
+#: PowerShell's own Select-Object, which Exchange's endpoint keeps public (decompiled 2013 CU23
+#: InitialSessionStateBuilder ``alwaysPublicCommands``; KB 2922668): reads ask only for the properties the tool uses.
+SELECT_OBJECT = "Select-Object"
 
 
 class MissingCapability(ProvisionerError):
@@ -61,6 +60,14 @@ def version_tuple(text: str | None) -> tuple[int, ...]:
     return tuple(parts)
 
 
+@dataclass
+class Projection:
+    """This session's use of ``Select-Object -Property``: ``refused`` holds the server's refusal once one came (the
+    session reads unprojected from then on)."""
+
+    refused: Any = None
+
+
 @dataclass(frozen=True)
 class ServerFacts:
     """What this session's server and account are. ``commands`` None: not read (script mode, or no metadata)."""
@@ -70,6 +77,7 @@ class ServerFacts:
     commands: Mapping[str, frozenset[str]] | None = None  # cmdlet -> parameter names (case-folded)
     notes: tuple[str, ...] = ()
     asked: frozenset[str] | None = None  # the cmdlets whose metadata was asked for (case-folded); None: all
+    projection: Projection = field(default_factory=Projection, compare=False, repr=False)
 
     def known(self, cmdlet: str) -> bool:
         """Whether this session read ``cmdlet``'s metadata (a run asks only for the cmdlets it may send)."""
@@ -79,6 +87,14 @@ class ServerFacts:
     def runs_statements(self) -> bool:
         """The server runs every statement of a pipeline (protocol >= 2.2); below, only the first one."""
         return version_tuple(self.protocol_version) >= BATCH_PROTOCOL
+
+    @property
+    def projects(self) -> bool:
+        """Reads may end in ``| Select-Object -Property ...``: the command metadata lists it with -Property for this
+        account, and this session's server has not refused it."""
+        if self.projection.refused is not None or self.commands is None or not self.known(SELECT_OBJECT):
+            return False
+        return self.has_parameter(SELECT_OBJECT, "Property")
 
     @property
     def ps_version(self) -> str:
@@ -130,44 +146,3 @@ def refuse_missing(facts: ServerFacts, needed: Mapping[str, set[str]]) -> None:
         raise MissingCapability(AUTOMAPPING_HINT)
     raise MissingCapability("this server or account lacks what the run needs, so nothing was sent: "
                             + "; ".join(problems))
-
-
-def _table(data: Any) -> dict[str, str]:
-    """PSVersionTable out of pypsrp's ApplicationPrivateData (a dict, possibly nested in a ``data`` attribute)."""
-    payload = getattr(data, "data", data)
-    if not isinstance(payload, Mapping):
-        return {}
-    table = payload.get("PSVersionTable")
-    if not isinstance(table, Mapping):
-        return {}
-    return {str(name): records.text(value) for name, value in table.items()}
-
-
-def read_facts(pool: Any, cmdlets: Iterable[str] = tuple(NEEDED)) -> ServerFacts:
-    """The facts of an open pypsrp RunspacePool (public API only)."""
-    protocol = records.text(getattr(pool, "protocol_version", "") or "")
-    cmdlets = tuple(cmdlets)
-    notes: list[str] = []
-    commands: dict[str, frozenset[str]] | None
-    bounds = guard.guard_of(pool)
-    try:
-        with bounds.operation("reading the command metadata", requests=50) if bounds else nullcontext():
-            metadata = pool.get_command_metadata(list(cmdlets))
-    except Exception as exc:
-        if isinstance(exc, guard.DeadlineReached | guard.Stalled):
-            raise
-        if guard.is_transport_failure(exc) and not isinstance(exc, WSManFaultError | InvalidPSRPOperation):
-            # no answer (a stalled reply), a reset or a broken security layer: the session is lost
-            raise guard.Stalled(f"reading the command metadata: {type(exc).__name__}") from exc
-        # a server that refuses GET_COMMAND_METADATA (a WSMan fault, a PSRP error): probed per cmdlet by check
-        notes.append(f"command metadata not available ({type(exc).__name__}); parameters were not checked")
-        commands = None
-    else:
-        commands = {}
-        for entry in metadata:
-            name = records.text(getattr(entry, "name", ""))
-            parameters = getattr(entry, "parameters", None) or {}
-            commands[name] = frozenset(str(key).casefold() for key in parameters)
-    # APPLICATION_PRIVATE_DATA may arrive with the first answer after the pool opened: read it after the metadata
-    table = _table(getattr(pool, "application_private_data", None))
-    return ServerFacts(protocol, table, commands, tuple(notes), frozenset(name.casefold() for name in cmdlets))

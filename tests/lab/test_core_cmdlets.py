@@ -9,12 +9,6 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from provisioner_lab.api import LabEnum, LabObject, MetadataQuery, PipelineResult
-from provisioner_lab.clixml import Writer
-from provisioner_lab.exchange import CostModel, EngineOptions, ExchangeEngine, demo_engine
-from provisioner_lab.exchange.core import selected
-from provisioner_lab.run import running_lab
-
 from provisioner.config import Connection
 from provisioner.executors import records
 from provisioner.psrp import clixml
@@ -23,6 +17,11 @@ from provisioner.pwsh import Bare
 from provisioner.runner import Pipeline
 from provisioner.session import open_pool
 from provisioner.steps import Command, Parameter
+from provisioner_lab.api import LabEnum, LabObject, MetadataQuery, PipelineResult
+from provisioner_lab.clixml import Writer
+from provisioner_lab.exchange import CostModel, EngineOptions, ExchangeEngine, demo_engine
+from provisioner_lab.exchange.core import selected
+from provisioner_lab.run import running_lab
 
 from .test_engine import SVC, USER, cmd, run
 

@@ -12,10 +12,11 @@ Usage::
 Modules: ``directory`` (the org, identity resolution, ACL storage and inspection helpers), ``binding``
 (parameters from ``lab/provisioner_lab/data/exchange-cmdlets.json``), ``cmdlets`` (permission cmdlets),
 ``recipients`` (Get-Mailbox/-Recipient/-User/-DistributionGroupMember), ``filters`` (OPATH subset),
-``objects`` (output shapes), ``core`` (Select-Object, Measure-Object), ``context`` (per-call streams and resolution), ``engine`` (pipelines, options,
-throttling, counters), ``script`` (full-language subset), ``seed`` (TOML seeds and ``generate``), ``specs``
-(the cmdlet specs and each session's view of them), ``rbac`` (per-account trims), ``discovery`` (command
-metadata), ``cost`` (the server cost model). Server releases are in :mod:`provisioner_lab.profiles`.
+``objects`` (output shapes), ``core`` (Select-Object, Measure-Object), ``context`` (per-call streams and
+resolution), ``engine`` (pipelines, options, throttling, counters), ``script`` (full-language subset), ``seed``
+(TOML seeds and ``generate``), ``specs`` (the cmdlet specs and each session's view of them), ``rbac``
+(per-account trims), ``discovery`` (command metadata), ``cost`` (the server cost model). Server releases are
+in :mod:`provisioner_lab.profiles`.
 
 This is a lab, not Exchange. What it reproduces, and on what evidence (labels as in
 ``exchange-facts.md``):

@@ -1,8 +1,7 @@
 """The Runner seam over :class:`provisioner.transport.psrp.client.Client`: the same
-:class:`~provisioner.transport.runner.Pipeline` in,
-the same :class:`~provisioner.transport.runner.Raw` out as :class:`~provisioner.transport.runner.PsrpRunner` gives on
-pypsrp, so the
-engine does not change. Server facts (protocol, PSVersionTable, command metadata) come through the same client.
+:class:`~provisioner.transport.runner.Pipeline` in, the same :class:`~provisioner.transport.runner.Raw` out as
+pypsrp's path gives (``tests/pypsrp_reference.py``), so the engine does not change. Server facts (protocol,
+PSVersionTable, command metadata, and whether Select-Object may project reads) come through the same client.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from pypsrp.exceptions import WinRMError
 
 from provisioner.domain.model import ErrorInfo
 from provisioner.transport import records
-from provisioner.transport.facts import NEEDED, ServerFacts
+from provisioner.transport.facts import NEEDED, SELECT_OBJECT, ServerFacts
 from provisioner.transport.psrp import clixml
 from provisioner.transport.psrp.client import Client, Outcome, ProtocolFailure
 from provisioner.transport.psrp.records import error_record, warning_record
@@ -115,7 +114,7 @@ def _plain(value: Any) -> str:
 def read_facts(client: Client, cmdlets: Iterable[str] = tuple(NEEDED)) -> ServerFacts:
     """The facts of an open client's server: protocol (SESSION_CAPABILITY), PSVersionTable
     (APPLICATION_PRIVATE_DATA) and the cmdlets and parameters this account has (GET_COMMAND_METADATA)."""
-    cmdlets = tuple(cmdlets)
+    cmdlets = tuple(dict.fromkeys((*cmdlets, SELECT_OBJECT)))  # and whether reads may be projected
     notes: list[str] = []
     commands: dict[str, frozenset[str]] | None
     try:
