@@ -9,15 +9,14 @@ not depend on the latency, so one counting pass per profile gives the limit at e
 
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from methods import RUNS, command, run_child
+from methods import RUNS, command, isolated_env, run_child
 from provisioner_lab.exchange import CostModel, EngineOptions, ExchangeEngine
 from provisioner_lab.profiles import get_profile
-from provisioner_lab.run import LAB_PASSWORD, running_lab
+from provisioner_lab.run import running_lab
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,7 @@ def server_work(profile: str, mailboxes: int, users_file: Path, automapping: boo
     engine.sleep = lambda _seconds: None  # count the modelled time, do not spend it
     found: dict[str, Work] = {}
     with running_lab(engine=engine) as lab, tempfile.TemporaryDirectory() as folder:
-        env = {**os.environ, "PROVISIONER_PASSWORD": LAB_PASSWORD}
+        env = isolated_env(folder)
         for run in RUNS:
             cost, requests = engine.counters.cost_seconds, lab.server.counters["total"]
             child = run_child(command(method, run, lab.port, users_file, automapping), None, env, Path(folder))

@@ -89,6 +89,12 @@ def command(method: str, run: str, port: int, users_file: Path, automapping: boo
     return client if automapping else [*client, "--no-automapping"]
 
 
+def isolated_env(folder: str) -> dict[str, str]:
+    """The children's environment: the lab's password, and the CLI's state (journal on, as by default; its lock)
+    in ``folder``, so that no other run on the machine shares them."""
+    return {**os.environ, "PROVISIONER_PASSWORD": LAB_PASSWORD, "XDG_STATE_HOME": folder}
+
+
 def run_child(args: Sequence[str], lab: LabProcess | None, env: dict[str, str] | None = None,
               cwd: Path = ROOT) -> ChildRun:
     """Run ``args`` to completion; its own rusage comes from os.wait4 (not the sum of all children)."""
@@ -110,7 +116,7 @@ def run_method(method: str, run: str, lab: LabProcess, port: int, users_file: Pa
                automapping: bool) -> tuple[ChildRun, Outcome]:
     """One measured run of ``method`` against ``port`` (the lab, or the counting proxy in front of it)."""
     with tempfile.TemporaryDirectory() as folder:  # the CLI's working directory: no stray provisioner.toml
-        env = {**os.environ, "PROVISIONER_PASSWORD": LAB_PASSWORD}
+        env = isolated_env(folder)
         child = run_child(command(method, run, port, users_file, automapping), lab, env, Path(folder))
         return child, outcome(method, run, child, mailboxes)
 

@@ -22,11 +22,11 @@ import time
 from pathlib import Path
 
 from clients import TRUSTEES
-from methods import NOOP, RUNS, command, outcome, run_child
+from methods import NOOP, RUNS, command, isolated_env, outcome, run_child
 from provisioner_lab.api import Argument, Invocation, Statement
 from provisioner_lab.exchange import EngineOptions, ExchangeEngine
 from provisioner_lab.profiles import get_profile
-from provisioner_lab.run import LAB_PASSWORD, running_lab
+from provisioner_lab.run import running_lab
 
 GRANT_CHUNK = 5000
 TARGETS = {"client CPU s": 40.0, "peak MB": 200.0}  #: at 50,000 mailboxes (the issue's targets)
@@ -57,7 +57,7 @@ def measure(size: int, profile: str) -> list[str]:
         folder = Path(name)
         users = folder / "users.txt"
         users.write_text("".join(f"{mailbox}\n" for mailbox in mailboxes), encoding="utf-8")
-        env = {**os.environ, "PROVISIONER_PASSWORD": LAB_PASSWORD}
+        env = isolated_env(name)
         before, cpu = lab.server.counters["total"], lab_cpu()
         automapping = ("Add-MailboxPermission", "AutoMapping") not in get_profile(profile).removed_parameters
         child = run_child(command("provisioner", NOOP, lab.port, users, automapping), None, env, folder)
