@@ -30,7 +30,9 @@ IsInherited, Deny`` and ``ids | Get-Mailbox | Select-Object -Property Identity``
 bags with only what the tool reads, the same values (an ADObjectId stays an object: note properties are written at
 the object's own depth), and attribution is unchanged: the keys of both sides are projected alike. A refusal
 (CommandNotFoundException, NamedParameterNotFound naming Select-Object) is remembered for the session and the read
-sent again unprojected. It is still one statement (protocol 2.1 runs it).
+sent again unprojected. It is still one statement (protocol 2.1 runs it). A grant's returned ACE objects are
+projected the same way (the entry is all that proves it); PowerShell resolves every command of a pipeline and binds
+its parameters before any runs, so a refused projection wrote nothing (and a grant is idempotent anyway).
 
 Piped writes are exact only when AutoMapping is off: with pipeline input, Add-/Remove-MailboxPermission apply
 AutoMapping (msExchDelegateListLink) once, for the last record only (decompiled 2013 SetMailboxPermissionTaskBase).
@@ -343,14 +345,25 @@ def failed(step: Step, error: ErrorInfo, warnings: Sequence[str] = ()) -> Outcom
     return Outcome(step.mailbox, step.trustee, Result.FAILED, error.message, error, tuple(warnings))
 
 
+def _returned(step: Step) -> tuple[str, ...]:
+    """What a write's output is read for: a grant's ACE object (its entry proves it); a Remove outputs nothing."""
+    return ACE_PROPERTIES if step.action is StepAction.GRANT else ()
+
+
 def write_one(runner: Runner, step: Step) -> Written:
     """One step alone: its own errors decide; a Remove (no output) is confirmed by a read."""
-    return write_result(step, runner.run(Pipeline.of(step.command)))
+    properties = _returned(step)
+    raw = projected(runner, [step.command], properties) if properties else runner.run(Pipeline.of(step.command))
+    return write_result(step, raw)
 
 
 def write_each(runner: Runner, batch: Sequence[Step]) -> list[Written]:
     """Each step as its own pipeline (sent together where the runner can), each judged on its own result."""
-    raws = run_each(runner, [Pipeline.of(step.command) for step in batch])
+    properties = _returned(batch[0])
+    if properties and all(_returned(step) == properties for step in batch):
+        raws = projected_each(runner, [[step.command] for step in batch], properties)
+    else:
+        raws = run_each(runner, [Pipeline.of(step.command) for step in batch])
     return [write_result(step, raw) for step, raw in zip(batch, raws, strict=True)]
 
 
@@ -369,8 +382,11 @@ def write_result(step: Step, raw: Raw) -> Written:
 def piped_write(runner: Runner, batch: Sequence[Step], options: StepOptions) -> list[Written]:
     """``ids | Get-Mailbox | <write> -User T ...`` for steps of one trustee, cmdlet and parameters (AutoMapping off)."""
     mailboxes = [step.mailbox for step in batch]
-    raw = runner.run(Pipeline.of(step_builders.lookup(options), step_builders.piped(batch[0]),
-                                 input=[mailbox.value for mailbox in mailboxes]))
+    chain = [step_builders.lookup(options), step_builders.piped(batch[0])]
+    inputs = [mailbox.value for mailbox in mailboxes]
+    properties = _returned(batch[0])
+    raw = projected(runner, chain, properties, input=inputs) if properties else \
+        runner.run(Pipeline.of(*chain, input=inputs))
     warnings = tuple(text for text, _ in raw.warnings)
     if raw.failure is not None:
         error = raw.failure[0]
