@@ -1,9 +1,9 @@
 """A runner with real behaviour for engine tests: the lab's Exchange engine in-process, no wire.
 
-It stands where :class:`provisioner.transport.psrp.runner.ClientRunner` stands (the seam below the engine): pipelines go to the
-lab engine as statements with plain values, and what comes back is shaped as pypsrp hands it over (objects with
-``types`` and ``adapted_properties``, errors with their origin). ``protocol`` "2.1" models a PowerShell 2.0
-server: only the first statement of a pipeline runs, the others are dropped without a word.
+It stands where :class:`provisioner.transport.psrp.runner.ClientRunner` stands (the seam below the engine):
+pipelines go to the lab engine as statements with plain values, and what comes back is shaped as pypsrp hands it
+over (objects with ``types`` and ``adapted_properties``, errors with their origin). ``protocol`` "2.1" models a
+PowerShell 2.0 server: only the first statement of a pipeline runs, the others are dropped without a word.
 """
 
 from __future__ import annotations
