@@ -9,19 +9,20 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from provisioner.config import Connection
-from provisioner.executors import records
-from provisioner.psrp import clixml
-from provisioner.psrp.runner import ClientRunner, read_facts
-from provisioner.pwsh import Bare
-from provisioner.runner import Pipeline
-from provisioner.session import open_pool
-from provisioner.steps import Command, Parameter
 from provisioner_lab.api import LabEnum, LabObject, MetadataQuery, PipelineResult
 from provisioner_lab.clixml import Writer
 from provisioner_lab.exchange import CostModel, EngineOptions, ExchangeEngine, demo_engine
 from provisioner_lab.exchange.core import selected
 from provisioner_lab.run import running_lab
+
+from provisioner.inputs.config import Connection
+from provisioner.powershell.literals import Bare
+from provisioner.powershell.steps import Command, Parameter
+from provisioner.transport import records
+from provisioner.transport.psrp import clixml
+from provisioner.transport.psrp.runner import ClientRunner, read_facts
+from provisioner.transport.runner import Pipeline
+from provisioner.transport.session import open_pool
 
 from .test_engine import SVC, USER, cmd, run
 
