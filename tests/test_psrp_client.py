@@ -26,9 +26,9 @@ from provisioner.powershell.steps import FULL_ACCESS, Command, Parameter
 from provisioner.transport import records
 from provisioner.transport.facts import ServerFacts
 from provisioner.transport.facts import read_facts as pypsrp_facts
+from provisioner.transport.psrp.connect import build_wsman, open_pool
 from provisioner.transport.psrp.runner import ClientRunner, ClientScriptRunner, read_facts
 from provisioner.transport.runner import NotRunnable, Pipeline, PsrpRunner, Raw, ScriptRunner, TransportLost
-from provisioner.transport.session import build_wsman, open_pool
 
 PROFILES = ["exchange2010", "exchange2010sp1", "exchange2013", "exchange2019"]
 SERVICE = "svc-codetwo@contoso.com"

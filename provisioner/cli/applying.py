@@ -49,7 +49,7 @@ from provisioner.inputs.config import Connection
 from provisioner.output import report as reports
 from provisioner.runs.jobs import Hooks
 from provisioner.runs.protocol import NO_JOURNAL_NOTE
-from provisioner.transport.session import check_connection_settings, resolve_password
+from provisioner.transport.psrp.connect import check_connection_settings, resolve_password
 
 
 @app.command("apply")

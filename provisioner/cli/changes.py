@@ -79,7 +79,7 @@ from provisioner.inputs.desired import TrusteeOptions
 from provisioner.runs.apply import PlanCapture
 from provisioner.runs.jobs import Hooks, Job
 from provisioner.runs.protocol import NO_JOURNAL_NOTE
-from provisioner.transport.session import check_connection_settings, resolve_password
+from provisioner.transport.psrp.connect import check_connection_settings, resolve_password
 
 
 def _change_command(
@@ -286,7 +286,8 @@ def reapply(
     --prune it asks for confirmation before removing (--yes without a terminal)."""
     from dataclasses import replace as with_values
 
-    from provisioner.runs.reapply import ReapplyJob, run_reapply, write_outputs
+    from provisioner.output.report import write_reapply_outputs
+    from provisioner.runs.reapply import ReapplyJob, run_reapply
 
     with edge():
         check_output(output_format, dry_run and plan_out is None, script)  # a plan's script goes to a file
@@ -344,7 +345,7 @@ def reapply(
                 result = run_reapply(job, password=password, progress=progress, hooks=Hooks(planned, profile))
             if profile is not None:
                 result.profile = tuple(profile.entries)
-            write_outputs(result, reapply_settings, None, None)
+            write_reapply_outputs(result, reapply_settings, None, None)
         for note in result.notes:
             err(f"note: {note}")
         if capture is not None and plan_out is not None and result.refused is None:

@@ -16,7 +16,8 @@ from typing import Any
 import typer
 
 from provisioner.cli.options import PlanFormatOpt, PlanOutOpt, PlanScriptOpt
-from provisioner.domain.model import PROBLEM_RESULTS, Trustee, visible
+from provisioner.domain.model import PROBLEM_RESULTS, Trustee
+from provisioner.domain.text import escaped
 from provisioner.domain.wording import counted
 from provisioner.engine.apply import ProgressFactory
 from provisioner.errors import InputError, ProvisionerError
@@ -32,7 +33,7 @@ from provisioner.runs.jobs import Hooks, Job, RunResult, run
 from provisioner.runs.mapi_profile import ProfileList, admin_users, require_admin
 from provisioner.runs.mapi_profile import as_csv as profile_csv
 from provisioner.runs.protocol import Guard, guard_of
-from provisioner.transport.session import check_connection_settings, resolve_password
+from provisioner.transport.psrp.connect import check_connection_settings, resolve_password
 
 
 def err(message: str) -> None:
@@ -363,4 +364,4 @@ def report_problems(result: RunResult) -> None:
     for outcome in result.outcomes:
         if outcome.result in PROBLEM_RESULTS:
             detail = f": {outcome.error}" if outcome.error else (f": {outcome.detail}" if outcome.detail else "")
-            err(visible(f"{outcome.result.value}: {outcome.mailbox} / {outcome.trustee.identity}{detail}"))
+            err(escaped(f"{outcome.result.value}: {outcome.mailbox} / {outcome.trustee.identity}{detail}"))

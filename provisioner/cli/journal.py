@@ -57,7 +57,7 @@ from provisioner.errors import InputError
 from provisioner.output import report as reports
 from provisioner.runs.jobs import Hooks
 from provisioner.runs.protocol import journal_of
-from provisioner.transport.session import check_connection_settings, resolve_password
+from provisioner.transport.psrp.connect import check_connection_settings, resolve_password
 
 
 @journal_app.command("list")

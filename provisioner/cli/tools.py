@@ -35,7 +35,7 @@ from provisioner.cli.options import (
 )
 from provisioner.inputs.desired import TrusteeOptions
 from provisioner.inputs.desired import trustees as trustees_from
-from provisioner.transport.session import check_connection_settings, resolve_password
+from provisioner.transport.psrp.connect import check_connection_settings, resolve_password
 from provisioner.version import DISTRIBUTION
 
 LAB_MISSING = (f"error: the lab's dependencies are not installed: pip install '{DISTRIBUTION}[lab]' "

@@ -33,7 +33,7 @@ single items always take the one-step pipeline.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -398,3 +398,23 @@ def attribute_statements(batch: Sequence[Step], raw: Raw) -> list[Outcome | None
     for index in finished:
         outcomes[index] = done(batch[index], warnings)
     return outcomes
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+def signature(step: Step) -> tuple[Any, ...]:
+    return (step.trustee.identity.key, str(step.cmdlet),
+            tuple((str(p.name), p.value) for p in step.parameters if p.name != "Identity"))
+
+
+def pipe_safe(step: Step) -> bool:
+    """Piped writes apply AutoMapping for the last record only: exact only when it is off."""
+    if not pipeable(step.mailbox):
+        return False
+    if step.action is StepAction.GRANT:
+        automapping = step.command.parameter("AutoMapping")
+        return automapping is None or automapping.value is False
+    return not step.trustee.automapping

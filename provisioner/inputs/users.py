@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from provisioner.domain.model import Identity
+from provisioner.domain.text import hidden_characters
 from provisioner.errors import InputError
 from provisioner.inputs.files import open_regular, too_large
-from provisioner.powershell.literals import hidden_characters
 
 IDENTITY_COLUMNS = ("Identity", "PrimarySmtpAddress", "UserPrincipalName", "Alias", "Mailbox")
 """CSV header names of the identity column, in priority order (matched case-insensitively)."""
@@ -203,7 +203,7 @@ _BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u20
 
 def _format_warnings(value: str) -> list[str]:
     """A message for the invisible characters in ``value`` (format characters, fillers, variation selectors, a
-    combining mark without a base; :func:`provisioner.powershell.literals.hidden`): accepted, but invisible (or
+    combining mark without a base; :func:`provisioner.domain.text.hidden`): accepted, but invisible (or
     reordering).
     Spaces other than U+0020 are left to the lookalike warning."""
     found = [(index, char) for index, char in hidden_characters(value) if unicodedata.category(char) != "Zs"]

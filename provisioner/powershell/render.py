@@ -25,9 +25,8 @@ import jinja2
 from markupsafe import Markup
 
 from provisioner import __version__
-from provisioner.domain.model import Outcome, Plan
+from provisioner.domain.model import Outcome, Plan, count_results
 from provisioner.domain.outcomes import unchanged_outcome
-from provisioner.output.summary import count_results
 from provisioner.powershell.literals import Bare, literal
 from provisioner.powershell.steps import Command, Step
 

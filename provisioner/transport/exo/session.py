@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from provisioner.engine.apply import FixedSession
 from provisioner.errors import InputError
 from provisioner.inputs.config import Connection
 from provisioner.transport.exo.auth import TokenProvider, http_session, load_certificate
 from provisioner.transport.exo.http import ExoClient, Retrying
 from provisioner.transport.exo.runner import ExoRunner
 from provisioner.transport.guard import Deadline
+from provisioner.transport.runner import FixedSession
 
 
 def check_settings(connection: Connection) -> None:
