@@ -13,13 +13,13 @@ import pytest
 from provisioner_lab.exchange.engine import ExchangeEngine
 
 from provisioner.domain.model import Action, ErrorInfo, Identity, Result, Trustee
-from provisioner.engine.apply import FixedSession, TrusteeProblem
+from provisioner.engine.trustees import TrusteeProblem
 from provisioner.inputs.config import Connection, ReapplySettings
 from provisioner.powershell.steps import StepOptions, lookup
 from provisioner.runs.jobs import Job, run
 from provisioner.transport.facts import MissingCapability
 from provisioner.transport.psrp.runner import ClientRunner
-from provisioner.transport.runner import NotRunnable, Origin, Pipeline, Raw
+from provisioner.transport.runner import FixedSession, NotRunnable, Origin, Pipeline, Raw
 from tests.fake_runner import LabRunner
 
 SERVICE = Trustee(Identity("svc-codetwo@contoso.com"), automapping=False, role="service-account")

@@ -11,8 +11,8 @@ from provisioner.inputs.config import Connection
 from provisioner.powershell.steps import StepOptions
 from provisioner.runs.jobs import cmdlets, required
 from provisioner.transport.facts import refuse_missing
+from provisioner.transport.psrp.connect import open_pool
 from provisioner.transport.psrp.runner import read_facts
-from provisioner.transport.session import open_pool
 
 
 @pytest.mark.parametrize("action", list(Action))

@@ -16,11 +16,10 @@ from provisioner_lab.exchange.engine import ExchangeEngine
 from provisioner_lab.run import running_lab
 
 from provisioner.domain.model import Action, Identity, Result, Trustee
-from provisioner.engine.apply import FixedSession
 from provisioner.inputs.config import Connection
 from provisioner.powershell.steps import StepOptions, command
 from provisioner.runs.jobs import Job, run
-from provisioner.transport.runner import Pipeline
+from provisioner.transport.runner import FixedSession, Pipeline
 from tests.fake_runner import LabRunner
 
 SERVICE = Trustee(Identity("svc-codetwo@contoso.com"), automapping=False, role="service-account")

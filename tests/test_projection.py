@@ -15,12 +15,13 @@ from provisioner_lab.exchange import EngineOptions, ExchangeEngine
 from provisioner_lab.run import LAB_USER, Lab, running_lab
 
 from provisioner.domain.model import Action, Identity, ItemState, Plan, PlanItem, Trustee
-from provisioner.engine.apply import DEFAULT_READ_BATCH_SIZE, Engine, FixedSession
+from provisioner.engine.apply import DEFAULT_READ_BATCH_SIZE, Engine
 from provisioner.engine.resolve import Resolver
 from provisioner.inputs.config import Connection, ReapplySettings
 from provisioner.powershell.steps import StepOptions
+from provisioner.transport.psrp.connect import open_pool
 from provisioner.transport.psrp.runner import ClientRunner, read_facts
-from provisioner.transport.session import open_pool
+from provisioner.transport.runner import FixedSession
 from tests import labcli
 from tests.fake_runner import LabRunner
 

@@ -25,9 +25,9 @@ from provisioner.powershell.literals import Bare
 from provisioner.powershell.steps import FULL_ACCESS, Command, Parameter
 from provisioner.transport import records
 from provisioner.transport.facts import ServerFacts
+from provisioner.transport.psrp.connect import build_wsman, open_pool
 from provisioner.transport.psrp.runner import ClientRunner, ClientScriptRunner, read_facts
 from provisioner.transport.runner import NotRunnable, Pipeline, Raw, TransportLost
-from provisioner.transport.session import build_wsman, open_pool
 from tests.pypsrp_reference import PsrpRunner, ScriptRunner
 from tests.pypsrp_reference import read_facts as pypsrp_facts
 

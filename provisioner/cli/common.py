@@ -15,8 +15,9 @@ from typing import Any
 
 import typer
 
-from provisioner.cli.options import PlanFormatOpt, PlanOutOpt, PlanScriptOpt
-from provisioner.domain.model import PROBLEM_RESULTS, Trustee, visible
+from provisioner.cli.options import ConnectionArgs, PlanFormatOpt, PlanOutOpt, PlanScriptOpt
+from provisioner.domain.model import PROBLEM_RESULTS, Trustee
+from provisioner.domain.text import escaped
 from provisioner.domain.wording import counted
 from provisioner.engine.apply import ProgressFactory
 from provisioner.errors import InputError, ProvisionerError
@@ -32,7 +33,7 @@ from provisioner.runs.jobs import Hooks, Job, RunResult, run
 from provisioner.runs.mapi_profile import ProfileList, admin_users, require_admin
 from provisioner.runs.mapi_profile import as_csv as profile_csv
 from provisioner.runs.protocol import Guard, guard_of
-from provisioner.transport.session import check_connection_settings, resolve_password
+from provisioner.transport.psrp.connect import check_connection_settings, resolve_password
 
 
 def err(message: str) -> None:
@@ -100,7 +101,9 @@ def summary_line(result: RunResult) -> str:
     return reports.summary_line(result)
 
 
-def connection_of(config: Config, **overrides: Any) -> Connection:
+def connection_of(config: Config, args: ConnectionArgs, **more: Any) -> Connection:
+    """The run's connection: the config's ``[connection]`` with the options given on the command line over it."""
+    overrides = {**args.given, **more}
     check_options(Connection, **overrides)
     if overrides.get("insecure_lab") is False:
         overrides["insecure_lab"] = None  # a flag that is not given does not switch the config's setting off
@@ -363,4 +366,4 @@ def report_problems(result: RunResult) -> None:
     for outcome in result.outcomes:
         if outcome.result in PROBLEM_RESULTS:
             detail = f": {outcome.error}" if outcome.error else (f": {outcome.detail}" if outcome.detail else "")
-            err(visible(f"{outcome.result.value}: {outcome.mailbox} / {outcome.trustee.identity}{detail}"))
+            err(escaped(f"{outcome.result.value}: {outcome.mailbox} / {outcome.trustee.identity}{detail}"))

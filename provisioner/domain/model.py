@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
+from provisioner.domain.text import hidden_characters
+
 MAX_IDENTITY_LENGTH = 512
 """Longer than any real identity (a DN is the longest form; AD caps CN at 64 and DNs well below this)."""
 
@@ -16,13 +18,13 @@ def identity_problem(raw: str) -> str | None:
 
     Refused: empty or blank values (Exchange Get-* cmdlets treat an empty identity as "all objects") and values
     with no visible character at all (only whitespace, format or other invisible characters:
-    :func:`provisioner.powershell.literals.hidden`), NUL, line breaks and any other control character (Cc), unpaired
+    :func:`provisioner.domain.text.hidden`), NUL, line breaks and any other control character (Cc), unpaired
     surrogates, the noncharacters U+FFFE/U+FFFF (XML 1.0 cannot carry them: PowerShell remoting's CLIXML would be
     unparsable), and absurd lengths.
 
     Format characters (Unicode category Cf: ZERO WIDTH NON-JOINER in Persian spelling, ZERO WIDTH JOINER,
     bidirectional controls, ...) are accepted: they are part of real names. The input layer warns about them
-    (:func:`provisioner.powershell.literals.hidden_characters`) and the script renderer writes them as ``[char]`` codes.
+    (:func:`provisioner.domain.text.hidden_characters`) and the script renderer writes them as ``[char]`` codes.
     """
     if not raw.strip():
         return "empty identity"
@@ -34,10 +36,6 @@ def identity_problem(raw: str) -> str | None:
         problem = _char_problem(char)
         if problem is not None:
             return f"{problem} at position {index + 1}"
-    from provisioner.powershell.literals import (
-        hidden_characters,  # the one rule of what is invisible (pwsh imports nothing)
-    )
-
     if len(hidden_characters(raw)) + sum(1 for char in raw if char == " ") == len(raw):
         return "identity has no visible character (only whitespace, format or other invisible characters)"
     return None
@@ -63,21 +61,10 @@ def format_characters(value: str) -> list[tuple[int, str]]:
     return [(index, char) for index, char in enumerate(value, start=1) if unicodedata.category(char) == "Cf"]
 
 
-def visible(text: str) -> str:
-    """``text`` for a terminal line: every character Python does not count as printable (format, bidi, control,
-    non-ASCII spaces) as ``\\uXXXX`` (``\\UXXXXXXXX`` above U+FFFF), so a name cannot reorder or hide part of a
-    message; letters of every script stay as they are."""
-    from provisioner.powershell.literals import hidden_characters
-
-    if text.isascii() and text.isprintable():
-        return text
-    coded = {index for index, _ in hidden_characters(text)}
-    return "".join(_code(char) if index in coded or not char.isprintable() else char
-                   for index, char in enumerate(text, start=1))
 
 
-def _code(char: str) -> str:
-    return f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}"
+
+
 
 
 @dataclass(frozen=True, order=True)
@@ -307,3 +294,19 @@ class Outcome:
     detail: str = ""
     error: ErrorInfo | None = None
     warnings: tuple[str, ...] = ()
+
+
+ORDER: tuple[Result, ...] = (
+    Result.FAILED, Result.BLOCKED, Result.UNKNOWN, Result.MISSING,  # need attention
+    Result.PLANNED, Result.GRANTED, Result.REMOVED,  # changes (planned by a dry run, or made)
+    Result.PRESENT, Result.ALREADY_PRESENT, Result.ABSENT, Result.INHERITED_ONLY,  # nothing to do
+)
+"""The order states are listed in everywhere: what needs attention first, then changes, then the rest."""
+
+
+def count_results(outcomes: Iterable[Outcome]) -> dict[Result, int]:
+    """How many outcomes ended in each state, only the states that occur, in :data:`ORDER`."""
+    tally: dict[Result, int] = {}
+    for outcome in outcomes:
+        tally[outcome.result] = tally.get(outcome.result, 0) + 1
+    return {state: tally[state] for state in ORDER if state in tally}

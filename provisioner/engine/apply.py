@@ -13,14 +13,12 @@ journal), never ``granted``/``removed``.
 
 from __future__ import annotations
 
-import functools
 import queue
-import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, ExitStack, suppress
-from dataclasses import dataclass, field, replace
+from contextlib import ExitStack
+from dataclasses import replace
 from typing import Any
 
 from provisioner.domain import planner
@@ -40,230 +38,26 @@ from provisioner.domain.wording import counted
 from provisioner.engine import shapes
 from provisioner.engine.journal import Journal, step_action
 from provisioner.engine.resolve import MailboxRef, Resolver
-from provisioner.errors import ConnectionFailure, InputError, ProvisionerError
-from provisioner.inputs.config import Connection, ReapplySettings
+from provisioner.errors import ConnectionFailure, ProvisionerError
+from provisioner.inputs.config import ReapplySettings
 from provisioner.powershell import steps as step_builders
 from provisioner.powershell.steps import Step, StepAction, StepOptions
-from provisioner.transport import guard
-from provisioner.transport.facts import NEEDED, ServerFacts
+from provisioner.transport.backoff import Backoff, Retry
 from provisioner.transport.guard import Deadline
-from provisioner.transport.runner import Pipeline, Raw, Runner, TransportLost
+from provisioner.transport.runner import Runner, TransportLost
+from provisioner.transport.session import SessionLike
 
 DEFAULT_BATCH_SIZE = 500
 #: Mailboxes per read invocation (``ids | Get-Mailbox | Get-MailboxPermission -User T``, ``ids | Get-Mailbox``): an
 #: Exchange cmdlet costs far more per invocation than per record, and a read changes nothing, so reads take many
 #: more inputs than the write batch.
 DEFAULT_READ_BATCH_SIZE = 2000
-#: ``[connection] fast_wire`` is still accepted (scheduled jobs keep running) but changes nothing.
-FAST_WIRE_NOTE = ("connection.fast_wire is deprecated and ignored: the tool's own PSRP client and CLIXML reader are "
-                  "always used; remove the setting")
-PoolFactory = Callable[[Connection, str | None, Deadline], AbstractContextManager[Any]]
 Progress = Callable[[int], None]
 ProgressFactory = Callable[[str, int], Progress]
 
 
-#: Pauses between attempts to open a session (a reset, a timeout or HTTP 5xx at open), jittered; bounded by the
-#: run's deadline too. Refusals (authentication, a wrong path or configuration) are not retried.
-OPEN_RETRY_DELAYS = (0.5, 2.0, 5.0)
-
-
-class BrokenRunner:
-    """The runner of a session that could not be reopened: every run is a lost transport (the facts stay)."""
-
-    piping = True
-
-    def __init__(self, facts: ServerFacts, reason: str) -> None:
-        self.facts, self.reason = facts, reason
-
-    def run(self, pipeline: Pipeline) -> Raw:
-        raise TransportLost(self.reason)
-
-
-class Session:
-    """An open session: its runner and the server facts read once when it opened; reopened when it breaks.
-    Opening is retried (bounded, :data:`OPEN_RETRY_DELAYS`) when the failure is transient."""
-
-    def __init__(self, connection: Connection, password: str | None, pool_factory: PoolFactory,
-                 cmdlets: Sequence[str] = tuple(NEEDED), deadline: Deadline | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
-        self.connection, self.password, self.pool_factory = connection, password, pool_factory
-        self.cmdlets = tuple(cmdlets)  # whose metadata the session reads: what the run may send (less to read)
-        self.deadline = deadline or Deadline(connection.run_deadline_seconds)
-        self.sleep = sleep
-        self._stack = ExitStack()
-        self.runner: Runner = self._open()
-
-    @property
-    def facts(self) -> ServerFacts:
-        return self.runner.facts
-
-    def _open(self) -> Runner:
-        delays = iter(OPEN_RETRY_DELAYS)
-        rng = random.Random()
-        while True:
-            try:
-                return self._open_once()
-            except ConnectionFailure as exc:
-                failure = exc
-            delay = next(delays, None)
-            if not failure.transient or delay is None or self.deadline.passed:
-                raise failure
-            self.sleep(min(delay * rng.uniform(0.5, 1.0), max(0.0, self.deadline.remaining())))
-
-    def _open_once(self) -> Runner:
-        stack = ExitStack()
-        try:
-            runner = self._start(stack)
-        except BaseException as exc:
-            with suppress(Exception):
-                stack.close()
-            if isinstance(exc, ConnectionFailure | KeyboardInterrupt | SystemExit):
-                raise
-            if isinstance(exc, guard.DeadlineReached):
-                raise ConnectionFailure(f"opening a session: {exc}") from None
-            if isinstance(exc, TransportLost | guard.Stalled):
-                raise ConnectionFailure(f"the session broke while opening: {exc}", transient=True) from None
-            raise
-        self._stack = stack
-        return runner
-
-    def _start(self, stack: ExitStack) -> Runner:
-        from provisioner.transport.psrp.runner import ClientRunner, ClientScriptRunner, read_facts
-
-        pool = stack.enter_context(self.pool_factory(self.connection, self.password, self.deadline))
-        if self.connection.mode == "script":
-            runner = ClientScriptRunner(pool, ServerFacts(pool.protocol_version))
-            if self.connection.preamble:
-                raw = runner.run_preamble(self.connection.preamble)
-                error = raw.first_error
-                if error is not None:
-                    raise ConnectionFailure(f"the preamble failed: {error.message}")
-            return runner
-        facts = read_facts(pool, self.cmdlets)
-        if self.connection.fast_wire:
-            facts = replace(facts, notes=(*facts.notes, FAST_WIRE_NOTE))
-        return ClientRunner(pool, facts)
-
-    def fork(self) -> Session:
-        """One more session on the same server and account (parallel reads), under the same deadline."""
-        return Session(self.connection, self.password, self.pool_factory, self.cmdlets, self.deadline, self.sleep)
-
-    def reopen(self) -> Runner:
-        """A new session for a broken one; when that cannot be had, the runner stays broken (ConnectionFailure)."""
-        with suppress(Exception):  # the old pool is broken; closing it is best effort (and bounded)
-            self._stack.close()
-        self._stack = ExitStack()
-        facts = self.runner.facts
-        try:
-            self.runner = self._open()
-        except ConnectionFailure as exc:
-            self.runner = BrokenRunner(facts, f"the session could not be reopened: {exc}")
-            raise
-        return self.runner
-
-    def close(self) -> None:
-        with suppress(Exception):  # closing is best effort: a broken transport must not hide the run's outcomes
-            self._stack.close()
-
-    def __enter__(self) -> Session:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-
-class FixedSession:
-    """A session over a given runner (tests, and a second backend); ``reopen`` gives the same runner back."""
-
-    def __init__(self, runner: Runner, deadline: Deadline | None = None) -> None:
-        self.runner = runner
-        self.deadline = deadline or Deadline()
-
-    @property
-    def facts(self) -> ServerFacts:
-        return self.runner.facts
-
-    def reopen(self) -> Runner:
-        return self.runner
-
-    def fork(self) -> FixedSession | None:
-        return None  # one runner only: reads run one after the other
-
-    def close(self) -> None:
-        return None
-
-    def __enter__(self) -> FixedSession:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-
-SessionLike = Session | FixedSession
-
-
-def open_session(connection: Connection, password: str | None, pool_factory: PoolFactory,
-                 cmdlets: Sequence[str] = tuple(NEEDED)) -> SessionLike:
-    """The session of ``connection``'s backend: PowerShell remoting (pypsrp; it reads the metadata of ``cmdlets``),
-    or Exchange Online's REST endpoint (its facts are a fixed table)."""
-    if connection.backend == "exo":
-        from provisioner.transport.exo.session import ExoSession
-
-        return ExoSession(connection)
-    return Session(connection, password, pool_factory, cmdlets)
-
-
-@dataclass
-class Retry:
-    settings: ReapplySettings
-    sleep: Callable[[float], None] = time.sleep
-    rng: random.Random = field(default_factory=random.Random)
-
-    def delays(self) -> Iterator[float]:
-        """Exponential backoff with full jitter, bounded by attempts and by total time."""
-        spent = 0.0
-        for attempt in range(1, self.settings.retry_attempts + 1):
-            delay = min(60.0, self.settings.retry_base_seconds * 2.0 ** (attempt - 1)) * self.rng.uniform(0.5, 1.0)
-            if spent + delay > self.settings.retry_max_seconds:
-                return
-            spent += delay
-            yield delay
-
-
-class TrusteeProblem(InputError):
-    """A trustee that names no one, or several: the run stops before any permission is read or written."""
-
-
-def _trustee_probe(runner: Runner, *, step: Step) -> Raw:
-    raw = runner.run(Pipeline.of(step.command))
-    error = raw.first_error
-    if error is not None and error.transient:
-        raise TransportLost(f"resolving trustee {step.trustee.identity}: {error}")
-    return raw
-
-
 def _key(mailbox: Identity, trustee: Trustee) -> planner.PairKey:
     return planner.key(mailbox, trustee)
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
-    for start in range(0, len(items), size):
-        yield list(items[start : start + size])
-
-
-def _signature(step: Step) -> tuple[Any, ...]:
-    return (step.trustee.identity.key, str(step.cmdlet),
-            tuple((str(p.name), p.value) for p in step.parameters if p.name != "Identity"))
-
-
-def _pipe_safe(step: Step) -> bool:
-    """Piped writes apply AutoMapping for the last record only: exact only when it is off."""
-    if not shapes.pipeable(step.mailbox):
-        return False
-    if step.action is StepAction.GRANT:
-        automapping = step.command.parameter("AutoMapping")
-        return automapping is None or automapping.value is False
-    return not step.trustee.automapping
 
 
 class Engine:
@@ -288,7 +82,7 @@ class Engine:
         self.batch_size, self.journal, self.run_id = batch_size, journal, run_id
         self.read_batch_size = read_batch_size  # inputs per read invocation; batch_size is the write batch
         self.sleep, self.progress = sleep, progress
-        self.retry = Retry(self.settings, sleep)
+        self.retry = Retry(Backoff.of(self.settings), sleep)
         self.notes: list[str] = []
         self.parallel = parallel  # sessions for reads; Exchange's throttling policy limits them per user
         self.deadline: Deadline = getattr(session, "deadline", None) or Deadline()
@@ -371,27 +165,6 @@ class Engine:
                 errors[identity] = ref
         return wire, errors
 
-    def verify_trustees(self, trustees: Sequence[Trustee], mailboxes: Sequence[Identity]) -> None:
-        """Each trustee resolved once, before any permission is read or written, by the very resolution the
-        permission cmdlets use (``Get-MailboxPermission -Identity <a target's GUID> -User T``, one per trustee):
-        a trustee that is not found or ambiguous stops the run with one message naming it (exit 2). Nothing is
-        sent when no target names a mailbox (nothing would be read or written either)."""
-        wire, _ = self.pin(mailboxes)
-        anchor = next(iter(wire.values()), None)
-        if anchor is None:
-            return
-        problems: list[str] = []
-        for trustee in trustees:
-            step = step_builders.read(anchor, trustee, self.options)
-            raw: Raw = self.with_session(functools.partial(_trustee_probe, step=step))
-            error = raw.first_error
-            if error is not None and error.definitive:
-                what = "is ambiguous" if error.ambiguous else "was not found"
-                problems.append(f"trustee '{trustee.identity}' {what} (Exchange: {error.message.rstrip('.')})")
-        if problems:
-            raise TrusteeProblem("; ".join(problems) + ". Give a UPN, DOMAIN\\sam, SMTP address or alias that names "
-                                 "exactly one user or group; nothing was written")
-
     def observe(
         self, mailboxes: Sequence[Identity], trustees: Sequence[Trustee], label: str | None = "reading"
     ) -> dict[planner.PairKey, Observation]:
@@ -412,7 +185,7 @@ class Engine:
     ) -> dict[planner.PairKey, Observation]:
         tick = self.progress(label, len(mailboxes) * len(trustees)) if self.progress and label else None
         observed: dict[planner.PairKey, Observation] = {}
-        tasks = [(chunk, trustee) for trustee in trustees for chunk in _chunks(mailboxes, self.read_batch_size)]
+        tasks = [(chunk, trustee) for trustee in trustees for chunk in shapes.chunks(mailboxes, self.read_batch_size)]
         for found, size in self._read_all(tasks):
             observed.update(found)
             if tick:
@@ -433,7 +206,7 @@ class Engine:
             self.notes.append(f"{count} reads hit a transient error; retrying in {delay:.1f}s")
             self.sleep(delay)
             for trustee_id, group in transient.items():
-                for chunk in _chunks(group, self.read_batch_size):
+                for chunk in shapes.chunks(group, self.read_batch_size):
                     observed.update(self._read(chunk, by_identity[trustee_id]))
 
     def _read(
@@ -513,7 +286,7 @@ class Engine:
             if not shapes.pipeable(step.mailbox):
                 yield [step]
                 continue
-            group = _signature(step)
+            group = shapes.signature(step)
             batch, seen = open_batches.setdefault(group, ([], set()))
             if step.mailbox.key in seen:
                 yield batch
@@ -584,7 +357,7 @@ class Engine:
     def _write(self, runner: Runner, batch: Sequence[Step]) -> list[shapes.Written]:
         if len(batch) == 1 or not runner.piping:
             return shapes.write_each(runner, batch)
-        if all(_pipe_safe(step) for step in batch):
+        if all(shapes.pipe_safe(step) for step in batch):
             return shapes.piped_write(runner, batch, self.options)
         if runner.facts.runs_statements:
             return shapes.statement_write(runner, batch)

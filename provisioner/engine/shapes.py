@@ -43,7 +43,7 @@ single items always take the one-step pipeline.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -210,11 +210,6 @@ def read_result(raw: Raw) -> Observation:
     if error is not None:
         return Observation.unreadable(error)
     return observation(raw.output)
-
-
-def read_one(runner: Runner, mailbox: Identity, trustee: Trustee, options: StepOptions) -> Observation:
-    """``Get-MailboxPermission -Identity M -User T`` alone: its own errors decide."""
-    return read_result(projected(runner, [step_builders.read(mailbox, trustee, options).command], ACE_PROPERTIES))
 
 
 def read_each(runner: Runner, mailboxes: Sequence[Identity], trustee: Trustee,
@@ -474,3 +469,23 @@ def attribute_statements(batch: Sequence[Step], raw: Raw) -> list[Outcome | None
     for index in finished:
         outcomes[index] = done(batch[index], warnings)
     return outcomes
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+def signature(step: Step) -> tuple[Any, ...]:
+    return (step.trustee.identity.key, str(step.cmdlet),
+            tuple((str(p.name), p.value) for p in step.parameters if p.name != "Identity"))
+
+
+def pipe_safe(step: Step) -> bool:
+    """Piped writes apply AutoMapping for the last record only: exact only when it is off."""
+    if not pipeable(step.mailbox):
+        return False
+    if step.action is StepAction.GRANT:
+        automapping = step.command.parameter("AutoMapping")
+        return automapping is None or automapping.value is False
+    return not step.trustee.automapping

@@ -18,7 +18,6 @@ import csv
 import io
 import json
 import sys
-import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,34 +27,17 @@ from provisioner import __version__
 from provisioner.engine.apply import ProgressFactory
 from provisioner.errors import InputError
 from provisioner.output import report as reports
-from provisioner.powershell.literals import hidden_characters
 from provisioner.runs.jobs import RunResult
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from provisioner.runs.check import Findings
+    from provisioner.runs.findings import Findings
 
-__all__ = ["FORMATS", "check_format", "present", "progress", "visible"]
+__all__ = ["FORMATS", "check_format", "present", "progress"]
 
 FORMATS = ("table", "json", "csv")
 RICH_ROWS = 2000  # above this a terminal gets the plain table too: rich lays out about 3,000 rows a second
-# Shown as <U+XXXX>: controls, format characters (every bidi control is one), surrogates, line and paragraph
-# separators, and the noncharacters U+FFFE/U+FFFF.
-_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
-
-
-def visible(text: str) -> str:
-    """``text`` with every control, format (bidi included) or separator character as a visible ``<U+202E>``."""
-    if text.isascii() and text.isprintable():
-        return text  # the common case, without a per-character scan
-    coded = {index for index, _ in hidden_characters(text)}
-    return "".join(
-        f"<U+{ord(char):04X}>" if index in coded or unicodedata.category(char) in _HIDDEN else char
-        for index, char in enumerate(text, start=1)
-    )
-
-
 def check_format(value: str | None) -> None:
     """Refuse an unknown ``--format`` (exit 2, before anything connects)."""
     if value is not None and value not in FORMATS:

@@ -7,7 +7,7 @@ the whole error). The page has no script and loads nothing (a Content-Security-P
 
 Escaping is the environment's, not the template's: :func:`environment` (the one place this environment is built,
 apart from the PowerShell one in :mod:`provisioner.powershell.render`) autoescapes, and its finalizer passes every value
-through :func:`provisioner.output.emit.visible` first, so a control, format or bidi character (a U+202E in a server's
+through :func:`provisioner.domain.text.marked` first, so a control, format or bidi character (a U+202E in a server's
 error message, say) is shown as ``<U+202E>`` and can never reorder or restyle the page.
 """
 
@@ -22,11 +22,11 @@ from markupsafe import Markup
 
 from provisioner import __version__
 from provisioner.domain.model import Outcome
+from provisioner.domain.text import marked
 from provisioner.domain.wording import counted
-from provisioner.output.emit import visible
 from provisioner.output.report import short_reason
 from provisioner.output.summary import Summary, needs_attention
-from provisioner.powershell.render import template_dir
+from provisioner.powershell.render import templates
 from provisioner.runs.jobs import RunResult
 
 TEMPLATE = "report.html.j2"
@@ -37,19 +37,12 @@ def _finalize(value: Any) -> Any:
         return value
     if value is None:
         return ""
-    return visible(str(value))
+    return marked(str(value))
 
 
 @functools.cache
 def environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(template_dir()),
-        undefined=jinja2.StrictUndefined,
-        autoescape=True,
-        finalize=_finalize,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    return templates(_finalize)
 
 
 def _detail(outcome: Outcome) -> str:

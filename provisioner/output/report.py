@@ -11,6 +11,9 @@ from typing import Any
 
 from provisioner import __version__
 from provisioner.domain.model import Outcome
+from provisioner.domain.text import aligned
+from provisioner.inputs.config import ReapplySettings
+from provisioner.output import metrics
 from provisioner.output.runlog import RUN
 from provisioner.output.summary import Summary, attention_first
 from provisioner.runs.jobs import RunResult
@@ -167,16 +170,17 @@ def as_table(result: RunResult) -> str:
     return aligned(rows)
 
 
-def aligned(rows: list[tuple[str, str, str, str]]) -> str:
-    """Four columns as plain text: the first three padded to their widest cell, the last (free text) as is."""
-    widths = [max(len(row[column]) for row in rows) for column in range(3)]
-    lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3]
-        for row in rows
-    ]
-    return "\n".join(line.rstrip() for line in lines) + "\n"
-
-
 def summary_line(result: RunResult) -> str:
     """The run's one line on stderr (:meth:`provisioner.output.summary.Summary.line`)."""
     return Summary.of(result).line((result.finished - result.started).total_seconds())
+
+
+def write_reapply_outputs(result: RunResult, settings: ReapplySettings, report_path: Path | None,
+                  metrics_path: Path | None) -> None:
+
+    target = report_path or settings.report
+    if target is not None:
+        write_report(result, target)
+    metrics_file = metrics_path or settings.metrics_file
+    if metrics_file is not None:
+        metrics.write(metrics_file, metrics.of_run("reapply", result))

@@ -13,28 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from provisioner.domain.model import ATTENTION_RESULTS, Action, Outcome, Result
+from provisioner.domain.model import ATTENTION_RESULTS, Action, Outcome, Result, count_results
 from provisioner.domain.wording import counted, plural
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from provisioner.runs.jobs import RunResult
-
-ORDER: tuple[Result, ...] = (
-    Result.FAILED, Result.BLOCKED, Result.UNKNOWN, Result.MISSING,  # need attention
-    Result.PLANNED, Result.GRANTED, Result.REMOVED,  # changes (planned by a dry run, or made)
-    Result.PRESENT, Result.ALREADY_PRESENT, Result.ABSENT, Result.INHERITED_ONLY,  # nothing to do
-)
-"""The order states are listed in everywhere: what needs attention first, then changes, then the rest."""
-
-
-def count_results(outcomes: Iterable[Outcome]) -> dict[Result, int]:
-    """How many outcomes ended in each state, only the states that occur, in :data:`ORDER`."""
-    tally: dict[Result, int] = {}
-    for outcome in outcomes:
-        tally[outcome.result] = tally.get(outcome.result, 0) + 1
-    return {state: tally[state] for state in ORDER if state in tally}
 
 
 def needs_attention(outcome: Outcome) -> bool:

@@ -1,7 +1,7 @@
 """The rich side of the output: a table that fits the terminal and a progress bar with rate and ETA.
 
 Imported only when output goes to a terminal (:mod:`provisioner.output.emit` decides), so a scheduled run's start-up
-never pays for rich. Every cell is a :class:`rich.text.Text` built from :func:`provisioner.output.emit.visible` text:
+never pays for rich. Every cell is a :class:`rich.text.Text` built from :func:`provisioner.domain.text.marked` text:
 no rich markup in a name is interpreted, and no control, format or bidi character reaches the terminal.
 """
 
@@ -26,9 +26,9 @@ from rich.table import Table
 from rich.text import Text
 
 from provisioner.domain.model import Result
+from provisioner.domain.text import marked
 from provisioner.domain.wording import counted
 from provisioner.engine.apply import Progress
-from provisioner.output.emit import visible
 from provisioner.output.report import short_reason
 from provisioner.output.summary import Summary, attention_first, breakdown
 from provisioner.runs.jobs import RunResult
@@ -70,10 +70,10 @@ def result_table(result: RunResult) -> Table:
     for outcome in attention_first(result.outcomes):
         style = STYLES.get(outcome.result, "")
         table.add_row(
-            Text(visible(outcome.mailbox.value)),
-            Text(visible(outcome.trustee.identity.value)),
+            Text(marked(outcome.mailbox.value)),
+            Text(marked(outcome.trustee.identity.value)),
             Text(outcome.result.value, style=style),
-            Text(visible(short_reason(outcome))),
+            Text(marked(short_reason(outcome))),
         )
     return table
 
@@ -118,7 +118,7 @@ class ProgressBars:
         if not self.live:
             self.display.start()
             self.live = True
-        task = self.display.add_task(visible(label), total=total)
+        task = self.display.add_task(marked(label), total=total)
 
         def tick(count: int) -> None:
             self.display.advance(task, count)

@@ -34,9 +34,9 @@ code units (``[char]0xDB40 + [char]0xDC41``), as .NET strings hold it.
 from __future__ import annotations
 
 import re
-import unicodedata
 
-SINGLE_QUOTES = frozenset("'\u2018\u2019\u201a\u201b")
+from provisioner.domain.text import SINGLE_QUOTES, needs_code
+
 _BARE_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z][A-Za-z0-9]*)?")
 
 
@@ -53,62 +53,6 @@ class Bare(str):
         if not _BARE_TOKEN.fullmatch(token):
             raise ValueError(f"not a bare PowerShell token: {token!r}")
         return super().__new__(cls, token)
-
-
-_DEFAULT_IGNORABLE = (
-    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
-    (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164),
-    (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3),
-    (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
-)
-"""Unicode's Default_Ignorable_Code_Point ranges (DerivedCoreProperties.txt): drawn as nothing."""
-
-_CODED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Cn", "Zl", "Zp"})
-_BASE_CATEGORIES = ("L", "N", "M")  # a mark written as itself after one of these stands on a base character
-_BLANK = frozenset("\u2800")
-
-
-def _ignorable(char: str) -> bool:
-    code = ord(char)
-    return any(low <= code <= high for low, high in _DEFAULT_IGNORABLE)
-
-
-def needs_code(char: str, after: str | None) -> bool:
-    """Whether ``char`` is written as a ``[char]`` code (see the module docstring).
-
-    ``after`` is the character written just before it as itself, or None (start of the value, or the
-    previous character was written as a code).
-    """
-    if char.isascii():
-        return not char.isprintable()  # the ASCII controls; ' ' and the apostrophe (doubled) are written as is
-    category = unicodedata.category(char)
-    if category in _CODED_CATEGORIES or category == "Zs" or char in _BLANK or char in SINGLE_QUOTES:
-        return True
-    if _ignorable(char):
-        return True
-    if category.startswith("M"):
-        return after is None or not unicodedata.category(after).startswith(_BASE_CATEGORIES)
-    return False
-
-
-def hidden(char: str, after: str | None) -> bool:
-    """Invisible or easily mistaken when shown as is: what :func:`needs_code` codes, less the typographic quotes
-    (visible; coded in scripts only because PowerShell reads them as quotes). One rule for scripts, terminal lines,
-    the HTML report and the input warnings."""
-    return needs_code(char, after) and char not in SINGLE_QUOTES
-
-
-def hidden_characters(value: str) -> list[tuple[int, str]]:
-    """``(1-based position, character)`` of every :func:`hidden` character of ``value``."""
-    found: list[tuple[int, str]] = []
-    after: str | None = None
-    for index, char in enumerate(value, start=1):
-        if hidden(char, after):
-            found.append((index, char))
-            after = None
-        else:
-            after = char
-    return found
 
 
 def _pieces(value: str) -> list[str | int]:
@@ -149,27 +93,6 @@ def quote(value: str) -> str:
         pieces.insert(0, "")
     operands = [_single_quoted(piece) if isinstance(piece, str) else f"[char]0x{piece:04X}" for piece in pieces]
     return "(" + " + ".join(operands) + ")"
-
-
-def unquote(literal: str) -> str:
-    """The value of a single-quoted PowerShell literal, by PowerShell's rule (the inverse of :func:`quote` for
-    the values it writes as one literal; a concatenation with ``[char]`` codes is not a literal)."""
-    if len(literal) < 2 or literal[0] not in SINGLE_QUOTES or literal[-1] not in SINGLE_QUOTES:
-        raise ValueError("not a single-quoted literal")
-    body = literal[1:-1]
-    out: list[str] = []
-    index = 0
-    while index < len(body):
-        char = body[index]
-        if char in SINGLE_QUOTES:
-            if index + 1 >= len(body) or body[index + 1] not in SINGLE_QUOTES:
-                raise ValueError(f"unescaped quote character at {index + 1}")
-            out.append(body[index + 1])  # PowerShell keeps the second of the pair
-            index += 2
-            continue
-        out.append(char)
-        index += 1
-    return "".join(out)
 
 
 def literal(value: object) -> str:

@@ -15,19 +15,18 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import jinja2
 from markupsafe import Markup
 
 from provisioner import __version__
-from provisioner.domain.model import Outcome, Plan
+from provisioner.domain.model import Outcome, Plan, count_results
 from provisioner.domain.outcomes import unchanged_outcome
-from provisioner.output.summary import count_results
 from provisioner.powershell.literals import Bare, literal
 from provisioner.powershell.steps import Command, Step
 
@@ -67,17 +66,23 @@ def _oneline(value: object) -> str:
     return " ".join(_CONTROL.sub(" ", str(value)).split())
 
 
-@functools.cache
-def environment() -> jinja2.Environment:
-    env = jinja2.Environment(
+def templates(finalize: Callable[[Any], Any], *, keep_trailing_newline: bool = False) -> jinja2.Environment:
+    """The shipped templates (review script, HTML report) with ``finalize`` as the one escaping point of every
+    ``{{ }}``: an undefined name is an error, and whitespace control keeps the output as the template reads."""
+    return jinja2.Environment(
         loader=jinja2.FileSystemLoader(template_dir()),
         undefined=jinja2.StrictUndefined,
         autoescape=True,
-        finalize=_finalize,
+        finalize=finalize,
         trim_blocks=True,
         lstrip_blocks=True,
-        keep_trailing_newline=True,
+        keep_trailing_newline=keep_trailing_newline,
     )
+
+
+@functools.cache
+def environment() -> jinja2.Environment:
+    env = templates(_finalize, keep_trailing_newline=True)
     env.filters["oneline"] = _oneline
     return env
 
@@ -85,9 +90,6 @@ def environment() -> jinja2.Environment:
 def render_command(command: Step | Command) -> str:
     """One command (or step) as one command line (the same macro the full script uses)."""
     return environment().get_template("step.ps1.j2").render(step=command).strip()
-
-
-render_step = render_command
 
 
 @dataclass(frozen=True)
@@ -156,15 +158,3 @@ def render_script(plan: Plan, steps: Iterable[Step], context: ScriptContext, *, 
     ``steps`` may be a generator: nothing but the output is kept per step.
     """
     return environment().get_template("script.ps1.j2").render(_script_variables(plan, steps, context, now))
-
-
-def stream_script(
-    plan: Plan, steps: Iterable[Step], context: ScriptContext, out: TextIO, *, now: datetime | None = None
-) -> None:
-    """:func:`render_script` written to ``out`` piece by piece (same text; memory stays flat for any plan size)."""
-    for chunk in environment().get_template("script.ps1.j2").generate(_script_variables(plan, steps, context, now)):
-        out.write(chunk)
-
-
-def render_lines(steps: Iterable[Step]) -> list[str]:
-    return [render_step(step) for step in steps]

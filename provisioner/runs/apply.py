@@ -17,12 +17,14 @@ from datetime import UTC, datetime
 
 from provisioner import __version__
 from provisioner.domain import planner
-from provisioner.domain.model import ErrorInfo, Identity, ItemState, Outcome, Plan, PlanItem, Trustee, visible
+from provisioner.domain.model import ErrorInfo, Identity, ItemState, Outcome, Plan, PlanItem, Trustee
 from provisioner.domain.outcomes import unchanged_outcome
-from provisioner.engine.apply import Engine, PoolFactory, ProgressFactory, open_session
+from provisioner.domain.text import escaped
+from provisioner.engine.apply import Engine, ProgressFactory
 from provisioner.engine.journal import Journal, applied_by_plan
 from provisioner.engine.reconcile import reconcile
 from provisioner.engine.resolve import MailboxRef
+from provisioner.engine.trustees import verify_trustees
 from provisioner.errors import ExitCode, ProvisionerError
 from provisioner.inputs.config import Connection, ReapplySettings
 from provisioner.powershell import steps as step_builders
@@ -41,7 +43,8 @@ from provisioner.runs.jobs import (
 )
 from provisioner.runs.planfile import TENANT, SavedPlan, server_facts
 from provisioner.transport.facts import refuse_missing
-from provisioner.transport.session import open_pool
+from provisioner.transport.psrp.connect import open_pool
+from provisioner.transport.session import PoolFactory, open_session
 
 MAX_DIFF_LINES = 20
 
@@ -70,7 +73,7 @@ class Moved:
 
     @property
     def line(self) -> str:
-        return visible(f"{self.now.mailbox} / {self.now.trustee.identity}: {self.why}")
+        return escaped(f"{self.now.mailbox} / {self.now.trustee.identity}: {self.why}")
 
 
 _VERB = {ItemState.TO_ADD: "grant", ItemState.TO_REMOVE: "removal"}
@@ -185,7 +188,7 @@ def run_apply(
         engine = Engine(session, options, settings, batch_size=saved.batch_size, parallel=connection.parallel,
                         read_batch_size=connection.read_batch_size, journal=journal, run_id=run_id, progress=progress)
         reconcile(engine, run_id)  # intents a killed run left in doubt, before the plan's state is re-read
-        engine.verify_trustees(saved.trustees, [change.mailbox for change in saved.changes])
+        verify_trustees(engine, saved.trustees, [change.mailbox for change in saved.changes])
         valid, moved = recheck(saved, engine)
         moved, done = _applied_before(moved, journal, saved.digest)
         if (moved or soft) and not allow_drift:

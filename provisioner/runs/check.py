@@ -17,41 +17,25 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from provisioner.domain.model import Identity, Trustee
-from provisioner.errors import ExitCode
 from provisioner.inputs.config import Connection
 from provisioner.powershell import steps as step_builders
 from provisioner.powershell.literals import Bare
 from provisioner.powershell.steps import Command, Parameter, StepOptions
-from provisioner.transport import records
+from provisioner.runs.check_exo import run_exo_check
+from provisioner.runs.findings import Findings, check_trustees
 from provisioner.transport.facts import ACCEPT_AUTOMAPPING, AUTOMAPPING_FACT, NEEDED, OPTIONAL, ServerFacts
 from provisioner.transport.psrp.client import Client
+from provisioner.transport.psrp.connect import open_pool
 from provisioner.transport.psrp.runner import ClientRunner, ClientScriptRunner, read_facts
-from provisioner.transport.runner import Pipeline, Runner
-from provisioner.transport.session import open_pool
+from provisioner.transport.runner import Pipeline
 
 PROBES: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = (
     ("Get-MailboxPermission", ()),
     ("Add-MailboxPermission", (("AccessRights", step_builders.FULL_ACCESS), ("WhatIf", None))),
     ("Remove-MailboxPermission", (("AccessRights", step_builders.FULL_ACCESS), ("WhatIf", None), ("Confirm", False))),
 )
-
-
-@dataclass
-class Findings:
-    lines: list[str] = field(default_factory=list)
-    exit_code: ExitCode = ExitCode.OK
-    entries: list[tuple[str, str]] = field(default_factory=list)  # (status: info, ok or FAIL; text), as lines
-
-    def add(self, ok: bool | None, text: str) -> None:
-        """ok True: ok, False: FAIL (exit 1), None: information."""
-        status = "info" if ok is None else "ok" if ok else "FAIL"
-        self.entries.append((status, text))
-        self.lines.append(f"{status:<4} {text}")
-        if ok is False:
-            self.exit_code = ExitCode.ITEMS_FAILED
 
 
 def language_mode(pool: Client) -> str:
@@ -109,42 +93,8 @@ def report_facts(facts: ServerFacts, findings: Findings) -> None:
                 findings.add(False, f"{cmdlet} -{name} missing (trimmed by RBAC?)")
 
 
-def check_trustees(runner: Runner, trustees: Sequence[Trustee], options: StepOptions, findings: Findings) -> None:
-    """Each trustee looked up as people type it (UPN, DOMAIN\\sam, SMTP address, alias): Get-User finds users with
-    or without a mailbox, Get-Recipient mail-enabled groups; exactly one match is ok, none or several FAIL."""
-    for trustee in trustees:
-        found: list[dict[str, object]] = []
-        unreadable: list[str] = []
-        for cmdlet in ("Get-User", "Get-Recipient"):
-            raw = runner.run(Pipeline.of(step_builders.command(cmdlet, ("Identity", trustee.identity.value),
-                                                               options=options)))
-            error = raw.first_error
-            if error is not None and not error.not_found:
-                unreadable.append(f"{cmdlet}: {error}")  # e.g. a role without the cmdlet: cannot tell from here
-                continue
-            found = [dict(records.properties(obj)) for obj in raw.output]
-            if found:
-                break
-        name = f"trustee {trustee.identity} ({trustee.role})"
-        if len(found) == 1:
-            props = found[0]
-            kind = records.text(props.get("RecipientTypeDetails")) or "user"
-            shown = records.text(props.get("UserPrincipalName")) or records.text(props.get("PrimarySmtpAddress"))
-            findings.add(True, f"{name}: {kind} {shown or records.text(props.get('DistinguishedName'))}")
-        elif found:
-            dns = "; ".join(records.text(props.get("DistinguishedName")) for props in found)
-            findings.add(False, f"{name}: matches {len(found)} objects ({dns}): give its UPN or DOMAIN\\sam")
-        elif len(unreadable) == 2:
-            findings.add(None, f"{name}: not checked here ({'; '.join(unreadable)}); every run checks it first")
-        else:
-            findings.add(False, f"{name}: not found as a user or mail-enabled recipient (a security group that is "
-                                "not mail-enabled is checked by the first run instead)")
-
-
 def run_check(connection: Connection, password: str | None, trustees: Sequence[Trustee] = ()) -> Findings:
     if connection.backend == "exo":
-        from provisioner.runs.check_exo import run_exo_check
-
         return run_exo_check(connection, trustees)
     findings = Findings()
     where = f"{connection.scheme}://{connection.server}:{connection.effective_port}/{connection.path}"

@@ -17,7 +17,7 @@ from provisioner.domain.model import Trustee
 from provisioner.inputs.config import Connection
 from provisioner.powershell.literals import Bare
 from provisioner.powershell.steps import FULL_ACCESS, INHERIT_ALL, Command, Parameter, StepOptions, Value
-from provisioner.runs.check import Findings, check_trustees
+from provisioner.runs.findings import Findings, check_trustees
 from provisioner.transport.exo.auth import MANAGE_AS_APP, claims
 from provisioner.transport.exo.runner import EXO_COMMANDS, EXO_NOTE, ExoRunner, call_of
 from provisioner.transport.exo.session import open_client

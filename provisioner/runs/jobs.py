@@ -27,17 +27,19 @@ from provisioner.domain.model import (
     Trustee,
 )
 from provisioner.domain.outcomes import unchanged_outcome
-from provisioner.engine.apply import Engine, PoolFactory, ProgressFactory, SessionLike, open_session
+from provisioner.engine.apply import Engine, ProgressFactory
 from provisioner.engine.journal import Journal
 from provisioner.engine.reconcile import reconcile
+from provisioner.engine.trustees import verify_trustees
 from provisioner.errors import ConnectionFailure, ExitCode, ProvisionerError, SessionLostForGood
 from provisioner.inputs.config import Connection, ReapplySettings
 from provisioner.powershell import steps as step_builders
 from provisioner.powershell.render import ScriptContext, render_script
 from provisioner.powershell.steps import StepOptions
 from provisioner.transport.facts import AUTOMAPPING_HINT, MissingCapability, ServerFacts, refuse_missing
+from provisioner.transport.psrp.connect import open_pool
 from provisioner.transport.runner import TransportLost
-from provisioner.transport.session import open_pool
+from provisioner.transport.session import PoolFactory, SessionLike, open_session
 
 if TYPE_CHECKING:
     from provisioner.runs.mapi_profile import ProfileEntry
@@ -188,7 +190,7 @@ def run(
                         journal=journal, run_id=run_id, progress=progress)
         try:
             reconcile(engine, run_id)  # intents a killed run left in doubt, before this run reads and plans
-            engine.verify_trustees(job.trustees, job.mailboxes)  # a mistyped trustee: one message, nothing read
+            verify_trustees(engine, job.trustees, job.mailboxes)  # a mistyped trustee: one message, nothing read
             observed = engine.observe(job.mailboxes, job.trustees)
         except TransportLost as exc:
             return lost_run(job, started, now(), f"session lost while reading: {exc}", engine.notes)

@@ -20,11 +20,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from provisioner.domain.model import Identity, Outcome, Result, Trustee
+from provisioner.domain.text import aligned
 from provisioner.domain.wording import counted
 from provisioner.engine.apply import Engine
 from provisioner.engine.resolve import MailboxRef
 from provisioner.errors import InputError
-from provisioner.output.report import aligned
 from provisioner.transport.runner import TransportLost
 
 ADMIN_ROLE = "admin-user"

@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from provisioner.domain import planner
@@ -40,10 +39,11 @@ from provisioner.domain.model import (
 )
 from provisioner.domain.outcomes import unchanged_outcome
 from provisioner.domain.wording import counted
-from provisioner.engine.apply import Engine, PoolFactory, ProgressFactory, open_session
+from provisioner.engine.apply import Engine, ProgressFactory
 from provisioner.engine.journal import Journal, owned
 from provisioner.engine.reconcile import reconcile
 from provisioner.engine.resolve import MailboxRef, Resolver
+from provisioner.engine.trustees import verify_trustees
 from provisioner.errors import ConnectionFailure, ExitCode, ProvisionerError
 from provisioner.inputs.config import Connection, ReapplySettings, Selector
 from provisioner.powershell import steps as step_builders
@@ -59,8 +59,9 @@ from provisioner.runs.jobs import (
     prepare,
     script_context,
 )
+from provisioner.transport.psrp.connect import open_pool
 from provisioner.transport.runner import TransportLost
-from provisioner.transport.session import open_pool
+from provisioner.transport.session import PoolFactory, open_session
 
 
 class TooManyChanges(ProvisionerError):
@@ -146,7 +147,7 @@ class Reapply:
     def plan(self) -> Plan:
         identities, target_keys, complete = self.targets()
         trustees = self.job.trustees
-        self.engine.verify_trustees(trustees, identities)  # a mistyped trustee: one message, nothing read or written
+        verify_trustees(self.engine, trustees, identities)  # a mistyped trustee: one message, nothing read or written
         observed = self.observe(identities, trustees)
         grant_plan = planner.plan(Action.GRANT, identities, trustees, observed)
         items = list(grant_plan.items)
@@ -262,16 +263,3 @@ def _lost(job: ReapplyJob, started: datetime, reason: str, notes: Sequence[str] 
                       datetime.now(UTC), reason, notes)
     result.run_id = job.run_id
     return result
-
-
-def write_outputs(result: RunResult, settings: ReapplySettings, report_path: Path | None,
-                  metrics_path: Path | None) -> None:
-    from provisioner.output import metrics, report
-
-    target = report_path or settings.report
-    if target is not None:
-        report.write_report(result, target)
-    metrics_file = metrics_path or settings.metrics_file
-    if metrics_file is not None:
-        metrics.write(metrics_file, metrics.of_run("reapply", result))
-

@@ -23,7 +23,7 @@ from provisioner.domain import planner
 from provisioner.domain.model import Action, Identity, ItemState, Plan, PlanItem, Trustee
 from provisioner.domain.outcomes import unchanged_outcome
 from provisioner.domain.wording import counted
-from provisioner.engine.apply import Engine, PoolFactory, ProgressFactory, open_session
+from provisioner.engine.apply import Engine, ProgressFactory
 from provisioner.engine.journal import Journal, changes_of, in_doubt
 from provisioner.engine.reconcile import reconcile
 from provisioner.errors import InputError, ProvisionerError
@@ -31,7 +31,8 @@ from provisioner.inputs.config import Connection, ReapplySettings
 from provisioner.powershell import steps as step_builders
 from provisioner.powershell.render import render_script
 from provisioner.runs.jobs import NO_HOOKS, Hooks, Job, RunResult, cmdlets, prepare, script_context
-from provisioner.transport.session import open_pool
+from provisioner.transport.psrp.connect import open_pool
+from provisioner.transport.session import PoolFactory, open_session
 
 
 class StillInDoubt(ProvisionerError):

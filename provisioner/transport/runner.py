@@ -24,6 +24,7 @@ from provisioner.powershell.literals import Bare
 from provisioner.powershell.steps import Command, Value
 from provisioner.transport import records
 from provisioner.transport.facts import ServerFacts
+from provisioner.transport.guard import Deadline
 
 
 class TransportLost(ProvisionerError):
@@ -118,3 +119,30 @@ def wire_value(value: Value) -> Any:
     if isinstance(value, Bare):
         return str(value)
     return value
+
+
+class FixedSession:
+    """A session over a given runner (tests, and a second backend); ``reopen`` gives the same runner back."""
+
+    def __init__(self, runner: Runner, deadline: Deadline | None = None) -> None:
+        self.runner = runner
+        self.deadline = deadline or Deadline()
+
+    @property
+    def facts(self) -> ServerFacts:
+        return self.runner.facts
+
+    def reopen(self) -> Runner:
+        return self.runner
+
+    def fork(self) -> FixedSession | None:
+        return None  # one runner only: reads run one after the other
+
+    def close(self) -> None:
+        return None
+
+    def __enter__(self) -> FixedSession:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

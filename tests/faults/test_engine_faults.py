@@ -17,14 +17,14 @@ from hypothesis import strategies as st
 from provisioner_lab.exchange.engine import ExchangeEngine
 
 from provisioner.domain.model import Action, Identity, Outcome, Result, Trustee
-from provisioner.engine.apply import Engine, FixedSession
+from provisioner.engine.apply import Engine
 from provisioner.errors import ExitCode, InputError
 from provisioner.inputs.config import Connection, ReapplySettings, load_config
 from provisioner.powershell.steps import StepOptions
 from provisioner.runs.jobs import Hooks, Job, RunResult, run
 from provisioner.runs.mapi_profile import ProfileList
 from provisioner.transport.guard import Budget, Deadline, DeadlineReached, Stalled
-from provisioner.transport.runner import Pipeline, Raw, TransportLost
+from provisioner.transport.runner import FixedSession, Pipeline, Raw, TransportLost
 from tests.fake_runner import LabRunner
 
 SERVICE = Trustee(Identity("svc-codetwo@contoso.com"), automapping=False, role="service-account")

@@ -17,7 +17,12 @@ from provisioner.cli import app
 from provisioner.errors import ConnectionFailure, ExitCode, InputError
 from provisioner.inputs.config import Connection, load_config
 from provisioner.transport.psrp import kerberos
-from provisioner.transport.session import build_wsman, check_connection_settings, describe_failure, resolve_password
+from provisioner.transport.psrp.connect import (
+    build_wsman,
+    check_connection_settings,
+    describe_failure,
+    resolve_password,
+)
 
 GSS_FAILURE = 13 << 16  # "Unspecified GSS failure.  Minor code may provide more information"
 GSS_NO_CRED = 7 << 16

@@ -20,9 +20,9 @@ from provisioner.powershell.literals import Bare
 from provisioner.powershell.steps import Command, Parameter
 from provisioner.transport import records
 from provisioner.transport.psrp import clixml
+from provisioner.transport.psrp.connect import open_pool
 from provisioner.transport.psrp.runner import ClientRunner, read_facts
 from provisioner.transport.runner import Pipeline
-from provisioner.transport.session import open_pool
 
 from .test_engine import SVC, USER, cmd, run
 
