@@ -48,10 +48,7 @@ from provisioner.transport.runner import Runner, TransportLost
 from provisioner.transport.session import SessionLike
 
 DEFAULT_BATCH_SIZE = 500
-#: Mailboxes per read invocation (``ids | Get-Mailbox | Get-MailboxPermission -User T``, ``ids | Get-Mailbox``): an
-#: Exchange cmdlet costs far more per invocation than per record, and a read changes nothing, so reads take many
-#: more inputs than the write batch.
-DEFAULT_READ_BATCH_SIZE = 2000
+DEFAULT_READ_BATCH_SIZE = 2000  #: inputs per read invocation: Exchange pays per invocation; a read changes nothing
 Progress = Callable[[int], None]
 ProgressFactory = Callable[[str, int], Progress]
 
@@ -77,10 +74,8 @@ class Engine:
     ) -> None:
         if batch_size < 1 or read_batch_size < 1:
             raise ValueError("batch_size and read_batch_size must be at least 1")
-        self.session, self.options = session, options
-        self.settings = settings or ReapplySettings()
-        self.batch_size, self.journal, self.run_id = batch_size, journal, run_id
-        self.read_batch_size = read_batch_size  # inputs per read invocation; batch_size is the write batch
+        self.session, self.options, self.settings = session, options, settings or ReapplySettings()
+        self.batch_size, self.read_batch_size, self.journal, self.run_id = batch_size, read_batch_size, journal, run_id
         self.sleep, self.progress = sleep, progress
         self.retry = Retry(Backoff.of(self.settings), sleep)
         self.notes: list[str] = []
