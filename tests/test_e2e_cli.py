@@ -182,14 +182,15 @@ def fast_retries(tmp_path: Path) -> list[str]:
 
 
 def test_terminating_failures_fail_only_their_items(tmp_path: Path) -> None:
-    # Throttling after 7 cmdlets: the targets' one lookup (ids | Get-Mailbox), one trustee check per trustee and the
-    # 4 reads pass, every write's pipeline fails (a terminating error). --batch-size 1: one pipeline and one cmdlet
-    # per read, as this budget assumes (batched reads spend two cmdlets per pair; tests/test_batch_lab.py covers
-    # throttling inside batches).
-    engine = build_engine(options=EngineOptions(throttle_max_cmdlets=7, throttle_refill=False))
+    # Throttling after 8 cmdlets: the targets' lookups (Get-Mailbox -Identity, one each), one trustee check per trustee
+    # and the 4 reads pass, every write's pipeline fails (a terminating error). --batch-size 1 and --read-batch-size
+    # 1: one pipeline and one Exchange cmdlet per lookup, read and write, as this budget assumes (batched reads spend
+    # two cmdlets per pair; tests/test_batch_lab.py covers throttling inside batches).
+    engine = build_engine(options=EngineOptions(throttle_max_cmdlets=8, throttle_refill=False))
     with running_lab(engine=engine) as lab:
         result = cli(lab, "grant", "-m", "alice.wong", "-m", "bob.meyer", "--admin-user", ADMIN,
-                     "--service-account", SERVICE, "--batch-size", "1", *fast_retries(tmp_path))
+                     "--service-account", SERVICE, "--batch-size", "1", "--read-batch-size", "1",
+                     *fast_retries(tmp_path))
     assert result.returncode == 1, result.stderr
     assert result.stderr.count("failed: ") == 4
     assert "user load quota" in result.stderr

