@@ -179,7 +179,7 @@ class Shell:
 
     def receive_creation(self, data: bytes) -> None:
         """Process the ``creationXml`` fragments (SESSION_CAPABILITY + INIT_RUNSPACEPOOL) of transfer/Create."""
-        self._feed(data, None)
+        self._feed(data)
 
     def create_command(self, command_id: str, data: bytes) -> None:
         """shell/Command: register the pipeline and process its first CREATE_PIPELINE fragment(s)."""
@@ -188,21 +188,21 @@ class Shell:
             pipeline_id = uuid.UUID(command_id)
             pipeline = psrpcore.ServerPipeline(self._pool, pipeline_id)
             self._commands[command_id] = _Command(command_id, pipeline)
-        self._feed(data, command_id)
+        self._feed(data)
 
     def send(self, data: bytes, command_id: str | None) -> None:
         """shell/Send: further fragments for the pool or a pipeline."""
         if command_id is not None and command_id not in self._commands:
             raise KeyError(command_id)
-        self._feed(data, command_id)
+        self._feed(data)
 
-    def _feed(self, data: bytes, command_id: str | None) -> None:
+    def _feed(self, data: bytes) -> None:
         """Process the fragments of a Create, Command or Send (the messages name their pipeline themselves)."""
         ready: list[_Command] = []
         with self._cond:
             self._check_open()
             for message in self._inbox.feed(data):
-                cmd = self._receive(message)
+                cmd = self._take(message)
                 if cmd is not None and cmd.runnable():
                     cmd.started = True
                     ready.append(cmd)
@@ -222,7 +222,7 @@ class Shell:
                         break
                     self._cond.wait(remaining)
 
-    def _receive(self, message: framing.Message) -> _Command | None:
+    def _take(self, message: framing.Message) -> _Command | None:
         """One whole client message: read by the lab (a CREATE_PIPELINE its reader understands, a pool request) or
         passed to psrpcore; the command it concerns, if any."""
         if message.message_type == _CREATE_PIPELINE and message.pipeline_id is not None:
@@ -250,16 +250,17 @@ class Shell:
     def _answer_pool_request(self, message: framing.Message) -> None:
         """SET_MAX/MIN_RUNSPACES, RESET_RUNSPACE_STATE: granted; GET_AVAILABLE_RUNSPACES: the pool's maximum (one
         at least), as the pipelines run one after another."""
+        response: bool | int = True
         try:
             request: Any = deserialize(ElementTree.fromstring(message.data), self._cipher)
-        except ElementTree.ParseError as exc:
+            ci = call_id(request)
+            if message.message_type == PSRPMessageType.GetAvailableRunspaces.value:
+                response = max(self.max_runspaces, 1)
+            elif message.message_type == PSRPMessageType.SetMaxRunspaces.value:
+                self.max_runspaces = int(request.MaxRunspaces)
+        except (ElementTree.ParseError, AttributeError, TypeError, ValueError) as exc:
             raise psrpcore.PSRPCoreError(f"unreadable pool request: {exc}") from exc
-        response: bool | int = True
-        if message.message_type == PSRPMessageType.GetAvailableRunspaces.value:
-            response = max(self.max_runspaces, 1)
-        elif message.message_type == PSRPMessageType.SetMaxRunspaces.value:
-            self.max_runspaces = int(request.MaxRunspaces)
-        self._pool.prepare_message(RunspaceAvailability(SetMinMaxRunspacesResponse=response, ci=call_id(request)))
+        self._pool.prepare_message(RunspaceAvailability(SetMinMaxRunspacesResponse=response, ci=ci))
 
     def _handle_event(self, event: psrpcore.PSRPEvent[Any, Any]) -> _Command | None:
         if isinstance(event, psrpcore.InitRunspacePoolEvent):
