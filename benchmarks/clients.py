@@ -11,7 +11,8 @@
   ``ids | Get-Mailbox | Add-MailboxPermission -User T ...`` (grant: no read first) or
   ``ids | Get-Mailbox | Get-MailboxPermission -User T`` (read: the no-op). No per-item outcomes: only how many
   records and errors came back.
-* ``expert-client``: the same one-liner through the tool's own client (:mod:`provisioner.psrp.client`: psrpcore for
+* ``expert-client``: the same one-liner through the tool's own client (:mod:`provisioner.transport.psrp.client`:
+psrpcore for
   the protocol, pypsrp's WSMan for the transport, the tool's CLIXML reader for the output).
 
 It prints one JSON object: ``work_seconds`` and ``work_cpu_seconds`` (from opening the runspace pool to closing
@@ -99,7 +100,7 @@ def expert(pool: RunspacePool, mailboxes: list[str], grant: bool, automapping: b
 
 
 def expert_client(port: int, mailboxes: list[str], grant: bool, automapping: bool) -> dict[str, Any]:
-    from provisioner.psrp.client import Client
+    from provisioner.transport.psrp.client import Client
 
     client = Client(WSMan("127.0.0.1", port=port, path="PowerShell", ssl=False, auth="ntlm", username=LAB_USER,
                           password=LAB_PASSWORD, encryption="auto", no_proxy=True), CONFIGURATION)

@@ -10,7 +10,7 @@ from xml.etree import ElementTree
 from psrpcore.types import deserialize
 from pypsrp.serializer import Serializer
 
-from provisioner.psrp import clixml
+from provisioner.transport.psrp import clixml
 
 ACE = Path(__file__).parent.parent / "tests" / "data" / "clixml" / "mailbox-ace.xml"
 
@@ -27,7 +27,7 @@ def main() -> None:
     pypsrp = best_microseconds(lambda: Serializer().deserialize(text), 200)
     psrpcore = best_microseconds(lambda: deserialize(ElementTree.fromstring(data), None), 200)  # type: ignore[arg-type]
     print(f"one {len(data):,}-byte ACE object, microseconds per object (best of 7 rounds)")
-    print(f"  provisioner.psrp.clixml  {ours:8.1f}")
+    print(f"  provisioner.transport.psrp.clixml  {ours:8.1f}")
     print(f"  pypsrp Serializer        {pypsrp:8.1f}   ({pypsrp / ours:.1f}x ours)")
     print(f"  psrpcore deserialize     {psrpcore:8.1f}   ({psrpcore / ours:.1f}x ours)")
 

@@ -5,7 +5,7 @@
   on stdout (the same document as ``--report``; a report or ``--profile-list`` would also read the names of the
   admin-console user's newly granted mailboxes for the MAPI-profile list, work the one-liner does not do).
 * ``naive`` and ``expert``: :mod:`clients` (pypsrp's public API); ``expert-client``: the same one-liner through the
-  tool's own client (:mod:`provisioner.psrp`).
+  tool's own client (:mod:`provisioner.transport.psrp`).
 
 Every (mailbox, trustee) should end as expected: ``granted`` (first grant) or ``already-present`` (no-op) for
 the mailboxes that exist, ``failed`` with a not-found reason for the identities that do not.

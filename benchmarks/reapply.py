@@ -21,7 +21,7 @@ targets do not exist), then a no-op re-apply (every grant present):
   -User T ...`` (grant, no read first), ``ids | Get-Mailbox | Get-MailboxPermission -User T`` (no-op: the read).
   It gets no per-item outcomes: it is the reference for speed only;
 * expert-client: the same one-liner through the tool's own client (psrpcore, pypsrp's WSMan, the tool's CLIXML
-  reader: :mod:`provisioner.psrp`);
+  reader: :mod:`provisioner.transport.psrp`);
 * provisioner: the real CLI, ``provisioner grant ... --report`` both times; every (mailbox, trustee) must get
   its exact outcome in the report.
 

@@ -1,5 +1,5 @@
 """Hypothesis-generated CLIXML and a comparable form of what each reader makes of it (the tool's, psrpcore's,
-pypsrp's), for the differential tests of :mod:`provisioner.psrp.clixml`.
+pypsrp's), for the differential tests of :mod:`provisioner.transport.psrp.clixml`.
 
 The documents are what a PowerShell serializer writes (MS-PSRP 2.2.5): every primitive, objects with ``TN`` or a
 ``TNRef`` to an earlier list, ToString, a wrapped primitive (enums), collections and dictionaries, adapted and
@@ -21,7 +21,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from hypothesis import strategies as st
 
-from provisioner.psrp.clixml import PSDict, PSList, PSObj
+from provisioner.transport.psrp.clixml import PSDict, PSList, PSObj
 
 PIECES = ["a", "Z", " ", "_", "x", "0", "&", "<", ">", "'", '"', "\u00e9", "\u2019", "\U0001d11e", "_x000A_",
           "_x005F_", "_xD834__xDD1E_", "_x00e9_", "_X0041_", "\t", "FullAccess", ", "]

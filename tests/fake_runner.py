@@ -1,6 +1,6 @@
 """A runner with real behaviour for engine tests: the lab's Exchange engine in-process, no wire.
 
-It stands where :class:`provisioner.runner.PsrpRunner` stands (the seam below the engine): pipelines go to the
+It stands where :class:`provisioner.transport.runner.PsrpRunner` stands (the seam below the engine): pipelines go to the
 lab engine as statements with plain values, and what comes back is shaped as pypsrp hands it over (objects with
 ``types`` and ``adapted_properties``, errors with their origin). ``protocol`` "2.1" models a PowerShell 2.0
 server: only the first statement of a pipeline runs, the others are dropped without a word.
@@ -15,9 +15,9 @@ from typing import Any
 from provisioner_lab.api import Argument, Invocation, LabEnum, LabError, LabObject, Statement
 from provisioner_lab.exchange.engine import ExchangeEngine
 
-from provisioner.facts import ServerFacts
-from provisioner.model import ErrorInfo
-from provisioner.runner import Origin, Pipeline, Raw, wire_value
+from provisioner.domain.model import ErrorInfo
+from provisioner.transport.facts import ServerFacts
+from provisioner.transport.runner import Origin, Pipeline, Raw, wire_value
 
 
 @dataclass

@@ -358,7 +358,7 @@ def _plan_edit(name: str, edit: Callable[[dict[str, object]], None], *, keep_dig
         document = json.loads(world.plan.read_text(encoding="utf-8"))
         edit(document)
         if not keep_digest:
-            from provisioner.planfile import digest_of
+            from provisioner.runs.planfile import digest_of
 
             body = document["body"]
             assert isinstance(body, dict)

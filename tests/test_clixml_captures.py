@@ -9,8 +9,8 @@ import pytest
 from psrpcore.types import deserialize
 from pypsrp.serializer import Serializer
 
-from provisioner.executors import records
-from provisioner.psrp import clixml
+from provisioner.transport import records
+from provisioner.transport.psrp import clixml
 from tests.clixml_docs import Ours, Psrpcore, Pypsrp, for_comparison_with_pypsrp
 
 DATA = Path(__file__).parent / "data" / "clixml"

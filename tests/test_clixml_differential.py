@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from psrpcore.types import deserialize
 from pypsrp.serializer import Serializer
 
-from provisioner.psrp import clixml
+from provisioner.transport.psrp import clixml
 from tests.clixml_docs import Ours, Psrpcore, Pypsrp, documents, for_comparison_with_pypsrp
 
 

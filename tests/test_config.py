@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.config import Connection, discover, load_config
 from provisioner.errors import InputError
+from provisioner.inputs.config import Connection, discover, load_config
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 

@@ -1,7 +1,7 @@
 """Property tests for the config loader: any file ends in a Config or a clean InputError naming the file.
 
 Two generators: arbitrary bytes (with TOML-ish fragments, invalid UTF-8, NUL), and TOML that is well formed
-but wrong, built from the known schema in ``provisioner/config.py`` (right keys with wrong types, unknown keys,
+but wrong, built from the known schema in ``provisioner/inputs/config.py`` (right keys with wrong types, unknown keys,
 huge and non-finite numbers, control characters and NUL in strings and keys, dates, nested arrays and tables),
 optionally corrupted at a random byte. ``load_config`` must return a :class:`Config` or raise
 :class:`InputError` whose message starts with the file's path; when the text is not valid TOML the message
@@ -25,10 +25,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from provisioner import config as config_module
-from provisioner.config import Config, load_config
 from provisioner.errors import InputError
-from provisioner.schema import specs
+from provisioner.inputs import config as config_module
+from provisioner.inputs.config import Config, load_config
+from provisioner.inputs.schema import specs
 from tests.hypothesis_profiles import proof_settings
 
 ROOT = Path(__file__).parent.parent

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.config import load_config
-from provisioner.desired import TrusteeOptions, desired
 from provisioner.errors import InputError
+from provisioner.inputs.config import load_config
+from provisioner.inputs.desired import TrusteeOptions, desired
 
 
 @pytest.fixture

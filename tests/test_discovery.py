@@ -11,9 +11,9 @@ from pathlib import Path, PureWindowsPath
 
 import pytest
 
-from provisioner.config import discover
-from provisioner.discovery import ENV, locate
 from provisioner.errors import InputError
+from provisioner.inputs.config import discover
+from provisioner.inputs.discovery import ENV, locate
 
 ROOT = Path(__file__).parent.parent
 CONFIG = '[connection]\nserver = "{server}"\n'

@@ -13,9 +13,9 @@ import pytest
 import typer.main
 
 from provisioner.cli import app
-from provisioner.config import load_config
+from provisioner.cli.reference import cli_reference, config_reference, config_tables
 from provisioner.errors import ExitCode, InputError
-from provisioner.reference import cli_reference, config_reference, config_tables
+from provisioner.inputs.config import load_config
 
 ROOT = Path(__file__).parent.parent
 DOCS = ROOT / "docs"

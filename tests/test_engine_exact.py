@@ -12,14 +12,14 @@ from collections import Counter
 import pytest
 from provisioner_lab.exchange.engine import ExchangeEngine
 
-from provisioner.config import Connection, ReapplySettings
-from provisioner.engine import FixedSession, TrusteeProblem
-from provisioner.facts import MissingCapability
-from provisioner.jobs import Job, run
-from provisioner.model import Action, ErrorInfo, Identity, Result, Trustee
-from provisioner.psrp.runner import ClientRunner
-from provisioner.runner import NotRunnable, Origin, Pipeline, Raw
-from provisioner.steps import StepOptions, lookup
+from provisioner.domain.model import Action, ErrorInfo, Identity, Result, Trustee
+from provisioner.engine.trustees import TrusteeProblem
+from provisioner.inputs.config import Connection, ReapplySettings
+from provisioner.powershell.steps import StepOptions, lookup
+from provisioner.runs.jobs import Job, run
+from provisioner.transport.facts import MissingCapability
+from provisioner.transport.psrp.runner import ClientRunner
+from provisioner.transport.runner import FixedSession, NotRunnable, Origin, Pipeline, Raw
 from tests.fake_runner import LabRunner
 
 SERVICE = Trustee(Identity("svc-codetwo@contoso.com"), automapping=False, role="service-account")
@@ -121,8 +121,8 @@ def test_a_protocol_21_server_runs_only_the_first_statement() -> None:
         runner = LabRunner(engine, protocol)
         run_job(runner, Action.GRANT, targets(3), trustees=(SERVICE,))
         writes = engine.counters.writes
-        from provisioner.model import ItemState, PlanItem
-        from provisioner.steps import revoke
+        from provisioner.domain.model import ItemState, PlanItem
+        from provisioner.powershell.steps import revoke
 
         chain = tuple((revoke(PlanItem(m, SERVICE, ItemState.TO_REMOVE), StepOptions()).command,) for m in targets(3))
         runner.run(Pipeline(chain))
@@ -150,7 +150,7 @@ def test_a_removal_not_visible_yet_is_unknown_never_removed() -> None:
     """Remove outputs nothing: it is read back; behind replication (no -DomainController) it is not reported done."""
     from provisioner_lab.exchange.engine import EngineOptions
 
-    from provisioner.config import ReapplySettings
+    from provisioner.inputs.config import ReapplySettings
 
     now = [0.0]
     engine = ExchangeEngine.generated(10, EngineOptions(replication_delay_seconds=60), clock=lambda: now[0])
@@ -166,7 +166,7 @@ def test_a_removal_not_visible_yet_is_unknown_never_removed() -> None:
 
 @pytest.mark.parametrize(("verify_proven", "reads"), [(False, 1), (True, 2)])
 def test_proven_grants_are_reread_only_when_asked(verify_proven: bool, reads: int) -> None:
-    from provisioner.config import ReapplySettings
+    from provisioner.inputs.config import ReapplySettings
 
     engine = ExchangeEngine.generated(10)
     runner = LabRunner(engine, "2.3")

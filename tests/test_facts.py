@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 from provisioner_lab.run import running_lab
 
-from provisioner.config import Connection
-from provisioner.facts import refuse_missing
-from provisioner.jobs import cmdlets, required
-from provisioner.model import Action
-from provisioner.psrp.runner import read_facts
-from provisioner.session import open_pool
-from provisioner.steps import StepOptions
+from provisioner.domain.model import Action
+from provisioner.inputs.config import Connection
+from provisioner.powershell.steps import StepOptions
+from provisioner.runs.jobs import cmdlets, required
+from provisioner.transport.facts import refuse_missing
+from provisioner.transport.psrp.connect import open_pool
+from provisioner.transport.psrp.runner import read_facts
 
 
 @pytest.mark.parametrize("action", list(Action))
@@ -40,9 +40,9 @@ def test_a_grant_session_reads_three_cmdlets_and_judges_only_those() -> None:
 def test_a_server_without_automapping_refuses_only_runs_that_want_it_off() -> None:
     """Exchange 2010 before SP2 automaps every grant: a run whose trustees all asked for automapping gets what it
     asked for; one that wants it off for any trustee is refused unless the admin accepts automapping."""
-    from provisioner.facts import MissingCapability, ServerFacts
-    from provisioner.jobs import step_options
-    from provisioner.model import Identity, Trustee
+    from provisioner.domain.model import Identity, Trustee
+    from provisioner.runs.jobs import step_options
+    from provisioner.transport.facts import MissingCapability, ServerFacts
 
     sp1 = ServerFacts("2.1", commands={"add-mailboxpermission": frozenset({"identity", "user", "accessrights"})})
     on = Trustee(Identity("sync.admin@contoso.com"), automapping=True)

@@ -23,7 +23,7 @@ from provisioner_lab.api import PipelineResult, Statement
 from provisioner_lab.exchange.engine import ExchangeEngine
 from provisioner_lab.run import Lab, running_lab
 
-from provisioner.inputs import read_users_file
+from provisioner.inputs.users import read_users_file
 
 ROOT = Path(__file__).parent.parent
 HOSTILE = Path(__file__).parent / "data" / "hostile-names.txt"

@@ -1,7 +1,7 @@
 """Hostile identities from a users file, through the real reader and the real CLI, proven by parser.
 
 ``tests/data/hostile-names.txt`` is a plain-list users file (one identity per line; ``#`` lines are comments
-there). Its identities go through ``provisioner.inputs.read_users_file`` and then ``python -m provisioner
+there). Its identities go through ``provisioner.inputs.users.read_users_file`` and then ``python -m provisioner
 grant|revoke --offline --dry-run``; the script on stdout must be, by PowerShell's rules and by tree-sitter,
 exactly one command per (mailbox, trustee) whose string arguments decode back to the original names.
 """
@@ -18,7 +18,7 @@ import pytest
 
 from provisioner import __version__
 from provisioner.errors import InputError
-from provisioner.inputs import read_users_file
+from provisioner.inputs.users import read_users_file
 from tests import psparse
 
 ROOT = Path(__file__).parent.parent

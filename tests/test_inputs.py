@@ -1,4 +1,4 @@
-"""Users files, --mailbox values and target collection (provisioner.inputs)."""
+"""Users files, --mailbox values and target collection (provisioner.inputs.users)."""
 
 from __future__ import annotations
 
@@ -8,19 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from provisioner import inputs
+from provisioner.domain.model import Identity
 from provisioner.errors import ExitCode, InputError
-from provisioner.inputs import (
-    Duplicate,
-    InputWarning,
-    Source,
-    Target,
-    TargetList,
-    collect_targets,
-    parse_identity,
-    read_users_file,
-)
-from provisioner.model import Identity
+from provisioner.inputs import users as inputs
+from provisioner.inputs.identity import InputWarning, Source, parse_identity
+from provisioner.inputs.users import Duplicate, Target, TargetList, collect_targets, read_users_file
 
 DATA = Path(__file__).parent / "data" / "inputs"
 

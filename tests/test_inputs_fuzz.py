@@ -13,10 +13,10 @@ from unittest import mock
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from provisioner import inputs
+from provisioner.domain.model import identity_problem
 from provisioner.errors import InputError
-from provisioner.inputs import IDENTITY_COLUMNS, looks_like_header, read_users_file
-from provisioner.model import identity_problem
+from provisioner.inputs import users as inputs
+from provisioner.inputs.users import IDENTITY_COLUMNS, looks_like_header, read_users_file
 
 # A bounded number of examples keeps the suite fast; FUZZ_SCALE=20 (say) for a longer local run.
 _SCALE = int(os.environ.get("FUZZ_SCALE", "1"))

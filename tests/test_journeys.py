@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from provisioner_lab.run import Lab, running_lab
 
-from provisioner.journal import read
+from provisioner.engine.journal import read
 from tests.test_reports import headline_of
 
 ADMIN, SERVICE = "sync.admin@contoso.com", "svc-codetwo@contoso.com"

@@ -29,7 +29,7 @@ import pytest
 from provisioner_lab.exchange.directory import FULL_ACCESS, PermissionEntry
 from provisioner_lab.run import Lab, running_lab
 
-from provisioner.journal import read, summaries
+from provisioner.engine.journal import read, summaries
 
 ROOT = Path(__file__).parent.parent
 SERVICE, ADMIN = "svc-codetwo@contoso.com", "sync.admin@contoso.com"

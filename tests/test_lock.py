@@ -17,7 +17,7 @@ from provisioner_lab.run import Lab, running_lab
 from provisioner_lab.server import FaultOptions
 
 from provisioner.errors import ExitCode, InputError
-from provisioner.lock import LockHeld, exclusive
+from provisioner.runs.lock import LockHeld, exclusive
 
 ROOT = Path(__file__).parent.parent
 SERVICE = "svc-codetwo@contoso.com"

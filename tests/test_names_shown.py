@@ -26,14 +26,17 @@ from provisioner_lab.exchange.engine import EngineOptions, ExchangeEngine
 from provisioner_lab.exchange.script import tokenize_value
 from provisioner_lab.run import Lab, running_lab
 
-from provisioner import planner, pwsh, steps
-from provisioner.config import load_config
-from provisioner.desired import TrusteeOptions, desired
+from provisioner.domain import planner
+from provisioner.domain.model import Action, Identity, ItemState, Trustee, identity_problem
 from provisioner.errors import InputError
-from provisioner.inputs import Source, collect_targets, parse_identity, read_users_file
-from provisioner.model import Action, Identity, ItemState, Trustee, identity_problem
-from provisioner.runner import wire_value
-from provisioner.steps import StepOptions
+from provisioner.inputs.config import load_config
+from provisioner.inputs.desired import TrusteeOptions, desired
+from provisioner.inputs.identity import Source, parse_identity
+from provisioner.inputs.users import collect_targets, read_users_file
+from provisioner.powershell import literals as pwsh
+from provisioner.powershell import steps
+from provisioner.powershell.steps import StepOptions
+from provisioner.transport.runner import wire_value
 from tests import psparse
 from tests.hypothesis_profiles import proof_settings
 from tests.test_script_proof import expected_command, header_values, render_plan
@@ -389,11 +392,11 @@ def test_script_mode_sends_the_codes_and_the_lab_evaluates_them_to_exactly_these
 @example("rtl \u202eevil")
 @example("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645")
 def test_terminal_lines_show_every_hidden_character_as_a_code(text: str) -> None:
-    from provisioner.model import visible
+    from provisioner.domain.text import escaped as visible
 
     shown = visible(text)
     assert shown.isprintable()  # nothing that could reorder, hide or end the line
-    from provisioner.pwsh import hidden_characters
+    from provisioner.domain.text import hidden_characters
 
     if text.isprintable() and not hidden_characters(text):  # e.g. a lone combining mark (U+1DA00) is shown as a code
         assert shown == text  # letters of any script, as written
@@ -404,10 +407,10 @@ def test_terminal_lines_show_every_hidden_character_as_a_code(text: str) -> None
 
 @pytest.mark.parametrize("name", ["john\u00a0smith", "alice\u3164", "bob\ufe0f", "x\u2800y"])
 def test_every_hidden_character_is_visible_in_reports_and_on_the_terminal(name: str) -> None:
-    from provisioner import output
-    from provisioner.model import visible
+    from provisioner.domain.text import escaped as visible
+    from provisioner.domain.text import marked
 
-    assert "<U+" in output.visible(name)  # the HTML report and the rich table
+    assert "<U+" in marked(name)  # the HTML report and the rich table
     assert "\\u" in visible(name)  # problem lines and the drift diff
 
 

@@ -15,12 +15,11 @@ import pytest
 from provisioner_lab.exchange.engine import ExchangeEngine
 from provisioner_lab.run import running_lab
 
-from provisioner.config import Connection
-from provisioner.engine import FixedSession
-from provisioner.jobs import Job, run
-from provisioner.model import Action, Identity, Result, Trustee
-from provisioner.runner import Pipeline
-from provisioner.steps import StepOptions, command
+from provisioner.domain.model import Action, Identity, Result, Trustee
+from provisioner.inputs.config import Connection
+from provisioner.powershell.steps import StepOptions, command
+from provisioner.runs.jobs import Job, run
+from provisioner.transport.runner import FixedSession, Pipeline
 from tests.fake_runner import LabRunner
 
 SERVICE = Trustee(Identity("svc-codetwo@contoso.com"), automapping=False, role="service-account")

@@ -25,13 +25,9 @@ from provisioner_lab.exchange.engine import ExchangeEngine
 from provisioner_lab.run import Lab, running_lab
 from typer.testing import CliRunner
 
-from provisioner import output, terminal
 from provisioner.cli import app
-from provisioner.config import Connection
-from provisioner.engine import FixedSession
-from provisioner.htmlreport import render_html
-from provisioner.jobs import Hooks, Job, RunResult, run
-from provisioner.model import (
+from provisioner.domain import text
+from provisioner.domain.model import (
     PROBLEM_RESULTS,
     Action,
     ErrorInfo,
@@ -42,7 +38,13 @@ from provisioner.model import (
     Trustee,
     identity_problem,
 )
-from provisioner.report import as_table, short_reason
+from provisioner.inputs.config import Connection
+from provisioner.output import emit as output
+from provisioner.output import terminal
+from provisioner.output.html import render_html
+from provisioner.output.report import as_table, short_reason
+from provisioner.runs.jobs import Hooks, Job, RunResult, run
+from provisioner.transport.runner import FixedSession
 from tests.fake_runner import LabRunner
 
 ROOT = Path(__file__).parent.parent
@@ -335,13 +337,13 @@ def test_html_shows_hostile_text_escaped_and_visible(name: str, detail: str) -> 
     failed = [row for row in parser.rows if len(row) == 6 and row[4] == "failed"]
     assert len(failed) == 2  # once among the problem items, once among all items
     for row in failed:
-        assert row[1] == output.visible(mailbox) and row[2] == SERVICE
-        assert row[5] == output.visible(short_reason(result.outcomes[0]))  # escaped, shown, never interpreted
-    assert parser.items == [output.visible(detail)]  # the run's note
+        assert row[1] == text.marked(mailbox) and row[2] == SERVICE
+        assert row[5] == text.marked(short_reason(result.outcomes[0]))  # escaped, shown, never interpreted
+    assert parser.items == [text.marked(detail)]  # the run's note
 
 
 def test_visible_names_every_hidden_character() -> None:
-    assert output.visible("plain@contoso.com") == "plain@contoso.com"
-    assert output.visible("abc\u202edef") == "abc<U+202E>def"
-    assert output.visible("a\u2066b\u200fc\x1b[31md\ud800") == "a<U+2066>b<U+200F>c<U+001B>[31md<U+D800>"
-    assert output.visible("Ünïcødé – 名前") == "Ünïcødé – 名前"
+    assert text.marked("plain@contoso.com") == "plain@contoso.com"
+    assert text.marked("abc\u202edef") == "abc<U+202E>def"
+    assert text.marked("a\u2066b\u200fc\x1b[31md\ud800") == "a<U+2066>b<U+200F>c<U+001B>[31md<U+D800>"
+    assert text.marked("Ünïcødé – 名前") == "Ünïcødé – 名前"

@@ -12,13 +12,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from provisioner.applyplan import server_drift
-from provisioner.config import Connection
+from provisioner.domain.model import Action, Identity, ItemState, Plan, PlanItem, Trustee, identity_problem
 from provisioner.errors import InputError
-from provisioner.facts import ServerFacts
-from provisioner.model import Action, Identity, ItemState, Plan, PlanItem, Trustee, identity_problem
-from provisioner.planfile import SavedPlan, digest_of, load
-from provisioner.steps import StepOptions
+from provisioner.inputs.config import Connection
+from provisioner.powershell.steps import StepOptions
+from provisioner.runs.apply import server_drift
+from provisioner.runs.planfile import SavedPlan, digest_of, load
+from provisioner.transport.facts import ServerFacts
 
 # identities as the tool plans them: valid, and without a wildcard (refused at every input)
 names = st.text(min_size=1, max_size=30).filter(lambda text: identity_problem(text) is None and "*" not in text)
@@ -105,7 +105,7 @@ def test_server_differences_split_into_refused_and_allowed() -> None:
 
 
 def test_an_exchange_online_plan_is_for_its_tenant_only() -> None:
-    from provisioner.config import ExoSettings
+    from provisioner.inputs.config import ExoSettings
 
     who = Trustee(Identity("svc"))
     plan = Plan(Action.GRANT, (PlanItem(Identity("a"), who, ItemState.TO_ADD),), (who,), observed=True)
@@ -163,7 +163,7 @@ def test_server_names_compare_as_dns_does_and_automapping_must_match() -> None:
 
 
 def test_apply_runs_the_reviewed_preamble_not_the_appliers() -> None:
-    from provisioner.applyplan import connection_for
+    from provisioner.runs.apply import connection_for
 
     who = Trustee(Identity("svc"))
     plan = Plan(Action.GRANT, (PlanItem(Identity("a"), who, ItemState.TO_ADD),), (who,), observed=True)

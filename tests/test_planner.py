@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from provisioner import planner
-from provisioner.model import Action, ErrorInfo, Identity, ItemState, Observation, PermissionEntry, Trustee
+from provisioner.domain import planner
+from provisioner.domain.model import Action, ErrorInfo, Identity, ItemState, Observation, PermissionEntry, Trustee
 
 CASES = json.loads((Path(__file__).parent / "data" / "plans" / "cases.json").read_text())["cases"]
 ALICE = Identity("alice@contoso.com")

@@ -21,9 +21,9 @@ import pytest
 from provisioner_lab.exchange.objects import legacy_exchange_dn
 from provisioner_lab.run import Lab, running_lab
 
-from provisioner.confirm import Confirmation, changes_question, removals_question
+from provisioner.cli.confirm import Confirmation, changes_question, removals_question
+from provisioner.domain.model import Action, Identity, ItemState, Plan, PlanItem, Trustee
 from provisioner.errors import Declined, InputError
-from provisioner.model import Action, Identity, ItemState, Plan, PlanItem, Trustee
 
 ROOT = Path(__file__).parent.parent
 ADMIN, SERVICE = "sync.admin@contoso.com", "svc-codetwo@contoso.com"

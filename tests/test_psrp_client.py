@@ -19,16 +19,16 @@ import pytest
 from provisioner_lab.run import Lab, running_lab
 from pypsrp.powershell import RunspacePool
 
-from provisioner.config import Connection
-from provisioner.executors import records
-from provisioner.facts import ServerFacts
-from provisioner.facts import read_facts as pypsrp_facts
-from provisioner.model import ErrorInfo
-from provisioner.psrp.runner import ClientRunner, ClientScriptRunner, read_facts
-from provisioner.pwsh import Bare
-from provisioner.runner import NotRunnable, Pipeline, PsrpRunner, Raw, ScriptRunner, TransportLost
-from provisioner.session import build_wsman, open_pool
-from provisioner.steps import FULL_ACCESS, Command, Parameter
+from provisioner.domain.model import ErrorInfo
+from provisioner.inputs.config import Connection
+from provisioner.powershell.literals import Bare
+from provisioner.powershell.steps import FULL_ACCESS, Command, Parameter
+from provisioner.transport import records
+from provisioner.transport.facts import ServerFacts
+from provisioner.transport.facts import read_facts as pypsrp_facts
+from provisioner.transport.psrp.connect import build_wsman, open_pool
+from provisioner.transport.psrp.runner import ClientRunner, ClientScriptRunner, read_facts
+from provisioner.transport.runner import NotRunnable, Pipeline, PsrpRunner, Raw, ScriptRunner, TransportLost
 
 PROFILES = ["exchange2010", "exchange2010sp1", "exchange2013", "exchange2019"]
 SERVICE = "svc-codetwo@contoso.com"
@@ -156,7 +156,7 @@ def test_results_are_real(lab: Lab) -> None:
 
 def test_every_receive_is_bounded(lab: Lab) -> None:
     """A deadline already past: nothing more is sent, the client says why."""
-    from provisioner.psrp.client import ProtocolFailure
+    from provisioner.transport.psrp.client import ProtocolFailure
 
     settings = connection(lab, "basic")
     with open_pool(settings, lab.password) as client:

@@ -1,4 +1,5 @@
-"""The client's fragment reader (provisioner.psrp.wire): messages come out whole and in order however the server's
+"""The client's fragment reader (provisioner.transport.psrp.wire): messages come out whole and in order however the
+server's
 fragments are cut and however the receives split them; fragments out of order are refused."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from provisioner.psrp.wire import PIPELINE_OUTPUT, Defragmenter, WireError
+from provisioner.transport.psrp.wire import PIPELINE_OUTPUT, Defragmenter, WireError
 
 RPID = uuid.UUID(int=0x1234)
 

@@ -16,8 +16,8 @@ from provisioner_lab.exchange.engine import EngineOptions
 from provisioner_lab.run import Lab, build_engine, running_lab
 from provisioner_lab.server import FaultOptions
 
-from provisioner.journal import changes_of, in_doubt, read
-from provisioner.lock import exclusive
+from provisioner.engine.journal import changes_of, in_doubt, read
+from provisioner.runs.lock import exclusive
 
 ROOT = Path(__file__).parent.parent
 ADMIN, SERVICE = "sync.admin@contoso.com", "svc-codetwo@contoso.com"

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pypsrp.complex_objects import GenericComplexObject
 
-from provisioner.executors import records
+from provisioner.transport import records
 
 
 def _obj(types: list[str], props: dict[str, Any], to_string: str | None = None) -> GenericComplexObject:

@@ -11,13 +11,13 @@ import base64
 import re
 from typing import Any
 
-from provisioner.config import Connection
-from provisioner.engine import FixedSession
-from provisioner.facts import ServerFacts
-from provisioner.jobs import Job, run
-from provisioner.model import Action, Identity, ItemState, Outcome, Plan, Result, Trustee
-from provisioner.psrp.runner import ClientRunner, ClientScriptRunner
-from provisioner.session import open_pool
+from provisioner.domain.model import Action, Identity, ItemState, Outcome, Plan, Result, Trustee
+from provisioner.inputs.config import Connection
+from provisioner.runs.jobs import Job, run
+from provisioner.transport.facts import ServerFacts
+from provisioner.transport.psrp.connect import open_pool
+from provisioner.transport.psrp.runner import ClientRunner, ClientScriptRunner
+from provisioner.transport.runner import FixedSession
 from tests.wire_replay import load, recording, replaying, save
 
 SVC = Trustee(Identity("svc-codetwo@contoso.com"), role="service-account")

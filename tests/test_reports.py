@@ -25,14 +25,9 @@ from hypothesis import strategies as st
 from provisioner_lab.exchange.engine import ExchangeEngine
 from provisioner_lab.run import Lab, running_lab
 
-from provisioner import metrics, report, summary
-from provisioner.config import Connection
-from provisioner.engine import FixedSession
-from provisioner.errors import ExitCode
-from provisioner.htmlreport import render_html
-from provisioner.jobs import Job, RunResult, run
-from provisioner.model import (
+from provisioner.domain.model import (
     ATTENTION_RESULTS,
+    ORDER,
     Action,
     ErrorInfo,
     Identity,
@@ -43,9 +38,15 @@ from provisioner.model import (
     Result,
     Trustee,
 )
-from provisioner.outcomes import unchanged_outcome
-from provisioner.profile import ProfileEntry, ProfileList
-from provisioner.wording import counted
+from provisioner.domain.outcomes import unchanged_outcome
+from provisioner.domain.wording import counted
+from provisioner.errors import ExitCode
+from provisioner.inputs.config import Connection
+from provisioner.output import metrics, report, summary
+from provisioner.output.html import render_html
+from provisioner.runs.jobs import Job, RunResult, run
+from provisioner.runs.mapi_profile import ProfileEntry, ProfileList
+from provisioner.transport.runner import FixedSession
 from tests.fake_runner import LabRunner
 
 ROOT = Path(__file__).parent.parent
@@ -178,7 +179,7 @@ def test_headline_and_counts_add_up_for_any_run(results: list[Result], dry_run: 
     result = RunResult(job, Plan(Action.GRANT, (), (TRUSTEE,), True), outcomes, STARTED, STARTED)
     model = summary.Summary.of(result)
     assert model.total == len(results) == sum(model.counts.values())
-    assert list(model.counts) == [state for state in summary.ORDER if state in set(results)]
+    assert list(model.counts) == [state for state in ORDER if state in set(results)]
     assert model.attention == sum(1 for state in results if state in ATTENTION_RESULTS)
     assert model.headline.endswith(".") and model.headline.count(".") == 1
     assert " 1 items" not in model.headline and " 1 items" not in model.line(0.0)
@@ -310,7 +311,7 @@ def documented_states() -> set[str]:
 def test_every_state_the_code_can_emit_is_documented_and_nothing_else() -> None:
     states = {result.value for result in Result} | {state.value for state in ItemState}
     assert documented_states() == states
-    assert set(summary.ORDER) == set(Result)  # every state has its place in the one order
+    assert set(ORDER) == set(Result)  # every state has its place in the one order
 
 
 def test_counted_nouns_agree_with_their_count() -> None:

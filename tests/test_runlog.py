@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from provisioner_lab.run import Lab, running_lab
 
-from provisioner.runlog import _text_value
+from provisioner.output.runlog import _text_value
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = ROOT / "examples"

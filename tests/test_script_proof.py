@@ -30,8 +30,9 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from markupsafe import Markup
 
-from provisioner import __version__, planner, pwsh, render, steps
-from provisioner.model import (
+from provisioner import __version__
+from provisioner.domain import planner
+from provisioner.domain.model import (
     Action,
     ErrorInfo,
     Identity,
@@ -43,9 +44,11 @@ from provisioner.model import (
     Trustee,
     identity_problem,
 )
-from provisioner.outcomes import unchanged_outcome
-from provisioner.render import RenderError, ScriptContext
-from provisioner.steps import StepOptions
+from provisioner.domain.outcomes import unchanged_outcome
+from provisioner.powershell import literals as pwsh
+from provisioner.powershell import render, steps
+from provisioner.powershell.render import RenderError, ScriptContext
+from provisioner.powershell.steps import StepOptions
 from tests import psparse
 from tests.hypothesis_profiles import proof_settings
 
@@ -111,7 +114,7 @@ mailboxes_strategy = st.lists(identities, min_size=1, max_size=4)
 def expected_command(
     state: ItemState, mailbox: str, trustee: Trustee, domain_controller: str | None
 ) -> tuple[str, list[tuple[str, str]]]:
-    """The one command for a changing item, written out here (not taken from ``provisioner.steps``).
+    """The one command for a changing item, written out here (not taken from ``provisioner.powershell.steps``).
 
     Elements are (kind, text); for strings the text is the decoded value.
     """
@@ -290,7 +293,7 @@ def test_rendered_typographic_quotes_become_char_codes_that_both_readings_agree_
     value = f"O{quote}Brien {quote}{quote}'{quote}; Remove-Mailbox x; {quote}"
     trustee = Trustee(Identity("svc"))
     item = PlanItem(Identity(value), trustee, ItemState.TO_ADD)
-    line = render.render_step(steps.grant(item, StepOptions()))
+    line = render.render_command(steps.grant(item, StepOptions()))
     assert not psparse.has_typographic_quote(line)
     mine, theirs = psparse.commands(line), psparse.ts_script(line)
     assert theirs.commands == mine.commands  # same token boundaries
@@ -324,21 +327,6 @@ def test_pwsh_quote_is_decoded_by_powershells_rule(value: str) -> None:
     literal = pwsh.quote(value)
     assert psparse.string_value(literal) == value
     assert [(token.kind, token.value) for token in psparse.tokenize(literal)] == [("string", value)]
-
-
-@proof_settings()
-@given(literal=quote_soup)
-def test_pwsh_unquote_agrees_with_powershells_rule(literal: str) -> None:
-    """Differential: ``provisioner.pwsh.unquote`` against this module's own reading, on arbitrary text."""
-    try:
-        expected: str | None = psparse.decode_verbatim(literal)
-    except psparse.PSSyntaxError:
-        expected = None
-    try:
-        actual: str | None = pwsh.unquote(literal)
-    except ValueError:
-        actual = None
-    assert actual == expected
 
 
 # ------------------------------------------------------------------------ comments cannot be escaped from

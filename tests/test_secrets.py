@@ -29,10 +29,10 @@ from provisioner_lab.ntlmhash import nt_hash as ntowfv1
 from provisioner_lab.run import Lab, running_lab
 from typer.testing import CliRunner
 
-from provisioner import session
 from provisioner.cli import app
-from provisioner.config import Connection
 from provisioner.errors import ConnectionFailure, InputError
+from provisioner.inputs.config import Connection
+from provisioner.transport import session
 
 ROOT = Path(__file__).parent.parent
 USER = "lab-admin"

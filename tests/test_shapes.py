@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from provisioner import shapes
-from provisioner.model import ErrorInfo, Identity, ItemState, Observation, PlanItem, Result, Trustee
-from provisioner.runner import Origin, Pipeline, Raw
-from provisioner.steps import StepOptions, grant, revoke
+from provisioner.domain.model import ErrorInfo, Identity, ItemState, Observation, PlanItem, Result, Trustee
+from provisioner.engine import shapes
+from provisioner.powershell.steps import StepOptions, grant, revoke
+from provisioner.transport.runner import Origin, Pipeline, Raw
 from tests.fake_runner import Obj
 
 T = Trustee(Identity("svc@contoso.com"))
@@ -123,7 +123,7 @@ class Recording:
     def __init__(self, raw: Raw) -> None:
         self.raw = raw
         self.pipelines: list[Pipeline] = []
-        from provisioner.facts import ServerFacts
+        from provisioner.transport.facts import ServerFacts
 
         self.facts = ServerFacts("2.3")
 

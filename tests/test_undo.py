@@ -11,7 +11,7 @@ import pytest
 from provisioner_lab.exchange.directory import FULL_ACCESS, PermissionEntry
 from provisioner_lab.run import Lab, running_lab
 
-from provisioner.journal import read, summaries
+from provisioner.engine.journal import read, summaries
 from tests import labcli
 
 SERVICE, ADMIN = "svc-codetwo@contoso.com", "sync.admin@contoso.com"

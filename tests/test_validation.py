@@ -1,7 +1,9 @@
 """One validator for the config file and the options, the output-path rule, regular input files, strict users files.
 
-Unit level: :mod:`provisioner.schema` (the same sentence for ``connection.port`` and ``--port``, property-tested),
-:mod:`provisioner.outputs_check` (each rule of the output-path check, on real files), :mod:`provisioner.files`
+Unit level: :mod:`provisioner.inputs.schema` (the same sentence for ``connection.port`` and ``--port``,
+property-tested),
+:mod:`provisioner.inputs.output_paths` (each rule of the output-path check, on real files),
+:mod:`provisioner.inputs.files`
 (FIFO, device, directory, size limits: refused without blocking or reading), and the users-file rules of issue 18
 (a CSV-looking header without an identity column, ``--column``, stray quotes, wildcards).
 """
@@ -19,12 +21,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from provisioner.cli.common import check_options
-from provisioner.config import Connection, ExoSettings, ReapplySettings, load_config
 from provisioner.errors import InputError
-from provisioner.files import open_regular, read_regular
-from provisioner.inputs import WILDCARD_ADVICE, collect_targets, looks_like_header, read_users_file
-from provisioner.outputs_check import check_outputs
-from provisioner.schema import problem, specs
+from provisioner.inputs.config import Connection, ExoSettings, ReapplySettings, load_config
+from provisioner.inputs.files import open_regular, read_regular
+from provisioner.inputs.identity import WILDCARD_ADVICE
+from provisioner.inputs.output_paths import check_outputs
+from provisioner.inputs.schema import problem, specs
+from provisioner.inputs.users import collect_targets, looks_like_header, read_users_file
 from tests.hypothesis_profiles import proof_settings
 
 

@@ -24,7 +24,7 @@ import pytest
 import requests
 import responses
 
-import provisioner.psrp.client
+import provisioner.transport.psrp.client
 
 CASSETTES = Path(__file__).parent / "data" / "cassettes"
 
@@ -33,7 +33,7 @@ CASSETTES = Path(__file__).parent / "data" / "cassettes"
 def deterministic_uuids() -> Iterator[None]:
     counter = iter(range(1, 1 << 30))
     shim = types.SimpleNamespace(UUID=uuid.UUID, uuid4=lambda: uuid.UUID(int=next(counter) * 0x1000000000001))
-    modules = (pypsrp.wsman, provisioner.psrp.client)
+    modules = (pypsrp.wsman, provisioner.transport.psrp.client)
     saved = [module.uuid for module in modules]
     for module in modules:
         module.uuid = shim  # type: ignore[attr-defined]

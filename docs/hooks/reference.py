@@ -1,5 +1,5 @@
 """mkdocs hook: the CLI and configuration references, generated from the code at every build (never committed, so
-they cannot fall behind): ``provisioner.reference``."""
+they cannot fall behind): ``provisioner.cli.reference``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from mkdocs.structure.files import File, Files
 
-from provisioner.reference import cli_reference, config_reference
+from provisioner.cli.reference import cli_reference, config_reference
 
 PAGES = {"reference/cli.md": cli_reference, "reference/configuration.md": config_reference}
 

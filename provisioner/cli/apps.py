@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from provisioner.cli.helptext import HELP_NAMES
-from provisioner.runlog import FORMATS, RUN, SYSLOG_SOCKET, LogSetupError
+from provisioner.output.runlog import FORMATS, RUN, SYSLOG_SOCKET, LogSetupError
 from provisioner.version import describe
 
 app = typer.Typer(
@@ -95,7 +95,7 @@ def config_path(
 ) -> None:
     """Print the configuration file a run would use and why: every place looked at, in order (exit 2: none found,
     or the file --config or PROVISIONER_CONFIG names is missing)."""
-    from provisioner.discovery import locate
+    from provisioner.inputs.discovery import locate
 
     found = locate(config)
     for candidate in found.candidates:

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 
 import typer
 
-from provisioner.applyplan import PlanCapture
 from provisioner.cli.apps import app, plan_app
 from provisioner.cli.common import (
     check_options,
@@ -34,52 +33,41 @@ from provisioner.cli.common import (
     summary_line,
     wanted_from,
 )
+from provisioner.cli.confirm import Confirmation, removals_question
 from provisioner.cli.options import (
+    NO_CONNECTION,
     AcceptAutomapOpt,
     AdminOpt,
-    AuthOpt,
     AutomapOpt,
-    BatchOpt,
     ColumnOpt,
     ConfigOpt,
-    DcOpt,
-    DeadlineOpt,
+    ConnectionArgs,
     DeprecatedAutomapOpt,
     DryRunOpt,
     FormatOpt,
     HtmlOpt,
     JournalOpt,
-    KeytabOpt,
-    LabOpt,
     LockFileOpt,
     MailboxOpt,
-    ModeOpt,
     NoJournalOpt,
     OfflineOpt,
-    ParallelOpt,
-    PortOpt,
-    PrincipalOpt,
     ProfileListOpt,
     ReportOpt,
-    SchemeOpt,
     ScriptOpt,
-    ServerOpt,
     ServiceOpt,
-    SpnHostOpt,
-    SpnServiceOpt,
     TrusteeOpt,
-    UserOpt,
     UsersFileOpt,
     YesOpt,
+    connection_options,
 )
-from provisioner.config import ReapplySettings
-from provisioner.confirm import Confirmation, removals_question
-from provisioner.desired import TrusteeOptions
+from provisioner.domain.model import Action
 from provisioner.errors import InputError
-from provisioner.jobs import Hooks, Job
-from provisioner.model import Action
-from provisioner.protocol import NO_JOURNAL_NOTE
-from provisioner.session import check_connection_settings, resolve_password
+from provisioner.inputs.config import ReapplySettings
+from provisioner.inputs.desired import TrusteeOptions
+from provisioner.runs.apply import PlanCapture
+from provisioner.runs.jobs import Hooks, Job
+from provisioner.runs.protocol import NO_JOURNAL_NOTE
+from provisioner.transport.psrp.connect import check_connection_settings, resolve_password
 
 
 def _change_command(
@@ -93,7 +81,7 @@ def _change_command(
     offline: bool,
     script: Path | None,
     report: Path | None,
-    overrides: dict[str, Any],
+    connection_args: ConnectionArgs,
     automapping_unsupported_ok: bool = False,
     yes: bool = False,
     profile_list: Path | None = None,
@@ -115,7 +103,7 @@ def _change_command(
         if action is Action.REVOKE and not dry_run:
             confirmation.require("revoke")
         settings = discover(config)
-        connection = connection_of(settings, **overrides)
+        connection = connection_of(settings, connection_args)
         wanted = wanted_from(settings, mailbox, users_file, trustees, connection=connection, offline=offline,
                              column=column)
         # the run protocol: grant and revoke share the journal and lock of reapply (dry-runs and plans change nothing)
@@ -149,6 +137,9 @@ def _change_command(
 def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
     """grant and revoke share every option; revoke refuses --automapping (it only shapes new grants)."""
 
+    @connection_options("server", "port", "scheme", "auth", "username", "keytab", "principal", "spn_service",
+                        "spn_hostname", "domain_controller", "mode", "batch_size", "parallel", "deadline",
+                        "insecure_lab")
     def command(
         config: ConfigOpt = None,
         mailbox: MailboxOpt = None,
@@ -164,21 +155,7 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
         report: ReportOpt = None,
         output_format: FormatOpt = None,
         html: HtmlOpt = None,
-        server: ServerOpt = None,
-        port: PortOpt = None,
-        scheme: SchemeOpt = None,
-        auth: AuthOpt = None,
-        username: UserOpt = None,
-        keytab: KeytabOpt = None,
-        principal: PrincipalOpt = None,
-        spn_service: SpnServiceOpt = None,
-        spn_hostname: SpnHostOpt = None,
-        domain_controller: DcOpt = None,
-        mode: ModeOpt = None,
-        batch_size: BatchOpt = None,
-        parallel: ParallelOpt = None,
-        deadline: DeadlineOpt = None,
-        insecure_lab: LabOpt = False,
+        connection_args: ConnectionArgs = NO_CONNECTION,
         accept_automapping: AcceptAutomapOpt = False,
         automapping_unsupported_ok: DeprecatedAutomapOpt = False,
         yes: YesOpt = False,
@@ -201,12 +178,7 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
             offline=offline,
             script=script,
             report=report,
-            overrides=dict(
-                server=server, port=port, scheme=scheme, auth=auth, username=username,
-                keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
-                domain_controller=domain_controller, mode=mode, insecure_lab=insecure_lab, batch_size=batch_size,
-                parallel=parallel, run_deadline_seconds=deadline,
-            ),
+            connection_args=connection_args,
             automapping_unsupported_ok=accept_automapping or automapping_unsupported_ok,
             yes=yes,
             profile_list=profile_list,
@@ -235,6 +207,8 @@ plan_app.command("grant")(planning(_grant, "Plan a grant: read, then save the ch
 plan_app.command("revoke")(planning(_revoke, "Plan a revoke: read, then save the changes and their review script."))
 
 
+@connection_options("server", "port", "scheme", "auth", "username", "keytab", "principal", "spn_service",
+                    "spn_hostname", "domain_controller", "batch_size", "parallel", "deadline", "insecure_lab")
 def reapply(
     config: ConfigOpt = None,
     mailbox: MailboxOpt = None,
@@ -262,20 +236,7 @@ def reapply(
     no_journal: NoJournalOpt = False,
     metrics_file: Annotated[Path | None, typer.Option("--metrics-file", help="Prometheus textfile")] = None,
     lock_file: LockFileOpt = None,
-    server: ServerOpt = None,
-    port: PortOpt = None,
-    scheme: SchemeOpt = None,
-    auth: AuthOpt = None,
-    username: UserOpt = None,
-    keytab: KeytabOpt = None,
-    principal: PrincipalOpt = None,
-    spn_service: SpnServiceOpt = None,
-    spn_hostname: SpnHostOpt = None,
-    domain_controller: DcOpt = None,
-    batch_size: BatchOpt = None,
-    parallel: ParallelOpt = None,
-    deadline: DeadlineOpt = None,
-    insecure_lab: LabOpt = False,
+    connection_args: ConnectionArgs = NO_CONNECTION,
     accept_automapping: AcceptAutomapOpt = False,
     automapping_unsupported_ok: DeprecatedAutomapOpt = False,
     yes: YesOpt = False,
@@ -286,19 +247,15 @@ def reapply(
     --prune it asks for confirmation before removing (--yes without a terminal)."""
     from dataclasses import replace as with_values
 
-    from provisioner.reapply import ReapplyJob, run_reapply, write_outputs
+    from provisioner.output.report import write_reapply_outputs
+    from provisioner.runs.reapply import ReapplyJob, run_reapply
 
     with edge():
         check_output(output_format, dry_run and plan_out is None, script)  # a plan's script goes to a file
         if script is not None and not dry_run:
             raise InputError("--script is written by --dry-run; add --dry-run")
         settings = discover(config)
-        connection = connection_of(
-            settings, server=server, port=port, scheme=scheme, auth=auth, username=username,
-            keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
-            domain_controller=domain_controller, insecure_lab=insecure_lab, batch_size=batch_size, parallel=parallel,
-            run_deadline_seconds=deadline,
-        )
+        connection = connection_of(settings, connection_args)
         if connection.mode != "command":
             raise InputError("reapply runs in command mode (structured commands); remove connection.mode")
         if prune_unowned and not prune:
@@ -344,7 +301,7 @@ def reapply(
                 result = run_reapply(job, password=password, progress=progress, hooks=Hooks(planned, profile))
             if profile is not None:
                 result.profile = tuple(profile.entries)
-            write_outputs(result, reapply_settings, None, None)
+            write_reapply_outputs(result, reapply_settings, None, None)
         for note in result.notes:
             err(f"note: {note}")
         if capture is not None and plan_out is not None and result.refused is None:

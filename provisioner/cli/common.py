@@ -15,24 +15,25 @@ from typing import Any
 
 import typer
 
-from provisioner import report as reports
-from provisioner.applyplan import PlanCapture
-from provisioner.cli.options import PlanFormatOpt, PlanOutOpt, PlanScriptOpt
-from provisioner.config import Config, Connection, ReapplySettings, load_located
-from provisioner.desired import Desired, TrusteeOptions, desired
-from provisioner.engine import ProgressFactory
+from provisioner.cli.options import ConnectionArgs, PlanFormatOpt, PlanOutOpt, PlanScriptOpt
+from provisioner.domain.model import PROBLEM_RESULTS, Trustee
+from provisioner.domain.text import escaped
+from provisioner.domain.wording import counted
+from provisioner.engine.apply import ProgressFactory
 from provisioner.errors import InputError, ProvisionerError
-from provisioner.jobs import Hooks, Job, RunResult, run
-from provisioner.model import PROBLEM_RESULTS, Trustee, visible
-from provisioner.profile import ProfileList, admin_users, require_admin
-from provisioner.profile import as_csv as profile_csv
-from provisioner.protocol import Guard, guard_of
-from provisioner.report import SCRIPT_ENCODING, write_private
-from provisioner.runlog import RUN
-from provisioner.schema import problem as setting_problem
-from provisioner.schema import specs
-from provisioner.session import check_connection_settings, resolve_password
-from provisioner.wording import counted
+from provisioner.inputs.config import Config, Connection, ReapplySettings, load_located
+from provisioner.inputs.desired import Desired, TrusteeOptions, desired
+from provisioner.inputs.schema import problem as setting_problem
+from provisioner.inputs.schema import specs
+from provisioner.output import report as reports
+from provisioner.output.report import SCRIPT_ENCODING, write_private
+from provisioner.output.runlog import RUN
+from provisioner.runs.apply import PlanCapture
+from provisioner.runs.jobs import Hooks, Job, RunResult, run
+from provisioner.runs.mapi_profile import ProfileList, admin_users, require_admin
+from provisioner.runs.mapi_profile import as_csv as profile_csv
+from provisioner.runs.protocol import Guard, guard_of
+from provisioner.transport.psrp.connect import check_connection_settings, resolve_password
 
 
 def err(message: str) -> None:
@@ -74,10 +75,11 @@ def check_options(cls: type, **values: Any) -> None:
 
 
 def discover(path: Path | None) -> Config:
-    """The run's configuration (:mod:`provisioner.discovery`'s search): the file used, and why, is named on stderr
-    first and the run's start is logged (:mod:`provisioner.runlog`). A file that cannot be read is named by the
+    """The run's configuration (:mod:`provisioner.inputs.discovery`'s search): the file used, and why, is named on
+    stderr
+    first and the run's start is logged (:mod:`provisioner.output.runlog`). A file that cannot be read is named by the
     error instead, which is then the first line on stderr."""
-    from provisioner.discovery import locate
+    from provisioner.inputs.discovery import locate
 
     found = locate(path)
     try:
@@ -92,14 +94,16 @@ def discover(path: Path | None) -> Config:
 
 def summary_line(result: RunResult) -> str:
     """The run's one-line summary for stderr; its counts go into the run log's summary line too."""
-    from provisioner.summary import Summary
+    from provisioner.output.summary import Summary
 
     summary = Summary.of(result)
     RUN.record({state.value: count for state, count in summary.counts.items()}, result.run_id, summary.attention)
     return reports.summary_line(result)
 
 
-def connection_of(config: Config, **overrides: Any) -> Connection:
+def connection_of(config: Config, args: ConnectionArgs, **more: Any) -> Connection:
+    """The run's connection: the config's ``[connection]`` with the options given on the command line over it."""
+    overrides = {**args.given, **more}
     check_options(Connection, **overrides)
     if overrides.get("insecure_lab") is False:
         overrides["insecure_lab"] = None  # a flag that is not given does not switch the config's setting off
@@ -139,7 +143,7 @@ def require_basics(config: Config, connection: Connection, targets_given: bool, 
     """Everything a run needs that neither the options nor a config give (trustees, targets, server), listed at
     once, each in its own check's words, instead of one missing thing per run; a run without a config file says
     that first."""
-    from provisioner.desired import targets, trustees
+    from provisioner.inputs.desired import targets, trustees
 
     checks: list[Callable[[], object]] = []
     if not (options.admin_user or options.service_account or options.extra or config.trustees):
@@ -163,14 +167,14 @@ def require_basics(config: Config, connection: Connection, targets_given: bool, 
 def progress_factory() -> AbstractContextManager[ProgressFactory | None]:
     """rich progress bars on stderr when it is a terminal, stopped when the block ends (before any summary line);
     None otherwise: stderr stays quiet in a scheduled job's log."""
-    from provisioner.output import progress
+    from provisioner.output.emit import progress
 
     return progress()
 
 
 def check_output(output_format: str | None, dry_run: bool = False, script: Path | None = None) -> None:
     """--format is table, json or csv; its items go to stdout, so not beside a dry-run's script there."""
-    from provisioner.output import check_format
+    from provisioner.output.emit import check_format
 
     check_format(output_format)
     if output_format is not None and dry_run and script is None:
@@ -181,7 +185,7 @@ def check_output(output_format: str | None, dry_run: bool = False, script: Path 
 def present(result: RunResult, output_format: str | None, html: Path | None) -> None:
     """The items: --html to a file; --format on stdout (problem items first in a table); without --format the
     problem lines on stderr, as always."""
-    from provisioner import output
+    from provisioner.output import emit as output
 
     if html is not None:
         output.write_html(result, html)
@@ -268,7 +272,7 @@ def readable_journal(path: Path, given: bool) -> Path:
 
 def run_guard(settings: Config, journal: Path | None, no_journal: bool = False, lock_file: Path | None = None
               ) -> Guard:
-    """The run's journal and lock (:func:`provisioner.protocol.guard_of`), a ``--journal`` naming a folder
+    """The run's journal and lock (:func:`provisioner.runs.protocol.guard_of`), a ``--journal`` naming a folder
     refused first."""
     if journal is not None and not journal.name:  # "", "." or "/"
         raise InputError("is a folder, not a journal file (an empty path means the current folder)",
@@ -281,11 +285,11 @@ def check_run_outputs(*, report: Path | None = None, html: Path | None = None, p
                       extra: tuple[tuple[str, Path | None], ...] = (), guard: Guard | None = None,
                       settings: Config | None = None, journal: Path | None = None,
                       lock_file: Path | None = None) -> None:
-    """Every file this run will write, proven writable before anything is sent (:mod:`provisioner.outputs_check`).
+    """Every file this run will write, proven writable before anything is sent (:mod:`provisioner.inputs.output_paths`).
     With ``plan_out`` the script is the plan's review script (beside the plan unless ``--script``). ``guard``: the
     journal and lock of a changing run (None: a dry-run, plan or audit uses neither); ``journal`` and
     ``lock_file`` are the options as given, ``settings`` the config, to name them in messages."""
-    from provisioner.outputs_check import check_outputs
+    from provisioner.inputs.output_paths import check_outputs
 
     files: list[tuple[str, Path | None]] = [("--report", report), ("--html", html), ("--profile-list", profile_list)]
     if plan_out is not None:
@@ -302,7 +306,7 @@ def check_run_outputs(*, report: Path | None = None, html: Path | None = None, p
 
 def save_plan(capture: PlanCapture, out: Path, script: Path | None) -> None:
     """Write the saved plan and its review script (owner-only), and say how to apply it."""
-    from provisioner.applyplan import review_script
+    from provisioner.runs.apply import review_script
 
     saved = capture.saved
     if saved is None:  # the run stopped before planning (e.g. the session was lost): nothing to save
@@ -362,4 +366,4 @@ def report_problems(result: RunResult) -> None:
     for outcome in result.outcomes:
         if outcome.result in PROBLEM_RESULTS:
             detail = f": {outcome.error}" if outcome.error else (f": {outcome.detail}" if outcome.detail else "")
-            err(visible(f"{outcome.result.value}: {outcome.mailbox} / {outcome.trustee.identity}{detail}"))
+            err(escaped(f"{outcome.result.value}: {outcome.mailbox} / {outcome.trustee.identity}{detail}"))

@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 
-from provisioner import report as reports
 from provisioner.cli.apps import journal_app
 from provisioner.cli.common import (
     check_output,
@@ -27,44 +26,37 @@ from provisioner.cli.common import (
     run_guard,
     summary_line,
 )
+from provisioner.cli.confirm import Confirmation, removals_question
 from provisioner.cli.options import (
+    NO_CONNECTION,
     AcceptAutomapOpt,
-    AuthOpt,
     ConfigOpt,
-    DcOpt,
+    ConnectionArgs,
     DeprecatedAutomapOpt,
     DryRunOpt,
     FormatOpt,
     HtmlOpt,
     JournalOpt,
-    KeytabOpt,
-    LabOpt,
     LockFileOpt,
     OfflineOpt,
-    PortOpt,
-    PrincipalOpt,
     ProfileListOpt,
     ReportOpt,
-    SchemeOpt,
     ScriptOpt,
-    ServerOpt,
-    SpnHostOpt,
-    SpnServiceOpt,
-    UserOpt,
     YesOpt,
+    connection_options,
 )
-from provisioner.confirm import Confirmation, removals_question
 from provisioner.errors import InputError
-from provisioner.jobs import Hooks
-from provisioner.protocol import journal_of
-from provisioner.session import check_connection_settings, resolve_password
+from provisioner.output import report as reports
+from provisioner.runs.jobs import Hooks
+from provisioner.runs.protocol import journal_of
+from provisioner.transport.psrp.connect import check_connection_settings, resolve_password
 
 
 @journal_app.command("list")
 def journal_list(config: ConfigOpt = None, journal: JournalOpt = None, output_format: FormatOpt = "table") -> None:
     """The runs recorded in the journal: when each started, what it changed, and what is still in doubt (a killed
     run's changes that the next changing run settles)."""
-    from provisioner.journal import summaries
+    from provisioner.engine.journal import summaries
 
     with edge():
         check_output(output_format)
@@ -93,6 +85,8 @@ def _plural(count: int, word: str) -> str:
 
 
 @journal_app.command("undo")
+@connection_options("server", "port", "scheme", "auth", "username", "keytab", "principal", "spn_service",
+                    "spn_hostname", "domain_controller", "insecure_lab")
 def journal_undo(
     run_id: Annotated[str, typer.Argument(help="The run to undo (see 'provisioner journal list')")],
     config: ConfigOpt = None,
@@ -103,17 +97,7 @@ def journal_undo(
     report: ReportOpt = None,
     output_format: FormatOpt = None,
     html: HtmlOpt = None,
-    server: ServerOpt = None,
-    port: PortOpt = None,
-    scheme: SchemeOpt = None,
-    auth: AuthOpt = None,
-    username: UserOpt = None,
-    keytab: KeytabOpt = None,
-    principal: PrincipalOpt = None,
-    spn_service: SpnServiceOpt = None,
-    spn_hostname: SpnHostOpt = None,
-    domain_controller: DcOpt = None,
-    insecure_lab: LabOpt = False,
+    connection_args: ConnectionArgs = NO_CONNECTION,
     accept_automapping: AcceptAutomapOpt = False,
     automapping_unsupported_ok: DeprecatedAutomapOpt = False,
     yes: YesOpt = False,
@@ -123,16 +107,12 @@ def journal_undo(
     """Reverse what a run changed, newest first, reading the current state first: only what still needs reversing
     is sent (--dry-run writes it as a script). Asks for confirmation when it removes access (--yes without a
     terminal)."""
-    from provisioner.undo import run_undo, scope
+    from provisioner.runs.undo import run_undo, scope
 
     with edge():
         check_output(output_format, dry_run, script)
         settings = discover(config)
-        connection = connection_of(
-            settings, server=server, port=port, scheme=scheme, auth=auth, username=username,
-            keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
-            domain_controller=domain_controller, insecure_lab=insecure_lab,
-        )
+        connection = connection_of(settings, connection_args)
         path = readable_journal(journal_of(settings, journal), journal is not None)
         guard = run_guard(settings, path, lock_file=lock_file)
         run = scope(path, run_id)

@@ -16,15 +16,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from provisioner_lab.exchange.engine import ExchangeEngine
 
-from provisioner.config import Connection, ReapplySettings, load_config
-from provisioner.engine import Engine, FixedSession
+from provisioner.domain.model import Action, Identity, Outcome, Result, Trustee
+from provisioner.engine.apply import Engine
 from provisioner.errors import ExitCode, InputError
-from provisioner.executors.guard import Budget, Deadline, DeadlineReached, Stalled
-from provisioner.jobs import Hooks, Job, RunResult, run
-from provisioner.model import Action, Identity, Outcome, Result, Trustee
-from provisioner.profile import ProfileList
-from provisioner.runner import Pipeline, Raw, TransportLost
-from provisioner.steps import StepOptions
+from provisioner.inputs.config import Connection, ReapplySettings, load_config
+from provisioner.powershell.steps import StepOptions
+from provisioner.runs.jobs import Hooks, Job, RunResult, run
+from provisioner.runs.mapi_profile import ProfileList
+from provisioner.transport.guard import Budget, Deadline, DeadlineReached, Stalled
+from provisioner.transport.runner import FixedSession, Pipeline, Raw, TransportLost
 from tests.fake_runner import LabRunner
 
 SERVICE = Trustee(Identity("svc-codetwo@contoso.com"), automapping=False, role="service-account")
@@ -215,7 +215,7 @@ def test_what_breaks_in_a_dependency_is_a_transport_failure_and_our_own_bugs_are
     import spnego.exceptions
     from pypsrp.exceptions import WinRMTransportError
 
-    from provisioner.executors.guard import is_transport_failure
+    from provisioner.transport.guard import is_transport_failure
 
     for exc in (spnego.exceptions.BadMICError(), requests.exceptions.ChunkedEncodingError(), ET.ParseError(),
                 ConnectionResetError(), WinRMTransportError("http", 500, ""), Stalled("x"), DeadlineReached("x")):

@@ -13,11 +13,16 @@ import pytest
 from spnego.exceptions import SpnegoError
 from typer.testing import CliRunner
 
-from provisioner import kerberos
 from provisioner.cli import app
-from provisioner.config import Connection, load_config
 from provisioner.errors import ConnectionFailure, ExitCode, InputError
-from provisioner.session import build_wsman, check_connection_settings, describe_failure, resolve_password
+from provisioner.inputs.config import Connection, load_config
+from provisioner.transport.psrp import kerberos
+from provisioner.transport.psrp.connect import (
+    build_wsman,
+    check_connection_settings,
+    describe_failure,
+    resolve_password,
+)
 
 GSS_FAILURE = 13 << 16  # "Unspecified GSS failure.  Minor code may provide more information"
 GSS_NO_CRED = 7 << 16

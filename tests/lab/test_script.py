@@ -55,7 +55,7 @@ def test_quoted_value_in_a_command_round_trips(value: str) -> None:
 
 
 def test_product_quoting_matches() -> None:
-    from provisioner.pwsh import quote
+    from provisioner.powershell.literals import quote
 
     for value in ("Frank O'Connor", "a\u2018b\u2019c\u201ad\u201be", "'''", "", "$x `n"):
         assert tokenize_value(quote(value)) == value

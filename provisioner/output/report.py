@@ -1,0 +1,186 @@
+"""Run results as a JSON report, a CSV, or a human table. Files are created owner-only (0600)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from provisioner import __version__
+from provisioner.domain.model import Outcome
+from provisioner.domain.text import aligned
+from provisioner.inputs.config import ReapplySettings
+from provisioner.output import metrics
+from provisioner.output.runlog import RUN
+from provisioner.output.summary import Summary, attention_first
+from provisioner.runs.jobs import RunResult
+from provisioner.version import commit
+
+
+def outcome_record(outcome: Outcome) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "mailbox": outcome.mailbox.value,
+        "trustee": outcome.trustee.identity.value,
+        "role": outcome.trustee.role,
+        "result": outcome.result.value,
+        "detail": outcome.detail,
+    }
+    if outcome.error is not None:
+        record["error"] = {
+            "message": outcome.error.message,
+            "reason": outcome.error.reason,
+            "category": outcome.error.category,
+            "fq_error_id": outcome.error.fq_error_id,
+            "target": outcome.error.target,
+        }
+    if outcome.warnings:
+        record["warnings"] = list(outcome.warnings)
+    return record
+
+
+def report_document(result: RunResult) -> dict[str, Any]:
+    job = result.job
+    return {
+        "tool": "provisioner",
+        "version": __version__,
+        "commit": commit(),
+        "config": RUN.config,  # the configuration file the run used (None: none found)
+        "log_run": RUN.run or None,  # the run log's id (its start and summary lines)
+        "action": job.action.value,
+        "run_id": result.run_id,
+        "dry_run": job.dry_run,
+        "offline": job.offline,
+        "server": job.connection.server,
+        "mode": job.connection.mode,
+        "started": result.started.isoformat(),
+        "finished": result.finished.isoformat(),
+        "duration_seconds": round((result.finished - result.started).total_seconds(), 3),
+        "trustees": [
+            {"identity": t.identity.value, "role": t.role, "automapping": t.automapping} for t in job.trustees
+        ],
+        "summary": {"mailboxes": len(job.mailboxes), **Summary.of(result).record(), "plan": result.plan.counts()},
+        "notes": result.notes,
+        "items": [outcome_record(outcome) for outcome in result.outcomes],
+        # the seed's second step: what the admin-console user's MAPI profile must add or drop
+        # (provisioner.runs.mapi_profile)
+        "mapi_profile": [entry.record() for entry in result.profile],
+    }
+
+
+SCRIPT_ENCODING = "utf-8-sig"
+"""PowerShell scripts are written as UTF-8 with a BOM: without one, Windows PowerShell (5.1 and 2.0, the Exchange
+Management Shell) reads a .ps1 in the ANSI code page, where a name's UTF-8 bytes can turn into a typographic quote
+(which PowerShell reads as ') and end a literal early."""
+
+
+def write_private(path: Path, text: str, encoding: str = "utf-8") -> None:
+    """Write ``text`` to ``path``, readable and writable by the owner only, replacing any earlier file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding=encoding, newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_report(result: RunResult, path: Path) -> None:
+    write_private(path, as_json(result))
+
+
+CSV_FIELDS = ("mailbox", "trustee", "role", "result", "detail", "reason", "fq_error_id")
+
+
+def as_csv(result: RunResult) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for outcome in result.outcomes:
+        row = outcome_record(outcome)
+        error = row.pop("error", None) or {}
+        row["reason"] = error.get("reason", "")
+        row["fq_error_id"] = error.get("fq_error_id", "")
+        writer.writerow(row)
+    return buffer.getvalue()
+
+
+SHORT_REASON = 120
+"""At most this many characters of an item's detail in a table cell or the HTML page; the JSON report and the CSV
+keep Exchange's whole error."""
+
+
+def short_reason(outcome: Outcome) -> str:
+    """An item's detail for one table or HTML cell, on one line and at most :data:`SHORT_REASON` characters.
+
+    For an item with an error: ``'x' not found`` or ``'x' matches several objects`` when Exchange said so by
+    exception type and its message names the error's target ``x``, else the error's first sentence; then the
+    exception type in brackets (``[ManagementObjectNotFoundException]``), which is kept whole. Exchange's server,
+    request id, time stamp and FQEID are left to the JSON report and the CSV."""
+    error = outcome.error
+    if error is None:
+        return _cut(outcome.detail, SHORT_REASON)
+    reason, target = _oneline(error.reason), _oneline(error.target)
+    suffix = f" [{reason}]" if reason else ""
+    text = _first_sentence(error.message if not outcome.detail or error.message in outcome.detail else outcome.detail)
+    if error.definitive and target and error.target in error.message:  # the message names it: say only that
+        text = f"'{target}' {'not found' if error.not_found else 'matches several objects'}"
+    if len(suffix) > SHORT_REASON // 2:
+        return _cut(text + suffix, SHORT_REASON)
+    return (_cut(text, SHORT_REASON - len(suffix)) + suffix).strip()
+
+
+def _oneline(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _first_sentence(text: str) -> str:
+    line = _oneline(text)
+    end = line.find(". ")
+    return line[: end + 1] if end > 0 else line
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` on one line, cut at a word boundary (when there is one in its second half) to ``limit`` characters,
+    ``…`` marking the cut."""
+    text = _oneline(text)
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:") + "…"
+
+
+def as_json(result: RunResult) -> str:
+    return json.dumps(report_document(result), indent=2, ensure_ascii=False) + "\n"
+
+
+def as_table(result: RunResult) -> str:
+    """Plain aligned text (no terminal): one line per item, those needing attention first, a short reason each."""
+    rows = [("MAILBOX", "TRUSTEE", "RESULT", "DETAIL")]
+    for outcome in attention_first(result.outcomes):
+        rows.append((outcome.mailbox.value, outcome.trustee.identity.value, outcome.result.value,
+                     short_reason(outcome)))
+    return aligned(rows)
+
+
+def summary_line(result: RunResult) -> str:
+    """The run's one line on stderr (:meth:`provisioner.output.summary.Summary.line`)."""
+    return Summary.of(result).line((result.finished - result.started).total_seconds())
+
+
+def write_reapply_outputs(result: RunResult, settings: ReapplySettings, report_path: Path | None,
+                  metrics_path: Path | None) -> None:
+
+    target = report_path or settings.report
+    if target is not None:
+        write_report(result, target)
+    metrics_file = metrics_path or settings.metrics_file
+    if metrics_file is not None:
+        metrics.write(metrics_file, metrics.of_run("reapply", result))

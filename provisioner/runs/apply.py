@@ -1,0 +1,274 @@
+"""``provisioner apply FILE``: carry out exactly the changes of a saved plan, or refuse when the world moved.
+
+What apply reads again is only what the plan depends on: each planned change's mailbox (``ids | Get-Mailbox``: still
+there, still the same GUID) and its (mailbox, trustee) permission (the change must still be the one planned: a
+planned grant not yet there and not denied, a planned removal still an explicit Allow), plus the server facts of
+the new session. Any difference is drift: apply then refuses with exit 7 and a short diff, nothing sent, unless
+``--allow-drift`` applies the changes that are still valid (and reports the others as they are now). A different
+tool version or a server that lost -AutoMapping is always refused: the commands would not be the reviewed ones.
+The changes themselves go through the one engine (batches, retries, confirmation reads, journal).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from provisioner import __version__
+from provisioner.domain import planner
+from provisioner.domain.model import ErrorInfo, Identity, ItemState, Outcome, Plan, PlanItem, Trustee
+from provisioner.domain.outcomes import unchanged_outcome
+from provisioner.domain.text import escaped
+from provisioner.engine.apply import Engine, ProgressFactory
+from provisioner.engine.journal import Journal, applied_by_plan
+from provisioner.engine.reconcile import reconcile
+from provisioner.engine.resolve import MailboxRef
+from provisioner.engine.trustees import verify_trustees
+from provisioner.errors import ExitCode, ProvisionerError
+from provisioner.inputs.config import Connection, ReapplySettings
+from provisioner.powershell import steps as step_builders
+from provisioner.powershell.render import render_script
+from provisioner.powershell.steps import StepOptions
+from provisioner.runs.jobs import (
+    NO_HOOKS,
+    Hooks,
+    Job,
+    RunResult,
+    cmdlets,
+    new_run_id,
+    required,
+    script_context,
+    step_options,
+)
+from provisioner.runs.planfile import TENANT, SavedPlan, server_facts
+from provisioner.transport.facts import refuse_missing
+from provisioner.transport.psrp.connect import open_pool
+from provisioner.transport.session import PoolFactory, open_session
+
+MAX_DIFF_LINES = 20
+
+
+class PlanDrift(ProvisionerError):
+    exit_code = ExitCode.PLAN_DRIFT
+
+    def __init__(self, lines: Sequence[str], valid: int, total: int, *, hard: bool) -> None:
+        self.lines = list(lines)
+        shown = self.lines[:MAX_DIFF_LINES]
+        if len(self.lines) > MAX_DIFF_LINES:
+            shown.append(f"… and {len(self.lines) - MAX_DIFF_LINES} more")
+        advice = ("make a new plan and have it reviewed" if hard else
+                  f"make a new plan, or apply the {valid} still-valid of {total} changes with --allow-drift")
+        super().__init__("the state moved since the plan was made; nothing was changed:\n  "
+                         + "\n  ".join(shown) + f"\n{advice}")
+
+
+@dataclass(frozen=True)
+class Moved:
+    """A planned change that no longer holds, and the item as it would be planned now."""
+
+    now: PlanItem
+    why: str
+    planned: ItemState
+
+    @property
+    def line(self) -> str:
+        return escaped(f"{self.now.mailbox} / {self.now.trustee.identity}: {self.why}")
+
+
+_VERB = {ItemState.TO_ADD: "grant", ItemState.TO_REMOVE: "removal"}
+_NOW = {
+    ItemState.ALREADY_PRESENT: "Full Access is already there",
+    ItemState.BLOCKED: "a Deny Full Access entry now exists",
+    ItemState.ABSENT: "there is no explicit Full Access to remove any more",
+    ItemState.INHERITED_ONLY: "only inherited access is left",
+}
+
+
+def _why(planned: ItemState, now: PlanItem) -> str:
+    if now.state is ItemState.UNKNOWN:
+        return f"planned {_VERB[planned]}, but the state cannot be read now: {now.detail}"
+    return f"planned {_VERB[planned]}, but {_NOW[now.state]}"
+
+
+def server_drift(saved: SavedPlan, connection: Connection, facts_now: dict[str, str],
+                 automapping_now: bool) -> tuple[list[str], list[str]]:
+    """(hard, soft) differences of tool, endpoint and server: hard ones are refused even with --allow-drift."""
+    hard: list[str] = []
+    soft: list[str] = []
+    if saved.tool_version != __version__:
+        hard.append(f"tool: planned with provisioner {saved.tool_version}, this is {__version__} (its commands may "
+                    "differ from the reviewed script)")
+    if _host(saved.endpoint.get("server")) != _host(connection.server):
+        hard.append(f"server: the plan is for {saved.endpoint.get('server')}, the connection is {connection.server}")
+    tenant = connection.exo.tenant if connection.backend == "exo" else None
+    if saved.endpoint.get(TENANT) != tenant:
+        hard.append(f"tenant: the plan is for {saved.endpoint.get(TENANT)}, the connection is for {tenant}")
+    if saved.automapping and not automapping_now:
+        hard.append("server: -AutoMapping was available when planned and is not now (role or server changed)")
+    if not saved.automapping and automapping_now:
+        hard.append("server: -AutoMapping is available now and was not when planned: grants sent without it would "
+                    "take Exchange's default (AutoMapping on), not what was reviewed")
+    for name, label in (("protocol", "PSRP protocol"), ("ps_version", "PowerShell version")):
+        then, now = saved.facts.get(name, ""), facts_now.get(name, "")
+        if then != now:
+            soft.append(f"server: {label} {then or '?'} when planned, {now or '?'} now")
+    return hard, soft
+
+
+def _host(name: object) -> str | None:
+    """A host name as DNS compares it: case-insensitive, without a trailing dot."""
+    return str(name).casefold().rstrip(".") if name else None
+
+
+def recheck(saved: SavedPlan, engine: Engine) -> tuple[list[PlanItem], list[Moved]]:
+    """The planned changes still valid (as plan items) and those that moved, in plan order."""
+    found = engine.mailboxes(list(dict.fromkeys(change.mailbox for change in saved.changes)))
+    verdicts: dict[int, PlanItem | Moved] = {}
+    wanted: dict[Identity, list[int]] = {}
+    trustee_of: dict[Identity, Trustee] = {}
+    for index, change in enumerate(saved.changes):
+        ref = found.get(change.mailbox)
+        if isinstance(ref, ErrorInfo) or ref is None:
+            error = ref if isinstance(ref, ErrorInfo) else ErrorInfo("not read")
+            now = PlanItem(change.mailbox, change.trustee, ItemState.UNKNOWN, str(error), error)
+            why = "the mailbox is gone" if error.not_found else f"the mailbox cannot be read now: {error}"
+            verdicts[index] = Moved(now, f"planned {_VERB[change.state]}, but {why}", change.state)
+        elif change.mailbox_key and ref.key != change.mailbox_key:
+            error = ErrorInfo(f"another mailbox (GUID {ref.key}) has this identity now")
+            now = PlanItem(change.mailbox, change.trustee, ItemState.UNKNOWN, error.message, error)
+            verdicts[index] = Moved(now, f"planned {_VERB[change.state]}, but {error.message}", change.state)
+        else:
+            wanted.setdefault(change.trustee.identity, []).append(index)
+            trustee_of[change.trustee.identity] = change.trustee
+    for trustee_id, indexes in wanted.items():
+        trustee = trustee_of[trustee_id]
+        observed = engine.observe([saved.changes[i].mailbox for i in indexes], [trustee], label="re-reading")
+        for index in indexes:
+            change = saved.changes[index]
+            now = planner.replan(change.mailbox, trustee, change.state,
+                                 observed[planner.key(change.mailbox, trustee)])
+            verdicts[index] = now if now.state is change.state else Moved(now, _why(change.state, now), change.state)
+    valid = [v for _, v in sorted(verdicts.items()) if isinstance(v, PlanItem)]
+    moved = [v for _, v in sorted(verdicts.items()) if isinstance(v, Moved)]
+    return valid, moved
+
+
+def connection_for(saved: SavedPlan, connection: Connection) -> Connection:
+    """The plan's endpoint (port, scheme, path, configuration, mode, DC) and batch size, with the applier's
+    credentials; the server is the configured one if any (compared with the plan's by :func:`server_drift`)."""
+    endpoint = {name: value for name, value in saved.endpoint.items() if name not in ("server", TENANT)}
+    return replace(connection, **endpoint, server=connection.server or saved.endpoint.get("server"),
+                   batch_size=saved.batch_size)
+
+
+def run_apply(
+    saved: SavedPlan,
+    connection: Connection,
+    settings: ReapplySettings,
+    *,
+    password: str | None = None,
+    pool_factory: PoolFactory = open_pool,
+    allow_drift: bool = False,
+    progress: ProgressFactory | None = None,
+    hooks: Hooks = NO_HOOKS,
+) -> RunResult:
+    """Re-read what ``saved`` depends on; apply exactly its still-valid changes, or raise :class:`PlanDrift`.
+    ``connection``: from :func:`connection_for`."""
+    started = datetime.now(UTC)
+    run_id = new_run_id(f"apply-{saved.action.value}")
+    journal = Journal(settings.journal, plan=saved.digest) if settings.journal else None
+    with open_session(connection, password, pool_factory, cmdlets(saved.action)) as session:
+        options = step_options(connection, session.facts, True, saved.action)
+        hard, soft = server_drift(saved, connection, server_facts(session.facts), options.automapping)
+        options = replace(options, automapping=saved.automapping)  # as reviewed (off if planned without it)
+        if hard:
+            raise PlanDrift(hard + soft, 0, len(saved.changes), hard=True)
+        refuse_missing(session.facts, required(saved.action, options, session.runner.piping))
+        engine = Engine(session, options, settings, batch_size=saved.batch_size, parallel=connection.parallel,
+                        journal=journal, run_id=run_id, progress=progress)
+        reconcile(engine, run_id)  # intents a killed run left in doubt, before the plan's state is re-read
+        verify_trustees(engine, saved.trustees, [change.mailbox for change in saved.changes])
+        valid, moved = recheck(saved, engine)
+        moved, done = _applied_before(moved, journal, saved.digest)
+        if (moved or soft) and not allow_drift:
+            raise PlanDrift(soft + [m.line for m in moved], len(valid), len(saved.changes), hard=False)
+        still = Plan(saved.action, tuple(valid), saved.trustees, observed=True)
+        if hooks.planned is not None:
+            hooks.planned(still, engine)
+        applied = engine.apply(still) if valid else []
+        by_pair = {planner.key(o.mailbox, o.trustee): o for o in applied}
+        for entry in moved:
+            by_pair[planner.key(entry.now.mailbox, entry.now.trustee)] = _moved_outcome(entry)
+        for entry in done:
+            by_pair[planner.key(entry.now.mailbox, entry.now.trustee)] = replace(
+                unchanged_outcome(entry.now), detail=entry.why)
+        outcomes = [by_pair[planner.key(c.mailbox, c.trustee)] for c in saved.changes]
+        if hooks.finished is not None:
+            hooks.finished(outcomes, engine)
+        notes = engine.notes + list(session.facts.notes) + soft
+    if moved:
+        notes.append(f"applied {len(valid)} of {len(saved.changes)} planned changes; {len(moved)} had moved since "
+                     "the plan and were left alone (--allow-drift)")
+    items = {planner.key(item.mailbox, item.trustee): item for item in valid}
+    items.update({planner.key(m.now.mailbox, m.now.trustee): m.now for m in (*moved, *done)})
+    if done:
+        notes.append(f"{len(done)} of the plan's changes were already applied by an earlier apply of this plan")
+    plan = Plan(saved.action, tuple(items[planner.key(c.mailbox, c.trustee)] for c in saved.changes),
+                saved.trustees, observed=True)
+    summary = Job(saved.action, tuple(dict.fromkeys(c.mailbox for c in saved.changes)), saved.trustees, connection)
+    result = RunResult(summary, plan, outcomes, started, datetime.now(UTC), None, notes)
+    result.run_id = run_id if journal else None
+    result.lost = engine.lost
+    return result
+
+
+_DONE = {ItemState.TO_ADD: {ItemState.ALREADY_PRESENT},
+         ItemState.TO_REMOVE: {ItemState.ABSENT, ItemState.INHERITED_ONLY}}
+
+
+def _applied_before(moved: list[Moved], journal: Journal | None, digest: str) -> tuple[list[Moved], list[Moved]]:
+    """(still moved, already applied): a change found done that an earlier apply of this very plan made (a run that
+    was killed, or a second apply of the same file) is not drift."""
+    if journal is None or not moved:
+        return moved, []
+    made = applied_by_plan(journal.path, digest)
+    still: list[Moved] = []
+    done: list[Moved] = []
+    for entry in moved:
+        run = made.get((entry.now.mailbox.value.casefold(), entry.now.trustee.identity.value.casefold()))
+        if run is not None and entry.now.state in _DONE[entry.planned]:
+            done.append(Moved(entry.now, f"already applied by run {run}", entry.planned))
+        else:
+            still.append(entry)
+    return still, done
+
+
+def _moved_outcome(entry: Moved) -> Outcome:
+    outcome = unchanged_outcome(entry.now)
+    return replace(outcome, detail=f"not applied, changed since the plan: {entry.why}")
+
+
+@dataclass
+class PlanCapture:
+    """The ``planned`` hook of ``provisioner plan``: the run's plan as a :class:`SavedPlan`, with each changed
+    mailbox's GUID read now (one ``ids | Get-Mailbox`` per batch) so that apply can tell it is still the same one."""
+
+    connection: Connection
+    saved: SavedPlan | None = None
+
+    def __call__(self, plan: Plan, engine: Engine) -> None:
+        found = engine.mailboxes(list(dict.fromkeys(item.mailbox for item in plan.items if item.changes)))
+        keys = {mailbox: ref.key for mailbox, ref in found.items() if isinstance(ref, MailboxRef)}
+        self.saved = SavedPlan.of(plan, self.connection, engine.session.facts, engine.options, keys,
+                                  datetime.now(UTC).replace(microsecond=0))
+
+
+def review_script(saved: SavedPlan, connection: Connection) -> str:
+    """The script a reviewer reads for ``saved`` (planned on ``connection``): its changes only, with the plan's
+    digest in the header, and the backend's header (on-prem server, or Exchange Online's Connect-ExchangeOnline)."""
+    options = StepOptions(domain_controller=saved.endpoint.get("domain_controller"), automapping=saved.automapping)
+    plan = saved.plan()
+    context = replace(script_context(connection), plan_digest=saved.digest)
+    return render_script(plan, step_builders.changes(plan, options), context,
+                         now=datetime.fromisoformat(saved.created))

@@ -1,0 +1,249 @@
+"""One PSRP client on public APIs: psrpcore for the protocol state, pypsrp's WSMan/WinRS for transport,
+authentication and message encryption, :mod:`provisioner.transport.psrp.clixml` for pipeline output.
+
+:class:`Client` opens a runspace pool (one runspace: state such as a preamble persists) the way PowerShell's WSMan
+client does (a WinRS shell on ``http://schemas.microsoft.com/powershell/<configuration>`` whose ``creationXml``
+carries SESSION_CAPABILITY and INIT_RUNSPACEPOOL), runs pipelines (a Command carrying CREATE_PIPELINE, Sends for the
+rest and for pipeline input, Receives until the pipeline's state is final) and reads command metadata.
+
+Every receive loop is bounded (:class:`Bounds`): a Receive that answers without progress (nothing new, or WSMan's
+operation-timeout fault) is paced and given up after ``stall_seconds``; nothing is sent after ``deadline`` (a
+``time.monotonic()`` value). Transport failures surface as pypsrp/requests exceptions (the caller maps them);
+protocol failures as :class:`ProtocolFailure`.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psrpcore
+from psrpcore.types import (
+    CommandTypes,
+    PSInvocationState,
+    RemoteStreamOptions,
+    RunspacePoolState,
+)
+from pypsrp.exceptions import WSManFaultError
+from pypsrp.shell import WinRS
+from pypsrp.wsman import OptionSet, WSMan
+
+from provisioner.transport.facts import BATCH_PROTOCOL, version_tuple
+from provisioner.transport.psrp import clixml
+from provisioner.transport.psrp.wire import PIPELINE_OUTPUT, Defragmenter, Message
+
+#: WS-Management's default MaxEnvelopeSize, and what a protocol 2.2+ server (PowerShell 3.0 on) accepts.
+DEFAULT_ENVELOPE, LARGE_ENVELOPE = 153600, 512000
+#: WSMan's fault for a Receive that waited its OperationTimeout without output: ask again.
+OPERATION_TIMEOUT_FAULT = 2150858793
+_FINAL = frozenset({PSInvocationState.Completed, PSInvocationState.Failed, PSInvocationState.Stopped,
+                    PSInvocationState.Disconnected})
+
+
+class ProtocolFailure(Exception):
+    """The server broke the protocol or the pool (state Broken/Closed, an unexpected host call, a stall)."""
+
+
+@dataclass
+class Bounds:
+    """How long a receive loop may go without progress, and the end after which nothing is sent."""
+
+    stall_seconds: float = 70.0
+    deadline: float | None = None  # time.monotonic() value
+    first_pause: float = 0.05
+    max_pause: float = 1.0
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+
+    def check(self, what: str) -> None:
+        if self.deadline is not None and self.clock() >= self.deadline:
+            raise ProtocolFailure(f"{what}: the run's deadline passed")
+
+    @classmethod
+    def for_timeouts(cls, operation_timeout: int, seconds_left: float | None = None) -> Bounds:
+        """Six operation timeouts (plus a margin) without progress; ``seconds_left`` until nothing is sent."""
+        deadline = None if seconds_left is None else time.monotonic() + seconds_left
+        return cls(stall_seconds=6.0 * operation_timeout + 10.0, deadline=deadline)
+
+
+@dataclass
+class Outcome:
+    """What one pipeline produced: output objects (read by the tool's reader), psrpcore's error and warning records,
+    and the record of a terminating failure (``failed``: the pipeline's final state was Failed)."""
+
+    output: list[Any] = field(default_factory=list)
+    errors: list[Any] = field(default_factory=list)
+    warnings: list[Any] = field(default_factory=list)
+    failed: bool = False
+    failure: Any = None
+    state: PSInvocationState = PSInvocationState.NotStarted
+
+
+class Client:
+    """A runspace pool over one pypsrp WSMan connection (public APIs of both libraries only)."""
+
+    def __init__(self, wsman: WSMan, configuration_name: str = "Microsoft.Exchange",
+                 bounds: Bounds | None = None) -> None:
+        self.wsman = wsman
+        self.bounds = bounds or Bounds()
+        self.pool = psrpcore.ClientRunspacePool(runspace_pool_id=uuid.uuid4())
+        self.shell = WinRS(wsman, resource_uri=f"http://schemas.microsoft.com/powershell/{configuration_name}",
+                           id=str(self.pool.runspace_pool_id).upper(), input_streams="stdin pr",
+                           output_streams="stdout")
+        self.defragmenter = Defragmenter()
+        self.requests = 0
+
+    # --- the pool ---------------------------------------------------------------------------------------------
+
+    def open(self) -> None:
+        self.pool.open()
+        payload = self.pool.data_to_send(self.wsman.max_payload_size)
+        if payload is None or self.pool.data_to_send(self.wsman.max_payload_size) is not None:
+            raise ProtocolFailure("the pool's opening messages do not fit one creationXml")
+        creation = ET.Element("creationXml", xmlns="http://schemas.microsoft.com/powershell")
+        creation.text = base64.b64encode(payload.data).decode("ascii")
+        options = OptionSet()
+        options.add_option("protocolversion", str(self.pool.our_capability.protocolversion), {"MustComply": "true"})
+        self.bounds.check("opening the session")
+        self.requests += 1
+        self.shell.open(options, creation)
+        self._receive_until(lambda: self.pool.state != RunspacePoolState.Opening, None, "opening the session")
+        if self.pool.state != RunspacePoolState.Opened:
+            raise ProtocolFailure(f"the server did not open the runspace pool (state {self.pool.state.name})")
+        if version_tuple(self.protocol_version) >= BATCH_PROTOCOL and self.wsman.max_envelope_size == DEFAULT_ENVELOPE:
+            # PowerShell 3.0 and later accept 500 KiB envelopes (as pypsrp and PowerShell's client assume): fewer
+            # Sends for pipeline input, fewer Receives for output
+            self.wsman.update_max_payload_size(LARGE_ENVELOPE)
+
+    def close(self) -> None:
+        if self.shell.opened:
+            self.requests += 1
+            self.shell.close()
+
+    @property
+    def protocol_version(self) -> str:
+        """The server's PSRP protocol version (its SESSION_CAPABILITY), e.g. "2.1"."""
+        capability = self.pool.their_capability
+        return "" if capability is None else str(capability.protocolversion)
+
+    @property
+    def application_private_data(self) -> dict[str, Any]:
+        return dict(self.pool.application_private_data or {})
+
+    # --- pipelines --------------------------------------------------------------------------------------------
+
+    def powershell(self, has_input: bool) -> psrpcore.ClientPowerShell:
+        """A new pipeline as pypsrp's PowerShell starts one: invocation info on every stream record, the shell's
+        error pipe not merged into output."""
+        return psrpcore.ClientPowerShell(self.pool, no_input=not has_input,
+                                         remote_stream_options=RemoteStreamOptions.AddInvocationInfo,
+                                         redirect_shell_error_to_out=False, pipeline_id=uuid.uuid4())
+
+    def invoke(self, pipeline: psrpcore.ClientPowerShell | psrpcore.ClientGetCommandMetadata,
+               pipeline_input: Sequence[Any] | None = None) -> Outcome:
+        """Start ``pipeline``, send its input, and receive until its state is final."""
+        command_id = str(pipeline.pipeline_id).upper()
+        outcome = Outcome()
+        pipeline.start()
+        first = self.pool.data_to_send(self.wsman.max_payload_size)
+        if first is None:
+            raise ProtocolFailure("psrpcore queued no CREATE_PIPELINE")
+        self.bounds.check("starting a pipeline")
+        self.requests += 1
+        self.shell.command("", [base64.b64encode(first.data).decode("ascii")], command_id=command_id)
+        if pipeline_input is not None:
+            for item in pipeline_input:
+                pipeline.send(item)
+            pipeline.send_eof()
+        self._send_pending(command_id)
+        self._receive_until(lambda: pipeline.state in _FINAL, (pipeline, outcome), "a pipeline")
+        pipeline.close()  # psrpcore forgets it (a pipeline cut short goes with its lost session)
+        outcome.state = pipeline.state
+        return outcome
+
+    def command_metadata(self, names: Sequence[str]) -> list[Any]:
+        """GET_COMMAND_METADATA (MS-PSRP 2.2.2.14): one object per command (``Name``, ``Parameters``, ...), read by
+        the tool's reader; the leading count object is dropped."""
+        pipeline = psrpcore.ClientGetCommandMetadata(self.pool, list(names), command_type=CommandTypes.All,
+                                                     pipeline_id=uuid.uuid4())
+        outcome = self.invoke(pipeline)
+        if outcome.failed:
+            raise ProtocolFailure(f"GET_COMMAND_METADATA failed: {outcome.failure}")
+        return outcome.output[1:]
+
+    # --- the transport loop -----------------------------------------------------------------------------------
+
+    def _send_pending(self, command_id: str | None) -> None:
+        while (payload := self.pool.data_to_send(self.wsman.max_payload_size)) is not None:
+            self.bounds.check("sending")
+            self.requests += 1
+            self.shell.send("stdin", payload.data, command_id=command_id)
+
+    def _receive_until(self, done: Callable[[], bool], pipeline: tuple[Any, Outcome] | None, what: str) -> None:
+        command_id = None if pipeline is None else str(pipeline[0].pipeline_id).upper()
+        last_progress = self.bounds.clock()
+        idle = 0
+        while not done():
+            self.bounds.check(what)
+            if self.bounds.clock() - last_progress > self.bounds.stall_seconds:
+                raise ProtocolFailure(f"{what}: no progress for {self.bounds.stall_seconds:g} s")
+            if idle > 1:
+                self.bounds.sleep(min(self.bounds.max_pause, self.bounds.first_pause * 2 ** (idle - 2)))
+            self.requests += 1
+            try:
+                data = self.shell.receive("stdout", command_id=command_id)[2].get("stdout", b"")
+            except WSManFaultError as exc:
+                if exc.code != OPERATION_TIMEOUT_FAULT:
+                    raise
+                data = b""
+            if not data:
+                idle += 1
+                continue
+            idle = 0
+            last_progress = self.bounds.clock()
+            for message in self.defragmenter.feed(data):
+                self._dispatch(message, pipeline)
+            self._send_pending(command_id)
+
+    def _dispatch(self, message: Message, pipeline: tuple[Any, Outcome] | None) -> None:
+        if message.message_type == PIPELINE_OUTPUT and pipeline is not None:
+            data = message.data
+            pipeline[1].output.append(clixml.read(data) if data else None)
+            return
+        self.pool.receive_data(psrpcore.PSRPPayload(message.as_fragment(), psrpcore.StreamType.default,
+                                                    message.pipeline_id))
+        while (event := self._next_event(message)) is not None:
+            self._event(event, pipeline)
+
+    def _next_event(self, message: Message) -> Any:
+        try:
+            return self.pool.next_event()
+        except Exception as exc:  # psrpcore raises what its parsers raise (ValueError, KeyError, ParseError, ...)
+            raise ProtocolFailure(f"psrpcore could not read message 0x{message.message_type:08X}: "
+                                  f"{type(exc).__name__}: {exc}") from exc
+
+    def _event(self, event: Any, pipeline: tuple[Any, Outcome] | None) -> None:
+        if isinstance(event, psrpcore.RunspacePoolStateEvent) and event.state in (
+                RunspacePoolState.Broken, RunspacePoolState.Closed):
+            raise ProtocolFailure(f"the server's runspace pool is {event.state.name}")
+        if isinstance(event, psrpcore.PipelineHostCallEvent | psrpcore.RunspacePoolHostCallEvent):
+            if event.ci != -100:  # a host method that expects an answer: this client has no host
+                raise ProtocolFailure(f"the server called the host ({event.method_identifier.name})")
+            return
+        if pipeline is None or event.pipeline_id != pipeline[0].pipeline_id:
+            return
+        outcome = pipeline[1]
+        if isinstance(event, psrpcore.ErrorRecordEvent):
+            outcome.errors.append(event.record)
+        elif isinstance(event, psrpcore.WarningRecordEvent):
+            outcome.warnings.append(event.record)
+        elif isinstance(event, psrpcore.PipelineStateEvent) and event.state == PSInvocationState.Failed:
+            outcome.failed = True
+            outcome.failure = event.reason
+        elif isinstance(event, psrpcore.PipelineOutputEvent):
+            outcome.output.append(event.data)  # not reached: output is read before psrpcore sees it
