@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from provisioner.domain.model import identity_problem
 from provisioner.errors import InputError
+from provisioner.inputs import users as inputs
 from provisioner.inputs.identity import strip_space
 from provisioner.inputs.users import IDENTITY_COLUMNS, looks_like_header, read_users_file
 
