@@ -19,20 +19,25 @@ from typing import Any
 
 from provisioner.domain.model import Identity, Outcome, Result
 from provisioner.errors import InputError
+from provisioner.powershell.cmdlets import inverse_of
 from provisioner.powershell.steps import Step
 
 CHANGED = {Result.GRANTED.value, Result.REMOVED.value}
 
 
 def step_action(step: Step) -> str:
-    """The journal's name for what a step does: grant or revoke."""
-    return "revoke" if str(step.cmdlet) == "Remove-MailboxPermission" else "grant"
+    """The journal's name for what a change step does: grant or revoke."""
+    return step.action.value
 
 
 def inverse(action: str, mailbox: str, trustee: str, automapping: bool) -> dict[str, Any]:
-    if action == "grant":
-        return {"cmdlet": "Remove-MailboxPermission", "identity": mailbox, "user": trustee}
-    return {"cmdlet": "Add-MailboxPermission", "identity": mailbox, "user": trustee, "automapping": automapping}
+    """The change that undoes ``action`` on (mailbox, trustee), as the journal records it: the inverse cmdlet of
+    the table, with the trustee's automapping when that cmdlet takes -AutoMapping."""
+    undo = inverse_of(action)
+    record: dict[str, Any] = {"cmdlet": undo.name, "identity": mailbox, "user": trustee}
+    if undo.parameter("AutoMapping") is not None:
+        record["automapping"] = automapping
+    return record
 
 
 @dataclass(frozen=True)

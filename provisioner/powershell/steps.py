@@ -5,23 +5,22 @@ structured command (``add_cmdlet``/``add_parameter``). Neither adds, drops or re
 script a human reviewed and the commands that run cannot diverge.
 
 Parameter names and enum values are those of the real cmdlets (see ``lab/provisioner_lab/data/
-exchange-cmdlets.json``, taken from the official cmdlet reference).
+exchange-cmdlets.json``, taken from the official cmdlet reference); which cmdlet takes which parameter, and when,
+is the table of :mod:`provisioner.powershell.cmdlets`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from enum import Enum
 
 from provisioner.domain.model import Identity, ItemState, Plan, PlanItem, Trustee
+from provisioner.powershell import cmdlets
+from provisioner.powershell.cmdlets import FULL_ACCESS as FULL_ACCESS
+from provisioner.powershell.cmdlets import INHERIT_ALL as INHERIT_ALL
+from provisioner.powershell.cmdlets import StepAction as StepAction
+from provisioner.powershell.cmdlets import Value as Value
 from provisioner.powershell.literals import Bare
-
-Value = str | bool | Bare | tuple[Bare, ...] | None
-"""A parameter value: a user/config string, a boolean, a fixed token, a list of tokens, or None for a switch."""
-
-FULL_ACCESS = (Bare("FullAccess"),)
-INHERIT_ALL = Bare("All")
 
 
 @dataclass(frozen=True)
@@ -45,14 +44,7 @@ class Command:
         return next((p for p in self.parameters if p.name.casefold() == name.casefold()), None)
 
 
-class StepAction(Enum):
-    READ = "read"
-    GRANT = "grant"
-    REVOKE = "revoke"
-
-
-_ACTIONS = {"Get-MailboxPermission": StepAction.READ, "Add-MailboxPermission": StepAction.GRANT,
-            "Remove-MailboxPermission": StepAction.REVOKE}
+_ACTIONS = cmdlets.step_actions()
 
 
 @dataclass(frozen=True)
@@ -97,7 +89,7 @@ def command(cmdlet: str, *pairs: tuple[str, Value], options: StepOptions) -> Com
 
 def lookup(options: StepOptions) -> Command:
     """``Get-Mailbox`` taking its -Identity from pipeline input (it binds ByValue): the head of piped shapes."""
-    return command("Get-Mailbox", options=options)
+    return command(cmdlets.GET_MAILBOX.name, options=options)
 
 
 def piped(step: Step) -> Command:
@@ -109,7 +101,7 @@ def piped(step: Step) -> Command:
 def grant(item: PlanItem, options: StepOptions) -> Step:
     """``Add-MailboxPermission -Identity M -User T -AccessRights FullAccess -InheritanceType All -AutoMapping:b``."""
     return Step(
-        Bare("Add-MailboxPermission"),
+        Bare(cmdlets.ADD_PERMISSION.name),
         _parameters(
             ("Identity", item.mailbox.value),
             ("User", item.trustee.identity.value),
@@ -129,7 +121,7 @@ def revoke(item: PlanItem, options: StepOptions) -> Step:
     ``-Confirm:$false`` is required: the cmdlet's ConfirmImpact is High, and a remote pipeline cannot prompt.
     """
     return Step(
-        Bare("Remove-MailboxPermission"),
+        Bare(cmdlets.REMOVE_PERMISSION.name),
         _parameters(
             ("Identity", item.mailbox.value),
             ("User", item.trustee.identity.value),
@@ -146,7 +138,7 @@ def revoke(item: PlanItem, options: StepOptions) -> Step:
 def read(mailbox: Identity, trustee: Trustee, options: StepOptions) -> Step:
     """``Get-MailboxPermission -Identity M -User T``: the server matches the trustee by SID, not by name."""
     return Step(
-        Bare("Get-MailboxPermission"),
+        Bare(cmdlets.GET_PERMISSION.name),
         _parameters(("Identity", mailbox.value), ("User", trustee.identity.value), options=options),
         mailbox,
         trustee,

@@ -20,22 +20,18 @@ from collections.abc import Sequence
 
 from provisioner.domain.model import Identity, Trustee
 from provisioner.inputs.config import Connection
-from provisioner.powershell import steps as step_builders
+from provisioner.powershell.cmdlets import Probe, When, metadata_cmdlets, probes
 from provisioner.powershell.literals import Bare
 from provisioner.powershell.steps import Command, Parameter, StepOptions
 from provisioner.runs.check_exo import run_exo_check
 from provisioner.runs.findings import Findings, check_trustees
-from provisioner.transport.facts import ACCEPT_AUTOMAPPING, AUTOMAPPING_FACT, NEEDED, OPTIONAL, ServerFacts
+from provisioner.transport.facts import ACCEPT_AUTOMAPPING, AUTOMAPPING_FACT, ServerFacts
 from provisioner.transport.psrp.client import Client
 from provisioner.transport.psrp.connect import open_pool
 from provisioner.transport.psrp.runner import ClientRunner, ClientScriptRunner, read_facts
 from provisioner.transport.runner import Pipeline
 
-PROBES: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = (
-    ("Get-MailboxPermission", ()),
-    ("Add-MailboxPermission", (("AccessRights", step_builders.FULL_ACCESS), ("WhatIf", None))),
-    ("Remove-MailboxPermission", (("AccessRights", step_builders.FULL_ACCESS), ("WhatIf", None), ("Confirm", False))),
-)
+PROBES = probes()
 
 
 def language_mode(pool: Client) -> str:
@@ -47,12 +43,10 @@ def language_mode(pool: Client) -> str:
     return f"NoLanguage or restricted (script text refused{reason}): use command mode"
 
 
-def probe_cmdlet(runner: ClientRunner, cmdlet: str, extra: tuple[tuple[str, object], ...]) -> tuple[bool, str]:
-    probe = Identity(f"provisioner-check-{uuid.uuid4()}")
-    parameters = [Parameter(Bare("Identity"), probe.value), Parameter(Bare("User"),
-                                                                                    probe.value)]
-    parameters += [Parameter(Bare(name), value) for name, value in extra]  # type: ignore[arg-type]
-    raw = runner.run(Pipeline.of(Command(Bare(cmdlet), tuple(parameters))))
+def probe_cmdlet(runner: ClientRunner, cmdlet: str, probe: Probe) -> tuple[bool, str]:
+    fresh = Identity(f"provisioner-check-{uuid.uuid4()}").value
+    parameters = tuple(Parameter(Bare(name), value) for name, value in probe.arguments(fresh))
+    raw = runner.run(Pipeline.of(Command(Bare(cmdlet), parameters)))
     first = raw.first_error
     if first is None:
         return True, "ran"
@@ -75,22 +69,23 @@ def report_facts(facts: ServerFacts, findings: Findings) -> None:
         findings.add(None, note)
     if facts.commands is None:
         return
-    for cmdlet, parameters in NEEDED.items():
-        if not facts.has_cmdlet(cmdlet):
-            optional = all((cmdlet, name) in OPTIONAL for name in parameters)
-            findings.add(None if optional else False, f"{cmdlet}: not in this session (RBAC or not Exchange)")
+    for cmdlet in metadata_cmdlets():
+        if not facts.has_cmdlet(cmdlet.name):
+            absent = f"{cmdlet.name}: not in this session (RBAC or not Exchange)"
+            findings.add(None if cmdlet.optional else False, absent)
             continue
-        have = [name for name in parameters if facts.has_parameter(cmdlet, name)]
-        lacking = [name for name in parameters if not facts.has_parameter(cmdlet, name)]
-        findings.add(True, f"{cmdlet}: parameters {', '.join('-' + name for name in have)}")
-        for name in lacking:
-            if (cmdlet, name) == ("Add-MailboxPermission", "AutoMapping"):
-                findings.add(False, f"{cmdlet} -{name} missing: {AUTOMAPPING_FACT}; grants are refused here unless "
-                                    f"run with {ACCEPT_AUTOMAPPING}")
-            elif (cmdlet, name) in OPTIONAL:
-                findings.add(None, f"{cmdlet} -{name} missing: runs that need it are refused")
+        have = [p.name for p in cmdlet.parameters if facts.has_parameter(cmdlet.name, p.name)]
+        lacking = [p for p in cmdlet.parameters if not facts.has_parameter(cmdlet.name, p.name)]
+        findings.add(True, f"{cmdlet.name}: parameters {', '.join('-' + name for name in have)}")
+        for parameter in lacking:
+            missing = f"{cmdlet.name} -{parameter.name} missing"
+            if parameter.when is When.AUTOMAPPING:
+                findings.add(False, f"{missing}: {AUTOMAPPING_FACT}; grants are refused here unless run with "
+                                    f"{ACCEPT_AUTOMAPPING}")
+            elif parameter.when.optional:
+                findings.add(None, f"{missing}: runs that need it are refused")
             else:
-                findings.add(False, f"{cmdlet} -{name} missing (trimmed by RBAC?)")
+                findings.add(False, f"{missing} (trimmed by RBAC?)")
 
 
 def run_check(connection: Connection, password: str | None, trustees: Sequence[Trustee] = ()) -> Findings:
@@ -105,8 +100,8 @@ def run_check(connection: Connection, password: str | None, trustees: Sequence[T
         report_facts(facts, findings)
         findings.add(None, f"language mode: {language_mode(pool)}")
         runner = ClientRunner(pool, facts)
-        for cmdlet, extra in PROBES:
-            ok, detail = probe_cmdlet(runner, cmdlet, extra)
+        for cmdlet, probe in PROBES:
+            ok, detail = probe_cmdlet(runner, cmdlet, probe)
             findings.add(ok, f"{cmdlet}: {detail}")
         check_trustees(runner, trustees, StepOptions(domain_controller=connection.domain_controller), findings)
     return findings

@@ -15,29 +15,22 @@ from collections.abc import Sequence
 
 from provisioner.domain.model import Trustee
 from provisioner.inputs.config import Connection
+from provisioner.powershell.cmdlets import Probe, probes
 from provisioner.powershell.literals import Bare
-from provisioner.powershell.steps import FULL_ACCESS, INHERIT_ALL, Command, Parameter, StepOptions, Value
+from provisioner.powershell.steps import Command, Parameter, StepOptions
 from provisioner.runs.findings import Findings, check_trustees
 from provisioner.transport.exo.auth import MANAGE_AS_APP, claims
 from provisioner.transport.exo.runner import EXO_COMMANDS, EXO_NOTE, ExoRunner, call_of
 from provisioner.transport.exo.session import open_client
 from provisioner.transport.runner import Pipeline
 
-PROBES: tuple[tuple[str, tuple[tuple[str, Value], ...]], ...] = (
-    ("Get-Mailbox", ()),
-    ("Get-MailboxPermission", (("User", "@probe"),)),
-    ("Add-MailboxPermission", (("User", "@probe"), ("AccessRights", FULL_ACCESS), ("InheritanceType", INHERIT_ALL),
-                               ("AutoMapping", False))),
-    ("Remove-MailboxPermission", (("User", "@probe"), ("AccessRights", FULL_ACCESS), ("InheritanceType", INHERIT_ALL),
-                                  ("Confirm", False))),
-)
+PROBES = probes(exo=True)
 
 
-def probe(runner: ExoRunner, cmdlet: str, extra: tuple[tuple[str, Value], ...]) -> tuple[bool, str]:
+def probe(runner: ExoRunner, cmdlet: str, how: Probe) -> tuple[bool, str]:
     fresh = f"provisioner-check-{uuid.uuid4()}"
-    parameters = [Parameter(Bare("Identity"), fresh)]
-    parameters += [Parameter(Bare(name), fresh if value == "@probe" else value) for name, value in extra]
-    command = Command(Bare(cmdlet), tuple(parameters))
+    parameters = tuple(Parameter(Bare(name), value) for name, value in how.arguments(fresh))
+    command = Command(Bare(cmdlet), parameters)
     raw = runner.run(Pipeline.of(command))
     error = raw.first_error
     if error is None:
@@ -73,8 +66,8 @@ def run_exo_check(connection: Connection, trustees: Sequence[Trustee] = ()) -> F
         for cmdlet, parameters in EXO_COMMANDS.items():
             findings.add(None, f"{cmdlet}: parameters {', '.join('-' + name for name in sorted(parameters))}")
         runner = ExoRunner(client)
-        for cmdlet, extra in PROBES:
-            ok, detail = probe(runner, cmdlet, extra)
+        for cmdlet, how in PROBES:
+            ok, detail = probe(runner, cmdlet, how)
             findings.add(ok, f"{cmdlet}: {detail}")
         check_trustees(runner, trustees, StepOptions(), findings)
     finally:

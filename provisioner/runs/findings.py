@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from provisioner.domain.model import Trustee
 from provisioner.errors import ExitCode
 from provisioner.powershell import steps as step_builders
+from provisioner.powershell.cmdlets import GET_RECIPIENT, GET_USER
 from provisioner.powershell.steps import StepOptions
 from provisioner.transport import records
 from provisioner.transport.runner import Pipeline, Runner
@@ -34,7 +35,7 @@ def check_trustees(runner: Runner, trustees: Sequence[Trustee], options: StepOpt
     for trustee in trustees:
         found: list[dict[str, object]] = []
         unreadable: list[str] = []
-        for cmdlet in ("Get-User", "Get-Recipient"):
+        for cmdlet in (GET_USER.name, GET_RECIPIENT.name):
             raw = runner.run(Pipeline.of(step_builders.command(cmdlet, ("Identity", trustee.identity.value),
                                                                options=options)))
             error = raw.first_error

@@ -33,6 +33,7 @@ from provisioner.engine.reconcile import reconcile
 from provisioner.engine.trustees import verify_trustees
 from provisioner.errors import ConnectionFailure, ExitCode, ProvisionerError, SessionLostForGood
 from provisioner.inputs.config import Connection, ReapplySettings
+from provisioner.powershell import cmdlets as table
 from provisioner.powershell import steps as step_builders
 from provisioner.powershell.render import ScriptContext, render_script
 from provisioner.powershell.steps import StepOptions
@@ -87,7 +88,7 @@ class RunResult:
         return self.refused.exit_code if self.refused is not None else self.exit_code
 
 
-GRANTING = frozenset({Action.GRANT, Action.REAPPLY, Action.UNDO})
+GRANTING = table.ADD_PERMISSION.runs  # the runs that may grant
 
 
 @dataclass(frozen=True)
@@ -126,24 +127,14 @@ def step_options(
 
 def required(action: Action, options: StepOptions, piping: bool) -> dict[str, set[str]]:
     """The cmdlets and parameters a run of ``action`` will send (checked against the facts before any is sent)."""
-    dc = {"DomainController"} if options.domain_controller else set()
-    needed: dict[str, set[str]] = {"Get-MailboxPermission": {"Identity", "User"} | dc}
-    if piping:
-        needed["Get-Mailbox"] = set(dc)
-    if action in GRANTING:
-        needed["Add-MailboxPermission"] = {"Identity", "User", "AccessRights", "InheritanceType"} | dc
-        if options.automapping:
-            needed["Add-MailboxPermission"].add("AutoMapping")
-    if action in (Action.REVOKE, Action.REAPPLY, Action.UNDO):
-        needed["Remove-MailboxPermission"] = {"Identity", "User", "AccessRights", "InheritanceType", "Confirm"} | dc
-    return needed
+    return table.required(action, piping=piping, domain_controller=bool(options.domain_controller),
+                          automapping=options.automapping)
 
 
 def cmdlets(action: Action) -> tuple[str, ...]:
     """The cmdlets a run of ``action`` may send (whose metadata its session reads): reapply resolves selectors
     (Get-DistributionGroupMember) too."""
-    names = list(required(action, StepOptions(), piping=True))
-    return (*names, "Get-DistributionGroupMember") if action is Action.REAPPLY else tuple(names)
+    return table.run_cmdlets(action)
 
 
 def prepare(

@@ -20,25 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provisioner.errors import ExitCode, ProvisionerError
+from provisioner.powershell.cmdlets import needed_by_metadata
 
-#: What provisioner may send, per cmdlet: the parameters it uses (a step uses a subset of them).
-NEEDED: Mapping[str, tuple[str, ...]] = {
-    "Get-Mailbox": ("Identity", "ResultSize", "OrganizationalUnit", "Filter", "RecipientTypeDetails",
-                    "DomainController"),
-    "Get-MailboxPermission": ("Identity", "User", "DomainController"),
-    "Add-MailboxPermission": ("Identity", "User", "AccessRights", "InheritanceType", "AutoMapping",
-                              "DomainController"),
-    "Remove-MailboxPermission": ("Identity", "User", "AccessRights", "InheritanceType", "Confirm",
-                                 "DomainController"),
-    "Get-DistributionGroupMember": ("Identity", "ResultSize", "DomainController"),
-}
-#: Parameters that only some runs need (a missing one is a FAIL only when a step uses it).
-OPTIONAL = frozenset({("Add-MailboxPermission", "AutoMapping"), ("Get-Mailbox", "OrganizationalUnit"),
-                      ("Get-Mailbox", "Filter"), ("Get-Mailbox", "RecipientTypeDetails"),
-                      ("Get-DistributionGroupMember", "Identity"), ("Get-DistributionGroupMember", "ResultSize"),
-                      ("Get-Mailbox", "DomainController"), ("Get-MailboxPermission", "DomainController"),
-                      ("Add-MailboxPermission", "DomainController"), ("Remove-MailboxPermission", "DomainController"),
-                      ("Get-DistributionGroupMember", "DomainController")})
+#: What provisioner may send, per cmdlet: the parameters it uses (a step uses a subset of them); from the one table.
+NEEDED: Mapping[str, tuple[str, ...]] = needed_by_metadata()
 BATCH_PROTOCOL = (2, 2)
 #: PowerShell's own Select-Object, which Exchange's endpoint keeps public (decompiled 2013 CU23
 #: InitialSessionStateBuilder ``alwaysPublicCommands``; KB 2922668): reads ask only for the properties the tool uses.

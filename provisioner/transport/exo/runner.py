@@ -32,32 +32,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provisioner.domain.model import ErrorInfo
+from provisioner.powershell.cmdlets import exo_commands, output_types
 from provisioner.powershell.literals import Bare
 from provisioner.powershell.steps import Command, Value
 from provisioner.transport.exo.http import Call, ExoClient, Reply
 from provisioner.transport.facts import ServerFacts
 from provisioner.transport.runner import NotRunnable, Origin, Pipeline, Raw
 
-ACE_TYPE = "Microsoft.Exchange.Management.RecipientTasks.MailboxAcePresentationObject"
-MAILBOX_TYPE = "Microsoft.Exchange.Data.Directory.Management.Mailbox"
-RECIPIENT_TYPE = "Microsoft.Exchange.Data.Directory.Management.ReducedRecipient"
-OUTPUT_TYPES = {
-    "get-mailboxpermission": ACE_TYPE,
-    "add-mailboxpermission": ACE_TYPE,
-    "remove-mailboxpermission": ACE_TYPE,
-    "get-mailbox": MAILBOX_TYPE,
-    "get-distributiongroupmember": RECIPIENT_TYPE,
-}
+OUTPUT_TYPES = output_types()
 #: The parameters of Exchange Online's cmdlets that provisioner uses (cloud cmdlet reference): no -DomainController.
-EXO_COMMANDS: Mapping[str, frozenset[str]] = {
-    "Get-Mailbox": frozenset({"identity", "resultsize", "organizationalunit", "filter", "recipienttypedetails"}),
-    "Get-MailboxPermission": frozenset({"identity", "user"}),
-    "Add-MailboxPermission": frozenset({"identity", "user", "accessrights", "inheritancetype", "automapping"}),
-    "Remove-MailboxPermission": frozenset({"identity", "user", "accessrights", "inheritancetype", "confirm"}),
-    "Get-DistributionGroupMember": frozenset({"identity", "resultsize"}),
-    "Get-User": frozenset({"identity"}),  # check: what each trustee resolves to
-    "Get-Recipient": frozenset({"identity"}),
-}
+EXO_COMMANDS: Mapping[str, frozenset[str]] = exo_commands()
 EXO_NOTE = ("Exchange Online REST (InvokeCommand): cmdlets and parameters from provisioner's fixed table (there is "
             "no Get-Command over REST); provisioner check probes each cmdlet for this app")
 
