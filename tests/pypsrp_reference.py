@@ -21,7 +21,7 @@ from requests.exceptions import RequestException
 
 from provisioner.domain.model import ErrorInfo
 from provisioner.transport import records
-from provisioner.transport.facts import NEEDED, SELECT_OBJECT, ServerFacts
+from provisioner.transport.facts import NEEDED, ServerFacts
 from provisioner.transport.runner import (
     NotRunnable,
     Origin,
@@ -123,10 +123,9 @@ def _table(data: Any) -> dict[str, str]:
 
 
 def read_facts(pool: RunspacePool, cmdlets: Iterable[str] = tuple(NEEDED)) -> ServerFacts:
-    """The facts of an open pypsrp RunspacePool (public API only), asking what the product's client asks (the
-    run's cmdlets and Select-Object)."""
+    """The facts of an open pypsrp RunspacePool (public API only), asking what the product's client asks."""
     protocol = records.text(getattr(pool, "protocol_version", "") or "")
-    cmdlets = tuple(dict.fromkeys((*cmdlets, SELECT_OBJECT)))
+    cmdlets = tuple(cmdlets)
     metadata = pool.get_command_metadata(list(cmdlets))
     commands: dict[str, frozenset[str]] = {}
     for entry in metadata:

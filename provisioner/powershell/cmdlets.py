@@ -54,6 +54,7 @@ class When(Enum):
     SELECTOR = "selector"  # only by runs with such a selector (reapply's OU, filter, group): check notes its absence
     DOMAIN_CONTROLLER = "domain_controller"  # on every command when the connection pins a domain controller
     AUTOMAPPING = "automapping"  # on every grant when the server has it (else left out: --accept-automapping)
+    PROJECTION = "projection"  # on every read (and grant) when the session has it (else the objects come whole)
 
     @property
     def optional(self) -> bool:
@@ -166,11 +167,14 @@ GET_GROUP_MEMBER = Cmdlet(
     frozenset({Action.REAPPLY}),
     output=RECIPIENT_TYPE,
 )
+#: PowerShell's own Select-Object, public on Exchange's endpoint: reads (and grants) end in ``| Select-Object
+#: -Property ...`` where the session has it (:func:`provisioner.engine.shapes.projected`); not over REST.
+SELECT = Cmdlet("Select-Object", (Param("Property", When.PROJECTION, exo=False),), EVERY_RUN, exo=False)
 GET_USER = Cmdlet("Get-User", (Param("Identity", When.EVERY), DC), frozenset())  # check: what a trustee is
 GET_RECIPIENT = Cmdlet("Get-Recipient", (Param("Identity", When.EVERY), DC), frozenset())  # a mail-enabled group
 
 TABLE: tuple[Cmdlet, ...] = (GET_MAILBOX, GET_PERMISSION, ADD_PERMISSION, REMOVE_PERMISSION, GET_GROUP_MEMBER,
-                             GET_USER, GET_RECIPIENT)
+                             SELECT, GET_USER, GET_RECIPIENT)
 
 
 def named(name: str) -> Cmdlet:

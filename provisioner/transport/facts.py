@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provisioner.errors import ExitCode, ProvisionerError
-from provisioner.powershell.cmdlets import needed_by_metadata
+from provisioner.powershell.cmdlets import SELECT, needed_by_metadata
 
 #: What provisioner may send, per cmdlet: the parameters it uses (a step uses a subset of them); from the one table.
 NEEDED: Mapping[str, tuple[str, ...]] = needed_by_metadata()
 BATCH_PROTOCOL = (2, 2)
 #: PowerShell's own Select-Object, which Exchange's endpoint keeps public (decompiled 2013 CU23
 #: InitialSessionStateBuilder ``alwaysPublicCommands``; KB 2922668): reads ask only for the properties the tool uses.
-SELECT_OBJECT = "Select-Object"
+SELECT_OBJECT = SELECT.name
 
 
 class MissingCapability(ProvisionerError):

@@ -15,7 +15,7 @@ from pypsrp.exceptions import WinRMError
 
 from provisioner.domain.model import ErrorInfo
 from provisioner.transport import records
-from provisioner.transport.facts import NEEDED, SELECT_OBJECT, ServerFacts
+from provisioner.transport.facts import NEEDED, ServerFacts
 from provisioner.transport.psrp import clixml
 from provisioner.transport.psrp.client import Client, Outcome, ProtocolFailure
 from provisioner.transport.psrp.records import error_record, warning_record
@@ -114,7 +114,7 @@ def _plain(value: Any) -> str:
 def read_facts(client: Client, cmdlets: Iterable[str] = tuple(NEEDED)) -> ServerFacts:
     """The facts of an open client's server: protocol (SESSION_CAPABILITY), PSVersionTable
     (APPLICATION_PRIVATE_DATA) and the cmdlets and parameters this account has (GET_COMMAND_METADATA)."""
-    cmdlets = tuple(dict.fromkeys((*cmdlets, SELECT_OBJECT)))  # and whether reads may be projected
+    cmdlets = tuple(cmdlets)  # the run's: Select-Object among them (whether reads may be projected)
     notes: list[str] = []
     commands: dict[str, frozenset[str]] | None
     try:
