@@ -15,8 +15,10 @@ from provisioner.domain.model import Identity, ItemState, PlanItem, Result, Trus
 from provisioner.engine import shapes
 from provisioner.inputs.config import ExoSettings
 from provisioner.powershell.steps import StepOptions, command, grant
+from provisioner.transport.backoff import Backoff
 from provisioner.transport.exo.cloud import endpoints
-from provisioner.transport.exo.http import Call, ExoClient, Retrying, map_error
+from provisioner.transport.exo.errors import map_error
+from provisioner.transport.exo.http import Call, ExoClient
 from provisioner.transport.exo.runner import ExoRunner
 from provisioner.transport.runner import Pipeline, TransportLost
 
@@ -181,7 +183,7 @@ def test_429_honours_retry_after() -> None:
 @responses.activate
 def test_503_retries_are_bounded_and_end_transient() -> None:
     responses.post(INVOKE, status=503)
-    exo, _, slept = client(retrying=Retrying(attempts=4, max_wait=100, base=1))
+    exo, _, slept = client(backoff=Backoff(retries=3, max_wait=100, base=1, cap=30))
     reply = exo.invoke(Call("Add-MailboxPermission", {"Identity": "x", "User": "t"}))
     assert reply.error is not None and reply.error.transient and not reply.error.not_found
     assert len(responses.calls) == 4 and len(slept) == 3 and sum(slept) <= 100
@@ -225,7 +227,7 @@ def test_error_mapping_ambiguous_rbac_json_string_and_empty_403() -> None:
 @pytest.mark.parametrize("body", [b"<html>proxy login</html>", b"", b'{"unexpected": 1}'])
 def test_a_read_answered_200_without_a_result_list_is_never_absent(body: bytes) -> None:
     responses.post(INVOKE, body=body, status=200)
-    exo, _, slept = client(retrying=Retrying(attempts=3, base=0.01, cap=0.01, max_wait=1))
+    exo, _, slept = client(backoff=Backoff(retries=2, max_wait=1, base=0.01, cap=0.01))
     reply = exo.invoke(Call("Get-MailboxPermission", {"Identity": "user1", "User": "svc"}))
     assert reply.error is not None and reply.error.transient and reply.error.reason == "InvalidResult"
     assert len(slept) == 2  # retried, bounded

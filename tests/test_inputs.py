@@ -11,16 +11,8 @@ import pytest
 from provisioner.domain.model import Identity
 from provisioner.errors import ExitCode, InputError
 from provisioner.inputs import users as inputs
-from provisioner.inputs.users import (
-    Duplicate,
-    InputWarning,
-    Source,
-    Target,
-    TargetList,
-    collect_targets,
-    parse_identity,
-    read_users_file,
-)
+from provisioner.inputs.identity import InputWarning, Source, parse_identity
+from provisioner.inputs.users import Duplicate, Target, TargetList, collect_targets, read_users_file
 
 DATA = Path(__file__).parent / "data" / "inputs"
 

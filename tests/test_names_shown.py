@@ -31,7 +31,8 @@ from provisioner.domain.model import Action, Identity, ItemState, Trustee, ident
 from provisioner.errors import InputError
 from provisioner.inputs.config import load_config
 from provisioner.inputs.desired import TrusteeOptions, desired
-from provisioner.inputs.users import Source, collect_targets, parse_identity, read_users_file
+from provisioner.inputs.identity import Source, parse_identity
+from provisioner.inputs.users import collect_targets, read_users_file
 from provisioner.powershell import literals as pwsh
 from provisioner.powershell import steps
 from provisioner.powershell.steps import StepOptions

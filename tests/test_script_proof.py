@@ -293,7 +293,7 @@ def test_rendered_typographic_quotes_become_char_codes_that_both_readings_agree_
     value = f"O{quote}Brien {quote}{quote}'{quote}; Remove-Mailbox x; {quote}"
     trustee = Trustee(Identity("svc"))
     item = PlanItem(Identity(value), trustee, ItemState.TO_ADD)
-    line = render.render_step(steps.grant(item, StepOptions()))
+    line = render.render_command(steps.grant(item, StepOptions()))
     assert not psparse.has_typographic_quote(line)
     mine, theirs = psparse.commands(line), psparse.ts_script(line)
     assert theirs.commands == mine.commands  # same token boundaries
@@ -327,22 +327,6 @@ def test_pwsh_quote_is_decoded_by_powershells_rule(value: str) -> None:
     literal = pwsh.quote(value)
     assert psparse.string_value(literal) == value
     assert [(token.kind, token.value) for token in psparse.tokenize(literal)] == [("string", value)]
-
-
-@proof_settings()
-@given(literal=quote_soup)
-def test_pwsh_unquote_agrees_with_powershells_rule(literal: str) -> None:
-    """Differential: ``provisioner.powershell.literals.unquote`` against this module's own reading, on arbitrary
-    text."""
-    try:
-        expected: str | None = psparse.decode_verbatim(literal)
-    except psparse.PSSyntaxError:
-        expected = None
-    try:
-        actual: str | None = pwsh.unquote(literal)
-    except ValueError:
-        actual = None
-    assert actual == expected
 
 
 # ------------------------------------------------------------------------ comments cannot be escaped from

@@ -12,7 +12,7 @@ from provisioner import __version__
 from provisioner.domain import planner
 from provisioner.domain.model import Action, Identity, Trustee
 from provisioner.powershell import steps
-from provisioner.powershell.render import ScriptContext, render_script, render_step
+from provisioner.powershell.render import ScriptContext, render_command, render_script
 from tests import psparse
 
 REFERENCE = json.loads(
@@ -72,13 +72,13 @@ def test_enum_values_are_documented() -> None:
 def test_remove_always_confirms_false_and_grant_sets_automapping() -> None:
     plan = planner.plan(Action.REVOKE, MAILBOXES[:1], TRUSTEES[:1], None)
     (remove,) = steps.changes(plan, steps.StepOptions())
-    assert render_step(remove) == (
+    assert render_command(remove) == (
         "Remove-MailboxPermission -Identity 'alice.wong@contoso.com' -User 'svc-codetwo@contoso.com' "
         "-AccessRights FullAccess -InheritanceType All -Confirm:$false"
     )
     plan = planner.plan(Action.GRANT, MAILBOXES[1:], TRUSTEES[1:], None)
     (add,) = steps.changes(plan, steps.StepOptions(domain_controller="dc01.contoso.com"))
-    assert render_step(add) == (
+    assert render_command(add) == (
         "Add-MailboxPermission -Identity 'Frank O''Connor' -User 'sync.admin' -AccessRights FullAccess "
         "-InheritanceType All -AutoMapping:$true -DomainController 'dc01.contoso.com'"
     )
@@ -104,7 +104,7 @@ def test_hostile_values_render_as_exact_literals(value: str) -> None:
     holds typographic quotes or invisible characters) that decodes, by PowerShell's rule, to the value."""
     plan = planner.plan(Action.GRANT, [Identity(value)], [Trustee(Identity(value))], None)
     (step,) = steps.changes(plan, steps.StepOptions(domain_controller=value))
-    line = render_step(step)
+    line = render_command(step)
     assert [token.value for token in psparse.tokenize(line) if token.kind == "string"] == [value, value, value]
     assert line.startswith(("Add-MailboxPermission -Identity '", "Add-MailboxPermission -Identity ('"))
 

@@ -24,9 +24,10 @@ from provisioner.cli.common import check_options
 from provisioner.errors import InputError
 from provisioner.inputs.config import Connection, ExoSettings, ReapplySettings, load_config
 from provisioner.inputs.files import open_regular, read_regular
+from provisioner.inputs.identity import WILDCARD_ADVICE
 from provisioner.inputs.output_paths import check_outputs
 from provisioner.inputs.schema import problem, specs
-from provisioner.inputs.users import WILDCARD_ADVICE, collect_targets, looks_like_header, read_users_file
+from provisioner.inputs.users import collect_targets, looks_like_header, read_users_file
 from tests.hypothesis_profiles import proof_settings
 
 

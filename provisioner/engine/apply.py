@@ -42,7 +42,7 @@ from provisioner.errors import ConnectionFailure, ProvisionerError
 from provisioner.inputs.config import ReapplySettings
 from provisioner.powershell import steps as step_builders
 from provisioner.powershell.steps import Step, StepAction, StepOptions
-from provisioner.transport.backoff import Retry
+from provisioner.transport.backoff import Backoff, Retry
 from provisioner.transport.guard import Deadline
 from provisioner.transport.runner import Runner, TransportLost
 from provisioner.transport.session import SessionLike
@@ -76,7 +76,7 @@ class Engine:
         self.settings = settings or ReapplySettings()
         self.batch_size, self.journal, self.run_id = batch_size, journal, run_id
         self.sleep, self.progress = sleep, progress
-        self.retry = Retry(self.settings, sleep)
+        self.retry = Retry(Backoff.of(self.settings), sleep)
         self.notes: list[str] = []
         self.parallel = parallel  # sessions for reads; Exchange's throttling policy limits them per user
         self.deadline: Deadline = getattr(session, "deadline", None) or Deadline()

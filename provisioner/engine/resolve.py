@@ -239,10 +239,6 @@ class Resolver:
             matched[identity] = replace(group[0], identity=identity) if len(group) == 1 else ambiguous(identity, group)
         return matched
 
-    def _one(self, identity: Identity) -> MailboxRef | ErrorInfo:
-        command = step_builders.command("Get-Mailbox", ("Identity", identity.value), options=self.options)
-        return self._one_result(identity, self.runner.run(Pipeline.of(command)))
-
     def _one_result(self, identity: Identity, result: Raw) -> MailboxRef | ErrorInfo:
         error = result.first_error
         if error is not None and error.transient:

@@ -150,11 +150,6 @@ def read_result(raw: Raw) -> Observation:
     return observation(raw.output)
 
 
-def read_one(runner: Runner, mailbox: Identity, trustee: Trustee, options: StepOptions) -> Observation:
-    """``Get-MailboxPermission -Identity M -User T`` alone: its own errors decide."""
-    return read_result(runner.run(Pipeline.of(step_builders.read(mailbox, trustee, options).command)))
-
-
 def read_each(runner: Runner, mailboxes: Sequence[Identity], trustee: Trustee,
               options: StepOptions) -> list[Observation]:
     """One ``Get-MailboxPermission -Identity M -User T`` per mailbox, each judged on its own result."""

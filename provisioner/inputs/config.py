@@ -17,9 +17,9 @@ from provisioner.domain.model import format_characters, identity_problem
 from provisioner.errors import InputError
 from provisioner.inputs.discovery import ENV, Located, locate
 from provisioner.inputs.files import read_regular
+from provisioner.inputs.identity import column_problem, wildcard_problem
 from provisioner.inputs.schema import Spec, setting, specs, type_problem
 from provisioner.inputs.schema import problem as setting_problem
-from provisioner.inputs.users import column_problem, wildcard_problem
 
 Auth = Literal["kerberos", "negotiate", "ntlm", "basic", "certificate", "credssp"]
 Scheme = Literal["http", "https"]

@@ -14,15 +14,8 @@ from pathlib import Path
 from provisioner.domain.model import Identity, Trustee
 from provisioner.errors import InputError
 from provisioner.inputs.config import Config, TrusteeSpec
-from provisioner.inputs.users import (
-    InputWarning,
-    Source,
-    Target,
-    TargetList,
-    collect_targets,
-    column_problem,
-    parse_identity,
-)
+from provisioner.inputs.identity import InputWarning, Source, column_problem, parse_identity
+from provisioner.inputs.users import Target, TargetList, collect_targets
 
 
 @dataclass(frozen=True)

@@ -19,16 +19,15 @@ import codecs
 import csv
 import itertools
 import re
-import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 from provisioner.domain.model import Identity
-from provisioner.domain.text import hidden_characters
 from provisioner.errors import InputError
 from provisioner.inputs.files import open_regular, too_large
+from provisioner.inputs.identity import InputWarning, Source, is_blank, parse_identity, strip_space
 
 IDENTITY_COLUMNS = ("Identity", "PrimarySmtpAddress", "UserPrincipalName", "Alias", "Mailbox")
 """CSV header names of the identity column, in priority order (matched case-insensitively)."""
@@ -36,7 +35,6 @@ IDENTITY_COLUMNS = ("Identity", "PrimarySmtpAddress", "UserPrincipalName", "Alia
 MAX_USERS_FILE_BYTES = 64 << 20
 """A users file larger than this (64 MiB, some million lines) is refused before it is read."""
 
-WILDCARD_ADVICE = "Exchange expands * in identities: give the GUID, DN or address"
 _COLUMN_LIKE = re.compile(r"[^\W\d][\w .()/#+&-]*", re.UNICODE)  # a header name as exports write them
 
 CSV_DELIMITERS = (",", ";", "\t")
@@ -52,17 +50,6 @@ _DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
 
 
 @dataclass(frozen=True)
-class Source:
-    """Where a value came from: a file path as given, ``--mailbox`` or ``config:<path>``; line is 1-based."""
-
-    origin: str
-    line: int | None = None
-
-    def __str__(self) -> str:
-        return self.origin if self.line is None else f"{self.origin}:{self.line}"
-
-
-@dataclass(frozen=True)
 class Target:
     identity: Identity
     source: Source
@@ -74,189 +61,11 @@ class Duplicate:
     first: Target  # the one kept
 
 
-@dataclass(frozen=True)
-class InputWarning:
-    source: Source
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.source}: {self.message}"
-
-
 @dataclass
 class TargetList:
     targets: list[Target] = field(default_factory=list)  # unique (case-insensitive), in first-seen order
     duplicates: list[Duplicate] = field(default_factory=list)
     warnings: list[InputWarning] = field(default_factory=list)
-
-
-# ------------------------------------------------------------------------------------------------- identity
-
-
-def _is_space(char: str) -> bool:
-    """Whitespace that is stripped (with a warning) around an identity: space separators and tab."""
-    return char == "\t" or unicodedata.category(char) == "Zs"
-
-
-def _strip_space(text: str) -> tuple[str, str, str]:
-    """``(leading, core, trailing)``: ``text`` split around its leading and trailing ``_is_space`` chars."""
-    if text == text.strip():  # fast path: no whitespace of any kind at either end
-        return "", text, ""
-    start, end = 0, len(text)
-    while start < end and _is_space(text[start]):
-        start += 1
-    while end > start and _is_space(text[end - 1]):
-        end -= 1
-    return text[:start], text[start:end], text[end:]
-
-
-def _is_blank(text: str) -> bool:
-    return not text.strip() and all(_is_space(char) for char in text)
-
-
-def _char_name(char: str) -> str:
-    if char == "\t":
-        return "tab"
-    name = unicodedata.name(char, "")
-    return f"U+{ord(char):04X} {name}" if name else f"U+{ord(char):04X}"
-
-
-# Lookalikes of ASCII characters used in identities (addresses, UPNs, DOMAIN\user, DNs) that NFKC does not
-# map to ASCII; characters whose NFKC form is ASCII (fullwidth @ and ., NBSP, ...) are caught generically.
-_LOOKALIKES = {
-    **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2043\u2212\u02d7\u058a\u2e3a", "-"),
-    **dict.fromkeys("\u3002\uff61\u00b7\u2027\u2219\u22c5\u06d4\u0701\u0702\u2e33", "."),
-    **dict.fromkeys("\u2018\u2019\u201b\u2032\u02bc\u02b9\u00b4\u02c8\u275b\u275c", "'"),
-    **dict.fromkeys("\u201c\u201d\u201f\u2033\u02ba\u275d\u275e", '"'),
-    **dict.fromkeys("\u201a\u060c\u3001\u02cf", ","),
-    **dict.fromkeys("\u2044\u2215\u29f8", "/"),
-    **dict.fromkeys("\u2216\u29f5\u29f9", "\\"),
-    **dict.fromkeys("\u2017", "_"),
-}
-
-# Script sets that may be mixed in one identity (UTS #39 "highly restrictive"): Latin with Japanese, Chinese
-# or Korean. Any other mix, Latin with Cyrillic or Greek above all, is how lookalike addresses are built.
-_ALLOWED_SCRIPT_MIXES = (
-    frozenset({"Latin", "Han", "Hiragana", "Katakana"}),
-    frozenset({"Latin", "Han", "Bopomofo"}),
-    frozenset({"Latin", "Han", "Hangul"}),
-)
-
-
-def _script(char: str) -> str | None:
-    """The script of a letter, from its Unicode name (after NFKC), or None for non-letters."""
-    if not unicodedata.category(char).startswith("L"):
-        return None
-    normal = unicodedata.normalize("NFKC", char)[:1] or char
-    words = unicodedata.name(normal, "").split()
-    if words and words[0] in ("FULLWIDTH", "HALFWIDTH"):
-        words = words[1:]
-    if not words or words[0] in ("MODIFIER", "KATAKANA-HIRAGANA"):
-        return None
-    if words[0] == "CJK":
-        return "Han"
-    return words[0].title()
-
-
-def _listing(items: list[str], limit: int = 5) -> str:
-    shown = ", ".join(items[:limit])
-    return f"{shown} and {len(items) - limit} more" if len(items) > limit else shown
-
-
-def _lookalike_warnings(value: str) -> list[str]:
-    """Messages for mixed scripts and for lookalikes of ASCII characters in ``value``; none for ASCII."""
-    if value.isascii():
-        return []
-    messages = []
-    lookalikes: list[str] = []
-    letters: dict[str, list[tuple[int, str]]] = {}
-    for index, char in enumerate(value, start=1):
-        if char.isascii():
-            if char.isalpha():
-                letters.setdefault("Latin", []).append((index, char))
-            continue
-        normal = unicodedata.normalize("NFKC", char)
-        if char in _LOOKALIKES or (normal.isascii() and normal):
-            looks_like = _LOOKALIKES.get(char, normal)
-            lookalikes.append(f"{char!r} ({_char_name(char)}, looks like {looks_like!r}) at position {index}")
-            continue
-        script = _script(char)
-        if script is not None:
-            letters.setdefault(script, []).append((index, char))
-    scripts = set(letters)
-    if len(scripts) > 1 and not any(scripts <= allowed for allowed in _ALLOWED_SCRIPT_MIXES):
-        main = max(sorted(scripts), key=lambda name: (len(letters[name]), name == "Latin"))
-        others = sorted(scripts - {main})
-        odd = sorted((index, char) for name in others for index, char in letters[name])
-        details = [f"{char!r} ({_char_name(char)}) at position {index}" for index, char in odd]
-        messages.append(
-            f"{value!r} mixes {' and '.join([main, *others])} letters: {_listing(details)};"
-            " check it is not a lookalike of another identity"
-        )
-    if lookalikes:
-        messages.append(f"{value!r} contains lookalike characters: {_listing(lookalikes)}")
-    return messages
-
-
-_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
-def _format_warnings(value: str) -> list[str]:
-    """A message for the invisible characters in ``value`` (format characters, fillers, variation selectors, a
-    combining mark without a base; :func:`provisioner.domain.text.hidden`): accepted, but invisible (or
-    reordering).
-    Spaces other than U+0020 are left to the lookalike warning."""
-    found = [(index, char) for index, char in hidden_characters(value) if unicodedata.category(char) != "Zs"]
-    if not found:
-        return []
-    details = []
-    for index, char in found:
-        bidi = " (bidirectional control: text around it may display in another order)" if char in _BIDI_CONTROLS else ""
-        details.append(f"'{_char_name(char)}'{bidi} at position {index}")
-    kind = "an invisible character" if len(found) == 1 else f"{len(found)} invisible characters"
-    return [f"{value!r} contains {kind}, kept as written: {_listing(details)}"]
-
-
-def wildcard_problem(value: str) -> str | None:
-    """Why ``value`` cannot be sent as an identity because of a wildcard, or None. Exchange's identity parameters
-    expand ``*``: a grant for ``j*`` would land on whichever mailbox matched, one nobody listed."""
-    return f"{value!r} contains a wildcard (*): {WILDCARD_ADVICE}" if "*" in value else None
-
-
-def column_problem(name: str) -> str | None:
-    """Why ``name`` cannot be a users file's identity column (``--column``, ``[targets] column``), or None."""
-    core = _strip_space(name)[1]
-    if not core:
-        return "empty column name"
-    if any(char in core for char in '"\r\n') or not core.isprintable():
-        return f"{name!r} is not a CSV column name"
-    return None
-
-
-def parse_identity(raw: str, source: Source) -> tuple[Identity, list[InputWarning]]:
-    """Check one identity. Surrounding spaces and tabs are stripped with a warning; format characters (kept
-    as written) and lookalikes warn.
-
-    Raises ``InputError(reason, where=str(source))`` when ``identity_problem`` refuses the value, or when it
-    holds a wildcard (:func:`wildcard_problem`).
-    """
-    leading, value, trailing = _strip_space(raw)
-    try:
-        identity = Identity(value)  # checks identity_problem(value)
-    except ValueError as exc:
-        raise InputError(str(exc), where=str(source)) from None
-    wildcard = wildcard_problem(value)
-    if wildcard is not None:
-        raise InputError(wildcard, where=str(source))
-    warnings = []
-    if leading or trailing:
-        side = " and ".join(name for name, part in (("leading", leading), ("trailing", trailing)) if part)
-        odd = sorted(set(leading + trailing) - {" "})
-        kinds = f" ({', '.join(_char_name(char) for char in odd)})" if odd else ""
-        warnings.append(InputWarning(source, f"removed {side} whitespace{kinds} around {value!r}"))
-    warnings.extend(InputWarning(source, message) for message in _format_warnings(value))
-    warnings.extend(InputWarning(source, message) for message in _lookalike_warnings(value))
-    return identity, warnings
 
 
 # ---------------------------------------------------------------------------------------- physical lines
@@ -345,7 +154,7 @@ def _content(line: str) -> str:
 
 def _skipped(line: str) -> bool:
     """Blank lines and ``#`` comment lines (first non-blank character ``#``)."""
-    _, core, _ = _strip_space(_content(line))
+    _, core, _ = strip_space(_content(line))
     return not core or core.startswith("#")
 
 
@@ -383,12 +192,12 @@ def _known_header(line: str, number: int, origin: str, rank_of: dict[str, int], 
         fields = _csv_fields(line, delimiter)
         if fields is None:
             continue
-        ranks = [rank_of.get(_strip_space(name)[1].casefold(), len(rank_of)) for name in fields]
+        ranks = [rank_of.get(strip_space(name)[1].casefold(), len(rank_of)) for name in fields]
         best = min(ranks, default=len(rank_of))
         if best == len(rank_of):
             continue
         if ranks.count(best) > 1:
-            name = _strip_space(fields[ranks.index(best)])[1]
+            name = strip_space(fields[ranks.index(best)])[1]
             raise InputError(f"the header has more than one {name} column{label}", where=f"{origin}:{number}")
         found.append(_Header(delimiter, tuple(fields), ranks.index(best), number))
     # A delimiter absent from the line gives one field, the whole line: a one-column header (read with ",").
@@ -405,14 +214,14 @@ def _known_header(line: str, number: int, origin: str, rank_of: dict[str, int], 
 def _header_fields(line: str) -> list[str]:
     """The fields of a header line, split by the delimiter that gives the most of them."""
     candidates = [_csv_fields(line, delimiter) or [line] for delimiter in CSV_DELIMITERS]
-    return [_strip_space(name)[1] for name in max(candidates, key=len)]
+    return [strip_space(name)[1] for name in max(candidates, key=len)]
 
 
 def looks_like_header(line: str) -> bool:
     """A line that reads as a CSV header: it starts with a double quote (Export-Csv quotes every field), or it
     splits into two or more fields that all look like column names (DNs have ``=``, addresses ``@``, account
     names a backslash, "Last, First" display names a space after the comma: none of those is a header)."""
-    core = _strip_space(line)[1]
+    core = strip_space(line)[1]
     if core.startswith('"'):
         return True
     for delimiter in CSV_DELIMITERS:
@@ -431,7 +240,7 @@ def _detect_header(line: str, number: int, origin: str, column: str | None = Non
     ``column`` the line must be a header naming that column."""
     where = f"{origin}:{number}"
     if column is not None:
-        wanted = _strip_space(column)[1]
+        wanted = strip_space(column)[1]
         header = _known_header(line, number, origin, {wanted.casefold(): 0}, " (--column)")
         if header is None:
             raise InputError(f"no column {wanted!r} (--column) in the header: the columns found are "
@@ -534,12 +343,12 @@ def _csv_records(origin: str, lines: Iterator[tuple[int, str]], delimiter: str) 
 
 
 def _all_blank(values: list[str]) -> bool:
-    return not "".join(values).strip() and all(_is_blank(value) for value in values)
+    return not "".join(values).strip() and all(is_blank(value) for value in values)
 
 
 def _csv_items(origin: str, lines: Iterator[tuple[int, str]], header: _Header) -> Iterator[Target | InputWarning]:
     width, column = len(header.fields), header.column
-    folded_header = [_strip_space(name)[1].casefold() for name in header.fields]
+    folded_header = [strip_space(name)[1].casefold() for name in header.fields]
     for start, row in _csv_records(origin, lines, header.delimiter):
         if _all_blank(row):
             continue  # e.g. ",,," rows that Excel writes for formatted but empty rows
@@ -552,8 +361,8 @@ def _csv_items(origin: str, lines: Iterator[tuple[int, str]], header: _Header) -
                 where=f"{origin}:{start}",
             )
         raw = row[column]
-        folded = _strip_space(raw)[1].casefold()
-        if folded == folded_header[column] and [_strip_space(v)[1].casefold() for v in row[:width]] == folded_header:
+        folded = strip_space(raw)[1].casefold()
+        if folded == folded_header[column] and [strip_space(v)[1].casefold() for v in row[:width]] == folded_header:
             yield InputWarning(Source(origin, start), "repeated header line skipped")
             continue
         # The identity's own line: quoted fields before it may span lines (their line breaks are kept).

@@ -95,27 +95,6 @@ def quote(value: str) -> str:
     return "(" + " + ".join(operands) + ")"
 
 
-def unquote(literal: str) -> str:
-    """The value of a single-quoted PowerShell literal, by PowerShell's rule (the inverse of :func:`quote` for
-    the values it writes as one literal; a concatenation with ``[char]`` codes is not a literal)."""
-    if len(literal) < 2 or literal[0] not in SINGLE_QUOTES or literal[-1] not in SINGLE_QUOTES:
-        raise ValueError("not a single-quoted literal")
-    body = literal[1:-1]
-    out: list[str] = []
-    index = 0
-    while index < len(body):
-        char = body[index]
-        if char in SINGLE_QUOTES:
-            if index + 1 >= len(body) or body[index + 1] not in SINGLE_QUOTES:
-                raise ValueError(f"unescaped quote character at {index + 1}")
-            out.append(body[index + 1])  # PowerShell keeps the second of the pair
-            index += 2
-            continue
-        out.append(char)
-        index += 1
-    return "".join(out)
-
-
 def literal(value: object) -> str:
     """Any value the renderer may print, as PowerShell source.
 

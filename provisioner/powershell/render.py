@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import jinja2
 from markupsafe import Markup
@@ -84,9 +84,6 @@ def environment() -> jinja2.Environment:
 def render_command(command: Step | Command) -> str:
     """One command (or step) as one command line (the same macro the full script uses)."""
     return environment().get_template("step.ps1.j2").render(step=command).strip()
-
-
-render_step = render_command
 
 
 @dataclass(frozen=True)
@@ -155,15 +152,3 @@ def render_script(plan: Plan, steps: Iterable[Step], context: ScriptContext, *, 
     ``steps`` may be a generator: nothing but the output is kept per step.
     """
     return environment().get_template("script.ps1.j2").render(_script_variables(plan, steps, context, now))
-
-
-def stream_script(
-    plan: Plan, steps: Iterable[Step], context: ScriptContext, out: TextIO, *, now: datetime | None = None
-) -> None:
-    """:func:`render_script` written to ``out`` piece by piece (same text; memory stays flat for any plan size)."""
-    for chunk in environment().get_template("script.ps1.j2").generate(_script_variables(plan, steps, context, now)):
-        out.write(chunk)
-
-
-def render_lines(steps: Iterable[Step]) -> list[str]:
-    return [render_step(step) for step in steps]

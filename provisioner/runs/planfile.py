@@ -25,7 +25,7 @@ from provisioner.domain.model import Action, Identity, ItemState, Plan, PlanItem
 from provisioner.errors import InputError
 from provisioner.inputs.config import Connection
 from provisioner.inputs.files import read_regular
-from provisioner.inputs.users import wildcard_problem
+from provisioner.inputs.identity import wildcard_problem
 from provisioner.powershell.steps import StepOptions
 from provisioner.transport.facts import ServerFacts
 

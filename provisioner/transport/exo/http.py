@@ -36,7 +36,9 @@ import requests
 
 from provisioner.domain.model import ErrorInfo
 from provisioner.errors import ProvisionerError
+from provisioner.transport.backoff import Backoff
 from provisioner.transport.exo.auth import TokenProvider
+from provisioner.transport.exo.errors import invalid_result, is_transient_type, map_error, throttled
 from provisioner.transport.runner import TransportLost
 
 log = logging.getLogger(__name__)
@@ -45,16 +47,6 @@ SYSTEM_MAILBOX = "SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}"
 BATCH_LIMIT = 10
 RETRY_STATUSES = frozenset({502, 503, 504})
 MAX_PAGES = 10_000  # 10 million objects at 1,000 a page: far beyond any organisation, short of forever
-#: Exception types the service reports for a passing condition (the V3 module retries these).
-TRANSIENT_TYPES = ("TransientException", "ServerBusyException", "ADServerSettingsChangedException")
-CATEGORIES = {
-    "ManagementObjectNotFoundException": "ObjectNotFound",
-    "ManagementObjectAmbiguousException": "InvalidArgument",
-    "ParameterBindingException": "InvalidArgument",
-    "ParameterBindingValidationException": "InvalidData",
-    "ParameterBindingArgumentTransformationException": "InvalidData",
-    "CommandNotFoundException": "ObjectNotFound",
-}
 
 
 @dataclass(frozen=True)
@@ -76,96 +68,8 @@ class Reply:
     status: int = 200
 
 
-@dataclass
-class Retrying:
-    """Bounds of the retries of one call (or one $batch round)."""
-
-    attempts: int = 6
-    max_wait: float = 120.0  # seconds of waiting in all
-    base: float = 0.5  # first backoff without Retry-After; doubles, with jitter
-    cap: float = 30.0
-
-
-# ---------------------------------------------------------------------------------------------- errors
-def is_transient_type(exception_type: str) -> bool:
-    short = exception_type.rsplit(".", 1)[-1]
-    return any(short.endswith(name) for name in TRANSIENT_TYPES)
-
-
-def _category(short: str, status: int) -> str:
-    if short in CATEGORIES:
-        return CATEGORIES[short]
-    if is_transient_type(short):
-        return "ResourceUnavailable"
-    if "AccessDenied" in short or short == "UnauthorizedAccessException":
-        return "PermissionDenied"
-    return "PermissionDenied" if status == 403 else "NotSpecified"
-
-
-def _detail_parts(message: Any) -> tuple[str, str, str] | None:
-    """(code, exception type, text) of one ``details[].message``: ``code|Type|text`` or a JSON string of it."""
-    if not isinstance(message, str):
-        return None
-    text = message.strip()
-    if text.startswith(("{", '"')):
-        try:
-            decoded = json.loads(text)
-        except ValueError:
-            decoded = None
-        if isinstance(decoded, str):
-            return _detail_parts(decoded)
-        if isinstance(decoded, dict):
-            kind = next((str(decoded[k]) for k in ("ExceptionType", "exceptionType", "Type", "type", "ClassName")
-                         if decoded.get(k)), "")
-            words = next((str(decoded[k]) for k in ("Message", "message", "ErrorMessage") if decoded.get(k)), "")
-            code = next((str(decoded[k]) for k in ("ErrorCode", "code", "Code") if decoded.get(k)), "")
-            if kind or words:
-                nested = _detail_parts(words) if "|" in words else None
-                return nested or (code, kind, words)
-    pieces = text.split("|", 2)
-    if len(pieces) == 3 and "." in pieces[1] and " " not in pieces[1].strip():
-        return pieces[0].strip(), pieces[1].strip(), pieces[2].strip()
-    return None
-
-
-def map_error(status: int, body: Any, cmdlet: str) -> ErrorInfo:
-    """An error reply as ErrorInfo: reason and category from the exception type, the text for humans only."""
-    error = body.get("error") if isinstance(body, Mapping) else None
-    if not isinstance(error, Mapping):
-        if status == 403:
-            return ErrorInfo(
-                f"Exchange Online has no {cmdlet} for this app (HTTP 403 without a body): the app's Exchange role is "
-                "missing or does not include the cmdlet", reason="CmdletAccessDenied", category="PermissionDenied",
-                fq_error_id=f"HTTP403,{cmdlet}")
-        return ErrorInfo(f"HTTP {status} from Exchange Online for {cmdlet} without an error body",
-                         reason=f"HTTP{status}", category="ResourceUnavailable" if status >= 500 else "NotSpecified",
-                         fq_error_id=f"HTTP{status},{cmdlet}")
-    details = error.get("details")
-    for detail in details if isinstance(details, list) else []:
-        if not isinstance(detail, Mapping):
-            continue
-        parts = _detail_parts(detail.get("message"))
-        if parts is None:
-            continue
-        code, kind, text = parts
-        short = kind.rsplit(".", 1)[-1]
-        target = detail.get("target")
-        return ErrorInfo(" ".join(text.split()) or str(error.get("message", "")), reason=short,
-                         category=_category(short, status), fq_error_id=f"{code},{kind}" if code else kind,
-                         target=str(target) if target else "")
-    inner = error.get("innererror")
-    inner_type = str(inner.get("type", "")) if isinstance(inner, Mapping) else ""
-    code = str(error.get("code", "")) or f"HTTP{status}"
-    message = " ".join(str(error.get("message", "") or f"HTTP {status}").split())
-    short = inner_type.rsplit(".", 1)[-1] if is_transient_type(inner_type) else code
-    category = "ResourceUnavailable" if status >= 500 or is_transient_type(inner_type) else _category(short, status)
-    return ErrorInfo(message, reason=short, category=category, fq_error_id=f"{code},{inner_type or cmdlet}")
-
-
-def throttled(cmdlet: str, detail: str) -> ErrorInfo:
-    """Still throttled or unavailable after the bounded retries: transient (the engine retries later)."""
-    return ErrorInfo(f"Exchange Online kept refusing {cmdlet}: {detail}", reason="ServerBusy",
-                     category="LimitsExceeded", fq_error_id=f"Throttled,{cmdlet}")
+DEFAULT_BACKOFF = Backoff(retries=5, max_wait=120.0, base=0.5, cap=30.0)
+"""Six tries in all, two minutes of waiting at most, steps from 0.5 s to 30 s (or the server's Retry-After)."""
 
 
 def retry_after(headers: Mapping[str, str] | None) -> float | None:
@@ -206,13 +110,6 @@ def _has_values(body: Any) -> bool:
     return isinstance(body, Mapping) and isinstance(body.get("value"), list)
 
 
-def invalid_result(cmdlet: str, status: int) -> ErrorInfo:
-    """A read answered with success but without a result list: transient (retried), so it ends unknown, never
-    absent."""
-    return ErrorInfo(f"Exchange Online answered {cmdlet} with HTTP {status} but no result list", reason="InvalidResult",
-                     category="ResourceUnavailable", fq_error_id=f"InvalidResult,{cmdlet}")
-
-
 def _status(item: Mapping[str, Any]) -> int:
     """A $batch item's status; 0 (no status) when it is missing or not a number."""
     try:
@@ -242,13 +139,13 @@ class ExoClient:
         batch: bool = True,
         page_size: int = 1000,
         timeout: float = 60.0,
-        retrying: Retrying | None = None,
+        backoff: Backoff | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
     ) -> None:
         self.tokens, self.http = tokens, http or tokens.http
         self.batch, self.page_size, self.timeout = batch, page_size, timeout
-        self.retrying = retrying or Retrying()
+        self.backoff = backoff or DEFAULT_BACKOFF
         self.sleep, self.rng = sleep, rng or random.Random()
         self.endpoints = tokens.endpoints
         self.tenant_id = tokens.tenant_id()
@@ -279,11 +176,6 @@ class ExoClient:
         except (ProvisionerError, ValueError, requests.exceptions.RequestException) as exc:
             raise TransportLost(f"no token from the authority during the run: {exc}") from None
 
-    def _backoff(self, attempt: int, hinted: float | None) -> float:
-        if hinted is not None:
-            return hinted  # the server's Retry-After, as is: a wait longer than the budget ends the retries
-        return min(self.retrying.cap, self.retrying.base * 2.0 ** attempt) * self.rng.uniform(0.5, 1.0)
-
     def _post(self, url: str, body: Mapping[str, Any], kind: str) -> requests.Response:
         """One POST with the token; 401 refreshes it once; connection errors are retried (bounded), then the
         session counts as lost. Status-level retries are the caller's (they differ for $batch items)."""
@@ -297,11 +189,10 @@ class ExoClient:
                 response = self.http.post(url, data=json.dumps(body), headers=self._headers(token),
                                           timeout=self.timeout)
             except requests.exceptions.RequestException as exc:
-                delay = self._backoff(attempt, None)
-                attempt += 1
-                if attempt >= self.retrying.attempts or waited + delay > self.retrying.max_wait:
+                delay = self.backoff.delay(attempt, self.rng)
+                if not self.backoff.allows(attempt, waited, delay):
                     raise TransportLost(f"Exchange Online unreachable: {type(exc).__name__}") from None
-                waited += delay
+                attempt, waited = attempt + 1, waited + delay
                 self.counters["retries"] += 1
                 self.sleep(delay)
                 continue
@@ -338,11 +229,10 @@ class ExoClient:
             transient = self._transient(status, payload, call)
             if transient is None:
                 return status, payload, None
-            delay = self._backoff(attempt, retry_after(response.headers))
-            attempt += 1
-            if attempt >= self.retrying.attempts or waited + delay > self.retrying.max_wait:
+            delay = self.backoff.delay(attempt, self.rng, retry_after(response.headers))
+            if not self.backoff.allows(attempt, waited, delay):
                 return status, payload, transient
-            waited += delay
+            attempt, waited = attempt + 1, waited + delay
             self.counters["retries"] += 1
             self.counters[f"http_{status}"] += 1
             log.debug("%s: HTTP %s, retrying in %.1fs", call.cmdlet, status, delay)
@@ -499,11 +389,10 @@ class ExoClient:
                 refreshed = True
                 self.counters["token_refreshes"] += 1
                 self.tokens.refresh()
-            delay = self._backoff(attempt, hint)
-            attempt += 1
-            if attempt >= self.retrying.attempts or waited + delay > self.retrying.max_wait:
+            delay = self.backoff.delay(attempt, self.rng, hint)
+            if not self.backoff.allows(attempt, waited, delay):
                 break
-            waited += delay
+            attempt, waited = attempt + 1, waited + delay
             self.counters["retries"] += 1
             self.sleep(delay)
         for index in pending:

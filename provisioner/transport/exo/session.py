@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from provisioner.errors import InputError
 from provisioner.inputs.config import Connection
+from provisioner.transport.backoff import Backoff
 from provisioner.transport.exo.auth import TokenProvider, http_session, load_certificate
-from provisioner.transport.exo.http import ExoClient, Retrying
+from provisioner.transport.exo.http import ExoClient
 from provisioner.transport.exo.runner import ExoRunner
 from provisioner.transport.guard import Deadline
 from provisioner.transport.runner import FixedSession
@@ -31,10 +32,11 @@ def open_client(connection: Connection) -> ExoClient:
     settings = connection.exo
     http = http_session(settings)
     tokens = TokenProvider(settings, http)
-    retrying = Retrying(attempts=settings.retry_attempts, max_wait=float(settings.retry_max_seconds),
-                        base=float(settings.retry_base_seconds))
+    # [exo] retry_attempts counts the tries, the first included
+    backoff = Backoff(retries=settings.retry_attempts - 1, max_wait=float(settings.retry_max_seconds),
+                      base=float(settings.retry_base_seconds), cap=30.0)
     return ExoClient(tokens, http, batch=settings.batch, page_size=settings.page_size, timeout=settings.timeout,
-                     retrying=retrying)
+                     backoff=backoff)
 
 
 class ExoSession(FixedSession):
