@@ -32,7 +32,7 @@ from typer.testing import CliRunner
 from provisioner.cli import app
 from provisioner.errors import ConnectionFailure, InputError
 from provisioner.inputs.config import Connection
-from provisioner.transport import session
+from provisioner.transport.psrp import connect as session
 
 ROOT = Path(__file__).parent.parent
 USER = "lab-admin"

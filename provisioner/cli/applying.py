@@ -25,23 +25,18 @@ from provisioner.cli.common import (
 )
 from provisioner.cli.confirm import Confirmation, changes_question
 from provisioner.cli.options import (
-    AuthOpt,
+    NO_CONNECTION,
     ConfigOpt,
+    ConnectionArgs,
     FormatOpt,
     HtmlOpt,
     JournalOpt,
-    KeytabOpt,
-    LabOpt,
     LockFileOpt,
     NoJournalOpt,
-    ParallelOpt,
-    PrincipalOpt,
     ProfileListOpt,
     ReportOpt,
-    SpnHostOpt,
-    SpnServiceOpt,
-    UserOpt,
     YesOpt,
+    connection_options,
 )
 from provisioner.domain.wording import counted
 from provisioner.errors import InputError
@@ -53,6 +48,8 @@ from provisioner.transport.psrp.connect import check_connection_settings, resolv
 
 
 @app.command("apply")
+@connection_options("auth", "username", "keytab", "principal", "spn_service", "spn_hostname", "parallel",
+                    "insecure_lab")
 def apply_plan(
     plan_file: Annotated[Path, typer.Argument(help="The plan `provisioner plan … --out FILE` saved")],
     config: ConfigOpt = None,
@@ -72,14 +69,7 @@ def apply_plan(
     server: Annotated[str | None, typer.Option("--server", help="Must be the plan's (default: the plan's)")] = None,
     port: Annotated[int | None, typer.Option("--port", help="Must be the plan's (default: the plan's)")] = None,
     scheme: Annotated[str | None, typer.Option("--scheme", help="Must be the plan's (default: the plan's)")] = None,
-    auth: AuthOpt = None,
-    username: UserOpt = None,
-    keytab: KeytabOpt = None,
-    principal: PrincipalOpt = None,
-    spn_service: SpnServiceOpt = None,
-    spn_hostname: SpnHostOpt = None,
-    parallel: ParallelOpt = None,
-    insecure_lab: LabOpt = False,
+    connection_args: ConnectionArgs = NO_CONNECTION,
 ) -> None:
     """Apply exactly a saved plan's changes, after reading again what they depend on: if anything moved (a grant
     already there, a mailbox gone, another server), nothing is changed (exit 7) unless --allow-drift. Asks for
@@ -103,11 +93,7 @@ def apply_plan(
             f"({counted(saved.removals, 'removal')}), made {saved.created} for {saved.endpoint.get('server')}")
         profile = profile_for(saved.trustees, profile_list, False, report)
         settings = discover(config)
-        connection = connection_of(
-            settings, server=server, auth=auth, username=username, keytab=keytab, principal=principal,
-            spn_service=spn_service,
-            spn_hostname=spn_hostname, insecure_lab=insecure_lab, parallel=parallel,
-        )
+        connection = connection_of(settings, connection_args, server=server)
         connection = connection_for(saved, connection)
         guard = run_guard(settings, journal, no_journal, lock_file)
         check_run_outputs(report=report, html=html, profile_list=profile_list, guard=guard, settings=settings,

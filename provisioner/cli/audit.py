@@ -25,30 +25,19 @@ from provisioner.cli.common import (
     wanted_from,
 )
 from provisioner.cli.options import (
+    NO_CONNECTION,
     AdminOpt,
-    AuthOpt,
-    BatchOpt,
     ColumnOpt,
     ConfigOpt,
-    DcOpt,
+    ConnectionArgs,
     FormatOpt,
     HtmlOpt,
-    KeytabOpt,
-    LabOpt,
     MailboxOpt,
-    ModeOpt,
-    ParallelOpt,
-    PortOpt,
-    PrincipalOpt,
     ReportOpt,
-    SchemeOpt,
-    ServerOpt,
     ServiceOpt,
-    SpnHostOpt,
-    SpnServiceOpt,
     TrusteeOpt,
-    UserOpt,
     UsersFileOpt,
+    connection_options,
 )
 from provisioner.domain.model import Action
 from provisioner.inputs.desired import TrusteeOptions
@@ -68,6 +57,8 @@ AUDIT_HELP = (
 
 
 @app.command(help=AUDIT_HELP)
+@connection_options("server", "port", "scheme", "auth", "username", "keytab", "principal", "spn_service",
+                    "spn_hostname", "domain_controller", "mode", "batch_size", "parallel", "insecure_lab")
 def audit(
     config: ConfigOpt = None,
     mailbox: MailboxOpt = None,
@@ -84,31 +75,13 @@ def audit(
     html: HtmlOpt = None,
     metrics_file: Annotated[Path | None, typer.Option(
         "--metrics-file", help="Write Prometheus gauges here (node_exporter textfile; job=\"audit\")")] = None,
-    server: ServerOpt = None,
-    port: PortOpt = None,
-    scheme: SchemeOpt = None,
-    auth: AuthOpt = None,
-    username: UserOpt = None,
-    keytab: KeytabOpt = None,
-    principal: PrincipalOpt = None,
-    spn_service: SpnServiceOpt = None,
-    spn_hostname: SpnHostOpt = None,
-    domain_controller: DcOpt = None,
-    mode: ModeOpt = None,
-    batch_size: BatchOpt = None,
-    parallel: ParallelOpt = None,
-    insecure_lab: LabOpt = False,
+    connection_args: ConnectionArgs = NO_CONNECTION,
 ) -> None:
     """Read-only: which targets have, lack, block or could not be read for each trustee (see AUDIT_HELP)."""
     with edge():
         check_output(output_format)
         settings = discover(config)
-        connection = connection_of(
-            settings, server=server, port=port, scheme=scheme, auth=auth, username=username,
-            keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
-            domain_controller=domain_controller, mode=mode, insecure_lab=insecure_lab, batch_size=batch_size,
-            parallel=parallel,
-        )
+        connection = connection_of(settings, connection_args)
         wanted = wanted_from(settings, mailbox, users_file, TrusteeOptions(admin_user, service_account, trustee or ()),
                              column=column, connection=connection)
         check_run_outputs(report=report, html=html)

@@ -35,42 +35,30 @@ from provisioner.cli.common import (
 )
 from provisioner.cli.confirm import Confirmation, removals_question
 from provisioner.cli.options import (
+    NO_CONNECTION,
     AcceptAutomapOpt,
     AdminOpt,
-    AuthOpt,
     AutomapOpt,
-    BatchOpt,
     ColumnOpt,
     ConfigOpt,
-    DcOpt,
-    DeadlineOpt,
+    ConnectionArgs,
     DeprecatedAutomapOpt,
     DryRunOpt,
     FormatOpt,
     HtmlOpt,
     JournalOpt,
-    KeytabOpt,
-    LabOpt,
     LockFileOpt,
     MailboxOpt,
-    ModeOpt,
     NoJournalOpt,
     OfflineOpt,
-    ParallelOpt,
-    PortOpt,
-    PrincipalOpt,
     ProfileListOpt,
     ReportOpt,
-    SchemeOpt,
     ScriptOpt,
-    ServerOpt,
     ServiceOpt,
-    SpnHostOpt,
-    SpnServiceOpt,
     TrusteeOpt,
-    UserOpt,
     UsersFileOpt,
     YesOpt,
+    connection_options,
 )
 from provisioner.domain.model import Action
 from provisioner.errors import InputError
@@ -94,7 +82,7 @@ def _change_command(
     offline: bool,
     script: Path | None,
     report: Path | None,
-    overrides: dict[str, Any],
+    connection_args: ConnectionArgs,
     automapping_unsupported_ok: bool = False,
     yes: bool = False,
     profile_list: Path | None = None,
@@ -116,7 +104,7 @@ def _change_command(
         if action is Action.REVOKE and not dry_run:
             confirmation.require("revoke")
         settings = discover(config)
-        connection = connection_of(settings, **overrides)
+        connection = connection_of(settings, connection_args)
         wanted = wanted_from(settings, mailbox, users_file, trustees, connection=connection, offline=offline,
                              column=column)
         # the run protocol: grant and revoke share the journal and lock of reapply (dry-runs and plans change nothing)
@@ -150,6 +138,9 @@ def _change_command(
 def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
     """grant and revoke share every option; revoke refuses --automapping (it only shapes new grants)."""
 
+    @connection_options("server", "port", "scheme", "auth", "username", "keytab", "principal", "spn_service",
+                        "spn_hostname", "domain_controller", "mode", "batch_size", "parallel", "deadline",
+                        "insecure_lab")
     def command(
         config: ConfigOpt = None,
         mailbox: MailboxOpt = None,
@@ -165,21 +156,7 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
         report: ReportOpt = None,
         output_format: FormatOpt = None,
         html: HtmlOpt = None,
-        server: ServerOpt = None,
-        port: PortOpt = None,
-        scheme: SchemeOpt = None,
-        auth: AuthOpt = None,
-        username: UserOpt = None,
-        keytab: KeytabOpt = None,
-        principal: PrincipalOpt = None,
-        spn_service: SpnServiceOpt = None,
-        spn_hostname: SpnHostOpt = None,
-        domain_controller: DcOpt = None,
-        mode: ModeOpt = None,
-        batch_size: BatchOpt = None,
-        parallel: ParallelOpt = None,
-        deadline: DeadlineOpt = None,
-        insecure_lab: LabOpt = False,
+        connection_args: ConnectionArgs = NO_CONNECTION,
         accept_automapping: AcceptAutomapOpt = False,
         automapping_unsupported_ok: DeprecatedAutomapOpt = False,
         yes: YesOpt = False,
@@ -202,12 +179,7 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
             offline=offline,
             script=script,
             report=report,
-            overrides=dict(
-                server=server, port=port, scheme=scheme, auth=auth, username=username,
-                keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
-                domain_controller=domain_controller, mode=mode, insecure_lab=insecure_lab, batch_size=batch_size,
-                parallel=parallel, run_deadline_seconds=deadline,
-            ),
+            connection_args=connection_args,
             automapping_unsupported_ok=accept_automapping or automapping_unsupported_ok,
             yes=yes,
             profile_list=profile_list,
@@ -236,6 +208,8 @@ plan_app.command("grant")(planning(_grant, "Plan a grant: read, then save the ch
 plan_app.command("revoke")(planning(_revoke, "Plan a revoke: read, then save the changes and their review script."))
 
 
+@connection_options("server", "port", "scheme", "auth", "username", "keytab", "principal", "spn_service",
+                    "spn_hostname", "domain_controller", "batch_size", "parallel", "deadline", "insecure_lab")
 def reapply(
     config: ConfigOpt = None,
     mailbox: MailboxOpt = None,
@@ -263,20 +237,7 @@ def reapply(
     no_journal: NoJournalOpt = False,
     metrics_file: Annotated[Path | None, typer.Option("--metrics-file", help="Prometheus textfile")] = None,
     lock_file: LockFileOpt = None,
-    server: ServerOpt = None,
-    port: PortOpt = None,
-    scheme: SchemeOpt = None,
-    auth: AuthOpt = None,
-    username: UserOpt = None,
-    keytab: KeytabOpt = None,
-    principal: PrincipalOpt = None,
-    spn_service: SpnServiceOpt = None,
-    spn_hostname: SpnHostOpt = None,
-    domain_controller: DcOpt = None,
-    batch_size: BatchOpt = None,
-    parallel: ParallelOpt = None,
-    deadline: DeadlineOpt = None,
-    insecure_lab: LabOpt = False,
+    connection_args: ConnectionArgs = NO_CONNECTION,
     accept_automapping: AcceptAutomapOpt = False,
     automapping_unsupported_ok: DeprecatedAutomapOpt = False,
     yes: YesOpt = False,
@@ -295,12 +256,7 @@ def reapply(
         if script is not None and not dry_run:
             raise InputError("--script is written by --dry-run; add --dry-run")
         settings = discover(config)
-        connection = connection_of(
-            settings, server=server, port=port, scheme=scheme, auth=auth, username=username,
-            keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
-            domain_controller=domain_controller, insecure_lab=insecure_lab, batch_size=batch_size, parallel=parallel,
-            run_deadline_seconds=deadline,
-        )
+        connection = connection_of(settings, connection_args)
         if connection.mode != "command":
             raise InputError("reapply runs in command mode (structured commands); remove connection.mode")
         if prune_unowned and not prune:

@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from provisioner.cli.options import PlanFormatOpt, PlanOutOpt, PlanScriptOpt
+from provisioner.cli.options import ConnectionArgs, PlanFormatOpt, PlanOutOpt, PlanScriptOpt
 from provisioner.domain.model import PROBLEM_RESULTS, Trustee
 from provisioner.domain.text import escaped
 from provisioner.domain.wording import counted
@@ -103,7 +103,9 @@ def summary_line(result: RunResult) -> str:
     return reports.summary_line(result)
 
 
-def connection_of(config: Config, **overrides: Any) -> Connection:
+def connection_of(config: Config, args: ConnectionArgs, **more: Any) -> Connection:
+    """The run's connection: the config's ``[connection]`` with the options given on the command line over it."""
+    overrides = {**args.given, **more}
     check_options(Connection, **overrides)
     if overrides.get("insecure_lab") is False:
         overrides["insecure_lab"] = None  # a flag that is not given does not switch the config's setting off

@@ -28,30 +28,22 @@ from provisioner.cli.common import (
 )
 from provisioner.cli.confirm import Confirmation, removals_question
 from provisioner.cli.options import (
+    NO_CONNECTION,
     AcceptAutomapOpt,
-    AuthOpt,
     ConfigOpt,
-    DcOpt,
+    ConnectionArgs,
     DeprecatedAutomapOpt,
     DryRunOpt,
     FormatOpt,
     HtmlOpt,
     JournalOpt,
-    KeytabOpt,
-    LabOpt,
     LockFileOpt,
     OfflineOpt,
-    PortOpt,
-    PrincipalOpt,
     ProfileListOpt,
     ReportOpt,
-    SchemeOpt,
     ScriptOpt,
-    ServerOpt,
-    SpnHostOpt,
-    SpnServiceOpt,
-    UserOpt,
     YesOpt,
+    connection_options,
 )
 from provisioner.errors import InputError
 from provisioner.output import report as reports
@@ -93,6 +85,8 @@ def _plural(count: int, word: str) -> str:
 
 
 @journal_app.command("undo")
+@connection_options("server", "port", "scheme", "auth", "username", "keytab", "principal", "spn_service",
+                    "spn_hostname", "domain_controller", "insecure_lab")
 def journal_undo(
     run_id: Annotated[str, typer.Argument(help="The run to undo (see 'provisioner journal list')")],
     config: ConfigOpt = None,
@@ -103,17 +97,7 @@ def journal_undo(
     report: ReportOpt = None,
     output_format: FormatOpt = None,
     html: HtmlOpt = None,
-    server: ServerOpt = None,
-    port: PortOpt = None,
-    scheme: SchemeOpt = None,
-    auth: AuthOpt = None,
-    username: UserOpt = None,
-    keytab: KeytabOpt = None,
-    principal: PrincipalOpt = None,
-    spn_service: SpnServiceOpt = None,
-    spn_hostname: SpnHostOpt = None,
-    domain_controller: DcOpt = None,
-    insecure_lab: LabOpt = False,
+    connection_args: ConnectionArgs = NO_CONNECTION,
     accept_automapping: AcceptAutomapOpt = False,
     automapping_unsupported_ok: DeprecatedAutomapOpt = False,
     yes: YesOpt = False,
@@ -128,11 +112,7 @@ def journal_undo(
     with edge():
         check_output(output_format, dry_run, script)
         settings = discover(config)
-        connection = connection_of(
-            settings, server=server, port=port, scheme=scheme, auth=auth, username=username,
-            keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
-            domain_controller=domain_controller, insecure_lab=insecure_lab,
-        )
+        connection = connection_of(settings, connection_args)
         path = readable_journal(journal_of(settings, journal), journal is not None)
         guard = run_guard(settings, path, lock_file=lock_file)
         run = scope(path, run_id)

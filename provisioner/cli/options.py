@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -94,3 +98,64 @@ JournalOpt = Annotated[Path | None, typer.Option(
 NoJournalOpt = Annotated[bool, typer.Option(
     "--no-journal", help="Do not record this run: no undo, no reconciliation after a kill, no prune ownership")]
 LockFileOpt = Annotated[Path | None, typer.Option("--lock-file", help="Lock (default: next to the journal)")]
+
+
+@dataclass(frozen=True)
+class ConnectionArgs:
+    """The connection options a command was given, by their ``[connection]`` keys (None or False: not given)."""
+
+    given: Mapping[str, Any] = field(default_factory=dict)
+
+
+NO_CONNECTION = ConnectionArgs()
+
+
+# option (parameter) name -> (the [connection] key it overrides, its Annotated type, its default)
+CONNECTION_OPTIONS: dict[str, tuple[str, Any, Any]] = {
+    "server": ("server", ServerOpt, None),
+    "port": ("port", PortOpt, None),
+    "scheme": ("scheme", SchemeOpt, None),
+    "auth": ("auth", AuthOpt, None),
+    "username": ("username", UserOpt, None),
+    "keytab": ("keytab", KeytabOpt, None),
+    "principal": ("principal", PrincipalOpt, None),
+    "spn_service": ("spn_service", SpnServiceOpt, None),
+    "spn_hostname": ("spn_hostname", SpnHostOpt, None),
+    "domain_controller": ("domain_controller", DcOpt, None),
+    "mode": ("mode", ModeOpt, None),
+    "batch_size": ("batch_size", BatchOpt, None),
+    "parallel": ("parallel", ParallelOpt, None),
+    "deadline": ("run_deadline_seconds", DeadlineOpt, None),
+    "insecure_lab": ("insecure_lab", LabOpt, False),
+}
+
+
+def connection_options(*names: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A Typer command's connection options, written once: ``names`` (in that order) take the place of the command's
+    ``connection_args: ConnectionArgs`` parameter in its signature (so ``--help`` lists them there), and the command
+    receives what was given as one :class:`ConnectionArgs`."""
+    unknown = [name for name in names if name not in CONNECTION_OPTIONS]
+    if unknown:
+        raise ValueError(f"not connection options: {unknown}")
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        signature = inspect.signature(command, eval_str=True)
+        parameters: list[inspect.Parameter] = []
+        for parameter in signature.parameters.values():
+            if parameter.name != "connection_args":
+                parameters.append(parameter)
+                continue
+            parameters.extend(inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                default=CONNECTION_OPTIONS[name][2],
+                                                annotation=CONNECTION_OPTIONS[name][1]) for name in names)
+
+        @functools.wraps(command)
+        def with_connection(**values: Any) -> None:
+            given = {CONNECTION_OPTIONS[name][0]: values.pop(name) for name in names}
+            command(connection_args=ConnectionArgs(given), **values)
+
+        with_connection.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        with_connection.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": None}
+        return with_connection
+
+    return decorate

@@ -16,22 +16,14 @@ from provisioner.cli.common import (
     err,
 )
 from provisioner.cli.options import (
+    NO_CONNECTION,
     AdminOpt,
-    AuthOpt,
     ConfigOpt,
+    ConnectionArgs,
     FormatOpt,
-    KeytabOpt,
-    LabOpt,
-    ModeOpt,
-    PortOpt,
-    PrincipalOpt,
-    SchemeOpt,
-    ServerOpt,
     ServiceOpt,
-    SpnHostOpt,
-    SpnServiceOpt,
     TrusteeOpt,
-    UserOpt,
+    connection_options,
 )
 from provisioner.inputs.desired import TrusteeOptions
 from provisioner.inputs.desired import trustees as trustees_from
@@ -43,19 +35,11 @@ LAB_MISSING = (f"error: the lab's dependencies are not installed: pip install '{
 
 
 @app.command()
+@connection_options("server", "port", "scheme", "auth", "username", "keytab", "principal", "spn_service",
+                    "spn_hostname", "mode", "insecure_lab")
 def check(
     config: ConfigOpt = None,
-    server: ServerOpt = None,
-    port: PortOpt = None,
-    scheme: SchemeOpt = None,
-    auth: AuthOpt = None,
-    username: UserOpt = None,
-    keytab: KeytabOpt = None,
-    principal: PrincipalOpt = None,
-    spn_service: SpnServiceOpt = None,
-    spn_hostname: SpnHostOpt = None,
-    mode: ModeOpt = None,
-    insecure_lab: LabOpt = False,
+    connection_args: ConnectionArgs = NO_CONNECTION,
     output_format: FormatOpt = "table",
     admin_user: AdminOpt = None,
     service_account: ServiceOpt = None,
@@ -69,11 +53,7 @@ def check(
     with edge():
         check_output(output_format)
         settings = discover(config)
-        connection = connection_of(
-            settings, server=server, port=port, scheme=scheme, auth=auth, username=username, mode=mode,
-            keytab=keytab, principal=principal, spn_service=spn_service, spn_hostname=spn_hostname,
-            insecure_lab=insecure_lab,
-        )
+        connection = connection_of(settings, connection_args)
         given = TrusteeOptions(admin_user, service_account, trustee or (), None)
         named = admin_user or service_account or trustee or settings.trustees
         trustees = trustees_from(settings, given)[0] if named else ()

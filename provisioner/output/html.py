@@ -26,7 +26,7 @@ from provisioner.domain.text import marked
 from provisioner.domain.wording import counted
 from provisioner.output.report import short_reason
 from provisioner.output.summary import Summary, needs_attention
-from provisioner.powershell.render import template_dir
+from provisioner.powershell.render import templates
 from provisioner.runs.result import RunResult
 
 TEMPLATE = "report.html.j2"
@@ -42,14 +42,7 @@ def _finalize(value: Any) -> Any:
 
 @functools.cache
 def environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(template_dir()),
-        undefined=jinja2.StrictUndefined,
-        autoescape=True,
-        finalize=_finalize,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    return templates(_finalize)
 
 
 def _detail(outcome: Outcome) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,17 +66,23 @@ def _oneline(value: object) -> str:
     return " ".join(_CONTROL.sub(" ", str(value)).split())
 
 
-@functools.cache
-def environment() -> jinja2.Environment:
-    env = jinja2.Environment(
+def templates(finalize: Callable[[Any], Any], *, keep_trailing_newline: bool = False) -> jinja2.Environment:
+    """The shipped templates (review script, HTML report) with ``finalize`` as the one escaping point of every
+    ``{{ }}``: an undefined name is an error, and whitespace control keeps the output as the template reads."""
+    return jinja2.Environment(
         loader=jinja2.FileSystemLoader(template_dir()),
         undefined=jinja2.StrictUndefined,
         autoescape=True,
-        finalize=_finalize,
+        finalize=finalize,
         trim_blocks=True,
         lstrip_blocks=True,
-        keep_trailing_newline=True,
+        keep_trailing_newline=keep_trailing_newline,
     )
+
+
+@functools.cache
+def environment() -> jinja2.Environment:
+    env = templates(_finalize, keep_trailing_newline=True)
     env.filters["oneline"] = _oneline
     return env
 

@@ -13,6 +13,7 @@ never the key, the assertion or a token.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import threading
@@ -45,8 +46,11 @@ class Certificate:
         return f"Certificate(sha1={self.sha1})"
 
 
+@functools.cache
 def load_certificate(path: str) -> Certificate:
-    """A PEM file holding the private key and the certificate (``openssl pkcs12 -in app.pfx -nodes`` gives one)."""
+    """A PEM file holding the private key and the certificate (``openssl pkcs12 -in app.pfx -nodes`` gives one).
+    Read and parsed once per run: the settings check, the review script's thumbprint and the token provider share
+    it (a refusal is not cached: it raises)."""
     try:
         text = Path(path).read_text(encoding="ascii")
     except OSError as exc:
