@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from provisioner.domain.model import identity_problem
 from provisioner.errors import InputError
 from provisioner.inputs import users as inputs
+from provisioner.inputs.identity import strip_space
 from provisioner.inputs.users import IDENTITY_COLUMNS, looks_like_header, read_users_file
 
 # A bounded number of examples keeps the suite fast; FUZZ_SCALE=20 (say) for a longer local run.
@@ -75,11 +76,11 @@ def test_arbitrary_bytes_give_targets_or_an_input_error_at_a_line(data: bytes, c
 
 def _stripped(value: str) -> str:
     """Without the leading and trailing whitespace that the reader strips (spaces of any width, tab)."""
-    return inputs._strip_space(value)[1]
+    return strip_space(value)[1]
 
 
 def _valid(value: str) -> bool:
-    leading, _, trailing = inputs._strip_space(value)
+    leading, _, trailing = strip_space(value)
     return identity_problem(value) is None and not leading and not trailing and "*" not in value
 
 

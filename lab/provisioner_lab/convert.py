@@ -21,7 +21,6 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
-from psrpcore import Command
 from psrpcore.types import (
     CommandOrigin,
     CommandTypes,
@@ -96,15 +95,6 @@ def to_plain(value: Any) -> Any:
 def statements_from_pipeline(pipeline: Any) -> list[Statement]:
     """Build statements from a psrpcore ``PowerShell`` (``CreatePipelineEvent.pipeline``)."""
     return statements_from_commands(pipeline.commands)
-
-
-def first_statement(create_pipeline: Any) -> list[Statement]:
-    """Only the ``Cmds`` of a CREATE_PIPELINE message (psrpcore's PSObject), as a PowerShell 2.0 server reads it:
-    the ``ExtraCmds`` of later statements do not exist for it."""
-    raw = getattr(create_pipeline.PowerShell, "Cmds", None) or []
-    commands = [Command.FromPSObjectForRemoting(item) for item in raw]
-    statements = statements_from_commands(commands)
-    return statements[:1]
 
 
 def statements_from_commands(commands: Any) -> list[Statement]:

@@ -1,16 +1,23 @@
 """PSRP over psrpcore: one :class:`Shell` per runspace pool, its pipelines, and the per-target output queues.
 
-psrpcore keeps one outgoing buffer per runspace pool; after every operation :meth:`Shell._drain` cuts it into
-fragment chunks and files each chunk under its target (the pool, or a pipeline by CommandId) so a Receive for one
-pipeline never returns another's data. A pipeline runs when its CREATE_PIPELINE message is complete (and, if it takes
-input, after END_OF_PIPELINE_INPUT) in a thread of its own, as WinRM answers the Command at once and the client
-polls with Receive; the engine is called without holding the shell lock.
+psrpcore keeps the protocol state of the pool and its pipelines (capability exchange, pool and pipeline states,
+the generic serialiser), through its public API only. The wire is the lab's (:mod:`provisioner_lab.framing`):
+the client's fragments are joined into messages here; a CREATE_PIPELINE the lab's own reader
+(:func:`provisioner_lab.clixml.parse_create_pipeline`) understands and the pool's runspace requests
+(SET_MAX/MIN_RUNSPACES, GET_AVAILABLE_RUNSPACES, RESET_RUNSPACE_STATE) are handled without psrpcore, every other
+message goes to psrpcore's ``receive_data`` as one fragment. Outgoing, output the lab rendered to CLIXML itself
+(:class:`provisioner_lab.clixml.Writer`, error records of a known shape) is framed here, and after every operation
+:meth:`Shell._drain` takes what psrpcore queued (``data_to_send``), so both reach the client in the order they were
+written, numbered by the pool's one ObjectId counter and filed under their target (the pool, or a pipeline by
+CommandId) so a Receive for one pipeline never returns another's data. A pipeline runs when its CREATE_PIPELINE
+message is complete (and, if it takes input, after END_OF_PIPELINE_INPUT) in a thread of its own, as WinRM answers
+the Command at once and the client polls with Receive; the engine is called without holding the shell lock.
 
 The pool speaks as the server :class:`~provisioner_lab.profiles.ServerProfile` says: its SESSION_CAPABILITY carries
 the profile's protocol version (and PSVersion 2.0, as every PowerShell server sends), APPLICATION_PRIVATE_DATA
-its ``PSVersionTable``; below protocol 2.2 only a pipeline's first statement (``Cmds``) is read, its
-``ExtraCmds`` are ignored as a Windows PowerShell 2.0 server ignores them. GET_COMMAND_METADATA is answered from
-the engine's :class:`~provisioner_lab.api.MetadataEngine` side when it has one (else with no commands).
+its ``PSVersionTable``; below protocol 2.2 only a pipeline's first statement is read, its ``ExtraCmds`` are
+ignored as a Windows PowerShell 2.0 server ignores them. GET_COMMAND_METADATA is answered from the engine's
+:class:`~provisioner_lab.api.MetadataEngine` side when it has one (else with no commands).
 """
 
 from __future__ import annotations
@@ -22,15 +29,24 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from xml.etree import ElementTree
 
 import psrpcore
-from psrpcore._payload import PSRPMessage, create_message
-from psrpcore.types import PSInvocationState, PSRPMessageType, PSVersion, SessionCapability, serialize
+from psrpcore.types import (
+    PipelineState,
+    PSInvocationState,
+    PSRPMessageType,
+    PSVersion,
+    RunspaceAvailability,
+    SessionCapability,
+    deserialize,
+    serialize,
+)
 
-from provisioner_lab import clixml, convert, metadata
+from provisioner_lab import clixml, convert, framing, metadata
 from provisioner_lab.api import (
     ALL_COMMAND_TYPES,
     Engine,
@@ -45,94 +61,55 @@ from provisioner_lab.profiles import DEFAULT_PROFILE, ServerProfile
 
 log = logging.getLogger(__name__)
 
-#: Largest fragment chunk queued for a Receive; must fit the smallest MaxEnvelopeSize (153600) after base64.
+#: Largest fragment queued for a Receive; must fit the smallest MaxEnvelopeSize (153600) after base64.
 CHUNK_SIZE = 32768
 
+_CREATE_PIPELINE = PSRPMessageType.CreatePipeline.value
+#: The pool's runspace requests, answered by the lab with a RUNSPACE_AVAILABILITY (MS-PSRP 2.2.2.6-2.2.2.8, 2.2.2.31).
+_POOL_REQUESTS = frozenset(kind.value for kind in (
+    PSRPMessageType.SetMaxRunspaces,
+    PSRPMessageType.SetMinRunspaces,
+    PSRPMessageType.GetAvailableRunspaces,
+    PSRPMessageType.ResetRunspaceState,
+))
 
-def call_id(event: Any) -> int:
+
+def call_id(request: Any) -> int:
     """The ``ci`` of a pool-level request. pypsrp 0.9.1 spells it ``CI`` in SET_MAX/MIN_RUNSPACES; PowerShell
     reads property names case-insensitively, so both are accepted."""
-    obj = event._ps_object
     for name in ("ci", "CI", "Ci"):
         try:
-            return int(getattr(obj, name))
+            return int(getattr(request, name))
         except AttributeError:
             continue
     raise psrpcore.PSRPCoreError("pool request without a call id")
 
 
-@dataclass
-class FastCreatePipelineEvent:
-    """A CREATE_PIPELINE read by :mod:`provisioner_lab.clixml` instead of psrpcore's generic deserialiser."""
+def new_pool(profile: ServerProfile = DEFAULT_PROFILE) -> psrpcore.ServerRunspacePool:
+    """psrpcore's server pool speaking as ``profile``'s PowerShell: its SESSION_CAPABILITY answer (``our_capability``)
+    and APPLICATION_PRIVATE_DATA (the ``PSVersionTable``)."""
+    pool = psrpcore.ServerRunspacePool(
+        application_private_data=metadata.application_private_data(profile.psversion_table())
+    )
+    pool.our_capability = SessionCapability(
+        PSVersion=PSVersion(profile.session_ps_version),
+        protocolversion=PSVersion(profile.protocol_version),
+        SerializationVersion=PSVersion(profile.serialization_version),
+    )
+    return pool
 
-    pipeline_id: uuid.UUID
-    parsed: clixml.CreatePipeline
 
+def serializer(pool: psrpcore.ServerRunspacePool, cipher: psrpcore.PSRemotingCrypto) -> Callable[[Any], bytes]:
+    """A message's CLIXML as ``pool.prepare_message`` writes it (psrpcore's serialiser with the pool's capabilities;
+    ``cipher`` only matters for secure strings, which the lab never sends)."""
 
-@dataclass(frozen=True)
-class RawClixml:
-    """An output object already rendered to CLIXML by :class:`provisioner_lab.clixml.Writer`."""
-
-    data: bytes
-
-
-class _LabRunspacePool(psrpcore.ServerRunspacePool):
-    """psrpcore's server pool with fast paths (CREATE_PIPELINE in, pre-rendered output out); also tolerant of
-    pypsrp's ``CI`` spelling, and speaking as ``profile``'s PowerShell (protocol version, PSVersionTable, no
-    ExtraCmds below 2.2). The overrides use psrpcore 0.3.1 internals (the version is pinned)."""
-
-    def __init__(self, profile: ServerProfile = DEFAULT_PROFILE) -> None:
-        super().__init__(application_private_data=metadata.application_private_data(profile.psversion_table()))
-        self.profile = profile
-        # psrpcore sends our_capability as the answer to the client's SESSION_CAPABILITY
-        self.our_capability = SessionCapability(
-            PSVersion=PSVersion(profile.session_ps_version),
-            protocolversion=PSVersion(profile.protocol_version),
-            SerializationVersion=PSVersion(profile.serialization_version),
-        )
-
-    def prepare_message(
-        self,
-        message: Any,
-        message_type: Any = None,
-        pipeline_id: uuid.UUID | None = None,
-        stream_type: psrpcore.StreamType = psrpcore.StreamType.default,
-    ) -> None:
-        if not isinstance(message, RawClixml):
-            super().prepare_message(message, message_type, pipeline_id, stream_type)
-            return
-        kind = message_type or PSRPMessageType.PipelineOutput
-        b_msg = create_message(self._is_client, kind, message.data, self.runspace_pool_id, pipeline_id)
-        self._send_buffer.append(
-            PSRPMessage(kind, bytearray(b_msg), self.runspace_pool_id, pipeline_id, self._fragment_counter, stream_type)
-        )
-
-    def message_bytes(self, message: Any) -> bytes:
-        """A message's CLIXML as :meth:`prepare_message` serialises it (psrpcore's generic path)."""
+    def to_bytes(message: Any) -> bytes:
         element = serialize(
-            message, self._cipher, our_capability=self.our_capability, their_capability=self.their_capability
+            message, cipher, our_capability=pool.our_capability, their_capability=pool.their_capability
         )
         return bytes(ElementTree.tostring(element, encoding="utf-8", method="xml"))
 
-    def _process_message(self, message: Any) -> Any:
-        if message.message_type == PSRPMessageType.CreatePipeline and message.pipeline_id in self.pipeline_table:
-            try:
-                parsed = clixml.parse_create_pipeline(bytes(message.data), extra_cmds=self.profile.reads_extra_cmds)
-            except (clixml.Unsupported, ValueError):
-                pass  # psrpcore's generic path below
-            else:
-                return FastCreatePipelineEvent(message.pipeline_id, parsed)
-        return super()._process_message(message)
-
-    def _process_SetMaxRunspaces(self, event: Any) -> None:
-        ci = call_id(event)
-        self._ci_events[ci] = event
-        self._ci_handlers[ci] = lambda _e: setattr(self, "_max_runspaces", int(event._ps_object.MaxRunspaces))
-
-    def _process_SetMinRunspaces(self, event: Any) -> None:
-        ci = call_id(event)
-        self._ci_events[ci] = event
-        self._ci_handlers[ci] = lambda _e: setattr(self, "_min_runspaces", int(event._ps_object.MinRunspaces))
+    return to_bytes
 
 
 class ShellClosed(Exception):
@@ -186,8 +163,13 @@ class Shell:
         self.client_ip = client_ip
         self._engine = engine
         self._cond = threading.Condition()
-        self._pool = _LabRunspacePool(profile)
-        self._errors = convert.ErrorTemplates(self._pool.message_bytes)
+        self._pool = new_pool(profile)
+        self._cipher = psrpcore.PSRemotingCrypto()  # the lab's own; psrpcore keeps the pool's to itself
+        self._errors = convert.ErrorTemplates(serializer(self._pool, self._cipher))
+        self._inbox = framing.Defragmenter()  # the client's fragments
+        self._from_psrpcore = framing.Defragmenter()  # what psrpcore queued, in its own fragments
+        self._outbox = framing.Outbox(CHUNK_SIZE)
+        self.max_runspaces = 0  # from INIT_RUNSPACEPOOL and SET_MAX_RUNSPACES
         self._pool_chunks: deque[bytes] = deque()
         self._commands: dict[str, _Command] = {}
         self.closed = False
@@ -197,7 +179,7 @@ class Shell:
 
     def receive_creation(self, data: bytes) -> None:
         """Process the ``creationXml`` fragments (SESSION_CAPABILITY + INIT_RUNSPACEPOOL) of transfer/Create."""
-        self._feed(data, None)
+        self._feed(data)
 
     def create_command(self, command_id: str, data: bytes) -> None:
         """shell/Command: register the pipeline and process its first CREATE_PIPELINE fragment(s)."""
@@ -206,25 +188,21 @@ class Shell:
             pipeline_id = uuid.UUID(command_id)
             pipeline = psrpcore.ServerPipeline(self._pool, pipeline_id)
             self._commands[command_id] = _Command(command_id, pipeline)
-        self._feed(data, command_id)
+        self._feed(data)
 
     def send(self, data: bytes, command_id: str | None) -> None:
         """shell/Send: further fragments for the pool or a pipeline."""
         if command_id is not None and command_id not in self._commands:
             raise KeyError(command_id)
-        self._feed(data, command_id)
+        self._feed(data)
 
-    def _feed(self, data: bytes, command_id: str | None) -> None:
+    def _feed(self, data: bytes) -> None:
+        """Process the fragments of a Create, Command or Send (the messages name their pipeline themselves)."""
         ready: list[_Command] = []
         with self._cond:
             self._check_open()
-            pipeline_id = uuid.UUID(command_id) if command_id else None
-            self._pool.receive_data(psrpcore.PSRPPayload(data, psrpcore.StreamType.default, pipeline_id))
-            while True:
-                event = self._pool.next_event()
-                if event is None:
-                    break
-                cmd = self._handle_event(event)
+            for message in self._inbox.feed(data):
+                cmd = self._take(message)
                 if cmd is not None and cmd.runnable():
                     cmd.started = True
                     ready.append(cmd)
@@ -244,22 +222,57 @@ class Shell:
                         break
                     self._cond.wait(remaining)
 
-    def _handle_event(self, event: Any) -> _Command | None:
-        pool = self._pool
-        if isinstance(event, FastCreatePipelineEvent):
-            cmd = self._commands.get(str(event.pipeline_id).upper())
+    def _take(self, message: framing.Message) -> _Command | None:
+        """One whole client message: read by the lab (a CREATE_PIPELINE its reader understands, a pool request) or
+        passed to psrpcore; the command it concerns, if any."""
+        if message.message_type == _CREATE_PIPELINE and message.pipeline_id is not None:
+            cmd = self._commands.get(str(message.pipeline_id).upper())
             if cmd is not None:
-                cmd.statements = event.parsed.statements
-                cmd.no_input = event.parsed.no_input
-            return cmd
+                try:
+                    parsed = clixml.parse_create_pipeline(message.data, extra_cmds=self.profile.reads_extra_cmds)
+                except (clixml.Unsupported, ValueError):
+                    pass  # psrpcore's generic path below
+                else:
+                    cmd.statements = parsed.statements
+                    cmd.no_input = parsed.no_input
+                    return cmd
+        elif message.message_type in _POOL_REQUESTS:
+            self._answer_pool_request(message)
+            return None
+        self._pool.receive_data(
+            psrpcore.PSRPPayload(message.as_fragment(), psrpcore.StreamType.default, message.pipeline_id)
+        )
+        cmd = None
+        while (event := self._pool.next_event()) is not None:
+            cmd = self._handle_event(event) or cmd
+        return cmd
+
+    def _answer_pool_request(self, message: framing.Message) -> None:
+        """SET_MAX/MIN_RUNSPACES, RESET_RUNSPACE_STATE: granted; GET_AVAILABLE_RUNSPACES: the pool's maximum (one
+        at least), as the pipelines run one after another."""
+        response: bool | int = True
+        try:
+            request: Any = deserialize(ElementTree.fromstring(message.data), self._cipher)
+            ci = call_id(request)
+            if message.message_type == PSRPMessageType.GetAvailableRunspaces.value:
+                response = max(self.max_runspaces, 1)
+            elif message.message_type == PSRPMessageType.SetMaxRunspaces.value:
+                self.max_runspaces = int(request.MaxRunspaces)
+        except (ElementTree.ParseError, AttributeError, TypeError, ValueError) as exc:
+            raise psrpcore.PSRPCoreError(f"unreadable pool request: {exc}") from exc
+        self._pool.prepare_message(RunspaceAvailability(SetMinMaxRunspacesResponse=response, ci=ci))
+
+    def _handle_event(self, event: psrpcore.PSRPEvent[Any, Any]) -> _Command | None:
+        if isinstance(event, psrpcore.InitRunspacePoolEvent):
+            self.max_runspaces = int(event.max_runspaces)
+            return None
         if isinstance(event, psrpcore.CreatePipelineEvent):
             cmd = self._commands.get(str(event.pipeline_id).upper())
             if cmd is not None:
                 pipeline = event.pipeline  # a property that rebuilds the object on every access
-                if self.profile.reads_extra_cmds:
-                    cmd.statements = convert.statements_from_pipeline(pipeline)
-                else:
-                    cmd.statements = convert.first_statement(event._ps_object)
+                statements = convert.statements_from_pipeline(pipeline)
+                # Below protocol 2.2 only the first statement: ExtraCmds[0] is Cmds as every client sends it.
+                cmd.statements = statements if self.profile.reads_extra_cmds else statements[:1]
                 cmd.no_input = bool(pipeline.no_input)
             return cmd
         if isinstance(event, psrpcore.GetCommandMetadataEvent):
@@ -277,12 +290,6 @@ class Shell:
             if cmd is not None:
                 cmd.input_done = True
             return cmd
-        if isinstance(event, psrpcore.GetAvailableRunspacesEvent):
-            pool.runspace_availability_response(call_id(event), max(pool.max_runspaces, 1))
-        elif isinstance(
-            event, (psrpcore.SetMaxRunspacesEvent, psrpcore.SetMinRunspacesEvent, psrpcore.ResetRunspaceStateEvent)
-        ):
-            pool.runspace_availability_response(call_id(event), True)
         return None
 
     # --- execution ------------------------------------------------------------------------------------------------
@@ -347,19 +354,26 @@ class Shell:
         writer = clixml.Writer()
         for item in result.output:
             try:
-                pipeline.write_output(RawClixml(clixml.render_output(writer, item)))
+                data = clixml.render_output(writer, item)
             except clixml.Unsupported:
                 pipeline.write_output(convert.to_ps(item))
+            else:
+                self._send_rendered(cmd, PSRPMessageType.PipelineOutput, data)
         for text in result.verbose:
             pipeline.write_verbose(text)
         for text in result.warnings:
             pipeline.write_warning(text)
         for error in result.errors:
-            data = self._errors.clixml(error)
-            record: Any = convert.error_record(error) if data is None else RawClixml(data)
-            pipeline.prepare_message(record, message_type=PSRPMessageType.ErrorRecord)
+            rendered = self._errors.clixml(error)
+            if rendered is None:
+                pipeline.prepare_message(convert.error_record(error), message_type=PSRPMessageType.ErrorRecord)
+            else:
+                self._send_rendered(cmd, PSRPMessageType.ErrorRecord, rendered)
         if result.failure is not None:
-            pipeline._change_state(PSInvocationState.Failed, convert.error_record(result.failure))
+            state = PipelineState(PipelineState=int(PSInvocationState.Failed))
+            state.ExceptionAsErrorRecord = convert.error_record(result.failure)
+            pipeline.prepare_message(state)
+            pipeline.state = PSInvocationState.Failed
         else:
             pipeline.complete()
         pipeline.close()
@@ -367,17 +381,23 @@ class Shell:
 
     # --- output ---------------------------------------------------------------------------------------------------
 
+    def _send_rendered(self, cmd: _Command, message_type: PSRPMessageType, data: bytes) -> None:
+        """Queue a message the lab rendered itself for ``cmd``'s pipeline, after what psrpcore queued before it."""
+        self._drain()
+        raw = framing.message(framing.DESTINATION_CLIENT, message_type.value, self._pool.runspace_pool_id,
+                              cmd.pipeline.pipeline_id, data)
+        cmd.chunks.extend(self._outbox.fragments(raw))
+
     def _drain(self) -> None:
-        while True:
-            payload = self._pool.data_to_send(CHUNK_SIZE)
-            if payload is None:
-                return
-            if payload.pipeline_id is None:
-                self._pool_chunks.append(payload.data)
-                continue
-            cmd = self._commands.get(str(payload.pipeline_id).upper())
-            if cmd is not None:
-                cmd.chunks.append(payload.data)
+        """Move what psrpcore queued into the lab's queues, each message reframed with the pool's next ObjectId."""
+        while (payload := self._pool.data_to_send()) is not None:
+            for message in self._from_psrpcore.feed(payload.data):
+                if message.pipeline_id is None:
+                    self._pool_chunks.extend(self._outbox.fragments(message.raw))
+                    continue
+                cmd = self._commands.get(str(message.pipeline_id).upper())
+                if cmd is not None:
+                    cmd.chunks.extend(self._outbox.fragments(message.raw))
 
     def receive(self, command_id: str | None, max_bytes: int, timeout: float, stop: threading.Event) -> ReceiveResult:
         """Wait up to ``timeout`` for output; raise TimeoutError if none, KeyError for an unknown command."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psrpcore
 import pytest
 from provisioner_lab import convert, psrp
 from provisioner_lab.api import LabError
@@ -28,8 +29,8 @@ def _error(index: int, target: str, user: str, flag: bool | None) -> LabError:
 
 @pytest.mark.parametrize("first", ["nobody000020", "a&b"])
 def test_templates_match_psrpcore(first: str) -> None:
-    pool = psrp._LabRunspacePool()
-    templates = convert.ErrorTemplates(pool.message_bytes)
+    to_bytes = psrp.serializer(psrp.new_pool(), psrpcore.PSRemotingCrypto())
+    templates = convert.ErrorTemplates(to_bytes)
     errors = [_error(0, first, "svc@contoso.com", None)]
     errors += [_error(i, target + str(i), user, flag) for i, (target, user, flag) in enumerate(
         (t, u, f) for t in TEXTS for u in TEXTS[:5] for f in (True, False, None))]
@@ -40,5 +41,5 @@ def test_templates_match_psrpcore(first: str) -> None:
         data = templates.clixml(error)
         if data is not None:
             written += 1
-            assert data == pool.message_bytes(convert.error_record(error)), error
+            assert data == to_bytes(convert.error_record(error)), error
     assert written > len(errors) // 4

@@ -74,6 +74,16 @@ class Requests:
             for name in names:
                 self.counts[name] += 1
 
+    def add_anchor(self, anchor: str) -> None:
+        """One request for the mailbox named by its ``X-AnchorMailbox`` header."""
+        with self._lock:
+            self.anchors[anchor] += 1
+
+    def add_request_id(self, request_id: str) -> None:
+        """A request's ``client-request-id``, in arrival order."""
+        with self._lock:
+            self.request_ids.append(request_id)
+
     def snapshot(self) -> dict[str, int]:
         with self._lock:
             return dict(self.counts)
@@ -192,8 +202,7 @@ class ExoService:
         if not anchor:
             missing = {"error": {"code": "BadRequest", "message": "The X-AnchorMailbox header is required"}}
             return Answer(400, missing), ""
-        with self.requests._lock:
-            self.requests.anchors[anchor] += 1
+        self.requests.add_anchor(anchor)
         return None, str(claims.get("appid", ""))
 
     # ------------------------------------------------------------------ InvokeCommand
@@ -352,8 +361,7 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         request_id = self.headers.get("client-request-id")
         if request_id:
-            with service.requests._lock:
-                service.requests.request_ids.append(request_id)
+            service.requests.add_request_id(request_id)
         if latency := self.server.latency:
             time.sleep(latency)
         if match := _TOKEN.match(parts.path):
