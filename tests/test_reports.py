@@ -44,8 +44,9 @@ from provisioner.errors import ExitCode
 from provisioner.inputs.config import Connection
 from provisioner.output import metrics, report, summary
 from provisioner.output.html import render_html
-from provisioner.runs.jobs import Job, RunResult, run
+from provisioner.runs.jobs import run
 from provisioner.runs.mapi_profile import ProfileEntry, ProfileList
+from provisioner.runs.result import Job, RunResult
 from provisioner.transport.runner import FixedSession
 from tests.fake_runner import LabRunner
 

@@ -65,8 +65,9 @@ from provisioner.errors import InputError
 from provisioner.inputs.config import ReapplySettings
 from provisioner.inputs.desired import TrusteeOptions
 from provisioner.runs.apply import PlanCapture
-from provisioner.runs.jobs import Hooks, Job
+from provisioner.runs.context import Hooks
 from provisioner.runs.protocol import NO_JOURNAL_NOTE
+from provisioner.runs.result import Job
 from provisioner.transport.psrp.connect import check_connection_settings, resolve_password
 
 
@@ -120,7 +121,7 @@ def _change_command(
             err(f"warning: {NO_JOURNAL_NOTE}")
         password = credentials(job)
         with guard.held() if not dry_run else nullcontext():
-            result = execute(job, report, guard.settings(settings.reapply), Hooks(planned, profile), profile,
+            result = execute(job, report, guard.settings(settings.reapply), Hooks(planned, profile=profile),
                              password)
         if result.run_id is not None:
             err(f"run {result.run_id} recorded in {guard.journal}")
@@ -298,9 +299,8 @@ def reapply(
         password = resolve_password(connection)
         with guard.held() if not dry_run else nullcontext():
             with progress_factory() as progress:
-                result = run_reapply(job, password=password, progress=progress, hooks=Hooks(planned, profile))
-            if profile is not None:
-                result.profile = tuple(profile.entries)
+                result = run_reapply(job, password=password, progress=progress,
+                                     hooks=Hooks(planned, profile=profile))
             write_reapply_outputs(result, reapply_settings, None, None)
         for note in result.notes:
             err(f"note: {note}")

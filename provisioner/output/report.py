@@ -16,7 +16,7 @@ from provisioner.inputs.config import ReapplySettings
 from provisioner.output import metrics
 from provisioner.output.runlog import RUN
 from provisioner.output.summary import Summary, attention_first
-from provisioner.runs.jobs import RunResult
+from provisioner.runs.result import RunResult
 from provisioner.version import commit
 
 
