@@ -89,7 +89,7 @@ def audit(
         if for_profile:
             require_admin(wanted.trustees, "--for-profile")
             profile = ProfileList(AUDIT_CHANGES)
-        job = Job(Action.AUDIT, wanted.mailboxes, wanted.trustees, connection)
+        job = Job(Action.AUDIT, wanted.mailboxes, wanted.trustees, connection, sources=wanted.sources)
         result = execute(job, report, hooks=Hooks(profile=profile), password=credentials(job))
         if profile is not None:  # the MAPI profile's list instead of the items (the report and --html keep those)
             if html is not None:

@@ -112,6 +112,7 @@ def _change_command(
         check_run_outputs(report=report, html=html, profile_list=profile_list, script=script, plan_out=plan_out,
                           guard=None if dry_run else guard, settings=settings, journal=journal, lock_file=lock_file)
         job = Job(action, wanted.mailboxes, wanted.trustees, connection, dry_run=dry_run, offline=offline,
+                  sources=wanted.sources,
                   automapping_unsupported_ok=automapping_unsupported_ok)
         profile = profile_for(wanted.trustees, profile_list, dry_run, report)
         capture = PlanCapture(connection) if plan_out is not None else None
@@ -288,6 +289,7 @@ def reapply(
             connection, wanted.trustees, wanted.mailboxes, wanted_selectors, settings.exclude, reapply_settings,
             prune=prune, prune_unowned=prune and (prune_unowned or reapply_settings.prune_unowned), dry_run=dry_run,
             force=force, automapping_unsupported_ok=accept_automapping or automapping_unsupported_ok,
+            sources=wanted.sources,
         )
         profile = profile_for(wanted.trustees, profile_list, dry_run, reapply_settings.report)
         capture = PlanCapture(connection) if plan_out is not None else None

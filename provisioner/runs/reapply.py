@@ -21,7 +21,7 @@ Safe to run every hour for years:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -78,6 +78,7 @@ class ReapplyJob:
     force: bool = False
     automapping_unsupported_ok: bool = False
     run_id: str = field(default_factory=new_run_id)
+    sources: Mapping[Identity, str] = field(default_factory=dict)  # where each explicit target was given
 
 
 class Reapply:
@@ -225,6 +226,7 @@ def run_reapply(
     except Lost as lost:  # nothing was sent, or lost before the plan was known: the job still leaves a report (exit 4)
         return _lost(job, started, lost.reason, lost.notes)
     summary = Job(Action.REAPPLY, tuple(dict.fromkeys(i.mailbox for i in plan.items)), job.trustees, job.connection,
+                  sources=job.sources,
                   dry_run=job.dry_run)
     refused = TooManyChanges(
         f"the plan has {len(changes)} changes, more than max_changes={job.settings.max_changes}: nothing was "
@@ -238,5 +240,5 @@ def run_reapply(
 def _lost(job: ReapplyJob, started: datetime, reason: str, notes: Sequence[str] = ()) -> RunResult:
     """A re-apply whose session was lost for good before its plan was known: the explicit targets' pairs are
     unknown (selectors could not be read), nothing was changed, the report says why (exit 4)."""
-    return lost_run(Job(Action.REAPPLY, job.explicit, job.trustees, job.connection), started,
+    return lost_run(Job(Action.REAPPLY, job.explicit, job.trustees, job.connection, sources=job.sources), started,
                     datetime.now(UTC), reason, notes, job.run_id)

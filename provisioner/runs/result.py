@@ -4,6 +4,7 @@ is added to it afterwards."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -25,6 +26,8 @@ class Job:
     dry_run: bool = False
     offline: bool = False  # plan without reading (dry-run only): every pair is listed as a change
     automapping_unsupported_ok: bool = False  # --accept-automapping: a server without -AutoMapping automaps
+    # where each target was given (users.csv:12, --mailbox, config:<path>): the report names it per item
+    sources: Mapping[Identity, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
