@@ -233,7 +233,7 @@ def run_reapply(
         "applied. Check the selectors; rerun with --force (or raise [reapply] max_changes) if this is intended."
     ) if too_many else None
     # a scheduled run is named in its report and summary line even without a journal
-    return context.result(summary, plan, outcomes, started, script=script, notes=runner.notes, run_id=job.run_id,
+    return context.result(summary, plan, outcomes, started, script=script, run_id=job.run_id,
                           refused=refused)
 
 
