@@ -26,13 +26,12 @@ from provisioner.engine.resolve import MailboxRef
 from provisioner.engine.trustees import verify_trustees
 from provisioner.errors import ExitCode, ProvisionerError
 from provisioner.inputs.config import Connection, ReapplySettings
-from provisioner.powershell import steps as step_builders
-from provisioner.powershell.render import render_script
 from provisioner.powershell.steps import StepOptions
 from provisioner.runs.context import NO_HOOKS, FactsCheck, Hooks, RunSpec, open_run
-from provisioner.runs.jobs import cmdlets, new_run_id, required, script_context, step_options
+from provisioner.runs.jobs import cmdlets, new_run_id, required, step_options
 from provisioner.runs.planfile import TENANT, SavedPlan, server_facts
 from provisioner.runs.result import Job, RunResult
+from provisioner.runs.script import plan_script
 from provisioner.transport.facts import refuse_missing
 from provisioner.transport.psrp.connect import open_pool
 from provisioner.transport.session import PoolFactory, SessionLike
@@ -267,6 +266,4 @@ def review_script(saved: SavedPlan, connection: Connection) -> str:
     digest in the header, and the backend's header (on-prem server, or Exchange Online's Connect-ExchangeOnline)."""
     options = StepOptions(domain_controller=saved.endpoint.get("domain_controller"), automapping=saved.automapping)
     plan = saved.plan()
-    context = replace(script_context(connection), plan_digest=saved.digest)
-    return render_script(plan, step_builders.changes(plan, options), context,
-                         now=datetime.fromisoformat(saved.created))
+    return plan_script(plan, options, connection, now=datetime.fromisoformat(saved.created), digest=saved.digest)

@@ -29,11 +29,10 @@ from provisioner.engine.journal import Journal
 from provisioner.engine.trustees import verify_trustees
 from provisioner.inputs.config import Connection, ReapplySettings
 from provisioner.powershell import cmdlets as table
-from provisioner.powershell import steps as step_builders
-from provisioner.powershell.render import ScriptContext, render_script
 from provisioner.powershell.steps import StepOptions
 from provisioner.runs.context import NO_HOOKS, FactsCheck, Hooks, Lost, RunSpec, open_run
 from provisioner.runs.result import Job, RunResult
+from provisioner.runs.script import plan_script
 from provisioner.transport.facts import AUTOMAPPING_HINT, MissingCapability, ServerFacts, refuse_missing
 from provisioner.transport.psrp.connect import open_pool
 from provisioner.transport.session import PoolFactory, SessionLike
@@ -108,7 +107,7 @@ def run(
         options = step_options(job.connection, None, job.automapping_unsupported_ok)
         finished = now()
         return RunResult(job, plan, [unchanged_outcome(item) for item in plan.items], started, finished,
-                         dry_run_script(job, plan, options, finished))
+                         _script(job, plan, options, finished))
     settings = settings or ReapplySettings()
     changing = not job.dry_run and job.action is not Action.AUDIT
     spec = RunSpec(job.connection, cmdlets(job.action),
@@ -132,7 +131,7 @@ def run(
         return lost_run(job, started, now(), lost.reason, lost.notes)
     finished = now()
     return context.result(job, plan, outcomes, started, finished=finished,
-                          script=dry_run_script(job, plan, context.options, finished))
+                          script=_script(job, plan, context.options, finished))
 
 
 def lost_run(job: Job, started: datetime, finished: datetime, reason: str, notes: Sequence[str] = (),
@@ -144,19 +143,8 @@ def lost_run(job: Job, started: datetime, finished: datetime, reason: str, notes
     plan = Plan(job.action, items, job.trustees, observed=False)
     outcomes = [Outcome(i.mailbox, i.trustee, Result.UNKNOWN, lost.message, lost) for i in plan.items]
     options = step_options(job.connection, None, job.automapping_unsupported_ok)
-    return RunResult(job, plan, outcomes, started, finished, dry_run_script(job, plan, options, finished),
+    return RunResult(job, plan, outcomes, started, finished, _script(job, plan, options, finished),
                      list(notes), run_id, lost=reason)  # each item says why
-
-
-def script_context(connection: Connection) -> ScriptContext:
-    """Header and preamble of the reviewed script: the server (and DC) on-prem; for Exchange Online the V3 module's
-    ``Connect-ExchangeOnline`` line, after which the same cmdlets run."""
-    if connection.backend == "exo":
-        from provisioner.transport.exo import script
-
-        return ScriptContext(script.target(connection), None, script.connect_line(connection), exchange_online=True)
-    preamble = connection.preamble if connection.mode == "script" else None
-    return ScriptContext(connection.server or "(not configured)", connection.domain_controller, preamble)
 
 
 def new_run_id(prefix: str = "") -> str:
@@ -164,9 +152,6 @@ def new_run_id(prefix: str = "") -> str:
     return f"{prefix}-{stamp}" if prefix else stamp
 
 
-def dry_run_script(job: Job, plan: Plan, options: StepOptions, finished: datetime) -> str | None:
-    """A dry-run's script of the plan's changes (None: not a dry-run)."""
-    if not job.dry_run:
-        return None
-    changes = step_builders.changes(plan, options)  # a generator: no step is kept (100k-mailbox plans)
-    return render_script(plan, changes, script_context(job.connection), now=finished)
+def _script(job: Job, plan: Plan, options: StepOptions, finished: datetime) -> str | None:
+    """A dry-run's script (None: not a dry-run)."""
+    return plan_script(plan, options, job.connection, now=finished) if job.dry_run else None

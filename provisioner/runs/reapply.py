@@ -45,11 +45,10 @@ from provisioner.engine.resolve import MailboxRef, Resolver
 from provisioner.engine.trustees import verify_trustees
 from provisioner.errors import ExitCode, ProvisionerError
 from provisioner.inputs.config import Connection, ReapplySettings, Selector
-from provisioner.powershell import steps as step_builders
-from provisioner.powershell.render import render_script
 from provisioner.runs.context import NO_HOOKS, Hooks, Lost, RunSpec, open_run
-from provisioner.runs.jobs import cmdlets, lost_run, needs, new_run_id, script_context
+from provisioner.runs.jobs import cmdlets, lost_run, needs, new_run_id
 from provisioner.runs.result import Job, RunResult
+from provisioner.runs.script import plan_script
 from provisioner.transport.psrp.connect import open_pool
 from provisioner.transport.session import PoolFactory
 
@@ -215,8 +214,7 @@ def run_reapply(
             changes = plan.changes
             script = None
             if job.dry_run:
-                steps = list(step_builders.changes(plan, runner.options))
-                script = render_script(plan, steps, script_context(job.connection))
+                script = plan_script(plan, runner.options, job.connection)
             too_many = len(changes) > job.settings.max_changes and not job.force
             refuse = job.dry_run or too_many  # dry-run: stop before executing
             if not too_many:

@@ -28,10 +28,10 @@ from provisioner.engine.journal import Journal, changes_of, in_doubt
 from provisioner.errors import InputError, ProvisionerError
 from provisioner.inputs.config import Connection, ReapplySettings
 from provisioner.powershell import steps as step_builders
-from provisioner.powershell.render import render_script
 from provisioner.runs.context import NO_HOOKS, Hooks, RunSpec, open_run
-from provisioner.runs.jobs import cmdlets, needs, script_context
+from provisioner.runs.jobs import cmdlets, needs
 from provisioner.runs.result import Job, RunResult
+from provisioner.runs.script import plan_script
 from provisioner.transport.psrp.connect import open_pool
 from provisioner.transport.session import PoolFactory
 
@@ -133,7 +133,7 @@ def run_undo(
     if offline:  # a dry-run that does not read: every inverse the journal holds, whether still needed or not
         plan = Plan(Action.UNDO, tuple(wanted(run)), run.trustees, observed=False)
         offline_options = step_builders.StepOptions(domain_controller=connection.domain_controller)
-        text = render_script(plan, list(step_builders.changes(plan, offline_options)), script_context(connection))
+        text = plan_script(plan, offline_options, connection)
         summary = Job(Action.UNDO, _mailboxes(plan.items), plan.trustees, connection, dry_run=True, offline=True)
         return RunResult(summary, plan, [unchanged_outcome(item) for item in plan.items], started,
                          datetime.now(UTC), text, ["offline: the current state was not read"])
@@ -152,8 +152,7 @@ def run_undo(
         plan = undo_plan(context.engine, run)
         script: str | None = None
         if dry_run:
-            script = render_script(plan, list(step_builders.changes(plan, context.options)),
-                                   script_context(connection))
+            script = plan_script(plan, context.options, connection)
             outcomes = [unchanged_outcome(item) for item in plan.items]
         else:
             context.planned(plan)
