@@ -16,7 +16,8 @@ from provisioner.domain.model import Action, ErrorInfo, Identity, Result, Truste
 from provisioner.engine.trustees import TrusteeProblem
 from provisioner.inputs.config import Connection, ReapplySettings
 from provisioner.powershell.steps import StepOptions, lookup
-from provisioner.runs.jobs import Job, run
+from provisioner.runs.jobs import run
+from provisioner.runs.result import Job
 from provisioner.transport.facts import MissingCapability
 from provisioner.transport.psrp.runner import ClientRunner
 from provisioner.transport.runner import FixedSession, NotRunnable, Origin, Pipeline, Raw

@@ -18,7 +18,8 @@ from provisioner_lab.run import running_lab
 from provisioner.domain.model import Action, Identity, Result, Trustee
 from provisioner.inputs.config import Connection
 from provisioner.powershell.steps import StepOptions, command
-from provisioner.runs.jobs import Job, run
+from provisioner.runs.jobs import run
+from provisioner.runs.result import Job
 from provisioner.transport.runner import FixedSession, Pipeline
 from tests.fake_runner import LabRunner
 

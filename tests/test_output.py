@@ -43,7 +43,9 @@ from provisioner.output import emit as output
 from provisioner.output import terminal
 from provisioner.output.html import render_html
 from provisioner.output.report import as_table, short_reason
-from provisioner.runs.jobs import Hooks, Job, RunResult, run
+from provisioner.runs.context import Hooks
+from provisioner.runs.jobs import run
+from provisioner.runs.result import Job, RunResult
 from provisioner.transport.runner import FixedSession
 from tests.fake_runner import LabRunner
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from provisioner.domain.model import Action, Identity, ItemState, Outcome, Plan, Result, Trustee
 from provisioner.inputs.config import Connection
-from provisioner.runs.jobs import Job, run
+from provisioner.runs.jobs import run
+from provisioner.runs.result import Job
 from provisioner.transport.facts import ServerFacts
 from provisioner.transport.psrp.connect import open_pool
 from provisioner.transport.psrp.runner import ClientRunner, ClientScriptRunner

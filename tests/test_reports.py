@@ -44,8 +44,9 @@ from provisioner.errors import ExitCode
 from provisioner.inputs.config import Connection
 from provisioner.output import metrics, report, summary
 from provisioner.output.html import render_html
-from provisioner.runs.jobs import Job, RunResult, run
+from provisioner.runs.jobs import run
 from provisioner.runs.mapi_profile import ProfileEntry, ProfileList
+from provisioner.runs.result import Job, RunResult
 from provisioner.transport.runner import FixedSession
 from tests.fake_runner import LabRunner
 
@@ -343,3 +344,20 @@ def test_a_not_found_short_reason_names_the_object_the_message_names() -> None:
                       reason="ManagementObjectNotFoundException", target="alice")
     assert report.short_reason(Outcome(Identity("alice"), TRUSTEE, Result.FAILED, "", other)) == (
         'User or group "svc-typo" wasn\'t found. [ManagementObjectNotFoundException]')
+
+
+def test_each_item_names_where_its_target_was_given(lab: Lab, tmp_path: Path) -> None:
+    """A users file's targets keep their file and physical line to the report (JSON and CSV), so the row to fix in
+    users.csv is named; a --mailbox target says so."""
+    users = tmp_path / "users.csv"
+    users.write_text("# synced mailboxes\nPrimarySmtpAddress,Department\nbob.meyer@contoso.com,Sales\n\n"
+                     "nobody.here@contoso.com,Sales\n", encoding="utf-8")
+    json_path = tmp_path / "audit.json"
+    audit = cli(lab, "audit", "--users-file", str(users), "--mailbox", "ivan.petrov", "--service-account", SERVICE,
+                "--format", "csv", "--report", str(json_path))
+    assert audit.returncode == 3, audit.stderr
+    expected = {"bob.meyer@contoso.com": f"{users}:3", "nobody.here@contoso.com": f"{users}:5",
+                "ivan.petrov": "--mailbox"}
+    document = json.loads(json_path.read_text(encoding="utf-8"))
+    assert {item["mailbox"]: item["source"] for item in document["items"]} == expected
+    assert {row["mailbox"]: row["source"] for row in csv.DictReader(io.StringIO(audit.stdout))} == expected

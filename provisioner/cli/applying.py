@@ -42,7 +42,7 @@ from provisioner.domain.wording import counted
 from provisioner.errors import InputError
 from provisioner.inputs.config import Connection
 from provisioner.output import report as reports
-from provisioner.runs.jobs import Hooks
+from provisioner.runs.context import Hooks
 from provisioner.runs.protocol import NO_JOURNAL_NOTE
 from provisioner.transport.psrp.connect import check_connection_settings, resolve_password
 
@@ -111,9 +111,7 @@ def apply_plan(
         with guard.held(), progress_factory() as progress:
             result = run_apply(saved, connection, guard.settings(settings.reapply), password=password,
                                allow_drift=allow_drift,
-                               progress=progress, hooks=Hooks(finished=profile))
-        if profile is not None:
-            result.profile = tuple(profile.entries)
+                               progress=progress, hooks=Hooks(profile=profile))
         for note in result.notes:
             err(f"note: {note}")
         if report is not None:

@@ -42,10 +42,11 @@ from provisioner.cli.options import (
 from provisioner.domain.model import Action
 from provisioner.inputs.desired import TrusteeOptions
 from provisioner.output import metrics
-from provisioner.runs.jobs import Hooks, Job
+from provisioner.runs.context import Hooks
 from provisioner.runs.mapi_profile import AUDIT_CHANGES, ProfileList, require_admin
 from provisioner.runs.mapi_profile import as_csv as profile_csv
 from provisioner.runs.mapi_profile import as_table as profile_table
+from provisioner.runs.result import Job
 
 AUDIT_HELP = (
     "Read-only: which targets have, lack, block or could not be read for each trustee.\n\n"
@@ -89,8 +90,8 @@ def audit(
         if for_profile:
             require_admin(wanted.trustees, "--for-profile")
             profile = ProfileList(AUDIT_CHANGES)
-        job = Job(Action.AUDIT, wanted.mailboxes, wanted.trustees, connection)
-        result = execute(job, report, hooks=Hooks(finished=profile), profile=profile, password=credentials(job))
+        job = Job(Action.AUDIT, wanted.mailboxes, wanted.trustees, connection, sources=wanted.sources)
+        result = execute(job, report, hooks=Hooks(profile=profile), password=credentials(job))
         if profile is not None:  # the MAPI profile's list instead of the items (the report and --html keep those)
             if html is not None:
                 present(result, None, html)

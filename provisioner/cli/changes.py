@@ -65,8 +65,9 @@ from provisioner.errors import InputError
 from provisioner.inputs.config import ReapplySettings
 from provisioner.inputs.desired import TrusteeOptions
 from provisioner.runs.apply import PlanCapture
-from provisioner.runs.jobs import Hooks, Job
+from provisioner.runs.context import Hooks
 from provisioner.runs.protocol import NO_JOURNAL_NOTE
+from provisioner.runs.result import Job
 from provisioner.transport.psrp.connect import check_connection_settings, resolve_password
 
 
@@ -111,6 +112,7 @@ def _change_command(
         check_run_outputs(report=report, html=html, profile_list=profile_list, script=script, plan_out=plan_out,
                           guard=None if dry_run else guard, settings=settings, journal=journal, lock_file=lock_file)
         job = Job(action, wanted.mailboxes, wanted.trustees, connection, dry_run=dry_run, offline=offline,
+                  sources=wanted.sources,
                   automapping_unsupported_ok=automapping_unsupported_ok)
         profile = profile_for(wanted.trustees, profile_list, dry_run, report)
         capture = PlanCapture(connection) if plan_out is not None else None
@@ -120,7 +122,7 @@ def _change_command(
             err(f"warning: {NO_JOURNAL_NOTE}")
         password = credentials(job)
         with guard.held() if not dry_run else nullcontext():
-            result = execute(job, report, guard.settings(settings.reapply), Hooks(planned, profile), profile,
+            result = execute(job, report, guard.settings(settings.reapply), Hooks(planned, profile=profile),
                              password)
         if result.run_id is not None:
             err(f"run {result.run_id} recorded in {guard.journal}")
@@ -288,6 +290,7 @@ def reapply(
             connection, wanted.trustees, wanted.mailboxes, wanted_selectors, settings.exclude, reapply_settings,
             prune=prune, prune_unowned=prune and (prune_unowned or reapply_settings.prune_unowned), dry_run=dry_run,
             force=force, automapping_unsupported_ok=accept_automapping or automapping_unsupported_ok,
+            sources=wanted.sources,
         )
         profile = profile_for(wanted.trustees, profile_list, dry_run, reapply_settings.report)
         capture = PlanCapture(connection) if plan_out is not None else None
@@ -299,9 +302,8 @@ def reapply(
         password = resolve_password(connection)
         with guard.held() if not dry_run else nullcontext():
             with progress_factory() as progress:
-                result = run_reapply(job, password=password, progress=progress, hooks=Hooks(planned, profile))
-            if profile is not None:
-                result.profile = tuple(profile.entries)
+                result = run_reapply(job, password=password, progress=progress,
+                                     hooks=Hooks(planned, profile=profile))
             write_reapply_outputs(result, reapply_settings, None, None)
         for note in result.notes:
             err(f"note: {note}")

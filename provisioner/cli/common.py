@@ -29,10 +29,12 @@ from provisioner.output import report as reports
 from provisioner.output.report import SCRIPT_ENCODING, write_private
 from provisioner.output.runlog import RUN
 from provisioner.runs.apply import PlanCapture
-from provisioner.runs.jobs import Hooks, Job, RunResult, run
+from provisioner.runs.context import Hooks
+from provisioner.runs.jobs import run
 from provisioner.runs.mapi_profile import ProfileList, admin_users, require_admin
 from provisioner.runs.mapi_profile import as_csv as profile_csv
 from provisioner.runs.protocol import Guard, guard_of
+from provisioner.runs.result import Job, RunResult
 from provisioner.transport.psrp.connect import check_connection_settings, resolve_password
 
 
@@ -206,15 +208,13 @@ def credentials(job: Job) -> str | None:
 
 
 def execute(job: Job, report: Path | None, settings: ReapplySettings | None = None,
-             hooks: Hooks | None = None, profile: ProfileList | None = None, password: str | None = None) -> RunResult:
+             hooks: Hooks | None = None, password: str | None = None) -> RunResult:
     with progress_factory() as progress:
         result = run(job, password=password, progress=progress, settings=settings, hooks=hooks or Hooks())
     for note in result.notes:
         err(f"warning: {note}")
     if result.lost is not None:  # exit 4 (RunResult.exit_code), after the outcomes and with the report written
         err(f"error: {result.lost}")
-    if profile is not None:
-        result.profile = tuple(profile.entries)
     if report is not None:
         reports.write_report(result, report)
     return result

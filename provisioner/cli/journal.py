@@ -47,7 +47,7 @@ from provisioner.cli.options import (
 )
 from provisioner.errors import InputError
 from provisioner.output import report as reports
-from provisioner.runs.jobs import Hooks
+from provisioner.runs.context import Hooks
 from provisioner.runs.protocol import journal_of
 from provisioner.transport.psrp.connect import check_connection_settings, resolve_password
 
@@ -133,9 +133,7 @@ def journal_undo(
             result = run_undo(path, run_id, connection, guard.settings(settings.reapply), dry_run=dry_run,
                               offline=offline, password=password,
                               automapping_unsupported_ok=accept_automapping or automapping_unsupported_ok,
-                              progress=progress, hooks=Hooks(planned, profile))
-        if profile is not None:
-            result.profile = tuple(profile.entries)
+                              progress=progress, hooks=Hooks(planned, profile=profile))
         emit_script(result, script)
         if report is not None:
             reports.write_report(result, report)

@@ -36,6 +36,11 @@ class Desired:
     def mailboxes(self) -> tuple[Identity, ...]:
         return tuple(target.identity for target in self.targets.targets)
 
+    @property
+    def sources(self) -> dict[Identity, str]:
+        """Where each target was given: ``users.csv:12``, ``--mailbox`` or ``config:<path>``."""
+        return {target.identity: str(target.source) for target in self.targets.targets}
+
 
 def _trustee(spec: TrusteeSpec, where: str, automapping: bool, notes: list[str]) -> Trustee:
     identity, warnings = parse_identity(spec.identity, Source(where, None))

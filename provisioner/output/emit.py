@@ -27,7 +27,7 @@ from provisioner import __version__
 from provisioner.engine.apply import ProgressFactory
 from provisioner.errors import InputError
 from provisioner.output import report as reports
-from provisioner.runs.jobs import RunResult
+from provisioner.runs.result import RunResult
 
 if TYPE_CHECKING:
     from rich.console import Console

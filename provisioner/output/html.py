@@ -27,7 +27,7 @@ from provisioner.domain.wording import counted
 from provisioner.output.report import short_reason
 from provisioner.output.summary import Summary, needs_attention
 from provisioner.powershell.render import templates
-from provisioner.runs.jobs import RunResult
+from provisioner.runs.result import RunResult
 
 TEMPLATE = "report.html.j2"
 

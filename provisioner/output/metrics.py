@@ -13,7 +13,7 @@ from provisioner.domain.model import Result
 from provisioner.output.summary import Summary
 
 if TYPE_CHECKING:
-    from provisioner.runs.jobs import RunResult
+    from provisioner.runs.result import RunResult
 
 _HELP = {
     "provisioner_last_run_timestamp_seconds": "Unix time at which the last run finished.",

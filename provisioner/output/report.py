@@ -16,13 +16,15 @@ from provisioner.inputs.config import ReapplySettings
 from provisioner.output import metrics
 from provisioner.output.runlog import RUN
 from provisioner.output.summary import Summary, attention_first
-from provisioner.runs.jobs import RunResult
+from provisioner.runs.result import RunResult
 from provisioner.version import commit
 
 
-def outcome_record(outcome: Outcome) -> dict[str, Any]:
+def outcome_record(outcome: Outcome, source: str | None = None) -> dict[str, Any]:
+    """One item of the report; ``source`` is where its target was given (``users.csv:12``), when known."""
     record: dict[str, Any] = {
         "mailbox": outcome.mailbox.value,
+        **({"source": source} if source else {}),
         "trustee": outcome.trustee.identity.value,
         "role": outcome.trustee.role,
         "result": outcome.result.value,
@@ -63,7 +65,7 @@ def report_document(result: RunResult) -> dict[str, Any]:
         ],
         "summary": {"mailboxes": len(job.mailboxes), **Summary.of(result).record(), "plan": result.plan.counts()},
         "notes": result.notes,
-        "items": [outcome_record(outcome) for outcome in result.outcomes],
+        "items": [outcome_record(outcome, job.sources.get(outcome.mailbox)) for outcome in result.outcomes],
         # the seed's second step: what the admin-console user's MAPI profile must add or drop
         # (provisioner.runs.mapi_profile)
         "mapi_profile": [entry.record() for entry in result.profile],
@@ -95,7 +97,7 @@ def write_report(result: RunResult, path: Path) -> None:
     write_private(path, as_json(result))
 
 
-CSV_FIELDS = ("mailbox", "trustee", "role", "result", "detail", "reason", "fq_error_id")
+CSV_FIELDS = ("mailbox", "trustee", "role", "result", "detail", "reason", "fq_error_id", "source")
 
 
 def as_csv(result: RunResult) -> str:
@@ -103,7 +105,7 @@ def as_csv(result: RunResult) -> str:
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for outcome in result.outcomes:
-        row = outcome_record(outcome)
+        row = outcome_record(outcome, result.job.sources.get(outcome.mailbox))
         error = row.pop("error", None) or {}
         row["reason"] = error.get("reason", "")
         row["fq_error_id"] = error.get("fq_error_id", "")

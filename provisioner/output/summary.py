@@ -3,7 +3,7 @@
 The terminal summary line, the tables' captions, the JSON report's ``summary``, the HTML page's headline and its
 "Needs attention" section, and the metrics all read it, so none of them can tell a different story. Items that
 need attention (:data:`~provisioner.domain.model.ATTENTION_RESULTS`): ``missing`` (an audit found the access absent),
-``failed``, ``blocked`` and ``unknown``. The exit code is the run's own (:attr:`provisioner.runs.jobs.RunResult.
+``failed``, ``blocked`` and ``unknown``. The exit code is the run's own (:attr:`provisioner.runs.result.RunResult.
 final_exit_code`); the rules linking the two are documented in docs/reports.md.
 """
 
@@ -19,7 +19,7 @@ from provisioner.domain.wording import counted, plural
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from provisioner.runs.jobs import RunResult
+    from provisioner.runs.result import RunResult
 
 
 def needs_attention(outcome: Outcome) -> bool:

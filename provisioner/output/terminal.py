@@ -31,7 +31,7 @@ from provisioner.domain.wording import counted
 from provisioner.engine.apply import Progress
 from provisioner.output.report import short_reason
 from provisioner.output.summary import Summary, attention_first, breakdown
-from provisioner.runs.jobs import RunResult
+from provisioner.runs.result import RunResult
 
 STYLES = {
     Result.FAILED: "bold red",

@@ -22,29 +22,19 @@ from provisioner.domain.outcomes import unchanged_outcome
 from provisioner.domain.text import escaped
 from provisioner.engine.apply import Engine, ProgressFactory
 from provisioner.engine.journal import Journal, applied_by_plan
-from provisioner.engine.reconcile import reconcile
 from provisioner.engine.resolve import MailboxRef
 from provisioner.engine.trustees import verify_trustees
 from provisioner.errors import ExitCode, ProvisionerError
 from provisioner.inputs.config import Connection, ReapplySettings
-from provisioner.powershell import steps as step_builders
-from provisioner.powershell.render import render_script
 from provisioner.powershell.steps import StepOptions
-from provisioner.runs.jobs import (
-    NO_HOOKS,
-    Hooks,
-    Job,
-    RunResult,
-    cmdlets,
-    new_run_id,
-    required,
-    script_context,
-    step_options,
-)
+from provisioner.runs.context import NO_HOOKS, FactsCheck, Hooks, RunSpec, open_run
+from provisioner.runs.jobs import cmdlets, new_run_id, required, step_options
 from provisioner.runs.planfile import TENANT, SavedPlan, server_facts
+from provisioner.runs.result import Job, RunResult
+from provisioner.runs.script import plan_script
 from provisioner.transport.facts import refuse_missing
 from provisioner.transport.psrp.connect import open_pool
-from provisioner.transport.session import PoolFactory, open_session
+from provisioner.transport.session import PoolFactory, SessionLike
 
 MAX_DIFF_LINES = 20
 
@@ -162,6 +152,24 @@ def connection_for(saved: SavedPlan, connection: Connection) -> Connection:
                    batch_size=saved.batch_size)
 
 
+def reviewed(saved: SavedPlan, connection: Connection, soft: list[str]) -> FactsCheck:
+    """The facts check of applying ``saved``: the step options as reviewed, after refusing a server that differs in
+    what the commands would be (:class:`PlanDrift`, even with --allow-drift) or cannot run them; the soft
+    differences (protocol, PowerShell version) are added to ``soft``."""
+
+    def check(session: SessionLike) -> StepOptions:
+        options = step_options(connection, session.facts, True, saved.action)
+        hard, found = server_drift(saved, connection, server_facts(session.facts), options.automapping)
+        soft.extend(found)
+        options = replace(options, automapping=saved.automapping)  # as reviewed (off if planned without it)
+        if hard:
+            raise PlanDrift(hard + found, 0, len(saved.changes), hard=True)
+        refuse_missing(session.facts, required(saved.action, options, session.runner.piping))
+        return options
+
+    return check
+
+
 def run_apply(
     saved: SavedPlan,
     connection: Connection,
@@ -176,26 +184,19 @@ def run_apply(
     """Re-read what ``saved`` depends on; apply exactly its still-valid changes, or raise :class:`PlanDrift`.
     ``connection``: from :func:`connection_for`."""
     started = datetime.now(UTC)
-    run_id = new_run_id(f"apply-{saved.action.value}")
+    soft: list[str] = []
     journal = Journal(settings.journal, plan=saved.digest) if settings.journal else None
-    with open_session(connection, password, pool_factory, cmdlets(saved.action)) as session:
-        options = step_options(connection, session.facts, True, saved.action)
-        hard, soft = server_drift(saved, connection, server_facts(session.facts), options.automapping)
-        options = replace(options, automapping=saved.automapping)  # as reviewed (off if planned without it)
-        if hard:
-            raise PlanDrift(hard + soft, 0, len(saved.changes), hard=True)
-        refuse_missing(session.facts, required(saved.action, options, session.runner.piping))
-        engine = Engine(session, options, settings, batch_size=saved.batch_size, parallel=connection.parallel,
-                        read_batch_size=connection.read_batch_size, journal=journal, run_id=run_id, progress=progress)
-        reconcile(engine, run_id)  # intents a killed run left in doubt, before the plan's state is re-read
+    spec = RunSpec(connection, cmdlets(saved.action), reviewed(saved, connection, soft), settings,
+                   new_run_id(f"apply-{saved.action.value}"), journal, batch_size=saved.batch_size)
+    with open_run(spec, password=password, pool_factory=pool_factory, progress=progress, hooks=hooks) as context:
+        engine = context.engine
         verify_trustees(engine, saved.trustees, [change.mailbox for change in saved.changes])
         valid, moved = recheck(saved, engine)
         moved, done = _applied_before(moved, journal, saved.digest)
         if (moved or soft) and not allow_drift:
             raise PlanDrift(soft + [m.line for m in moved], len(valid), len(saved.changes), hard=False)
         still = Plan(saved.action, tuple(valid), saved.trustees, observed=True)
-        if hooks.planned is not None:
-            hooks.planned(still, engine)
+        context.planned(still)
         applied = engine.apply(still) if valid else []
         by_pair = {planner.key(o.mailbox, o.trustee): o for o in applied}
         for entry in moved:
@@ -204,9 +205,8 @@ def run_apply(
             by_pair[planner.key(entry.now.mailbox, entry.now.trustee)] = replace(
                 unchanged_outcome(entry.now), detail=entry.why)
         outcomes = [by_pair[planner.key(c.mailbox, c.trustee)] for c in saved.changes]
-        if hooks.finished is not None:
-            hooks.finished(outcomes, engine)
-        notes = engine.notes + list(session.facts.notes) + soft
+        context.finished(outcomes)
+        notes = context.notes + soft
     if moved:
         notes.append(f"applied {len(valid)} of {len(saved.changes)} planned changes; {len(moved)} had moved since "
                      "the plan and were left alone (--allow-drift)")
@@ -217,10 +217,7 @@ def run_apply(
     plan = Plan(saved.action, tuple(items[planner.key(c.mailbox, c.trustee)] for c in saved.changes),
                 saved.trustees, observed=True)
     summary = Job(saved.action, tuple(dict.fromkeys(c.mailbox for c in saved.changes)), saved.trustees, connection)
-    result = RunResult(summary, plan, outcomes, started, datetime.now(UTC), None, notes)
-    result.run_id = run_id if journal else None
-    result.lost = engine.lost
-    return result
+    return context.result(summary, plan, outcomes, started, notes=notes)
 
 
 _DONE = {ItemState.TO_ADD: {ItemState.ALREADY_PRESENT},
@@ -269,6 +266,4 @@ def review_script(saved: SavedPlan, connection: Connection) -> str:
     digest in the header, and the backend's header (on-prem server, or Exchange Online's Connect-ExchangeOnline)."""
     options = StepOptions(domain_controller=saved.endpoint.get("domain_controller"), automapping=saved.automapping)
     plan = saved.plan()
-    context = replace(script_context(connection), plan_digest=saved.digest)
-    return render_script(plan, step_builders.changes(plan, options), context,
-                         now=datetime.fromisoformat(saved.created))
+    return plan_script(plan, options, connection, now=datetime.fromisoformat(saved.created), digest=saved.digest)

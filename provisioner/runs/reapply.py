@@ -21,7 +21,7 @@ Safe to run every hour for years:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -41,27 +41,16 @@ from provisioner.domain.outcomes import unchanged_outcome
 from provisioner.domain.wording import counted
 from provisioner.engine.apply import Engine, ProgressFactory
 from provisioner.engine.journal import Journal, owned
-from provisioner.engine.reconcile import reconcile
 from provisioner.engine.resolve import MailboxRef, Resolver
 from provisioner.engine.trustees import verify_trustees
-from provisioner.errors import ConnectionFailure, ExitCode, ProvisionerError
+from provisioner.errors import ExitCode, ProvisionerError
 from provisioner.inputs.config import Connection, ReapplySettings, Selector
-from provisioner.powershell import steps as step_builders
-from provisioner.powershell.render import render_script
-from provisioner.runs.jobs import (
-    NO_HOOKS,
-    Hooks,
-    Job,
-    RunResult,
-    cmdlets,
-    lost_run,
-    new_run_id,
-    prepare,
-    script_context,
-)
+from provisioner.runs.context import NO_HOOKS, Hooks, Lost, RunSpec, open_run
+from provisioner.runs.jobs import cmdlets, lost_run, needs, new_run_id
+from provisioner.runs.result import Job, RunResult
+from provisioner.runs.script import plan_script
 from provisioner.transport.psrp.connect import open_pool
-from provisioner.transport.runner import TransportLost
-from provisioner.transport.session import PoolFactory, open_session
+from provisioner.transport.session import PoolFactory
 
 
 class TooManyChanges(ProvisionerError):
@@ -88,6 +77,7 @@ class ReapplyJob:
     force: bool = False
     automapping_unsupported_ok: bool = False
     run_id: str = field(default_factory=new_run_id)
+    sources: Mapping[Identity, str] = field(default_factory=dict)  # where each explicit target was given
 
 
 class Reapply:
@@ -211,55 +201,42 @@ def run_reapply(
     hooks: Hooks = NO_HOOKS,
 ) -> RunResult:
     started = datetime.now(UTC)
+    spec = RunSpec(job.connection, cmdlets(Action.REAPPLY),
+                   needs(Action.REAPPLY, job.connection, job.automapping_unsupported_ok, job.trustees), job.settings,
+                   job.run_id, Journal(job.settings.journal) if job.settings.journal and not job.dry_run else None,
+                   report_loss=True, dry_run=job.dry_run)
     try:
-        session = open_session(job.connection, password, pool_factory, cmdlets(Action.REAPPLY))
-    except ConnectionFailure as exc:  # nothing was sent: the scheduled job still leaves a report (exit 4)
-        if job.dry_run:
-            raise
-        return _lost(job, started, str(exc))
-    try:
-        options = prepare(session, Action.REAPPLY, job.connection, job.automapping_unsupported_ok, job.trustees)
-        journal = Journal(job.settings.journal) if job.settings.journal and not job.dry_run else None
-        engine = Engine(session, options, job.settings, batch_size=job.connection.batch_size,
-                        read_batch_size=job.connection.read_batch_size, parallel=job.connection.parallel,
-                        journal=journal, run_id=job.run_id, sleep=sleep, progress=progress)
-        runner = Reapply(job, engine)
-        try:
-            reconcile(engine, job.run_id)
-            plan = runner.plan()
-        except TransportLost as exc:  # lost for good before the plan was known: nothing was changed
-            return _lost(job, started, f"session lost while reading: {exc}", engine.notes)
-        changes = plan.changes
-        script = None
-        if job.dry_run:
-            steps = list(step_builders.changes(plan, runner.options))
-            script = render_script(plan, steps, script_context(job.connection))
-        too_many = len(changes) > job.settings.max_changes and not job.force
-        refuse = job.dry_run or too_many  # dry-run: stop before executing
-        if hooks.planned is not None and not too_many:
-            hooks.planned(plan, engine)
-        outcomes = [unchanged_outcome(item) for item in plan.items] if refuse else runner.apply(plan)
-        if hooks.finished is not None:
-            hooks.finished(outcomes, engine)
-    finally:
-        session.close()
+        with open_run(spec, password=password, pool_factory=pool_factory, progress=progress, hooks=hooks,
+                      sleep=sleep) as context:
+            runner = Reapply(job, context.engine)
+            with context.reading():
+                plan = runner.plan()
+            changes = plan.changes
+            script = None
+            if job.dry_run:
+                script = plan_script(plan, runner.options, job.connection)
+            too_many = len(changes) > job.settings.max_changes and not job.force
+            refuse = job.dry_run or too_many  # dry-run: stop before executing
+            if not too_many:
+                context.planned(plan)
+            outcomes = [unchanged_outcome(item) for item in plan.items] if refuse else runner.apply(plan)
+            context.finished(outcomes)
+    except Lost as lost:  # nothing was sent, or lost before the plan was known: the job still leaves a report (exit 4)
+        return _lost(job, started, lost.reason, lost.notes)
     summary = Job(Action.REAPPLY, tuple(dict.fromkeys(i.mailbox for i in plan.items)), job.trustees, job.connection,
+                  sources=job.sources,
                   dry_run=job.dry_run)
-    result = RunResult(summary, plan, outcomes, started, datetime.now(UTC), script, runner.notes)
-    result.run_id = job.run_id
-    result.lost = engine.lost
-    if too_many:
-        result.refused = TooManyChanges(
-            f"the plan has {len(changes)} changes, more than max_changes={job.settings.max_changes}: nothing was "
-            "applied. Check the selectors; rerun with --force (or raise [reapply] max_changes) if this is intended."
-        )
-    return result
+    refused = TooManyChanges(
+        f"the plan has {len(changes)} changes, more than max_changes={job.settings.max_changes}: nothing was "
+        "applied. Check the selectors; rerun with --force (or raise [reapply] max_changes) if this is intended."
+    ) if too_many else None
+    # a scheduled run is named in its report and summary line even without a journal
+    return context.result(summary, plan, outcomes, started, script=script, run_id=job.run_id,
+                          refused=refused)
 
 
 def _lost(job: ReapplyJob, started: datetime, reason: str, notes: Sequence[str] = ()) -> RunResult:
     """A re-apply whose session was lost for good before its plan was known: the explicit targets' pairs are
     unknown (selectors could not be read), nothing was changed, the report says why (exit 4)."""
-    result = lost_run(Job(Action.REAPPLY, job.explicit, job.trustees, job.connection), started,
-                      datetime.now(UTC), reason, notes)
-    result.run_id = job.run_id
-    return result
+    return lost_run(Job(Action.REAPPLY, job.explicit, job.trustees, job.connection, sources=job.sources), started,
+                    datetime.now(UTC), reason, notes, job.run_id)

@@ -25,14 +25,15 @@ from provisioner.domain.outcomes import unchanged_outcome
 from provisioner.domain.wording import counted
 from provisioner.engine.apply import Engine, ProgressFactory
 from provisioner.engine.journal import Journal, changes_of, in_doubt
-from provisioner.engine.reconcile import reconcile
 from provisioner.errors import InputError, ProvisionerError
 from provisioner.inputs.config import Connection, ReapplySettings
 from provisioner.powershell import steps as step_builders
-from provisioner.powershell.render import render_script
-from provisioner.runs.jobs import NO_HOOKS, Hooks, Job, RunResult, cmdlets, prepare, script_context
+from provisioner.runs.context import NO_HOOKS, Hooks, RunSpec, open_run
+from provisioner.runs.jobs import cmdlets, needs
+from provisioner.runs.result import Job, RunResult
+from provisioner.runs.script import plan_script
 from provisioner.transport.psrp.connect import open_pool
-from provisioner.transport.session import PoolFactory, open_session
+from provisioner.transport.session import PoolFactory
 
 
 class StillInDoubt(ProvisionerError):
@@ -132,41 +133,34 @@ def run_undo(
     if offline:  # a dry-run that does not read: every inverse the journal holds, whether still needed or not
         plan = Plan(Action.UNDO, tuple(wanted(run)), run.trustees, observed=False)
         offline_options = step_builders.StepOptions(domain_controller=connection.domain_controller)
-        text = render_script(plan, list(step_builders.changes(plan, offline_options)), script_context(connection))
+        text = plan_script(plan, offline_options, connection)
         summary = Job(Action.UNDO, _mailboxes(plan.items), plan.trustees, connection, dry_run=True, offline=True)
         return RunResult(summary, plan, [unchanged_outcome(item) for item in plan.items], started,
                          datetime.now(UTC), text, ["offline: the current state was not read"])
-    with open_session(connection, password, pool_factory, cmdlets(Action.UNDO)) as session:
-        options = prepare(session, Action.UNDO if run.grants else Action.REVOKE, connection,
-                          automapping_unsupported_ok, run.trustees)
-        engine = Engine(session, options, settings, batch_size=connection.batch_size, parallel=connection.parallel,
-                        read_batch_size=connection.read_batch_size, journal=None if dry_run else Journal(journal),
-                        run_id=undo_id, progress=progress)
+    spec = RunSpec(connection, cmdlets(Action.UNDO),
+                   needs(Action.UNDO if run.grants else Action.REVOKE, connection, automapping_unsupported_ok,
+                         run.trustees),
+                   settings, undo_id, None if dry_run else Journal(journal))
+    with open_run(spec, password=password, pool_factory=pool_factory, progress=progress, hooks=hooks) as context:
         if not dry_run:
-            reconcile(engine, undo_id)
-            run = scope(journal, run_id)
+            run = scope(journal, run_id)  # as reconciled
             if run.doubts:
                 raise StillInDoubt(
                     f"{counted(run.doubts, 'change')} of run {run_id} still in doubt (their state cannot be read "
                     "now), so an undo now could leave some of them in place: nothing was changed. Run it again when "
                     "those mailboxes can be read")
-        plan = undo_plan(engine, run)
+        plan = undo_plan(context.engine, run)
         script: str | None = None
         if dry_run:
-            script = render_script(plan, list(step_builders.changes(plan, options)), script_context(connection))
+            script = plan_script(plan, context.options, connection)
             outcomes = [unchanged_outcome(item) for item in plan.items]
         else:
-            if hooks.planned is not None:
-                hooks.planned(plan, engine)
-            outcomes = engine.apply(plan)
-        if hooks.finished is not None and not dry_run:
-            hooks.finished(outcomes, engine)
-        notes = engine.notes + list(session.facts.notes)
+            context.planned(plan)
+            outcomes = context.engine.apply(plan)
+            context.finished(outcomes)
+        notes = context.notes
     summary = Job(Action.UNDO, _mailboxes(plan.items), plan.trustees, connection, dry_run=dry_run)
-    result = RunResult(summary, plan, outcomes, started, datetime.now(UTC), script, notes)
-    result.run_id = None if dry_run else undo_id
-    result.lost = engine.lost
-    return result
+    return context.result(summary, plan, outcomes, started, script=script, notes=notes)
 
 
 def _mailboxes(items: Sequence[PlanItem]) -> tuple[Identity, ...]:

@@ -21,8 +21,10 @@ from provisioner.engine.apply import Engine
 from provisioner.errors import ExitCode, InputError
 from provisioner.inputs.config import Connection, ReapplySettings, load_config
 from provisioner.powershell.steps import StepOptions
-from provisioner.runs.jobs import Hooks, Job, RunResult, run
+from provisioner.runs.context import Hooks
+from provisioner.runs.jobs import run
 from provisioner.runs.mapi_profile import ProfileList
+from provisioner.runs.result import Job, RunResult
 from provisioner.transport.guard import Budget, Deadline, DeadlineReached, Stalled
 from provisioner.transport.runner import FixedSession, Pipeline, Raw, TransportLost
 from tests.fake_runner import LabRunner
