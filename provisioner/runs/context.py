@@ -156,8 +156,8 @@ def open_run(
     try:
         engine = Engine(active, spec.check(active), spec.settings,
                         batch_size=spec.connection.batch_size if spec.batch_size is None else spec.batch_size,
-                        read_batch_size=spec.connection.read_batch_size, parallel=spec.connection.parallel, journal=spec.journal, run_id=spec.run_id, sleep=sleep,
-                        progress=progress)
+                        read_batch_size=spec.connection.read_batch_size, parallel=spec.connection.parallel,
+                        journal=spec.journal, run_id=spec.run_id, sleep=sleep, progress=progress)
         run = Run(spec, active, engine, hooks, now)
         with run.reading():
             reconcile(engine, spec.run_id)  # intents a killed run left in doubt, before this run reads and plans
