@@ -127,6 +127,13 @@ def journeys() -> list[Journey]:
             ["revoke", "--yes", *c, "-m", "alice.wong@contoso.com", "--report", "{dir}/revoke.json"],
             ["journal", "undo", "{run}", "--yes", *c],
             ["audit", *c, "--format", "json"],
+            ["journal", "list", *c, "--format", "csv"],
+            ["journal", "list", *c, "--format", "json"],
+            ["audit", *c, "--for-profile", "--format", "csv"],
+            ["audit", *c, "--for-profile", "--format", "json"],
+            ["audit", *c, "--for-profile"],
+            ["check", *c, "--format", "csv"],
+            ["check", *c, "--format", "json"],
         ], targets=_demo_targets()),
         Journey("protocol21-2010", [
             ["grant", "--dry-run", *c],
