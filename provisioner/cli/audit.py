@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -42,10 +40,9 @@ from provisioner.cli.options import (
 from provisioner.domain.model import Action
 from provisioner.inputs.desired import TrusteeOptions
 from provisioner.output import metrics
+from provisioner.output.report import profile_rows
 from provisioner.runs.context import Hooks
 from provisioner.runs.mapi_profile import AUDIT_CHANGES, ProfileList, require_admin
-from provisioner.runs.mapi_profile import as_csv as profile_csv
-from provisioner.runs.mapi_profile import as_table as profile_table
 from provisioner.runs.result import Job
 
 AUDIT_HELP = (
@@ -95,17 +92,10 @@ def audit(
         if profile is not None:  # the MAPI profile's list instead of the items (the report and --html keep those)
             if html is not None:
                 present(result, None, html)
-            sys.stdout.write(_profile_formats[output_format or "table"](profile))
+            sys.stdout.write(profile_rows(profile.entries).render(output_format or "table"))
         else:
             present(result, output_format, html)
         if metrics_file is not None:
             metrics.write(metrics_file, metrics.of_run("audit", result))
         err(summary_line(result))
         raise typer.Exit(int(result.exit_code))
-
-
-_profile_formats: dict[str, Callable[[ProfileList], str]] = {
-    "table": lambda profile: profile_table(profile.entries),
-    "csv": lambda profile: profile_csv(profile.entries),
-    "json": lambda profile: json.dumps([e.record() for e in profile.entries], indent=2, ensure_ascii=False) + "\n",
-}

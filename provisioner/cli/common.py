@@ -32,7 +32,6 @@ from provisioner.runs.apply import PlanCapture
 from provisioner.runs.context import Hooks
 from provisioner.runs.jobs import run
 from provisioner.runs.mapi_profile import ProfileList, admin_users, require_admin
-from provisioner.runs.mapi_profile import as_csv as profile_csv
 from provisioner.runs.protocol import Guard, guard_of
 from provisioner.runs.result import Job, RunResult
 from provisioner.transport.psrp.connect import check_connection_settings, resolve_password
@@ -237,7 +236,7 @@ def emit_profile(profile: ProfileList | None, path: Path | None) -> None:
         return
     line = profile.summary()
     if path is not None:
-        write_private(path, profile_csv(profile.entries))
+        write_private(path, reports.profile_rows(profile.entries).render("csv"))
         err(f"{line or 'MAPI profile of the admin-console user: no change'}: list written to {path}")
     elif line is not None:
         err(f"{line} (list them with --profile-list FILE)")

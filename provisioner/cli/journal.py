@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from contextlib import nullcontext
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -47,6 +45,7 @@ from provisioner.cli.options import (
 )
 from provisioner.errors import InputError
 from provisioner.output import report as reports
+from provisioner.output.records import Rows
 from provisioner.runs.context import Hooks
 from provisioner.runs.protocol import journal_of
 from provisioner.transport.psrp.connect import check_connection_settings, resolve_password
@@ -62,22 +61,17 @@ def journal_list(config: ConfigOpt = None, journal: JournalOpt = None, output_fo
         check_output(output_format)
         path = readable_journal(journal_of(discover(config), journal), journal is not None)
         runs = [run.as_dict() for run in summaries(path)]
-        if output_format == "json":
-            typer.echo(json.dumps(runs, indent=2))
-        elif output_format == "csv":
-            import csv
+        if (output_format or "table") == "table" and not runs:
+            err(f"no runs recorded in {path}")
+        fields = ("run_id", "started", "changes", "granted", "removed", "in_doubt")
+        rows = Rows(fields, runs, lambda: "".join(f"{_line(run)}\n" for run in runs))
+        typer.echo(rows.render(output_format or "table"), nl=False)
 
-            fields = ("run_id", "started", "changes", "granted", "removed", "in_doubt")
-            writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(runs)
-        else:
-            if not runs:
-                err(f"no runs recorded in {path}")
-            for run in runs:
-                doubt = f", {run['in_doubt']} in doubt" if run["in_doubt"] else ""
-                typer.echo(f"{run['run_id']}  {run['changes']} {_plural(run['changes'], 'change')} "
-                           f"(granted {run['granted']}, removed {run['removed']}{doubt})  started {run['started']}")
+
+def _line(run: dict[str, Any]) -> str:
+    doubt = f", {run['in_doubt']} in doubt" if run["in_doubt"] else ""
+    return (f"{run['run_id']}  {run['changes']} {_plural(run['changes'], 'change')} "
+            f"(granted {run['granted']}, removed {run['removed']}{doubt})  started {run['started']}")
 
 
 def _plural(count: int, word: str) -> str:

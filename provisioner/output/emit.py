@@ -14,9 +14,6 @@ redirected (scheduled jobs) never import it. Tests reach the rich paths by passi
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,8 +22,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from provisioner import __version__
 from provisioner.engine.apply import ProgressFactory
-from provisioner.errors import InputError
 from provisioner.output import report as reports
+from provisioner.output.records import FORMATS, Rows, check_format
 from provisioner.runs.result import RunResult
 
 if TYPE_CHECKING:
@@ -36,12 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FORMATS", "check_format", "present", "progress"]
 
-FORMATS = ("table", "json", "csv")
 RICH_ROWS = 2000  # above this a terminal gets the plain table too: rich lays out about 3,000 rows a second
-def check_format(value: str | None) -> None:
-    """Refuse an unknown ``--format`` (exit 2, before anything connects)."""
-    if value is not None and value not in FORMATS:
-        raise InputError(f"--format must be one of {', '.join(FORMATS)}, not '{value}'")
 
 
 def is_terminal(stream: TextIO) -> bool:
@@ -57,16 +49,12 @@ def present(
     """Write ``result``'s items in ``output_format`` to ``out`` (stdout); a table on ``console`` when given."""
     out = out or sys.stdout
     check_format(output_format)
-    if output_format == "json":
-        out.write(reports.as_json(result))
-    elif output_format == "csv":
-        out.write(reports.as_csv(result))
-    elif (console is not None or is_terminal(out)) and len(result.outcomes) <= RICH_ROWS:
+    if output_format == "table" and (console is not None or is_terminal(out)) and len(result.outcomes) <= RICH_ROWS:
         from provisioner.output import terminal
 
         terminal.print_table(result, console or terminal.console(out))
     else:
-        out.write(reports.as_table(result))
+        out.write(reports.rows(result).render(output_format))
     out.flush()
 
 
@@ -105,15 +93,8 @@ def findings_document(findings: Findings, server: str | None) -> dict[str, Any]:
 def present_findings(findings: Findings, output_format: str, server: str | None, out: TextIO | None = None) -> None:
     """``check``'s findings: the lines as today (table), a JSON document, or CSV (status,text)."""
     out = out or sys.stdout
-    check_format(output_format)
-    if output_format == "json":
-        out.write(json.dumps(findings_document(findings, server), indent=2, ensure_ascii=False) + "\n")
-    elif output_format == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(("status", "text"))
-        writer.writerows(findings.entries)
-        out.write(buffer.getvalue())
-    else:
-        out.write("".join(f"{line}\n" for line in findings.lines))
+    records = [{"status": status, "text": text} for status, text in findings.entries]
+    rows = Rows(("status", "text"), records, lambda: "".join(f"{line}\n" for line in findings.lines),
+                lambda: findings_document(findings, server))
+    out.write(rows.render(output_format))
     out.flush()

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +12,11 @@ from provisioner.domain.model import Outcome
 from provisioner.domain.text import aligned
 from provisioner.inputs.config import ReapplySettings
 from provisioner.output import metrics
+from provisioner.output.records import Rows
 from provisioner.output.runlog import RUN
 from provisioner.output.summary import Summary, attention_first
+from provisioner.runs.mapi_profile import CSV_FIELDS as PROFILE_FIELDS
+from provisioner.runs.mapi_profile import ProfileEntry
 from provisioner.runs.result import RunResult
 from provisioner.version import commit
 
@@ -100,17 +101,21 @@ def write_report(result: RunResult, path: Path) -> None:
 CSV_FIELDS = ("mailbox", "trustee", "role", "result", "detail", "reason", "fq_error_id", "source")
 
 
-def as_csv(result: RunResult) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
+def rows(result: RunResult) -> Rows:
+    """``result``'s items as every ``--format`` prints them: the CSV row of each (the error's reason and FQEID as
+    columns), the plain table, and the JSON report."""
+    records = []
     for outcome in result.outcomes:
         row = outcome_record(outcome, result.job.sources.get(outcome.mailbox))
         error = row.pop("error", None) or {}
         row["reason"] = error.get("reason", "")
         row["fq_error_id"] = error.get("fq_error_id", "")
-        writer.writerow(row)
-    return buffer.getvalue()
+        records.append(row)
+    return Rows(CSV_FIELDS, records, lambda: as_table(result), lambda: report_document(result))
+
+
+def as_csv(result: RunResult) -> str:
+    return rows(result).render("csv")
 
 
 SHORT_REASON = 120
@@ -160,7 +165,7 @@ def _cut(text: str, limit: int) -> str:
 
 
 def as_json(result: RunResult) -> str:
-    return json.dumps(report_document(result), indent=2, ensure_ascii=False) + "\n"
+    return rows(result).render("json")
 
 
 def as_table(result: RunResult) -> str:
@@ -186,3 +191,10 @@ def write_reapply_outputs(result: RunResult, settings: ReapplySettings, report_p
     metrics_file = metrics_path or settings.metrics_file
     if metrics_file is not None:
         metrics.write(metrics_file, metrics.of_run("reapply", result))
+
+
+def profile_rows(entries: Sequence[ProfileEntry]) -> Rows:
+    """The MAPI-profile list (``--profile-list``, ``audit --for-profile``): one row per mailbox."""
+    rows = [("CHANGE", "DISPLAY NAME", "PRIMARY SMTP", "LEGACYEXCHANGEDN")]
+    rows += [(e.change, e.display_name, e.primary_smtp, e.legacy_dn or e.note) for e in entries]
+    return Rows(PROFILE_FIELDS, [entry.record() for entry in entries], lambda: aligned(rows))

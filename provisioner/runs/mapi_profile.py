@@ -14,13 +14,10 @@ listed with ``automapping`` true and must not be added by hand as well (KB 98124
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from provisioner.domain.model import Identity, Outcome, Result, Trustee
-from provisioner.domain.text import aligned
 from provisioner.domain.wording import counted
 from provisioner.engine.apply import Engine
 from provisioner.engine.resolve import MailboxRef
@@ -113,18 +110,3 @@ class ProfileList:
         if automapped:
             line += f" ({automapped} automapped: Outlook adds those itself, do not add them by hand)"
         return line
-
-
-def as_csv(entries: Sequence[ProfileEntry]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    for entry in entries:
-        writer.writerow(entry.record())
-    return buffer.getvalue()
-
-
-def as_table(entries: Sequence[ProfileEntry]) -> str:
-    rows = [("CHANGE", "DISPLAY NAME", "PRIMARY SMTP", "LEGACYEXCHANGEDN")]
-    rows += [(e.change, e.display_name, e.primary_smtp, e.legacy_dn or e.note) for e in entries]
-    return aligned(rows)
