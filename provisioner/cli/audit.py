@@ -24,21 +24,17 @@ from provisioner.cli.common import (
 )
 from provisioner.cli.options import (
     NO_CONNECTION,
-    AdminOpt,
-    ColumnOpt,
+    NO_TARGETS,
     ConfigOpt,
     ConnectionArgs,
     FormatOpt,
     HtmlOpt,
-    MailboxOpt,
     ReportOpt,
-    ServiceOpt,
-    TrusteeOpt,
-    UsersFileOpt,
+    TargetArgs,
     connection_options,
+    target_options,
 )
 from provisioner.domain.model import Action
-from provisioner.inputs.desired import TrusteeOptions
 from provisioner.output import metrics
 from provisioner.output.report import profile_rows
 from provisioner.runs.context import Hooks
@@ -57,14 +53,10 @@ AUDIT_HELP = (
 @connection_options("server", "port", "scheme", "auth", "username", "keytab", "principal", "spn_service",
                     "spn_hostname", "domain_controller", "mode", "batch_size", "read_batch_size", "parallel",
                     "insecure_lab")
+@target_options
 def audit(
     config: ConfigOpt = None,
-    mailbox: MailboxOpt = None,
-    users_file: UsersFileOpt = None,
-    column: ColumnOpt = None,
-    admin_user: AdminOpt = None,
-    service_account: ServiceOpt = None,
-    trustee: TrusteeOpt = None,
+    targets: TargetArgs = NO_TARGETS,
     output_format: FormatOpt = "table",
     for_profile: Annotated[bool, typer.Option(
         "--for-profile", help="List the targets the admin-console user can open, with display name, primary SMTP "
@@ -80,8 +72,7 @@ def audit(
         check_output(output_format)
         settings = discover(config)
         connection = connection_of(settings, connection_args)
-        wanted = wanted_from(settings, mailbox, users_file, TrusteeOptions(admin_user, service_account, trustee or ()),
-                             column=column, connection=connection)
+        wanted = wanted_from(settings, targets, targets.trustee_options(), connection=connection)
         check_run_outputs(report=report, html=html)
         profile = None
         if for_profile:

@@ -36,10 +36,9 @@ from provisioner.cli.common import (
 from provisioner.cli.confirm import Confirmation, removals_question
 from provisioner.cli.options import (
     NO_CONNECTION,
+    NO_TARGETS,
     AcceptAutomapOpt,
-    AdminOpt,
     AutomapOpt,
-    ColumnOpt,
     ConfigOpt,
     ConnectionArgs,
     DeprecatedAutomapOpt,
@@ -48,17 +47,15 @@ from provisioner.cli.options import (
     HtmlOpt,
     JournalOpt,
     LockFileOpt,
-    MailboxOpt,
     NoJournalOpt,
     OfflineOpt,
     ProfileListOpt,
     ReportOpt,
     ScriptOpt,
-    ServiceOpt,
-    TrusteeOpt,
-    UsersFileOpt,
+    TargetArgs,
     YesOpt,
     connection_options,
+    target_options,
 )
 from provisioner.domain.model import Action
 from provisioner.errors import InputError
@@ -75,8 +72,7 @@ def _change_command(
     action: Action,
     *,
     config: Path | None,
-    mailbox: list[str] | None,
-    users_file: list[Path] | None,
+    targets: TargetArgs,
     trustees: TrusteeOptions,
     dry_run: bool,
     offline: bool,
@@ -89,7 +85,6 @@ def _change_command(
     plan_out: Path | None = None,
     output_format: str | None = None,
     html: Path | None = None,
-    column: str | None = None,
     journal: Path | None = None,
     no_journal: bool = False,
     lock_file: Path | None = None,
@@ -105,8 +100,7 @@ def _change_command(
             confirmation.require("revoke")
         settings = discover(config)
         connection = connection_of(settings, connection_args)
-        wanted = wanted_from(settings, mailbox, users_file, trustees, connection=connection, offline=offline,
-                             column=column)
+        wanted = wanted_from(settings, targets, trustees, connection=connection, offline=offline)
         # the run protocol: grant and revoke share the journal and lock of reapply (dry-runs and plans change nothing)
         guard = run_guard(settings, journal, no_journal, lock_file)
         check_run_outputs(report=report, html=html, profile_list=profile_list, script=script, plan_out=plan_out,
@@ -142,14 +136,10 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
     @connection_options("server", "port", "scheme", "auth", "username", "keytab", "principal", "spn_service",
                         "spn_hostname", "domain_controller", "mode", "batch_size", "read_batch_size", "parallel",
                         "deadline", "insecure_lab")
+    @target_options
     def command(
         config: ConfigOpt = None,
-        mailbox: MailboxOpt = None,
-        users_file: UsersFileOpt = None,
-        column: ColumnOpt = None,
-        admin_user: AdminOpt = None,
-        service_account: ServiceOpt = None,
-        trustee: TrusteeOpt = None,
+        targets: TargetArgs = NO_TARGETS,
         automapping: AutomapOpt = None,
         dry_run: DryRunOpt = False,
         offline: OfflineOpt = False,
@@ -173,9 +163,8 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
         _change_command(
             action,
             config=config,
-            mailbox=mailbox,
-            users_file=users_file,
-            trustees=TrusteeOptions(admin_user, service_account, trustee or (), automapping),
+            targets=targets,
+            trustees=targets.trustee_options(automapping),
             dry_run=dry_run,
             offline=offline,
             script=script,
@@ -187,7 +176,6 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
             plan_out=plan_out,
             output_format=output_format,
             html=html,
-            column=column,
             journal=journal,
             no_journal=no_journal,
             lock_file=lock_file,
@@ -212,14 +200,10 @@ plan_app.command("revoke")(planning(_revoke, "Plan a revoke: read, then save the
 @connection_options("server", "port", "scheme", "auth", "username", "keytab", "principal", "spn_service",
                     "spn_hostname", "domain_controller", "batch_size", "read_batch_size", "parallel", "deadline",
                     "insecure_lab")
+@target_options
 def reapply(
     config: ConfigOpt = None,
-    mailbox: MailboxOpt = None,
-    users_file: UsersFileOpt = None,
-    column: ColumnOpt = None,
-    admin_user: AdminOpt = None,
-    service_account: ServiceOpt = None,
-    trustee: TrusteeOpt = None,
+    targets: TargetArgs = NO_TARGETS,
     automapping: AutomapOpt = None,
     prune: Annotated[bool, typer.Option("--prune", help="Remove the Full Access provisioner granted (the journal "
                                         "knows) from mailboxes no longer targeted")] = False,
@@ -266,11 +250,11 @@ def reapply(
         confirmation = Confirmation.from_terminal(yes)
         if prune and not dry_run:
             confirmation.require("reapply --prune")
-        wanted_selectors = settings.selectors if not (mailbox or users_file) else ()
-        trustee_options = TrusteeOptions(admin_user, service_account, trustee or (), automapping)
+        wanted_selectors = settings.selectors if not targets.given else ()
+        trustee_options = targets.trustee_options(automapping)
         check_options(ReapplySettings, max_changes=max_changes)
-        wanted = wanted_from(settings, mailbox, users_file, trustee_options, selectors_count=len(wanted_selectors),
-                             connection=connection, column=column)
+        wanted = wanted_from(settings, targets, trustee_options, selectors_count=len(wanted_selectors),
+                             connection=connection)
         if not wanted.targets.targets and not wanted_selectors:
             raise InputError("no targets: give --mailbox/--users-file, or [targets] mailboxes/users_file/selector")
         reapply_settings = settings.reapply

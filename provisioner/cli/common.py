@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from provisioner.cli.options import ConnectionArgs, PlanFormatOpt, PlanOutOpt, PlanScriptOpt
+from provisioner.cli.options import ConnectionArgs, PlanFormatOpt, PlanOutOpt, PlanScriptOpt, TargetArgs
 from provisioner.domain.model import PROBLEM_RESULTS, Trustee
 from provisioner.domain.text import escaped
 from provisioner.domain.wording import counted
@@ -117,19 +117,17 @@ def connection_of(config: Config, args: ConnectionArgs, **more: Any) -> Connecti
 
 def wanted_from(
     config: Config,
-    mailbox: list[str] | None,
-    users_file: list[Path] | None,
+    targets: TargetArgs,
     options: TrusteeOptions,
     *,
     selectors_count: int = 0,
     connection: Connection | None = None,
     offline: bool = False,
-    column: str | None = None,
 ) -> Desired:
     if connection is not None:
-        require_basics(config, connection, bool(mailbox or users_file), options, offline=offline)
-    wanted = desired(config, options, mailbox or [], users_file or [], selectors_count=selectors_count,
-                     column=column)
+        require_basics(config, connection, targets.given, options, offline=offline)
+    wanted = desired(config, options, targets.mailbox or [], targets.users_file or [], selectors_count=selectors_count,
+                     column=targets.column)
     for duplicate in wanted.targets.duplicates:
         err(f"{duplicate.target.source}: duplicate of {duplicate.first.source} ({duplicate.first.identity}); folded")
     for warning in wanted.targets.warnings:

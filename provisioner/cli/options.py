@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from provisioner.inputs.config import Connection
+from provisioner.inputs.desired import TrusteeOptions
 from provisioner.inputs.schema import describe, specs
 from provisioner.transport.facts import ACCEPT_AUTOMAPPING
 
@@ -135,30 +136,74 @@ CONNECTION_OPTIONS: dict[str, tuple[str, Any, Any]] = {
 
 def connection_options(*names: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """A Typer command's connection options, written once: ``names`` (in that order) take the place of the command's
-    ``connection_args: ConnectionArgs`` parameter in its signature (so ``--help`` lists them there), and the command
-    receives what was given as one :class:`ConnectionArgs`."""
-    unknown = [name for name in names if name not in CONNECTION_OPTIONS]
-    if unknown:
-        raise ValueError(f"not connection options: {unknown}")
+    ``connection_args: ConnectionArgs`` parameter, and the command receives what was given as one
+    :class:`ConnectionArgs` (by ``[connection]`` key)."""
+    table = {name: (CONNECTION_OPTIONS[name][1], CONNECTION_OPTIONS[name][2]) for name in names}
+    keys = {name: CONNECTION_OPTIONS[name][0] for name in names}
+    return option_group("connection_args", table,
+                        lambda given: ConnectionArgs({keys[name]: value for name, value in given.items()}))
+
+
+@dataclass(frozen=True)
+class TargetArgs:
+    """The targets and trustees a command was given (``--mailbox``, ``--users-file``, ``--column``, ``--admin-user``,
+    ``--service-account``, ``--trustee``); None: not given, the configuration decides."""
+
+    mailbox: list[str] | None = None
+    users_file: list[Path] | None = None
+    column: str | None = None
+    admin_user: str | None = None
+    service_account: str | None = None
+    trustee: list[str] | None = None
+
+    def trustee_options(self, automapping: bool | None = None) -> TrusteeOptions:
+        return TrusteeOptions(self.admin_user, self.service_account, tuple(self.trustee or ()), automapping)
+
+    @property
+    def given(self) -> bool:
+        """Whether targets were given on the command line (they replace the configuration's)."""
+        return bool(self.mailbox or self.users_file)
+
+
+NO_TARGETS = TargetArgs()
+TARGET_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "mailbox": (MailboxOpt, None),
+    "users_file": (UsersFileOpt, None),
+    "column": (ColumnOpt, None),
+    "admin_user": (AdminOpt, None),
+    "service_account": (ServiceOpt, None),
+    "trustee": (TrusteeOpt, None),
+}
+
+
+def target_options(command: Callable[..., None]) -> Callable[..., None]:
+    """A Typer command's target and trustee options, written once (in the place of its ``targets: TargetArgs``)."""
+    return option_group("targets", TARGET_OPTIONS, lambda given: TargetArgs(**given))(command)
+
+
+def option_group(placeholder: str, table: Mapping[str, tuple[Any, Any]],
+                 make: Callable[[dict[str, Any]], Any]) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Options written once for many commands: the options of ``table`` (name -> (Annotated type, default), in that
+    order) take the place of the command's ``placeholder`` parameter in its signature (so ``--help`` lists them
+    there), and the command receives ``make(what was given)`` as that parameter."""
 
     def decorate(command: Callable[..., None]) -> Callable[..., None]:
         signature = inspect.signature(command, eval_str=True)
         parameters: list[inspect.Parameter] = []
         for parameter in signature.parameters.values():
-            if parameter.name != "connection_args":
+            if parameter.name != placeholder:
                 parameters.append(parameter)
                 continue
-            parameters.extend(inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                                                default=CONNECTION_OPTIONS[name][2],
-                                                annotation=CONNECTION_OPTIONS[name][1]) for name in names)
+            parameters.extend(inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default,
+                                                annotation=annotation) for name, (annotation, default) in table.items())
 
         @functools.wraps(command)
-        def with_connection(**values: Any) -> None:
-            given = {CONNECTION_OPTIONS[name][0]: values.pop(name) for name in names}
-            command(connection_args=ConnectionArgs(given), **values)
+        def with_group(**values: Any) -> None:
+            given = {name: values.pop(name) for name in table}
+            command(**{placeholder: make(given)}, **values)
 
-        with_connection.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
-        with_connection.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": None}
-        return with_connection
+        with_group.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        with_group.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": None}
+        return with_group
 
     return decorate
