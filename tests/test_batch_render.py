@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from provisioner.domain import planner
-from provisioner.domain.model import Action, ErrorInfo, Identity, Observation, Trustee
+from provisioner.domain.model import Action, ErrorInfo, Identity, Observation, Trustee, pair_key
 from provisioner.powershell import steps as step_builders
 from provisioner.powershell.render import ScriptContext, render_script
 
@@ -15,9 +15,9 @@ NOW = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 def test_a_step_generator_renders_exactly_what_the_list_renders() -> None:
     mailboxes = [Identity(f"user{i:06d}") for i in range(1, 40)] + [Identity("Frank O'Connor")]
     trustees = (Trustee(Identity("svc-codetwo@contoso.com")), Trustee(Identity("sync.admin"), automapping=True))
-    observed = {planner.key(m, t): Observation() for m in mailboxes for t in trustees}
-    observed[planner.key(mailboxes[0], trustees[0])] = Observation(explicit_allow=True)
-    observed[planner.key(mailboxes[1], trustees[1])] = Observation.unreadable(ErrorInfo("gone", reason="X"))
+    observed = {pair_key(m, t): Observation() for m in mailboxes for t in trustees}
+    observed[pair_key(mailboxes[0], trustees[0])] = Observation(explicit_allow=True)
+    observed[pair_key(mailboxes[1], trustees[1])] = Observation.unreadable(ErrorInfo("gone", reason="X"))
     plan = planner.plan(Action.GRANT, mailboxes, trustees, observed)
     options = step_builders.StepOptions(domain_controller="dc01.contoso.com")
     context = ScriptContext("ex01.contoso.com", "dc01.contoso.com", "Set-ADServerSettings -ViewEntireForest $true")

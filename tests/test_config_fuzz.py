@@ -39,7 +39,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
     "trustees": {"admin_user": str, "service_account": str, "automapping": bool, "extra": list},
     "targets": {"mailboxes": list, "users_file": str, "users_files": list, "selector": list, "exclude": list,
                 "column": str},
-    "reapply": {name: spec.toml_types for name, spec in specs(config_module.ReapplySettings).items()},
+    "reapply": {name: spec.toml_types for name, spec in specs(config_module.RunSettings).items()},
     "exo": {name: spec.toml_types for name, spec in specs(config_module.ExoSettings).items()},
 }
 CHOICES = {name: list(spec.choices) for cls in (config_module.Connection, config_module.ExoSettings)

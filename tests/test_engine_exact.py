@@ -14,7 +14,7 @@ from provisioner_lab.exchange.engine import ExchangeEngine
 
 from provisioner.domain.model import Action, ErrorInfo, Identity, Result, Trustee
 from provisioner.engine.trustees import TrusteeProblem
-from provisioner.inputs.config import Connection, ReapplySettings
+from provisioner.inputs.config import Connection, RunSettings
 from provisioner.powershell.steps import StepOptions, lookup
 from provisioner.runs.jobs import run
 from provisioner.runs.result import Job
@@ -151,7 +151,7 @@ def test_a_removal_not_visible_yet_is_unknown_never_removed() -> None:
     """Remove outputs nothing: it is read back; behind replication (no -DomainController) it is not reported done."""
     from provisioner_lab.exchange.engine import EngineOptions
 
-    from provisioner.inputs.config import ReapplySettings
+    from provisioner.inputs.config import RunSettings
 
     now = [0.0]
     engine = ExchangeEngine.generated(10, EngineOptions(replication_delay_seconds=60), clock=lambda: now[0])
@@ -160,19 +160,19 @@ def test_a_removal_not_visible_yet_is_unknown_never_removed() -> None:
     run_job(runner, Action.GRANT, mailboxes, trustees=(SERVICE,))
     now[0] += 120  # the grants have replicated
     job = Job(Action.REVOKE, mailboxes, (SERVICE,), Connection())
-    result = run(job, session=FixedSession(runner), settings=ReapplySettings(verify_delay_seconds=0))
+    result = run(job, session=FixedSession(runner), settings=RunSettings(verify_delay_seconds=0))
     assert {o.result for o in result.outcomes} == {Result.UNKNOWN}
     assert all("not visible" in o.detail for o in result.outcomes)
 
 
 @pytest.mark.parametrize(("verify_proven", "reads"), [(False, 1), (True, 2)])
 def test_proven_grants_are_reread_only_when_asked(verify_proven: bool, reads: int) -> None:
-    from provisioner.inputs.config import ReapplySettings
+    from provisioner.inputs.config import RunSettings
 
     engine = ExchangeEngine.generated(10)
     runner = LabRunner(engine, "2.3")
     job = Job(Action.GRANT, targets(6), (SERVICE,), Connection())
-    run(job, session=FixedSession(runner), settings=ReapplySettings(verify_proven=verify_proven))
+    run(job, session=FixedSession(runner), settings=RunSettings(verify_proven=verify_proven))
     permission_reads = [p for p in runner.pipelines if str(p.statements[0][-1].cmdlet) == "Get-MailboxPermission"
                         and p.input is not None]  # (not the trustee's one check, made before any read)
     assert len(permission_reads) == reads
@@ -203,7 +203,7 @@ def test_a_write_whose_reply_was_lost_is_decided_by_a_read(applied: bool) -> Non
     engine = ExchangeEngine.generated(6)
     mailboxes = targets(4)
     job = Job(Action.GRANT, mailboxes, (SERVICE,), Connection())
-    settings = ReapplySettings(retry_attempts=2, retry_base_seconds=0.001, retry_max_seconds=0.1)
+    settings = RunSettings(retry_attempts=2, retry_base_seconds=0.001, retry_max_seconds=0.1)
     result = run(job, session=FixedSession(LostReplies(engine, apply=applied)), settings=settings)
     expected = Result.GRANTED if applied else Result.FAILED
     assert {o.result for o in result.outcomes} == {expected}  # never granted without proof, never lost if done

@@ -9,7 +9,16 @@ from typing import Any
 import pytest
 
 from provisioner.domain import planner
-from provisioner.domain.model import Action, ErrorInfo, Identity, ItemState, Observation, PermissionEntry, Trustee
+from provisioner.domain.model import (
+    Action,
+    ErrorInfo,
+    Identity,
+    ItemState,
+    Observation,
+    PermissionEntry,
+    Trustee,
+    pair_key,
+)
 
 CASES = json.loads((Path(__file__).parent / "data" / "plans" / "cases.json").read_text())["cases"]
 ALICE = Identity("alice@contoso.com")
@@ -31,13 +40,13 @@ def _observation(raw: Any) -> Observation | None:
 @pytest.mark.parametrize("case", CASES, ids=[case["name"] for case in CASES])
 def test_case(case: dict[str, Any]) -> None:
     observation = _observation(case["observed"])
-    observed = {} if observation is None else {planner.key(ALICE, SVC): observation}
+    observed = {} if observation is None else {pair_key(ALICE, SVC): observation}
     result = planner.plan(Action(case["action"]), [ALICE], [SVC], observed)
     assert [item.state.value for item in result.items] == [case["expect"]]
 
 
 def test_identities_compare_case_insensitively_in_lookups() -> None:
-    observed = {planner.key(Identity("ALICE@Contoso.com"), Trustee(Identity("SVC-CODETWO@contoso.com"))): Observation(
+    observed = {pair_key(Identity("ALICE@Contoso.com"), Trustee(Identity("SVC-CODETWO@contoso.com"))): Observation(
         explicit_allow=True
     )}
     result = planner.plan(Action.GRANT, [ALICE], [SVC], observed)
@@ -63,7 +72,7 @@ def test_offline_audit_is_refused() -> None:
 
 def test_unknown_keeps_the_error_for_the_outcome() -> None:
     error = ErrorInfo("couldn't be found", reason="ManagementObjectNotFoundException")
-    result = planner.plan(Action.GRANT, [ALICE], [SVC], {planner.key(ALICE, SVC): Observation.unreadable(error)})
+    result = planner.plan(Action.GRANT, [ALICE], [SVC], {pair_key(ALICE, SVC): Observation.unreadable(error)})
     assert result.items[0].state is ItemState.UNKNOWN
     assert result.items[0].error == error
 

@@ -17,7 +17,7 @@ from provisioner_lab.run import LAB_USER, Lab, running_lab
 from provisioner.domain.model import Action, Identity, ItemState, Plan, PlanItem, Trustee
 from provisioner.engine.apply import DEFAULT_READ_BATCH_SIZE, Engine
 from provisioner.engine.resolve import Resolver
-from provisioner.inputs.config import Connection, ReapplySettings
+from provisioner.inputs.config import Connection, RunSettings
 from provisioner.powershell.steps import StepOptions
 from provisioner.transport.psrp.connect import open_pool
 from provisioner.transport.psrp.runner import ClientRunner, read_facts
@@ -84,7 +84,7 @@ def connection_to() -> Iterator[Any]:
 
 
 def observe(runner: ClientRunner, mailboxes: list[str]) -> Any:
-    engine = Engine(FixedSession(runner), StepOptions(), ReapplySettings(retry_attempts=0))
+    engine = Engine(FixedSession(runner), StepOptions(), RunSettings(retry_attempts=0))
     trustees = [Trustee(Identity(ADMIN), role="admin-user"), Trustee(Identity(SERVICE), role="service-account")]
     observed = engine.observe([Identity(name) for name in mailboxes], trustees)
     return {key: (seen.state, seen.explicit_allow, seen.error and seen.error.reason) for key, seen in observed.items()}
@@ -129,7 +129,7 @@ def counted_engine(size: int) -> tuple[ExchangeEngine, LabRunner]:
 def read_invocations(read_batch_size: int | None, size: int = 2500) -> dict[str, int]:
     lab_engine, runner = counted_engine(size)
     options: dict[str, Any] = {} if read_batch_size is None else {"read_batch_size": read_batch_size}
-    engine = Engine(FixedSession(runner), StepOptions(), ReapplySettings(retry_attempts=0), **options)
+    engine = Engine(FixedSession(runner), StepOptions(), RunSettings(retry_attempts=0), **options)
     mailboxes = [Identity(f"user{index:06d}") for index in range(1, size + 1)]
     engine.mailboxes(mailboxes)  # resolved once (ids | Get-Mailbox per read batch)
     resolved = dict(lab_engine.counters.invocations)
@@ -148,7 +148,7 @@ def test_reads_take_2000_inputs_per_invocation_by_default_and_the_setting_otherw
 
 def test_writes_still_batch_by_batch_size() -> None:
     lab_engine, runner = counted_engine(1200)
-    engine = Engine(FixedSession(runner), StepOptions(automapping=False), ReapplySettings(retry_attempts=0),
+    engine = Engine(FixedSession(runner), StepOptions(automapping=False), RunSettings(retry_attempts=0),
                     batch_size=500)
     trustee = Trustee(Identity(SERVICE), role="service-account")
     plan = Plan(Action.GRANT, tuple(PlanItem(Identity(f"user{index:06d}"), trustee, ItemState.TO_ADD)

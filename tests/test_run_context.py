@@ -19,7 +19,7 @@ from provisioner.domain.model import Action, Identity, Outcome, Plan, Result, Tr
 from provisioner.engine.apply import Engine
 from provisioner.engine.journal import changes_of
 from provisioner.errors import Declined, ExitCode
-from provisioner.inputs.config import Connection, ReapplySettings
+from provisioner.inputs.config import Connection, RunSettings
 from provisioner.runs.apply import PlanCapture, connection_for, run_apply
 from provisioner.runs.context import NO_HOOKS, Hooks
 from provisioner.runs.jobs import run
@@ -36,7 +36,7 @@ PACKAGE = Path(__file__).parent.parent / "provisioner"
 SERVICE = Trustee(Identity("svc-codetwo@contoso.com"), role="service-account")
 ADMIN = Trustee(Identity("sync.admin@contoso.com"), role=ADMIN_ROLE)
 MAILBOXES = (Identity("alice.wong"), Identity("carol.diaz"))
-FAST = ReapplySettings(verify_delay_seconds=0, retry_base_seconds=0.01)
+FAST = RunSettings(verify_delay_seconds=0, retry_base_seconds=0.01)
 
 
 class Pools:

@@ -43,6 +43,7 @@ from provisioner.domain.model import (
     Result,
     Trustee,
     identity_problem,
+    pair_key,
 )
 from provisioner.domain.outcomes import unchanged_outcome
 from provisioner.powershell import literals as pwsh
@@ -246,7 +247,7 @@ def test_observed_script_has_only_the_changes_and_comments_hold_every_other_item
     for mailbox, trustee in itertools.product(mailboxes, trustees):
         observation = data.draw(observations)
         if observation is not None:
-            observed[planner.key(mailbox, trustee)] = observation
+            observed[pair_key(mailbox, trustee)] = observation
     plan = planner.plan(action, mailboxes, trustees, observed)
     expected = [
         expected_command(item.state, item.mailbox.value, item.trustee, domain_controller)
@@ -370,7 +371,7 @@ def test_server_error_text_is_folded_onto_its_comment_line() -> None:
     """Error messages come from the server (free text): the "not changed" comment folds them onto one line."""
     message = "boom\nRemove-Mailbox -Identity x -Confirm:$false\r\n#>\u2028'; $(Remove-Mailbox y)\x85<#"
     mailbox, trustee = Identity("alice"), Trustee(Identity("svc"))
-    observed = {planner.key(mailbox, trustee): Observation.unreadable(ErrorInfo(message, reason="R\nX"))}
+    observed = {pair_key(mailbox, trustee): Observation.unreadable(ErrorInfo(message, reason="R\nX"))}
     plan = planner.plan(Action.GRANT, [mailbox], [trustee], observed)
     script = render_plan(plan, None, "srv")
     prove(script, [], header_values("srv", None, plan) + unchanged_values(plan))
@@ -402,11 +403,11 @@ def _every_kind_of_comment() -> list[str]:
         Observation.unreadable(error), None,
     ]
     plans = [planner.plan(action, mailboxes[:1], [trustee], None) for action in (Action.GRANT, Action.REVOKE)]
-    nothing_to_remove = {planner.key(mailboxes[0], trustee): Observation()}
+    nothing_to_remove = {pair_key(mailboxes[0], trustee): Observation()}
     plans.append(planner.plan(Action.REVOKE, mailboxes[:1], [trustee], nothing_to_remove))
     for action, observations in ((Action.GRANT, grant), (Action.AUDIT, grant), (Action.REVOKE, revoke)):
         observed = {
-            planner.key(mailbox, trustee): observation
+            pair_key(mailbox, trustee): observation
             for mailbox, observation in zip(mailboxes, observations, strict=True)
             if observation is not None
         }
@@ -450,7 +451,7 @@ def test_values_closest_to_a_signature_block_or_a_requirement_stay_inert(value: 
     parse error; ``#requires`` is acted on. Every comment line starts with fixed text, so neither can happen;
     checked here with the values that come closest, in every comment slot."""
     mailbox, trustee = Identity(value), Trustee(Identity(value), role=value)
-    observed = {planner.key(mailbox, trustee): Observation.unreadable(ErrorInfo(value, reason=value))}
+    observed = {pair_key(mailbox, trustee): Observation.unreadable(ErrorInfo(value, reason=value))}
     for plan in (planner.plan(Action.GRANT, [mailbox], [trustee], observed), _offline_plan(trustee)):
         expected = [
             expected_command(item.state, item.mailbox.value, item.trustee, value)

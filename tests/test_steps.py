@@ -10,7 +10,7 @@ import pytest
 
 from provisioner import __version__
 from provisioner.domain import planner
-from provisioner.domain.model import Action, Identity, Trustee
+from provisioner.domain.model import Action, Identity, Trustee, pair_key
 from provisioner.powershell import steps
 from provisioner.powershell.render import ScriptContext, render_command, render_script
 from tests import psparse
@@ -113,9 +113,9 @@ def test_script_header_counts_and_unchanged_items() -> None:
     from provisioner.domain.model import Observation
 
     observed: dict[Any, Observation] = {
-        planner.key(MAILBOXES[0], TRUSTEES[0]): Observation(explicit_allow=True),
-        planner.key(MAILBOXES[0], TRUSTEES[1]): Observation(deny=True),
-        planner.key(MAILBOXES[1], TRUSTEES[0]): Observation(),
+        pair_key(MAILBOXES[0], TRUSTEES[0]): Observation(explicit_allow=True),
+        pair_key(MAILBOXES[0], TRUSTEES[1]): Observation(deny=True),
+        pair_key(MAILBOXES[1], TRUSTEES[0]): Observation(),
     }
     plan = planner.plan(Action.GRANT, MAILBOXES, TRUSTEES, observed)
     script = render_script(plan, list(steps.changes(plan, steps.StepOptions())), ScriptContext("exch01.contoso.com"))

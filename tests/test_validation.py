@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from provisioner.cli.common import check_options
 from provisioner.errors import InputError
-from provisioner.inputs.config import Connection, ExoSettings, ReapplySettings, load_config
+from provisioner.inputs.config import Connection, ExoSettings, RunSettings, load_config
 from provisioner.inputs.files import open_regular, read_regular
 from provisioner.inputs.identity import WILDCARD_ADVICE
 from provisioner.inputs.output_paths import check_outputs
@@ -40,7 +40,7 @@ def error(call: object, *args: object, **kwargs: object) -> str:
 
 # ------------------------------------------------------------------------------------------------ the schema
 def test_every_setting_has_help_and_numbers_have_both_bounds() -> None:
-    for cls in (Connection, ExoSettings, ReapplySettings):
+    for cls in (Connection, ExoSettings, RunSettings):
         for spec in specs(cls).values():
             assert spec.rule.help, f"{cls.__name__}.{spec.name} has no help sentence"
             if spec.kind in (int, float):
@@ -80,7 +80,7 @@ def test_an_option_and_its_config_key_are_judged_alike(tmp_path_factory: pytest.
 
 
 def test_huge_and_non_finite_numbers_are_refused_by_the_schema() -> None:
-    delay = specs(ReapplySettings)["verify_delay_seconds"]
+    delay = specs(RunSettings)["verify_delay_seconds"]
     assert problem(delay, float("inf")) == "must be a finite number, not inf"
     assert problem(delay, float("nan")) == "must be a finite number, not nan"
     assert problem(delay, 1e308) == "1e+308 is not between 0 and 3600"

@@ -59,7 +59,7 @@ from provisioner.cli.options import (
 )
 from provisioner.domain.model import Action
 from provisioner.errors import InputError
-from provisioner.inputs.config import ReapplySettings
+from provisioner.inputs.config import RunSettings
 from provisioner.inputs.desired import TrusteeOptions
 from provisioner.runs.apply import PlanCapture
 from provisioner.runs.context import Hooks
@@ -252,7 +252,7 @@ def reapply(
             confirmation.require("reapply --prune")
         wanted_selectors = settings.selectors if not targets.given else ()
         trustee_options = targets.trustee_options(automapping)
-        check_options(ReapplySettings, max_changes=max_changes)
+        check_options(RunSettings, max_changes=max_changes)
         wanted = wanted_from(settings, targets, trustee_options, selectors_count=len(wanted_selectors),
                              connection=connection)
         if not wanted.targets.targets and not wanted_selectors:

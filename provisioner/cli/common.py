@@ -21,7 +21,7 @@ from provisioner.domain.text import escaped
 from provisioner.domain.wording import counted
 from provisioner.engine.apply import ProgressFactory
 from provisioner.errors import InputError, ProvisionerError
-from provisioner.inputs.config import Config, Connection, ReapplySettings, load_located
+from provisioner.inputs.config import Config, Connection, RunSettings, load_located
 from provisioner.inputs.desired import Desired, TrusteeOptions, desired
 from provisioner.inputs.schema import problem as setting_problem
 from provisioner.inputs.schema import specs
@@ -204,7 +204,7 @@ def credentials(job: Job) -> str | None:
     return resolve_password(job.connection)
 
 
-def execute(job: Job, report: Path | None, settings: ReapplySettings | None = None,
+def execute(job: Job, report: Path | None, settings: RunSettings | None = None,
              hooks: Hooks | None = None, password: str | None = None) -> RunResult:
     with progress_factory() as progress:
         result = run(job, password=password, progress=progress, settings=settings, hooks=hooks or Hooks())
@@ -294,7 +294,7 @@ def check_run_outputs(*, report: Path | None = None, html: Path | None = None, p
                                         plan_script_path(plan_out, script))]
     else:
         files.append(("--script", script))
-    configured = settings.reapply if settings is not None else ReapplySettings()
+    configured = settings.reapply if settings is not None else RunSettings()
     journal_name = "--journal" if journal is not None else "reapply.journal" if configured.journal else "journal"
     lock_name = "--lock-file" if lock_file is not None else "reapply.lock_file" if configured.lock_file else "lock file"
     check_outputs([*files, *extra], journal=guard.journal if guard is not None else None,

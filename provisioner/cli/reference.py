@@ -145,7 +145,7 @@ def config_tables() -> dict[str, list[tuple[str, str, str, str]]]:
     }
     for name, keys in TABLE_KEYS.items():
         tables[name] = [(f"{name}.{key}", kind, default, meaning) for key, (kind, default, meaning) in keys.items()]
-    tables["reapply"] = list(dataclass_keys("reapply", schema.ReapplySettings))
+    tables["reapply"] = list(dataclass_keys("reapply", schema.RunSettings))
     return tables
 
 

@@ -231,6 +231,14 @@ class ItemState(Enum):
 CHANGING_STATES = frozenset({ItemState.TO_ADD, ItemState.TO_REMOVE})
 
 
+PairKey = tuple[Identity, Identity]
+"""(mailbox, trustee identity): the one key of a pair everywhere; compares case-insensitively as Identity does."""
+
+
+def pair_key(mailbox: Identity, trustee: Trustee) -> PairKey:
+    return (mailbox, trustee.identity)
+
+
 @dataclass(frozen=True)
 class PlanItem:
     mailbox: Identity
@@ -238,6 +246,10 @@ class PlanItem:
     state: ItemState
     detail: str = ""
     error: ErrorInfo | None = None  # why the state is UNKNOWN
+
+    @property
+    def pair(self) -> PairKey:
+        return pair_key(self.mailbox, self.trustee)
 
     @property
     def changes(self) -> bool:
@@ -294,6 +306,10 @@ class Outcome:
     detail: str = ""
     error: ErrorInfo | None = None
     warnings: tuple[str, ...] = ()
+
+    @property
+    def pair(self) -> PairKey:
+        return pair_key(self.mailbox, self.trustee)
 
 
 ORDER: tuple[Result, ...] = (

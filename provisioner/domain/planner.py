@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from provisioner.domain.model import AccessState, Action, Identity, ItemState, Observation, Plan, PlanItem, Trustee
-
-PairKey = tuple[Identity, Identity]
-"""(mailbox, trustee identity): compares case-insensitively because Identity does."""
-
-
-def key(mailbox: Identity, trustee: Trustee) -> PairKey:
-    return (mailbox, trustee.identity)
+from provisioner.domain.model import (
+    AccessState,
+    Action,
+    Identity,
+    ItemState,
+    Observation,
+    PairKey,
+    Plan,
+    PlanItem,
+    Trustee,
+    pair_key,
+)
 
 
 def _grant_state(observation: Observation) -> tuple[ItemState, str]:
@@ -65,7 +69,7 @@ def plan(
     decide = _DECIDE[action]
     for mailbox in mailboxes:
         for trustee in trustees:
-            observation = observed.get(key(mailbox, trustee))
+            observation = observed.get(pair_key(mailbox, trustee))
             if observation is None:
                 items.append(PlanItem(mailbox, trustee, ItemState.UNKNOWN, "not read"))
                 continue

@@ -21,17 +21,18 @@ from contextlib import ExitStack
 from dataclasses import replace
 from typing import Any
 
-from provisioner.domain import planner
 from provisioner.domain.model import (
     AccessState,
     ErrorInfo,
     Identity,
     Observation,
     Outcome,
+    PairKey,
     Plan,
     PlanItem,
     Result,
     Trustee,
+    pair_key,
 )
 from provisioner.domain.outcomes import unchanged_outcome
 from provisioner.domain.wording import counted
@@ -39,7 +40,7 @@ from provisioner.engine import shapes
 from provisioner.engine.journal import Journal, step_action
 from provisioner.engine.resolve import MailboxRef, Resolver
 from provisioner.errors import ConnectionFailure, ProvisionerError
-from provisioner.inputs.config import ReapplySettings
+from provisioner.inputs.config import RunSettings
 from provisioner.powershell import steps as step_builders
 from provisioner.powershell.steps import Step, StepAction, StepOptions
 from provisioner.transport.backoff import Backoff, Retry
@@ -53,16 +54,13 @@ Progress = Callable[[int], None]
 ProgressFactory = Callable[[str, int], Progress]
 
 
-def _key(mailbox: Identity, trustee: Trustee) -> planner.PairKey:
-    return planner.key(mailbox, trustee)
-
 
 class Engine:
     def __init__(
         self,
         session: SessionLike,
         options: StepOptions,
-        settings: ReapplySettings | None = None,
+        settings: RunSettings | None = None,
         *,
         batch_size: int = DEFAULT_BATCH_SIZE,
         read_batch_size: int = DEFAULT_READ_BATCH_SIZE,
@@ -74,7 +72,7 @@ class Engine:
     ) -> None:
         if batch_size < 1 or read_batch_size < 1:
             raise ValueError("batch_size and read_batch_size must be at least 1")
-        self.session, self.options, self.settings = session, options, settings or ReapplySettings()
+        self.session, self.options, self.settings = session, options, settings or RunSettings()
         self.batch_size, self.read_batch_size, self.journal, self.run_id = batch_size, read_batch_size, journal, run_id
         self.sleep, self.progress = sleep, progress
         self.retry = Retry(Backoff.of(self.settings), sleep)
@@ -162,24 +160,24 @@ class Engine:
 
     def observe(
         self, mailboxes: Sequence[Identity], trustees: Sequence[Trustee], label: str | None = "reading"
-    ) -> dict[planner.PairKey, Observation]:
+    ) -> dict[PairKey, Observation]:
         """Every (mailbox, trustee)'s observation, read by the mailbox's GUID (an input that names no single mailbox
         is unreadable with that reason); transient failures are re-read after a backoff (bounded)."""
         wire, errors = self.pin(mailboxes)
         read = self._observe(list(dict.fromkeys(wire.values())), trustees, label)
-        observed: dict[planner.PairKey, Observation] = {}
+        observed: dict[PairKey, Observation] = {}
         for mailbox in mailboxes:
             for trustee in trustees:
                 error = errors.get(mailbox)
-                observed[_key(mailbox, trustee)] = Observation.unreadable(error) if error is not None \
-                    else read[_key(wire[mailbox], trustee)]
+                observed[pair_key(mailbox, trustee)] = Observation.unreadable(error) if error is not None \
+                    else read[pair_key(wire[mailbox], trustee)]
         return observed
 
     def _observe(
         self, mailboxes: Sequence[Identity], trustees: Sequence[Trustee], label: str | None
-    ) -> dict[planner.PairKey, Observation]:
+    ) -> dict[PairKey, Observation]:
         tick = self.progress(label, len(mailboxes) * len(trustees)) if self.progress and label else None
-        observed: dict[planner.PairKey, Observation] = {}
+        observed: dict[PairKey, Observation] = {}
         tasks = [(chunk, trustee) for trustee in trustees for chunk in shapes.chunks(mailboxes, self.read_batch_size)]
         for found, size in self._read_all(tasks):
             observed.update(found)
@@ -206,15 +204,15 @@ class Engine:
 
     def _read(
         self, chunk: Sequence[Identity], trustee: Trustee, session: SessionLike | None = None
-    ) -> dict[planner.PairKey, Observation]:
-        found: dict[planner.PairKey, Observation] = self.with_session(
+    ) -> dict[PairKey, Observation]:
+        found: dict[PairKey, Observation] = self.with_session(
             lambda runner: self._read_batch(runner, chunk, trustee), session
         )
         return found
 
     def _read_all(
         self, tasks: Sequence[tuple[list[Identity], Trustee]]
-    ) -> Iterator[tuple[dict[planner.PairKey, Observation], int]]:
+    ) -> Iterator[tuple[dict[PairKey, Observation], int]]:
         """Read batches in order; with ``parallel`` > 1, on that many sessions at once (opened for this call only;
         a session that cannot be opened, e.g. at the server's concurrent-shell limit, leaves the work to the others).
         Reads change nothing, so running them side by side is safe; writes always run on the one session."""
@@ -238,7 +236,7 @@ class Engine:
             for session in sessions:
                 idle.put(session)
 
-            def work(task: tuple[list[Identity], Trustee]) -> dict[planner.PairKey, Observation]:
+            def work(task: tuple[list[Identity], Trustee]) -> dict[PairKey, Observation]:
                 session = idle.get()
                 try:
                     return self._read(task[0], task[1], session)
@@ -251,7 +249,7 @@ class Engine:
 
     def _read_batch(
         self, runner: Runner, chunk: Sequence[Identity], trustee: Trustee
-    ) -> dict[planner.PairKey, Observation]:
+    ) -> dict[PairKey, Observation]:
         results: dict[Identity, Observation] = {}
         batched = [mailbox for mailbox in chunk if shapes.pipeable(mailbox)] if runner.piping else []
         if len(batched) > 1:
@@ -260,7 +258,7 @@ class Engine:
             results = {mailbox: seen for mailbox, seen in zip(batched, attributed, strict=True) if seen is not None}
         alone = [mailbox for mailbox in chunk if mailbox not in results]
         results.update(zip(alone, shapes.read_each(runner, alone, trustee, self.options), strict=True))
-        return {_key(mailbox, trustee): results[mailbox] for mailbox in chunk}
+        return {pair_key(mailbox, trustee): results[mailbox] for mailbox in chunk}
 
     def _lookup(self, runner: Runner, mailboxes: Sequence[Identity]) -> dict[Identity, str | ErrorInfo] | None:
         """Mailbox Identity keys of ``mailboxes``, looked up once per run (shared by every trustee)."""
@@ -304,22 +302,22 @@ class Engine:
             return [Outcome(item.mailbox, item.trustee, Result.UNKNOWN, detail, ErrorInfo(detail)) if item.changes
                     else unchanged_outcome(item) for item in plan.items]
         names: dict[Identity, Identity] = {}  # GUID identity -> the name as written (first one, if several)
-        sent: dict[planner.PairKey, PlanItem] = {}  # two names of one mailbox: one change, one outcome for both
+        sent: dict[PairKey, PlanItem] = {}  # two names of one mailbox: one change, one outcome for both
         for item in plan.items:
             if item.changes and item.mailbox in wire:
                 guid = wire[item.mailbox]
                 names.setdefault(guid, item.mailbox)
-                sent.setdefault(_key(guid, item.trustee), replace(item, mailbox=guid))
+                sent.setdefault(pair_key(guid, item.trustee), replace(item, mailbox=guid))
         changes = list(step_builders.changes(replace(plan, items=tuple(sent.values())), self.options))
         tick = self.progress(label, len(changes)) if self.progress and changes else None
-        done: dict[planner.PairKey, Outcome] = {}
+        done: dict[PairKey, Outcome] = {}
         for batch in self.batches(changes):
             if self.lost is None and self.deadline.batches_closed:
                 self.lose(self.deadline.describe())
             if self.lost is not None:  # nothing more is sent: what this batch would change is not known
                 detail = f"not sent: {self.lost}"
                 for step in batch:  # keyed by the GUID it would have been sent to, as the written ones
-                    done[_key(step.mailbox, step.trustee)] = Outcome(step.mailbox, step.trustee, Result.UNKNOWN,
+                    done[step.pair] = Outcome(step.mailbox, step.trustee, Result.UNKNOWN,
                                                                      detail, ErrorInfo(detail))
                 if tick:
                     tick(len(batch))
@@ -334,20 +332,20 @@ class Engine:
                 known = [o for o in outcomes if o.result is not Result.UNKNOWN]  # unknown stays in doubt
                 self.journal.outcomes(self.run_id, known, action_of, guids)
             for outcome in outcomes:
-                done[_key(wire[outcome.mailbox], outcome.trustee)] = outcome
+                done[pair_key(wire[outcome.mailbox], outcome.trustee)] = outcome
             if tick:
                 tick(len(batch))
         return [self._outcome(item, wire, errors, done) for item in plan.items]
 
     @staticmethod
     def _outcome(item: PlanItem, wire: dict[Identity, Identity], errors: dict[Identity, ErrorInfo],
-                 done: dict[planner.PairKey, Outcome]) -> Outcome:
+                 done: dict[PairKey, Outcome]) -> Outcome:
         if not item.changes:
             return unchanged_outcome(item)
         error = errors.get(item.mailbox)
         if error is not None:  # named no single mailbox when it was to be written: nothing was sent
             return Outcome(item.mailbox, item.trustee, Result.FAILED, error.message, error)
-        return replace(done[_key(wire[item.mailbox], item.trustee)], mailbox=item.mailbox)
+        return replace(done[pair_key(wire[item.mailbox], item.trustee)], mailbox=item.mailbox)
 
     def _write(self, runner: Runner, batch: Sequence[Step]) -> list[shapes.Written]:
         if len(batch) == 1 or not runner.piping:
@@ -359,15 +357,15 @@ class Engine:
         return [shapes.write_one(runner, step) for step in batch]  # protocol 2.1: one statement per pipeline
 
     def _apply_batch(self, batch: list[Step]) -> list[Outcome]:
-        pending = {_key(step.mailbox, step.trustee): step for step in batch}
-        written: dict[planner.PairKey, shapes.Written] = {}
+        pending = {step.pair: step for step in batch}
+        written: dict[PairKey, shapes.Written] = {}
         lost: str | None = None
         delays = self.retry.delays()
         while pending:
             try:
                 for item in self._write(self.runner, list(pending.values())):
-                    step_key = _key(item.step.mailbox, item.step.trustee) if isinstance(item, shapes.Pending) \
-                        else _key(item.mailbox, item.trustee)
+                    step_key = item.step.pair if isinstance(item, shapes.Pending) \
+                        else item.pair
                     written[step_key] = item
                     transient = isinstance(item, Outcome) and item.error is not None and item.error.transient
                     if not transient:
@@ -399,14 +397,14 @@ class Engine:
             elif step_key not in written:  # unanswered: a read decides (unknown when no read can be made)
                 detail = f"session lost before the outcome was known: {lost}"
                 written[step_key] = shapes.Pending(step, ErrorInfo(detail, category="ConnectionError"))
-        steps = {_key(step.mailbox, step.trustee): step for step in batch}
+        steps = {step.pair: step for step in batch}
         try:
             confirmed = self.confirm(list(written.values()), steps)
         except TransportLost as exc:  # lost for good while confirming: what a read did not settle is unknown
             confirmed = self._unconfirmed(written, str(exc))
-        return [confirmed[_key(step.mailbox, step.trustee)] for step in batch]
+        return [confirmed[step.pair] for step in batch]
 
-    def _settle(self, pending: dict[planner.PairKey, Step], written: dict[planner.PairKey, shapes.Written]) -> None:
+    def _settle(self, pending: dict[PairKey, Step], written: dict[PairKey, shapes.Written]) -> None:
         """After a lost session: the pending writes a read shows done are done (taken out of ``pending``)."""
         if not pending:
             return
@@ -416,10 +414,10 @@ class Engine:
                 written[pair] = shapes.done(pending.pop(pair))
 
     @staticmethod
-    def _unconfirmed(written: dict[planner.PairKey, shapes.Written], reason: str) -> dict[planner.PairKey, Outcome]:
+    def _unconfirmed(written: dict[PairKey, shapes.Written], reason: str) -> dict[PairKey, Outcome]:
         """Outcomes of a batch whose confirming read could not run: shown by the server's output, as shown;
         the rest (sent, effect not seen) unknown."""
-        final: dict[planner.PairKey, Outcome] = {}
+        final: dict[PairKey, Outcome] = {}
         detail = f"sent, but the state could not be read back: {reason}"
         for pair, item in written.items():
             if isinstance(item, shapes.Pending):
@@ -431,19 +429,19 @@ class Engine:
 
     # ------------------------------------------------------------------ confirming and verifying
     def confirm(
-        self, written: Sequence[shapes.Written], steps: dict[planner.PairKey, Step]
-    ) -> dict[planner.PairKey, Outcome]:
+        self, written: Sequence[shapes.Written], steps: dict[PairKey, Step]
+    ) -> dict[PairKey, Outcome]:
         """Pending writes (their effect not shown by the server's output: every Remove, unplaced errors) are always
         confirmed by a read before they count as done. With ``verify``, one not visible yet is re-checked once after
         ``verify_delay_seconds`` (replication), then reported ``unknown``; with ``verify_proven``, grants whose ACE
         object the server returned are re-read too."""
-        final: dict[planner.PairKey, Outcome] = {}
-        check: dict[planner.PairKey, shapes.Pending] = {}
+        final: dict[PairKey, Outcome] = {}
+        check: dict[PairKey, shapes.Pending] = {}
         for item in written:
             if isinstance(item, shapes.Pending):
-                check[_key(item.step.mailbox, item.step.trustee)] = item
+                check[item.step.pair] = item
                 continue
-            pair = _key(item.mailbox, item.trustee)
+            pair = item.pair
             final[pair] = item
             if self.settings.verify_proven and item.result in (Result.GRANTED, Result.REMOVED):
                 check[pair] = shapes.Pending(steps[pair], None, item.warnings)
@@ -455,7 +453,7 @@ class Engine:
             if attempt:
                 self.sleep(delay)
             last = attempt == attempts - 1
-            invisible: dict[planner.PairKey, shapes.Pending] = {}
+            invisible: dict[PairKey, shapes.Pending] = {}
             for pair, (visible, unreadable) in self._visible(list(check.values())).items():
                 pending = check[pair]
                 if visible:
@@ -478,17 +476,17 @@ class Engine:
 
     def _visible(
         self, pendings: Sequence[shapes.Pending]
-    ) -> dict[planner.PairKey, tuple[bool, ErrorInfo | None]]:
+    ) -> dict[PairKey, tuple[bool, ErrorInfo | None]]:
         """Per pending write: does a fresh read show its effect, and the read's error if it could not read."""
         by_trustee: dict[Identity, list[shapes.Pending]] = {}
         for pending in pendings:
             by_trustee.setdefault(pending.step.trustee.identity, []).append(pending)
-        result: dict[planner.PairKey, tuple[bool, ErrorInfo | None]] = {}
+        result: dict[PairKey, tuple[bool, ErrorInfo | None]] = {}
         for group in by_trustee.values():
             trustee = group[0].step.trustee
             observed = self.observe([p.step.mailbox for p in group], [trustee], label=None)
             for pending in group:
-                pair = _key(pending.step.mailbox, trustee)
+                pair = pair_key(pending.step.mailbox, trustee)
                 seen = observed[pair]
                 if seen.error is not None:
                     result[pair] = (False, seen.error)

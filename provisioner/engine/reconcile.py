@@ -15,8 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from provisioner.domain import planner
-from provisioner.domain.model import Identity, Observation, Result, Trustee
+from provisioner.domain.model import Identity, Observation, Result, Trustee, pair_key
 from provisioner.domain.wording import plural
 from provisioner.engine.apply import Engine
 from provisioner.engine.journal import InDoubt, Journal, in_doubt
@@ -62,7 +61,7 @@ def settle(engine: Engine, journal: Journal, doubts: Sequence[InDoubt], by_run: 
         mailboxes = list(dict.fromkeys(_sent_to(doubt) for doubt in group))
         observed = engine.observe(mailboxes, [trustee], label=None)
         for doubt in group:
-            outcome = decide(doubt, observed[planner.key(_sent_to(doubt), trustee)])
+            outcome = decide(doubt, observed[pair_key(_sent_to(doubt), trustee)])
             if outcome is not None:
                 settled.append((doubt, outcome))
     journal.reconciled(settled, by_run)

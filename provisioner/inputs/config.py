@@ -142,7 +142,10 @@ class Selector:
 
 
 @dataclass(frozen=True)
-class ReapplySettings:
+class RunSettings:
+    """The ``[reapply]`` table: how every run plans, journals, verifies and retries, grant and revoke included (the
+    table keeps its first name, so existing configurations stay valid)."""
+
     max_changes: int = setting(500, "A larger plan is refused (exit 6) unless --force", low=0, high=10_000_000)
     journal: Path | None = setting(None, "JSON-lines change journal (relative: to the config file)")
     lock_file: Path | None = setting(None, "The run lock (default: the journal's path + .lock)")
@@ -172,7 +175,7 @@ class Config:
     users_files: tuple[Path, ...] = ()
     selectors: tuple[Selector, ...] = ()
     exclude: tuple[str, ...] = ()
-    reapply: ReapplySettings = field(default_factory=ReapplySettings)
+    reapply: RunSettings = field(default_factory=RunSettings)
     column: str | None = None  # [targets] column: the users files' identity column (--column overrides it)
 
 
@@ -389,12 +392,12 @@ def _selectors(reader: _Reader, raw: Any) -> tuple[Selector, ...]:
     return tuple(selectors)
 
 
-def _reapply(reader: _Reader, table: Mapping[str, Any], base: Path) -> ReapplySettings:
-    values = _settings(reader, table, ReapplySettings, "reapply.")
-    for name, spec in specs(ReapplySettings).items():
+def _reapply(reader: _Reader, table: Mapping[str, Any], base: Path) -> RunSettings:
+    values = _settings(reader, table, RunSettings, "reapply.")
+    for name, spec in specs(RunSettings).items():
         if spec.kind is Path and name in values:
             values[name] = base / values[name]
-    return ReapplySettings(**values)
+    return RunSettings(**values)
 
 
 def discover(path: Path | None) -> Config:

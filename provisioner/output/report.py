@@ -10,7 +10,7 @@ from typing import Any
 from provisioner import __version__
 from provisioner.domain.model import Outcome
 from provisioner.domain.text import aligned
-from provisioner.inputs.config import ReapplySettings
+from provisioner.inputs.config import RunSettings
 from provisioner.output import metrics
 from provisioner.output.records import Rows
 from provisioner.output.runlog import RUN
@@ -182,7 +182,7 @@ def summary_line(result: RunResult) -> str:
     return Summary.of(result).line((result.finished - result.started).total_seconds())
 
 
-def write_reapply_outputs(result: RunResult, settings: ReapplySettings, report_path: Path | None,
+def write_reapply_outputs(result: RunResult, settings: RunSettings, report_path: Path | None,
                   metrics_path: Path | None) -> None:
 
     target = report_path or settings.report

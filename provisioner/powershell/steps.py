@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from provisioner.domain.model import Identity, ItemState, Plan, PlanItem, Trustee
+from provisioner.domain.model import Identity, ItemState, PairKey, Plan, PlanItem, Trustee, pair_key
 from provisioner.powershell import cmdlets
 from provisioner.powershell.cmdlets import FULL_ACCESS as FULL_ACCESS
 from provisioner.powershell.cmdlets import INHERIT_ALL as INHERIT_ALL
@@ -59,6 +59,10 @@ class Step:
     @property
     def action(self) -> StepAction:
         return _ACTIONS[str(self.cmdlet)]
+
+    @property
+    def pair(self) -> PairKey:
+        return pair_key(self.mailbox, self.trustee)
 
     @property
     def command(self) -> Command:

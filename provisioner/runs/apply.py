@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from provisioner import __version__
 from provisioner.domain import planner
-from provisioner.domain.model import ErrorInfo, Identity, ItemState, Outcome, Plan, PlanItem, Trustee
+from provisioner.domain.model import ErrorInfo, Identity, ItemState, Outcome, Plan, PlanItem, Trustee, pair_key
 from provisioner.domain.outcomes import unchanged_outcome
 from provisioner.domain.text import escaped
 from provisioner.engine.apply import Engine, ProgressFactory
@@ -25,7 +25,7 @@ from provisioner.engine.journal import Journal, applied_by_plan
 from provisioner.engine.resolve import MailboxRef
 from provisioner.engine.trustees import verify_trustees
 from provisioner.errors import ExitCode, ProvisionerError
-from provisioner.inputs.config import Connection, ReapplySettings
+from provisioner.inputs.config import Connection, RunSettings
 from provisioner.powershell.steps import StepOptions
 from provisioner.runs.context import NO_HOOKS, FactsCheck, Hooks, RunSpec, open_run
 from provisioner.runs.jobs import cmdlets, new_run_id, required, step_options
@@ -137,7 +137,7 @@ def recheck(saved: SavedPlan, engine: Engine) -> tuple[list[PlanItem], list[Move
         for index in indexes:
             change = saved.changes[index]
             now = planner.replan(change.mailbox, trustee, change.state,
-                                 observed[planner.key(change.mailbox, trustee)])
+                                 observed[pair_key(change.mailbox, trustee)])
             verdicts[index] = now if now.state is change.state else Moved(now, _why(change.state, now), change.state)
     valid = [v for _, v in sorted(verdicts.items()) if isinstance(v, PlanItem)]
     moved = [v for _, v in sorted(verdicts.items()) if isinstance(v, Moved)]
@@ -173,7 +173,7 @@ def reviewed(saved: SavedPlan, connection: Connection, soft: list[str]) -> Facts
 def run_apply(
     saved: SavedPlan,
     connection: Connection,
-    settings: ReapplySettings,
+    settings: RunSettings,
     *,
     password: str | None = None,
     pool_factory: PoolFactory = open_pool,
@@ -198,23 +198,23 @@ def run_apply(
         still = Plan(saved.action, tuple(valid), saved.trustees, observed=True)
         context.planned(still)
         applied = engine.apply(still) if valid else []
-        by_pair = {planner.key(o.mailbox, o.trustee): o for o in applied}
+        by_pair = {o.pair: o for o in applied}
         for entry in moved:
-            by_pair[planner.key(entry.now.mailbox, entry.now.trustee)] = _moved_outcome(entry)
+            by_pair[entry.now.pair] = _moved_outcome(entry)
         for entry in done:
-            by_pair[planner.key(entry.now.mailbox, entry.now.trustee)] = replace(
+            by_pair[entry.now.pair] = replace(
                 unchanged_outcome(entry.now), detail=entry.why)
-        outcomes = [by_pair[planner.key(c.mailbox, c.trustee)] for c in saved.changes]
+        outcomes = [by_pair[pair_key(c.mailbox, c.trustee)] for c in saved.changes]
         context.finished(outcomes)
         notes = context.notes + soft
     if moved:
         notes.append(f"applied {len(valid)} of {len(saved.changes)} planned changes; {len(moved)} had moved since "
                      "the plan and were left alone (--allow-drift)")
-    items = {planner.key(item.mailbox, item.trustee): item for item in valid}
-    items.update({planner.key(m.now.mailbox, m.now.trustee): m.now for m in (*moved, *done)})
+    items = {item.pair: item for item in valid}
+    items.update({m.now.pair: m.now for m in (*moved, *done)})
     if done:
         notes.append(f"{len(done)} of the plan's changes were already applied by an earlier apply of this plan")
-    plan = Plan(saved.action, tuple(items[planner.key(c.mailbox, c.trustee)] for c in saved.changes),
+    plan = Plan(saved.action, tuple(items[pair_key(c.mailbox, c.trustee)] for c in saved.changes),
                 saved.trustees, observed=True)
     summary = Job(saved.action, tuple(dict.fromkeys(c.mailbox for c in saved.changes)), saved.trustees, connection)
     return context.result(summary, plan, outcomes, started, notes=notes)

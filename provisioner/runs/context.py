@@ -18,7 +18,7 @@ from provisioner.engine.apply import Engine, ProgressFactory
 from provisioner.engine.journal import Journal
 from provisioner.engine.reconcile import reconcile
 from provisioner.errors import ConnectionFailure, ExitCode, ProvisionerError
-from provisioner.inputs.config import Connection, ReapplySettings
+from provisioner.inputs.config import Connection, RunSettings
 from provisioner.powershell.steps import StepOptions
 from provisioner.runs.mapi_profile import ProfileList
 from provisioner.runs.result import Job, RunResult
@@ -53,7 +53,7 @@ class RunSpec:
     connection: Connection
     cmdlets: tuple[str, ...]
     check: FactsCheck
-    settings: ReapplySettings
+    settings: RunSettings
     run_id: str
     journal: Journal | None = None
     batch_size: int | None = None  # None: the connection's

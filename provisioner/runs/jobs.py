@@ -27,7 +27,7 @@ from provisioner.domain.outcomes import unchanged_outcome
 from provisioner.engine.apply import ProgressFactory
 from provisioner.engine.journal import Journal
 from provisioner.engine.trustees import verify_trustees
-from provisioner.inputs.config import Connection, ReapplySettings
+from provisioner.inputs.config import Connection, RunSettings
 from provisioner.powershell import cmdlets as table
 from provisioner.powershell.steps import StepOptions
 from provisioner.runs.context import NO_HOOKS, FactsCheck, Hooks, Lost, RunSpec, open_run
@@ -95,7 +95,7 @@ def run(
     pool_factory: PoolFactory = open_pool,
     progress: ProgressFactory | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    settings: ReapplySettings | None = None,
+    settings: RunSettings | None = None,
     session: SessionLike | None = None,
     hooks: Hooks = NO_HOOKS,
 ) -> RunResult:
@@ -108,7 +108,7 @@ def run(
         finished = now()
         return RunResult(job, plan, [unchanged_outcome(item) for item in plan.items], started, finished,
                          _script(job, plan, options, finished))
-    settings = settings or ReapplySettings()
+    settings = settings or RunSettings()
     changing = not job.dry_run and job.action is not Action.AUDIT
     spec = RunSpec(job.connection, cmdlets(job.action),
                    needs(job.action, job.connection, job.automapping_unsupported_ok, job.trustees), settings, run_id,

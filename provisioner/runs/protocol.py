@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from provisioner.errors import InputError
-from provisioner.inputs.config import Config, ReapplySettings
+from provisioner.inputs.config import Config, RunSettings
 
 JOURNAL_NAME = "journal.jsonl"
 NO_JOURNAL_NOTE = ("--no-journal: this run is not recorded: it cannot be undone, a kill leaves its changes "
@@ -61,7 +61,7 @@ class Guard:
         with exclusive(self.lock, key=self.journal or self.lock):
             yield
 
-    def settings(self, reapply: ReapplySettings) -> ReapplySettings:
+    def settings(self, reapply: RunSettings) -> RunSettings:
         """``reapply`` with this run's journal (the one place the effective journal is decided)."""
         return replace(reapply, journal=self.journal)
 

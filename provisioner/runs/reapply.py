@@ -33,6 +33,7 @@ from provisioner.domain.model import (
     ItemState,
     Observation,
     Outcome,
+    PairKey,
     Plan,
     PlanItem,
     Trustee,
@@ -44,7 +45,7 @@ from provisioner.engine.journal import Journal, owned
 from provisioner.engine.resolve import MailboxRef, Resolver
 from provisioner.engine.trustees import verify_trustees
 from provisioner.errors import ExitCode, ProvisionerError
-from provisioner.inputs.config import Connection, ReapplySettings, Selector
+from provisioner.inputs.config import Connection, RunSettings, Selector
 from provisioner.runs.context import NO_HOOKS, Hooks, Lost, RunSpec, open_run
 from provisioner.runs.jobs import cmdlets, lost_run, needs, new_run_id
 from provisioner.runs.result import Job, RunResult
@@ -70,7 +71,7 @@ class ReapplyJob:
     explicit: tuple[Identity, ...] = ()
     selectors: tuple[Selector, ...] = ()
     exclude: tuple[str, ...] = ()
-    settings: ReapplySettings = field(default_factory=ReapplySettings)
+    settings: RunSettings = field(default_factory=RunSettings)
     prune: bool = False
     prune_unowned: bool = False  # prune every explicit grant of the managed trustees, not only provisioner's
     dry_run: bool = False
@@ -90,7 +91,7 @@ class Reapply:
         self.options = engine.options
 
     # ------------------------------------------------------------------ reading
-    def observe(self, mailboxes: Sequence[Identity], trustees: Sequence[Trustee]) -> dict[planner.PairKey, Observation]:
+    def observe(self, mailboxes: Sequence[Identity], trustees: Sequence[Trustee]) -> dict[PairKey, Observation]:
         return self.engine.observe(mailboxes, trustees)
 
     def _with_session(self, action: Callable[[Any], Any]) -> Any:

@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from provisioner.domain import planner
-from provisioner.domain.model import Action, Identity, ItemState, Plan, PlanItem, Trustee
+from provisioner.domain.model import Action, Identity, ItemState, PairKey, Plan, PlanItem, Trustee, pair_key
 from provisioner.domain.outcomes import unchanged_outcome
 from provisioner.domain.wording import counted
 from provisioner.engine.apply import Engine, ProgressFactory
 from provisioner.engine.journal import Journal, changes_of, in_doubt
 from provisioner.errors import InputError, ProvisionerError
-from provisioner.inputs.config import Connection, ReapplySettings
+from provisioner.inputs.config import Connection, RunSettings
 from provisioner.powershell import steps as step_builders
 from provisioner.runs.context import NO_HOOKS, Hooks, RunSpec, open_run
 from provisioner.runs.jobs import cmdlets, needs
@@ -82,11 +82,11 @@ def _trustee(record: dict[str, Any]) -> Trustee:
 
 def wanted(run: UndoScope) -> list[PlanItem]:
     """The inverse of each change, once per pair (the newest change of a pair decides), before reading."""
-    items: dict[planner.PairKey, PlanItem] = {}
+    items: dict[PairKey, PlanItem] = {}
     for record in run.changes:
         trustee, mailbox = _trustee(record), Identity(record["mailbox"])
         state = ItemState.TO_REMOVE if record["action"] == "grant" else ItemState.TO_ADD
-        items.setdefault(planner.key(mailbox, trustee),
+        items.setdefault(pair_key(mailbox, trustee),
                          PlanItem(mailbox, trustee, state, f"undo {record['action']} of {run.run_id}"))
     return list(items.values())
 
@@ -100,16 +100,16 @@ def undo_plan(engine: Engine, run: UndoScope) -> Plan:
     by_trustee: dict[Identity, list[PlanItem]] = {}
     for item in items:
         by_trustee.setdefault(item.trustee.identity, []).append(item)
-    now: dict[planner.PairKey, PlanItem] = {}
+    now: dict[PairKey, PlanItem] = {}
     for trustee_id, group in by_trustee.items():
         trustee = trustees[trustee_id]
         observed = engine.observe([item.mailbox for item in group], [trustee])
         for item in group:
-            pair = planner.key(item.mailbox, trustee)
+            pair = pair_key(item.mailbox, trustee)
             fresh = planner.replan(item.mailbox, trustee, item.state, observed[pair])
             detail = item.detail if fresh.state is item.state else f"{item.detail}: {fresh.detail}"
             now[pair] = PlanItem(item.mailbox, trustee, fresh.state, detail, fresh.error)
-    return Plan(Action.UNDO, tuple(now[planner.key(i.mailbox, i.trustee)] for i in items),
+    return Plan(Action.UNDO, tuple(now[i.pair] for i in items),
                 tuple(trustees.values()), observed=True)
 
 
@@ -117,7 +117,7 @@ def run_undo(
     journal: Path,
     run_id: str,
     connection: Connection,
-    settings: ReapplySettings,
+    settings: RunSettings,
     *,
     dry_run: bool,
     offline: bool = False,

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from provisioner.inputs.config import ReapplySettings
+from provisioner.inputs.config import RunSettings
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Backoff:
         return attempt < self.retries and waited + delay <= self.max_wait
 
     @classmethod
-    def of(cls, settings: ReapplySettings) -> Backoff:
+    def of(cls, settings: RunSettings) -> Backoff:
         """A run's batch retries (``[reapply] retry_*``)."""
         return cls(settings.retry_attempts, settings.retry_max_seconds, settings.retry_base_seconds)
 

@@ -19,7 +19,7 @@ from provisioner_lab.exchange.engine import ExchangeEngine
 from provisioner.domain.model import Action, Identity, Outcome, Result, Trustee
 from provisioner.engine.apply import Engine
 from provisioner.errors import ExitCode, InputError
-from provisioner.inputs.config import Connection, ReapplySettings, load_config
+from provisioner.inputs.config import Connection, RunSettings, load_config
 from provisioner.powershell.steps import StepOptions
 from provisioner.runs.context import Hooks
 from provisioner.runs.jobs import run
@@ -31,7 +31,7 @@ from tests.fake_runner import LabRunner
 
 SERVICE = Trustee(Identity("svc-codetwo@contoso.com"), automapping=False, role="service-account")
 ADMIN = Trustee(Identity("sync.admin@contoso.com"), automapping=False, role="admin-user")
-FAST = ReapplySettings(retry_attempts=3, retry_base_seconds=0.001, retry_max_seconds=0.1)
+FAST = RunSettings(retry_attempts=3, retry_base_seconds=0.001, retry_max_seconds=0.1)
 
 
 def mailboxes(count: int) -> tuple[Identity, ...]:
