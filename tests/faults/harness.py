@@ -51,6 +51,7 @@ class Run:
     report: dict[tuple[str, str], str] | None
     injected: list[tuple[int, str]] = field(default_factory=list)
     requests: int = 0
+    busy_answers: int = 0  # Receives the proxy answered with a timeout fault in "busy" mode
 
     def problems(self, lab: Lab) -> list[str]:
         """Everything this run did wrong (empty: it passed every check)."""
@@ -102,7 +103,8 @@ def run_cli(lab: Lab, proxy: FaultProxy, tmp: Path, action: str, auth: str, mail
     if report.exists():
         document = json.loads(report.read_text(encoding="utf-8"))
         results = {(item["mailbox"], item["trustee"]): item["result"] for item in document["items"]}
-    return Run(action, auth, code, stdout, stderr, seconds, results, list(proxy.injected), proxy.requests)
+    return Run(action, auth, code, stdout, stderr, seconds, results, list(proxy.injected), proxy.requests,
+               proxy.busy_answers)
 
 
 def through_proxy(lab: Lab, tmp: Path, action: str, auth: str, schedule: Schedule, **options: object) -> Run:
