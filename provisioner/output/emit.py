@@ -48,7 +48,6 @@ def present(
 ) -> None:
     """Write ``result``'s items in ``output_format`` to ``out`` (stdout); a table on ``console`` when given."""
     out = out or sys.stdout
-    check_format(output_format)
     if output_format == "table" and (console is not None or is_terminal(out)) and len(result.outcomes) <= RICH_ROWS:
         from provisioner.output import terminal
 
