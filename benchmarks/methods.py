@@ -13,6 +13,7 @@ the mailboxes that exist, ``failed`` with a not-found reason for the identities 
 
 from __future__ import annotations
 
+import compileall
 import functools
 import json
 import os
@@ -60,6 +61,14 @@ class Outcome:
     problems: list[str] = field(default_factory=list)
     work_seconds: float = 0.0  #: clients only: opening the pool to closing it (what grows with the targets)
     work_cpu: float = 0.0
+
+
+def compile_product() -> None:
+    """Byte-compile the product (and the lab) as pip does when it installs a wheel. A source checkout run with
+    PYTHONDONTWRITEBYTECODE set, as on this project's machines, would otherwise compile every module of the CLI from
+    source at each start (about 0.15 s of CPU a run) and time that instead of the product."""
+    for package in ("provisioner", "lab/provisioner_lab"):
+        compileall.compile_dir(ROOT / package, quiet=1)
 
 
 def cli_path() -> list[str]:

@@ -63,7 +63,7 @@ from pathlib import Path
 from clients import TRUSTEES
 from labproc import LabSettings, lab_process
 from limit import server_work
-from methods import METHODS, PRODUCT, RUNS, ChildRun, Outcome, cli_path, run_child, run_method
+from methods import METHODS, PRODUCT, RUNS, ChildRun, Outcome, cli_path, compile_product, run_child, run_method
 from provisioner_lab.profiles import PROFILES, get_profile
 from proxy import counting_proxy
 from table import Row, markdown_table, target_lines, text_table
@@ -313,6 +313,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     print(f"$ {command_line()}", flush=True)
+    compile_product()
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as folder:
         users = user_lists(Path(folder), args)

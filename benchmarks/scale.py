@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from clients import TRUSTEES
-from methods import NOOP, RUNS, command, isolated_env, outcome, run_child
+from methods import NOOP, RUNS, command, compile_product, isolated_env, outcome, run_child
 from provisioner_lab.api import Argument, Invocation, Statement
 from provisioner_lab.exchange import EngineOptions, ExchangeEngine
 from provisioner_lab.profiles import get_profile
@@ -81,6 +81,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(value) for value in args.sizes.split(",") if value.strip()]
     get_profile(args.profile)
+    compile_product()
     started = time.monotonic()
     print(f"$ {shlex.join(sys.orig_argv)}", flush=True)
     print(f"no-op re-apply, {len(TRUSTEES)} trustees, profile {args.profile}, lab in the benchmark process (no cost "

@@ -1,6 +1,6 @@
 """The client's fragment reader (provisioner.transport.psrp.wire): messages come out whole and in order however the
-server's
-fragments are cut and however the receives split them; fragments out of order are refused."""
+server's fragments are cut and however the receives split them; fragments out of order are refused. Its input
+writer: the very bytes psrpcore writes for each string record (differential, on any text)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,23 @@ import struct
 import uuid
 from typing import Any
 
+import psrpcore
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
+from psrpcore.types import RunspacePoolState
 
-from provisioner.transport.psrp.wire import PIPELINE_OUTPUT, Defragmenter, WireError
+from provisioner.transport.psrp.wire import (
+    INPUT_OBJECT_IDS,
+    PIPELINE_INPUT,
+    PIPELINE_OUTPUT,
+    Defragmenter,
+    InputWriter,
+    WireError,
+)
 
 RPID = uuid.UUID(int=0x1234)
+PID = uuid.UUID(int=0x5678)
 
 
 def message(kind: int, pipeline: uuid.UUID | None, data: bytes) -> bytes:
@@ -69,3 +79,66 @@ def test_fragments_out_of_order_are_refused() -> None:
 def test_a_message_shorter_than_its_header_is_refused() -> None:
     with pytest.raises(WireError, match="header"):
         list(Defragmenter().feed(fragments(1, b"short", 100)[0]))
+
+
+# ------------------------------------------------------------------------------------------------ pipeline input
+def opened_pool() -> psrpcore.ClientRunspacePool:
+    """A client pool opened against psrpcore's server in memory (no transport)."""
+    client, server = psrpcore.ClientRunspacePool(), psrpcore.ServerRunspacePool()
+    client.open()
+    for sender, receiver in ((client, server), (server, client)):
+        while (payload := sender.data_to_send()) is not None:
+            receiver.receive_data(payload)
+            while receiver.next_event() is not None:
+                pass
+    assert client.state == RunspacePoolState.Opened
+    return client
+
+
+def psrpcore_input(records: list[str]) -> list[bytes]:
+    """The PIPELINE_INPUT messages psrpcore queues for ``records`` (its public send)."""
+    pool = opened_pool()
+    pipeline = psrpcore.ClientPowerShell(pool, no_input=False)
+    pipeline.add_command("Get-Mailbox")
+    pipeline.start()
+    pool.data_to_send()  # CREATE_PIPELINE
+    for record in records:
+        pipeline.send(record)
+    reader = Defragmenter()
+    return [found.raw for payload in iter(pool.data_to_send, None) for found in reader.feed(payload.data)]
+
+
+#: any text, with what the escapes are about: lone surrogates, controls, C1, beyond the BMP, "_x", XML's specials
+RECORD_TEXT = st.text(alphabet=st.one_of(
+    st.characters(), st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, blacklist_categories=()),
+    st.sampled_from(["_", "x", "X", "&", "<", ">", "\r", "\x00", "\x85", "\U0001F600", "\u2028"])))
+
+
+@given(st.lists(RECORD_TEXT, min_size=1, max_size=6))
+@example(["", "_X", "_x0041_", "a&b<c>", "\r\n", "\ud900", "\udc00x", "a\ud800", "\U0001F600"])
+def test_input_records_are_the_bytes_psrpcore_writes(records: list[str]) -> None:
+    expected = psrpcore_input(records)
+    payloads = InputWriter().payloads(records, RPID, PID, 512000)
+    got = [found for payload in payloads for found in Defragmenter().feed(bytes(payload))]
+    assert [found.message_type for found in got] == [PIPELINE_INPUT] * len(records)
+    assert [found.data for found in got] == [raw[40:] for raw in expected]  # the CLIXML, byte for byte
+    assert all(found.raw[:8] == expected[0][:8] for found in got)  # destination and message type
+    assert all(found.raw[8:24] == RPID.bytes_le and found.raw[24:40] == PID.bytes_le for found in got)
+
+
+def test_input_records_keep_their_order_and_ids_across_sends() -> None:
+    records = [f"user{index:06d}" for index in range(500)]
+    writer = InputWriter()
+    payloads = writer.payloads(records, RPID, PID, 2000)
+    assert len(payloads) > 1 and all(len(payload) <= 2000 for payload in payloads)
+    reader = Defragmenter()
+    got = [found for payload in payloads for found in reader.feed(bytes(payload))]
+    assert [found.data for found in got] == [f"<S>{record}</S>".encode() for record in records]
+    assert [found.object_id for found in got] == list(range(INPUT_OBJECT_IDS, INPUT_OBJECT_IDS + 500))
+    again = writer.payloads(["next"], RPID, PID, 2000)  # the ids go on: never one of psrpcore's, never reused
+    assert next(Defragmenter().feed(bytes(again[0]))).object_id == INPUT_OBJECT_IDS + 500
+
+
+def test_a_record_larger_than_a_send_is_refused() -> None:
+    with pytest.raises(WireError, match="does not fit"):
+        InputWriter().payloads(["x" * 200], RPID, PID, 100)

@@ -35,12 +35,13 @@ from pypsrp.wsman import OptionSet, WSMan
 
 from provisioner.transport.facts import BATCH_PROTOCOL, version_tuple
 from provisioner.transport.psrp import clixml
-from provisioner.transport.psrp.wire import PIPELINE_OUTPUT, Defragmenter, Message
+from provisioner.transport.psrp.wire import PIPELINE_OUTPUT, Defragmenter, InputWriter, Message, WireError
 
 #: WS-Management's default MaxEnvelopeSize, and what a protocol 2.2+ server (PowerShell 3.0 on) accepts.
 DEFAULT_ENVELOPE, LARGE_ENVELOPE = 153600, 512000
 #: WSMan's fault for a Receive that waited its OperationTimeout without output: ask again.
 OPERATION_TIMEOUT_FAULT = 2150858793
+_SMALLEST_FRAGMENT = 22  #: psrpcore's data_to_send needs room for a fragment header and one byte
 _FINAL = frozenset({PSInvocationState.Completed, PSInvocationState.Failed, PSInvocationState.Stopped,
                     PSInvocationState.Disconnected})
 
@@ -96,6 +97,7 @@ class Client:
                            id=str(self.pool.runspace_pool_id).upper(), input_streams="stdin pr",
                            output_streams="stdout")
         self.defragmenter = Defragmenter()
+        self.input_writer = InputWriter()
         self.requests = 0
 
     # --- the pool ---------------------------------------------------------------------------------------------
@@ -157,9 +159,7 @@ class Client:
         self.requests += 1
         self.shell.command("", [base64.b64encode(first.data).decode("ascii")], command_id=command_id)
         if pipeline_input is not None:
-            for item in pipeline_input:
-                pipeline.send(item)
-            pipeline.send_eof()
+            self._send_input(pipeline, pipeline_input, command_id)
         self._send_pending(command_id)
         self._receive_until(lambda: pipeline.state in _FINAL, (pipeline, outcome), "a pipeline")
         pipeline.close()  # psrpcore forgets it (a pipeline cut short goes with its lost session)
@@ -177,6 +177,31 @@ class Client:
         return outcome.output[1:]
 
     # --- the transport loop -----------------------------------------------------------------------------------
+
+    def _send_input(self, pipeline: psrpcore.ClientPowerShell | psrpcore.ClientGetCommandMetadata,
+                    pipeline_input: Sequence[Any], command_id: str) -> None:
+        """The records and END_OF_PIPELINE_INPUT: string records written by :class:`InputWriter` (psrpcore's EOF
+        rides in the last Send when it fits), anything else through psrpcore's ``send``."""
+        size = self.wsman.max_payload_size
+        payloads: list[bytearray] = []
+        if isinstance(pipeline, psrpcore.ClientPowerShell) and all(isinstance(item, str) for item in pipeline_input):
+            try:
+                payloads = self.input_writer.payloads(pipeline_input, self.pool.runspace_pool_id,
+                                                      pipeline.pipeline_id, size)
+            except WireError:
+                payloads = []
+        if not payloads:
+            for item in pipeline_input:
+                pipeline.send(item)
+        pipeline.send_eof()
+        if payloads and size - len(payloads[-1]) >= _SMALLEST_FRAGMENT:
+            eof = self.pool.data_to_send(size - len(payloads[-1]))
+            if eof is not None:
+                payloads[-1] += eof.data
+        for payload in payloads:
+            self.bounds.check("sending")
+            self.requests += 1
+            self.shell.send("stdin", bytes(payload), command_id=command_id)
 
     def _send_pending(self, command_id: str | None) -> None:
         while (payload := self.pool.data_to_send(self.wsman.max_payload_size)) is not None:
