@@ -17,9 +17,6 @@ from provisioner.cli.common import (
     discover,
     edge,
     err,
-    execute,
-    present,
-    summary_line,
     wanted_from,
 )
 from provisioner.cli.options import (
@@ -34,6 +31,7 @@ from provisioner.cli.options import (
     connection_options,
     target_options,
 )
+from provisioner.cli.running import execute, present, summary_line
 from provisioner.domain.model import Action
 from provisioner.output import metrics
 from provisioner.output.report import profile_rows

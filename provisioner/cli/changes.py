@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,24 +12,14 @@ from provisioner.cli.apps import app, plan_app
 from provisioner.cli.common import (
     check_options,
     check_output,
-    check_run_outputs,
     connection_of,
     credentials,
     discover,
     edge,
-    emit_profile,
-    emit_script,
     err,
-    execute,
     given_or_configured,
     hide,
     planning,
-    present,
-    profile_for,
-    progress_factory,
-    run_guard,
-    save_plan,
-    summary_line,
     wanted_from,
 )
 from provisioner.cli.confirm import Confirmation, removals_question
@@ -57,13 +46,23 @@ from provisioner.cli.options import (
     connection_options,
     target_options,
 )
+from provisioner.cli.protocol import change_run
+from provisioner.cli.running import (
+    emit_profile,
+    emit_script,
+    execute,
+    present,
+    profile_for,
+    progress_factory,
+    save_plan,
+    summary_line,
+)
 from provisioner.domain.model import Action
 from provisioner.errors import InputError
 from provisioner.inputs.config import RunSettings
 from provisioner.inputs.desired import TrusteeOptions
 from provisioner.runs.apply import PlanCapture
 from provisioner.runs.context import Hooks
-from provisioner.runs.protocol import NO_JOURNAL_NOTE
 from provisioner.runs.result import Job
 from provisioner.transport.psrp.connect import check_connection_settings, resolve_password
 
@@ -101,10 +100,8 @@ def _change_command(
         settings = discover(config)
         connection = connection_of(settings, connection_args)
         wanted = wanted_from(settings, targets, trustees, connection=connection, offline=offline)
-        # the run protocol: grant and revoke share the journal and lock of reapply (dry-runs and plans change nothing)
-        guard = run_guard(settings, journal, no_journal, lock_file)
-        check_run_outputs(report=report, html=html, profile_list=profile_list, script=script, plan_out=plan_out,
-                          guard=None if dry_run else guard, settings=settings, journal=journal, lock_file=lock_file)
+        change = change_run(settings, dry_run=dry_run, journal=journal, no_journal=no_journal, lock_file=lock_file,
+                            report=report, html=html, profile_list=profile_list, script=script, plan_out=plan_out)
         job = Job(action, wanted.mailboxes, wanted.trustees, connection, dry_run=dry_run, offline=offline,
                   sources=wanted.sources,
                   automapping_unsupported_ok=automapping_unsupported_ok)
@@ -112,14 +109,11 @@ def _change_command(
         capture = PlanCapture(connection) if plan_out is not None else None
         planned = capture if capture is not None else (
             confirmation.hook(removals_question("revoke")) if action is Action.REVOKE and not dry_run else None)
-        if no_journal and not dry_run:
-            err(f"warning: {NO_JOURNAL_NOTE}")
         password = credentials(job)
-        with guard.held() if not dry_run else nullcontext():
-            result = execute(job, report, guard.settings(settings.reapply), Hooks(planned, profile=profile),
+        with change.held():
+            result = execute(job, report, change.settings(settings.reapply), Hooks(planned, profile=profile),
                              password)
-        if result.run_id is not None:
-            err(f"run {result.run_id} recorded in {guard.journal}")
+        change.recorded(result)
         if capture is not None and plan_out is not None:
             save_plan(capture, plan_out, script)
         else:
@@ -260,16 +254,13 @@ def reapply(
         reapply_settings = settings.reapply
         overrides: dict[str, Any] = {"max_changes": max_changes, "metrics_file": metrics_file, "report": report}
         reapply_settings = with_values(reapply_settings, **{k: v for k, v in overrides.items() if v is not None})
-        guard = run_guard(settings, journal, no_journal, lock_file)
-        check_run_outputs(
-            html=html, profile_list=profile_list, script=script, plan_out=plan_out, guard=None if dry_run else guard,
-            settings=settings, journal=journal, lock_file=lock_file,
+        change = change_run(
+            settings, dry_run=dry_run, journal=journal, no_journal=no_journal, lock_file=lock_file, html=html,
+            profile_list=profile_list, script=script, plan_out=plan_out,
             extra=(given_or_configured("--report", report, "reapply.report", settings.reapply.report),
                    given_or_configured("--metrics-file", metrics_file, "reapply.metrics_file",
                                        settings.reapply.metrics_file)))
-        if no_journal and not dry_run:
-            err(f"warning: {NO_JOURNAL_NOTE}")
-        reapply_settings = guard.settings(reapply_settings)
+        reapply_settings = change.settings(reapply_settings)
         job = ReapplyJob(
             connection, wanted.trustees, wanted.mailboxes, wanted_selectors, settings.exclude, reapply_settings,
             prune=prune, prune_unowned=prune and (prune_unowned or reapply_settings.prune_unowned), dry_run=dry_run,
@@ -284,11 +275,12 @@ def reapply(
             if prune and not dry_run else None)
         check_connection_settings(connection)
         password = resolve_password(connection)
-        with guard.held() if not dry_run else nullcontext():
+        with change.held():
             with progress_factory() as progress:
                 result = run_reapply(job, password=password, progress=progress,
                                      hooks=Hooks(planned, profile=profile))
             write_reapply_outputs(result, reapply_settings, None, None)
+        change.recorded(result)
         for note in result.notes:
             err(f"note: {note}")
         if capture is not None and plan_out is not None and result.refused is None:

@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from typing import Annotated, Any
 
 import typer
 
 from provisioner.cli.apps import journal_app
-from provisioner.cli.common import (
-    check_output,
-    check_run_outputs,
-    connection_of,
-    discover,
-    edge,
-    emit_profile,
-    emit_script,
-    err,
-    present,
-    profile_for,
-    progress_factory,
-    readable_journal,
-    run_guard,
-    summary_line,
-)
+from provisioner.cli.common import check_output, connection_of, discover, edge, err, readable_journal
 from provisioner.cli.confirm import Confirmation, removals_question
 from provisioner.cli.options import (
     NO_CONNECTION,
@@ -43,6 +27,8 @@ from provisioner.cli.options import (
     YesOpt,
     connection_options,
 )
+from provisioner.cli.protocol import change_run
+from provisioner.cli.running import emit_profile, emit_script, present, profile_for, progress_factory, summary_line
 from provisioner.errors import InputError
 from provisioner.output import report as reports
 from provisioner.output.records import Rows
@@ -108,11 +94,10 @@ def journal_undo(
         settings = discover(config)
         connection = connection_of(settings, connection_args)
         path = readable_journal(journal_of(settings, journal), journal is not None)
-        guard = run_guard(settings, path, lock_file=lock_file)
         run = scope(path, run_id)
         profile = profile_for(run.trustees, profile_list, dry_run, report)
-        check_run_outputs(report=report, html=html, profile_list=profile_list, script=script,
-                          guard=None if dry_run else guard, settings=settings, journal=journal, lock_file=lock_file)
+        change = change_run(settings, dry_run=dry_run, journal=journal, lock_file=lock_file, reads=path, report=report,
+                            html=html, profile_list=profile_list, script=script)
         confirmation = Confirmation.from_terminal(yes)
         if not dry_run and run.removes:  # an undo that can only grant again asks nothing
             confirmation.require("journal undo")
@@ -123,14 +108,16 @@ def journal_undo(
             check_connection_settings(connection)
             password = resolve_password(connection)
         planned = confirmation.hook(removals_question(f"undo {run_id}")) if not dry_run else None
-        with guard.held() if not dry_run else nullcontext(), progress_factory() as progress:
-            result = run_undo(path, run_id, connection, guard.settings(settings.reapply), dry_run=dry_run,
-                              offline=offline, password=password,
-                              automapping_unsupported_ok=accept_automapping or automapping_unsupported_ok,
-                              progress=progress, hooks=Hooks(planned, profile=profile))
+        with change.held():
+            with progress_factory() as progress:
+                result = run_undo(path, run_id, connection, change.settings(settings.reapply), dry_run=dry_run,
+                                  offline=offline, password=password,
+                                  automapping_unsupported_ok=accept_automapping or automapping_unsupported_ok,
+                                  progress=progress, hooks=Hooks(planned, profile=profile))
+            if report is not None:
+                reports.write_report(result, report)
+        change.recorded(result)
         emit_script(result, script)
-        if report is not None:
-            reports.write_report(result, report)
         present(result, output_format, html)
         emit_profile(profile, profile_list)
         err(summary_line(result))

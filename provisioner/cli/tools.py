@@ -8,13 +8,7 @@ from typing import Annotated
 import typer
 
 from provisioner.cli.apps import app
-from provisioner.cli.common import (
-    check_output,
-    connection_of,
-    discover,
-    edge,
-    err,
-)
+from provisioner.cli.common import check_output, connection_of, discover, edge, err
 from provisioner.cli.options import (
     NO_CONNECTION,
     AdminOpt,
