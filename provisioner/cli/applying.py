@@ -92,7 +92,7 @@ def apply_plan(
                 confirmation.confirm(question)
         check_connection_settings(connection)
         password = resolve_password(connection)
-        with change.held():
+        with change.locked():
             with progress_factory() as progress:
                 result = run_apply(saved, connection, change.settings(settings.reapply), password=password,
                                    allow_drift=allow_drift, progress=progress, hooks=Hooks(profile=profile))

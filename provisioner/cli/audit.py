@@ -20,6 +20,8 @@ from provisioner.cli.common import (
     wanted_from,
 )
 from provisioner.cli.options import (
+    BATCHES,
+    CONNECT,
     NO_CONNECTION,
     NO_TARGETS,
     ConfigOpt,
@@ -48,9 +50,7 @@ AUDIT_HELP = (
 
 
 @app.command(help=AUDIT_HELP)
-@connection_options("server", "port", "scheme", "auth", "username", "keytab", "principal", "spn_service",
-                    "spn_hostname", "domain_controller", "mode", "batch_size", "read_batch_size", "parallel",
-                    "insecure_lab")
+@connection_options(*CONNECT, "domain_controller", *BATCHES, "insecure_lab")
 @target_options
 def audit(
     config: ConfigOpt = None,

@@ -4,7 +4,7 @@ forget a step:
 
 1. before anything is asked or sent: the journal and lock are decided, and every file the run will write (journal,
    lock, report, HTML, lists, script) is proven writable; ``--no-journal`` is said;
-2. :meth:`ChangeRun.held`: the lock for the run and for writing its report (dry-runs and plans take none: they change
+2. :meth:`ChangeRun.locked`: the lock for the run and for writing its report (dry-runs and plans take none: they change
    nothing);
 3. :meth:`ChangeRun.recorded`: the journal line that undo, reconciliation and prune will read is named.
 """
@@ -35,7 +35,7 @@ class ChangeRun:
         return self.guard.settings(settings)
 
     @contextmanager
-    def held(self) -> Iterator[None]:
+    def locked(self) -> Iterator[None]:
         """The run lock for the block, which runs the job and writes its report (exit 5 if another run holds it)."""
         if self.dry_run:
             yield
