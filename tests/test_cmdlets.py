@@ -31,7 +31,7 @@ from provisioner.domain.model import Action, Identity, Trustee
 from provisioner.engine import journal
 from provisioner.powershell import cmdlets, steps
 from provisioner.powershell.cmdlets import TABLE, Precheck, StepAction, When
-from provisioner.runs import jobs
+from provisioner.runs import needs
 from provisioner.transport.exo.runner import exo_facts
 from provisioner.transport.facts import NEEDED
 
@@ -213,7 +213,7 @@ def test_every_prechecked_command_carries_what_a_run_is_refused_without(onprem: 
     for run in onprem.runs:
         if run.action is None:
             continue
-        required = jobs.required(run.action, steps.StepOptions(domain_controller=DC), piping=True)
+        required = needs.required(run.action, steps.StepOptions(domain_controller=DC), piping=True)
         for sent in run.sent:
             cmdlet = cmdlets.named(sent.cmdlet)
             if cmdlet.precheck is Precheck.ALWAYS:
@@ -253,11 +253,11 @@ def test_each_run_reads_the_metadata_of_what_it_may_send_and_sends_only_that(onp
         if run.action is None:
             assert asked == set(NEEDED) == {cmdlet.name for cmdlet in TABLE if cmdlet.runs}
             continue
-        assert asked == set(jobs.cmdlets(run.action)), run.verb
+        assert asked == set(needs.cmdlets(run.action)), run.verb
         assert {sent.cmdlet for sent in run.sent} <= asked, run.verb
     for action in Action:  # and no run asks for more than its kind of run sends (undo: the inverses it needs)
         sent = {sent.cmdlet for run in onprem.runs if run.action is action for sent in run.sent}
-        assert sent <= set(jobs.cmdlets(action)) if action is Action.UNDO else sent == set(jobs.cmdlets(action))
+        assert sent <= set(needs.cmdlets(action)) if action is Action.UNDO else sent == set(needs.cmdlets(action))
 
 
 def test_exchange_online_gets_only_its_table(exo: Journeys) -> None:

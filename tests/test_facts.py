@@ -9,7 +9,7 @@ from provisioner_lab.run import running_lab
 from provisioner.domain.model import Action
 from provisioner.inputs.config import Connection
 from provisioner.powershell.steps import StepOptions
-from provisioner.runs.jobs import cmdlets, required
+from provisioner.runs.needs import cmdlets, required
 from provisioner.transport.facts import refuse_missing
 from provisioner.transport.psrp.connect import open_pool
 from provisioner.transport.psrp.runner import read_facts
@@ -43,7 +43,7 @@ def test_a_server_without_automapping_refuses_only_runs_that_want_it_off() -> No
     """Exchange 2010 before SP2 automaps every grant: a run whose trustees all asked for automapping gets what it
     asked for; one that wants it off for any trustee is refused unless the admin accepts automapping."""
     from provisioner.domain.model import Identity, Trustee
-    from provisioner.runs.jobs import step_options
+    from provisioner.runs.needs import step_options
     from provisioner.transport.facts import MissingCapability, ServerFacts
 
     sp1 = ServerFacts("2.1", commands={"add-mailboxpermission": frozenset({"identity", "user", "accessrights"})})

@@ -132,3 +132,57 @@ def test_an_unusable_lock_path_with_no_holder_is_exit_2_before_connecting(lab: L
         pass
     if make == "directory":
         shutil.rmtree(lock)
+
+
+def test_every_changing_command_takes_the_lock_before_sending_and_dry_runs_take_none(lab: Lab, tmp_path: Path) -> None:
+    """grant, revoke, reapply, apply and journal undo all go through the one run protocol (cli/protocol.py): with the
+    lock held they exit 5 having sent nothing; their dry-runs change nothing, so they take no lock and run."""
+    config = tmp_path / "provisioner.toml"
+    config.write_text(lab.config_toml() + f'''[trustees]
+service_account = "{SERVICE}"
+[targets]
+mailboxes = ["user000001", "user000002"]
+[reapply]
+journal = "journal.jsonl"
+''', encoding="utf-8")
+    granted = cli(lab, tmp_path, "grant", "--config", str(config))
+    assert granted.returncode == 0, granted.stderr
+    recorded = [line for line in granted.stderr.splitlines() if " recorded in " in line]
+    assert len(recorded) == 1 and recorded[0].endswith(str(tmp_path / "journal.jsonl")), granted.stderr
+    run_id = recorded[0].split()[1]
+    plan = tmp_path / "revoke.plan"
+    planned = cli(lab, tmp_path, "plan", "revoke", "--out", str(plan), "--config", str(config))
+    assert planned.returncode == 0, planned.stderr
+    changing = (["grant"], ["revoke", "--yes"], ["reapply"], ["apply", str(plan), "--yes"],
+                ["journal", "undo", run_id, "--yes"])
+    dry_runs = (["grant", "--dry-run"], ["revoke", "--dry-run"], ["reapply", "--dry-run"],
+                ["journal", "undo", run_id, "--dry-run"])
+    journal = tmp_path / "journal.jsonl"
+    lines = journal.read_text(encoding="utf-8")
+    with exclusive(journal.with_name("journal.jsonl.lock"), key=journal):
+        before = requests(lab)
+        for command in changing:
+            second = cli(lab, tmp_path, *command, "--config", str(config))
+            assert second.returncode == ExitCode.LOCKED, (command, second.stderr)
+            assert f"pid {os.getpid()}" in second.stderr, (command, second.stderr)
+        assert requests(lab) == before, "a run refused by the lock sent requests"
+        assert journal.read_text(encoding="utf-8") == lines, "a run refused by the lock wrote the journal"
+        for command in dry_runs:
+            dry = cli(lab, tmp_path, *command, "--config", str(config))
+            assert dry.returncode == 0, (command, dry.stderr)
+            assert " recorded in " not in dry.stderr, (command, dry.stderr)
+    assert journal.read_text(encoding="utf-8") == lines, "a dry-run wrote the journal"
+
+
+def test_the_lock_is_taken_in_one_place() -> None:
+    """Only the command line's run protocol decides the journal and takes the lock (``guard_of``, ``.held()``)."""
+    import ast
+
+    found = []
+    for path in sorted((ROOT / "provisioner").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                if name in ("guard_of", "held"):
+                    found.append(f"{path.relative_to(ROOT).as_posix()}:{name}")
+    assert sorted(set(found)) == ["provisioner/cli/protocol.py:guard_of", "provisioner/cli/protocol.py:held"], found

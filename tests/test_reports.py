@@ -45,8 +45,8 @@ from provisioner.inputs.config import Connection
 from provisioner.output import metrics, report, summary
 from provisioner.output.html import render_html
 from provisioner.runs.jobs import run
-from provisioner.runs.mapi_profile import ProfileEntry, ProfileList
-from provisioner.runs.result import Job, RunResult
+from provisioner.runs.mapi_profile import ProfileList
+from provisioner.runs.result import Job, ProfileEntry, RunResult
 from provisioner.transport.runner import FixedSession
 from tests.fake_runner import LabRunner
 

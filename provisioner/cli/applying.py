@@ -8,21 +8,7 @@ from typing import Annotated
 import typer
 
 from provisioner.cli.apps import app
-from provisioner.cli.common import (
-    check_options,
-    check_output,
-    check_run_outputs,
-    connection_of,
-    discover,
-    edge,
-    emit_profile,
-    err,
-    present,
-    profile_for,
-    progress_factory,
-    run_guard,
-    summary_line,
-)
+from provisioner.cli.common import check_options, check_output, connection_of, discover, edge, err
 from provisioner.cli.confirm import Confirmation, changes_question
 from provisioner.cli.options import (
     NO_CONNECTION,
@@ -38,12 +24,13 @@ from provisioner.cli.options import (
     YesOpt,
     connection_options,
 )
+from provisioner.cli.protocol import change_run
+from provisioner.cli.running import emit_profile, present, profile_for, progress_factory, summary_line
 from provisioner.domain.wording import counted
 from provisioner.errors import InputError
 from provisioner.inputs.config import Connection
 from provisioner.output import report as reports
 from provisioner.runs.context import Hooks
-from provisioner.runs.protocol import NO_JOURNAL_NOTE
 from provisioner.transport.psrp.connect import check_connection_settings, resolve_password
 
 
@@ -95,9 +82,8 @@ def apply_plan(
         settings = discover(config)
         connection = connection_of(settings, connection_args, server=server)
         connection = connection_for(saved, connection)
-        guard = run_guard(settings, journal, no_journal, lock_file)
-        check_run_outputs(report=report, html=html, profile_list=profile_list, guard=guard, settings=settings,
-                          journal=journal, lock_file=lock_file)
+        change = change_run(settings, dry_run=False, journal=journal, no_journal=no_journal, lock_file=lock_file,
+                            report=report, html=html, profile_list=profile_list)
         if saved.removals:  # asked once every input and output is known to be usable
             confirmation = Confirmation.from_terminal(yes)
             confirmation.require("applying a plan that removes access")
@@ -106,18 +92,15 @@ def apply_plan(
                 confirmation.confirm(question)
         check_connection_settings(connection)
         password = resolve_password(connection)
-        if no_journal:
-            err(f"warning: {NO_JOURNAL_NOTE}")
-        with guard.held(), progress_factory() as progress:
-            result = run_apply(saved, connection, guard.settings(settings.reapply), password=password,
-                               allow_drift=allow_drift,
-                               progress=progress, hooks=Hooks(profile=profile))
+        with change.locked():
+            with progress_factory() as progress:
+                result = run_apply(saved, connection, change.settings(settings.reapply), password=password,
+                                   allow_drift=allow_drift, progress=progress, hooks=Hooks(profile=profile))
+            if report is not None:
+                reports.write_report(result, report)
         for note in result.notes:
             err(f"note: {note}")
-        if report is not None:
-            reports.write_report(result, report)
-        if result.run_id is not None:
-            err(f"run {result.run_id} recorded in {guard.journal}")
+        change.recorded(result)
         present(result, output_format, html)
         emit_profile(profile, profile_list)
         err(summary_line(result))

@@ -17,12 +17,11 @@ from provisioner.cli.common import (
     discover,
     edge,
     err,
-    execute,
-    present,
-    summary_line,
     wanted_from,
 )
 from provisioner.cli.options import (
+    BATCHES,
+    CONNECT,
     NO_CONNECTION,
     NO_TARGETS,
     ConfigOpt,
@@ -34,6 +33,7 @@ from provisioner.cli.options import (
     connection_options,
     target_options,
 )
+from provisioner.cli.running import execute, present, summary_line
 from provisioner.domain.model import Action
 from provisioner.output import metrics
 from provisioner.output.report import profile_rows
@@ -50,9 +50,7 @@ AUDIT_HELP = (
 
 
 @app.command(help=AUDIT_HELP)
-@connection_options("server", "port", "scheme", "auth", "username", "keytab", "principal", "spn_service",
-                    "spn_hostname", "domain_controller", "mode", "batch_size", "read_batch_size", "parallel",
-                    "insecure_lab")
+@connection_options(*CONNECT, "domain_controller", *BATCHES, "insecure_lab")
 @target_options
 def audit(
     config: ConfigOpt = None,

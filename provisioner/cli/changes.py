@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,49 +12,53 @@ from provisioner.cli.apps import app, plan_app
 from provisioner.cli.common import (
     check_options,
     check_output,
-    check_run_outputs,
     connection_of,
     credentials,
     discover,
     edge,
-    emit_profile,
-    emit_script,
     err,
-    execute,
     given_or_configured,
     hide,
     planning,
-    present,
-    profile_for,
-    progress_factory,
-    run_guard,
-    save_plan,
-    summary_line,
     wanted_from,
 )
 from provisioner.cli.confirm import Confirmation, removals_question
 from provisioner.cli.options import (
+    BATCHES,
+    CONNECT,
     NO_CONNECTION,
+    NO_CONSENT,
+    NO_REVIEW,
     NO_TARGETS,
-    AcceptAutomapOpt,
     AutomapOpt,
     ConfigOpt,
     ConnectionArgs,
-    DeprecatedAutomapOpt,
+    ConsentArgs,
     DryRunOpt,
     FormatOpt,
     HtmlOpt,
     JournalOpt,
     LockFileOpt,
     NoJournalOpt,
-    OfflineOpt,
-    ProfileListOpt,
     ReportOpt,
+    ReviewArgs,
     ScriptOpt,
     TargetArgs,
-    YesOpt,
     connection_options,
+    consent_options,
+    review_options,
     target_options,
+)
+from provisioner.cli.protocol import change_run
+from provisioner.cli.running import (
+    emit_profile,
+    emit_script,
+    execute,
+    present,
+    profile_for,
+    progress_factory,
+    save_plan,
+    summary_line,
 )
 from provisioner.domain.model import Action
 from provisioner.errors import InputError
@@ -63,7 +66,6 @@ from provisioner.inputs.config import RunSettings
 from provisioner.inputs.desired import TrusteeOptions
 from provisioner.runs.apply import PlanCapture
 from provisioner.runs.context import Hooks
-from provisioner.runs.protocol import NO_JOURNAL_NOTE
 from provisioner.runs.result import Job
 from provisioner.transport.psrp.connect import check_connection_settings, resolve_password
 
@@ -74,58 +76,47 @@ def _change_command(
     config: Path | None,
     targets: TargetArgs,
     trustees: TrusteeOptions,
-    dry_run: bool,
-    offline: bool,
-    script: Path | None,
-    report: Path | None,
+    review: ReviewArgs,
     connection_args: ConnectionArgs,
-    automapping_unsupported_ok: bool = False,
-    yes: bool = False,
-    profile_list: Path | None = None,
+    consent: ConsentArgs,
     plan_out: Path | None = None,
-    output_format: str | None = None,
-    html: Path | None = None,
     journal: Path | None = None,
     no_journal: bool = False,
     lock_file: Path | None = None,
 ) -> None:
+    dry_run, script, report = review.dry_run, review.script, review.report
     with edge():
-        check_output(output_format, dry_run and plan_out is None, script)  # a plan's script goes to a file
-        if offline and not dry_run:
+        check_output(review.output_format, dry_run and plan_out is None, script)  # a plan's script goes to a file
+        if review.offline and not dry_run:
             raise InputError("--offline only makes sense with --dry-run (nothing can be applied without reading)")
         if script is not None and not dry_run:
             raise InputError("--script is written by --dry-run; add --dry-run")
-        confirmation = Confirmation.from_terminal(yes)
+        confirmation = Confirmation.from_terminal(consent.yes)
         if action is Action.REVOKE and not dry_run:
             confirmation.require("revoke")
         settings = discover(config)
         connection = connection_of(settings, connection_args)
-        wanted = wanted_from(settings, targets, trustees, connection=connection, offline=offline)
-        # the run protocol: grant and revoke share the journal and lock of reapply (dry-runs and plans change nothing)
-        guard = run_guard(settings, journal, no_journal, lock_file)
-        check_run_outputs(report=report, html=html, profile_list=profile_list, script=script, plan_out=plan_out,
-                          guard=None if dry_run else guard, settings=settings, journal=journal, lock_file=lock_file)
-        job = Job(action, wanted.mailboxes, wanted.trustees, connection, dry_run=dry_run, offline=offline,
-                  sources=wanted.sources,
-                  automapping_unsupported_ok=automapping_unsupported_ok)
-        profile = profile_for(wanted.trustees, profile_list, dry_run, report)
+        wanted = wanted_from(settings, targets, trustees, connection=connection, offline=review.offline)
+        change = change_run(settings, dry_run=dry_run, journal=journal, no_journal=no_journal, lock_file=lock_file,
+                            report=report, html=review.html, profile_list=consent.profile_list, script=script,
+                            plan_out=plan_out)
+        job = Job(action, wanted.mailboxes, wanted.trustees, connection, dry_run=dry_run, offline=review.offline,
+                  sources=wanted.sources, automapping_unsupported_ok=consent.accept_automapping)
+        profile = profile_for(wanted.trustees, consent.profile_list, dry_run, report)
         capture = PlanCapture(connection) if plan_out is not None else None
         planned = capture if capture is not None else (
             confirmation.hook(removals_question("revoke")) if action is Action.REVOKE and not dry_run else None)
-        if no_journal and not dry_run:
-            err(f"warning: {NO_JOURNAL_NOTE}")
         password = credentials(job)
-        with guard.held() if not dry_run else nullcontext():
-            result = execute(job, report, guard.settings(settings.reapply), Hooks(planned, profile=profile),
+        with change.locked():
+            result = execute(job, report, change.settings(settings.reapply), Hooks(planned, profile=profile),
                              password)
-        if result.run_id is not None:
-            err(f"run {result.run_id} recorded in {guard.journal}")
+        change.recorded(result)
         if capture is not None and plan_out is not None:
             save_plan(capture, plan_out, script)
         else:
             emit_script(result, script)
-        present(result, output_format, html)
-        emit_profile(profile, profile_list)
+        present(result, review.output_format, review.html)
+        emit_profile(profile, consent.profile_list)
         err(summary_line(result))
         raise typer.Exit(int(result.exit_code))
 
@@ -133,25 +124,17 @@ def _change_command(
 def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
     """grant and revoke share every option; revoke refuses --automapping (it only shapes new grants)."""
 
-    @connection_options("server", "port", "scheme", "auth", "username", "keytab", "principal", "spn_service",
-                        "spn_hostname", "domain_controller", "mode", "batch_size", "read_batch_size", "parallel",
-                        "deadline", "insecure_lab")
+    @connection_options(*CONNECT, "domain_controller", *BATCHES, "deadline", "insecure_lab")
     @target_options
+    @review_options
+    @consent_options
     def command(
         config: ConfigOpt = None,
         targets: TargetArgs = NO_TARGETS,
         automapping: AutomapOpt = None,
-        dry_run: DryRunOpt = False,
-        offline: OfflineOpt = False,
-        script: ScriptOpt = None,
-        report: ReportOpt = None,
-        output_format: FormatOpt = None,
-        html: HtmlOpt = None,
+        review: ReviewArgs = NO_REVIEW,
         connection_args: ConnectionArgs = NO_CONNECTION,
-        accept_automapping: AcceptAutomapOpt = False,
-        automapping_unsupported_ok: DeprecatedAutomapOpt = False,
-        yes: YesOpt = False,
-        profile_list: ProfileListOpt = None,
+        consent: ConsentArgs = NO_CONSENT,
         journal: JournalOpt = None,
         no_journal: NoJournalOpt = False,
         lock_file: LockFileOpt = None,
@@ -160,26 +143,9 @@ def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
         if action is Action.REVOKE and automapping is not None:
             with edge():
                 raise InputError("--automapping shapes new grants; revoke does not take it")
-        _change_command(
-            action,
-            config=config,
-            targets=targets,
-            trustees=targets.trustee_options(automapping),
-            dry_run=dry_run,
-            offline=offline,
-            script=script,
-            report=report,
-            connection_args=connection_args,
-            automapping_unsupported_ok=accept_automapping or automapping_unsupported_ok,
-            yes=yes,
-            profile_list=profile_list,
-            plan_out=plan_out,
-            output_format=output_format,
-            html=html,
-            journal=journal,
-            no_journal=no_journal,
-            lock_file=lock_file,
-        )
+        _change_command(action, config=config, targets=targets, trustees=targets.trustee_options(automapping),
+                        review=review, connection_args=connection_args, consent=consent, plan_out=plan_out,
+                        journal=journal, no_journal=no_journal, lock_file=lock_file)
 
     command.__doc__ = help_text
     return command
@@ -197,10 +163,10 @@ plan_app.command("grant")(planning(_grant, "Plan a grant: read, then save the ch
 plan_app.command("revoke")(planning(_revoke, "Plan a revoke: read, then save the changes and their review script."))
 
 
-@connection_options("server", "port", "scheme", "auth", "username", "keytab", "principal", "spn_service",
-                    "spn_hostname", "domain_controller", "batch_size", "read_batch_size", "parallel", "deadline",
-                    "insecure_lab")
+@connection_options(*CONNECT, "domain_controller", "batch_size", "read_batch_size", "parallel", "deadline",
+                    "insecure_lab")  # reapply runs in command mode: no --mode
 @target_options
+@consent_options
 def reapply(
     config: ConfigOpt = None,
     targets: TargetArgs = NO_TARGETS,
@@ -224,10 +190,7 @@ def reapply(
     metrics_file: Annotated[Path | None, typer.Option("--metrics-file", help="Prometheus textfile")] = None,
     lock_file: LockFileOpt = None,
     connection_args: ConnectionArgs = NO_CONNECTION,
-    accept_automapping: AcceptAutomapOpt = False,
-    automapping_unsupported_ok: DeprecatedAutomapOpt = False,
-    yes: YesOpt = False,
-    profile_list: ProfileListOpt = None,
+    consent: ConsentArgs = NO_CONSENT,
     plan_out: Path | None = None,
 ) -> None:
     """The scheduled job: reconcile desired state (targets + selectors) with the live permissions, safely. With
@@ -247,7 +210,7 @@ def reapply(
             raise InputError("reapply runs in command mode (structured commands); remove connection.mode")
         if prune_unowned and not prune:
             raise InputError("--prune-unowned widens --prune: add --prune")
-        confirmation = Confirmation.from_terminal(yes)
+        confirmation = Confirmation.from_terminal(consent.yes)
         if prune and not dry_run:
             confirmation.require("reapply --prune")
         wanted_selectors = settings.selectors if not targets.given else ()
@@ -260,23 +223,20 @@ def reapply(
         reapply_settings = settings.reapply
         overrides: dict[str, Any] = {"max_changes": max_changes, "metrics_file": metrics_file, "report": report}
         reapply_settings = with_values(reapply_settings, **{k: v for k, v in overrides.items() if v is not None})
-        guard = run_guard(settings, journal, no_journal, lock_file)
-        check_run_outputs(
-            html=html, profile_list=profile_list, script=script, plan_out=plan_out, guard=None if dry_run else guard,
-            settings=settings, journal=journal, lock_file=lock_file,
+        change = change_run(
+            settings, dry_run=dry_run, journal=journal, no_journal=no_journal, lock_file=lock_file, html=html,
+            profile_list=consent.profile_list, script=script, plan_out=plan_out,
             extra=(given_or_configured("--report", report, "reapply.report", settings.reapply.report),
                    given_or_configured("--metrics-file", metrics_file, "reapply.metrics_file",
                                        settings.reapply.metrics_file)))
-        if no_journal and not dry_run:
-            err(f"warning: {NO_JOURNAL_NOTE}")
-        reapply_settings = guard.settings(reapply_settings)
+        reapply_settings = change.settings(reapply_settings)
         job = ReapplyJob(
             connection, wanted.trustees, wanted.mailboxes, wanted_selectors, settings.exclude, reapply_settings,
             prune=prune, prune_unowned=prune and (prune_unowned or reapply_settings.prune_unowned), dry_run=dry_run,
-            force=force, automapping_unsupported_ok=accept_automapping or automapping_unsupported_ok,
+            force=force, automapping_unsupported_ok=consent.accept_automapping,
             sources=wanted.sources,
         )
-        profile = profile_for(wanted.trustees, profile_list, dry_run, reapply_settings.report)
+        profile = profile_for(wanted.trustees, consent.profile_list, dry_run, reapply_settings.report)
         capture = PlanCapture(connection) if plan_out is not None else None
         planned = capture if capture is not None else (
             confirmation.hook(removals_question("reapply --prune --prune-unowned (explicit grants provisioner did not "
@@ -284,11 +244,12 @@ def reapply(
             if prune and not dry_run else None)
         check_connection_settings(connection)
         password = resolve_password(connection)
-        with guard.held() if not dry_run else nullcontext():
+        with change.locked():
             with progress_factory() as progress:
                 result = run_reapply(job, password=password, progress=progress,
                                      hooks=Hooks(planned, profile=profile))
             write_reapply_outputs(result, reapply_settings, None, None)
+        change.recorded(result)
         for note in result.notes:
             err(f"note: {note}")
         if capture is not None and plan_out is not None and result.refused is None:
@@ -296,7 +257,7 @@ def reapply(
         else:
             emit_script(result, script)
         present(result, output_format, html)
-        emit_profile(profile, profile_list)
+        emit_profile(profile, consent.profile_list)
         err(f"run {result.run_id}: " + summary_line(result))
         if result.refused is not None:
             err(f"error: {result.refused}")

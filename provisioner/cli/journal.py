@@ -2,47 +2,31 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from typing import Annotated, Any
 
 import typer
 
 from provisioner.cli.apps import journal_app
-from provisioner.cli.common import (
-    check_output,
-    check_run_outputs,
-    connection_of,
-    discover,
-    edge,
-    emit_profile,
-    emit_script,
-    err,
-    present,
-    profile_for,
-    progress_factory,
-    readable_journal,
-    run_guard,
-    summary_line,
-)
+from provisioner.cli.common import check_output, connection_of, discover, edge, err, readable_journal
 from provisioner.cli.confirm import Confirmation, removals_question
 from provisioner.cli.options import (
+    CONNECT,
     NO_CONNECTION,
-    AcceptAutomapOpt,
+    NO_CONSENT,
+    NO_REVIEW,
     ConfigOpt,
     ConnectionArgs,
-    DeprecatedAutomapOpt,
-    DryRunOpt,
+    ConsentArgs,
     FormatOpt,
-    HtmlOpt,
     JournalOpt,
     LockFileOpt,
-    OfflineOpt,
-    ProfileListOpt,
-    ReportOpt,
-    ScriptOpt,
-    YesOpt,
+    ReviewArgs,
     connection_options,
+    consent_options,
+    review_options,
 )
+from provisioner.cli.protocol import change_run
+from provisioner.cli.running import emit_profile, emit_script, present, profile_for, progress_factory, summary_line
 from provisioner.errors import InputError
 from provisioner.output import report as reports
 from provisioner.output.records import Rows
@@ -79,23 +63,16 @@ def _plural(count: int, word: str) -> str:
 
 
 @journal_app.command("undo")
-@connection_options("server", "port", "scheme", "auth", "username", "keytab", "principal", "spn_service",
-                    "spn_hostname", "domain_controller", "insecure_lab")
+@connection_options(*CONNECT, "domain_controller", "insecure_lab")
+@review_options
+@consent_options
 def journal_undo(
     run_id: Annotated[str, typer.Argument(help="The run to undo (see 'provisioner journal list')")],
     config: ConfigOpt = None,
     journal: JournalOpt = None,
-    dry_run: DryRunOpt = False,
-    offline: OfflineOpt = False,
-    script: ScriptOpt = None,
-    report: ReportOpt = None,
-    output_format: FormatOpt = None,
-    html: HtmlOpt = None,
+    review: ReviewArgs = NO_REVIEW,
     connection_args: ConnectionArgs = NO_CONNECTION,
-    accept_automapping: AcceptAutomapOpt = False,
-    automapping_unsupported_ok: DeprecatedAutomapOpt = False,
-    yes: YesOpt = False,
-    profile_list: ProfileListOpt = None,
+    consent: ConsentArgs = NO_CONSENT,
     lock_file: LockFileOpt = None,
 ) -> None:
     """Reverse what a run changed, newest first, reading the current state first: only what still needs reversing
@@ -103,17 +80,17 @@ def journal_undo(
     terminal)."""
     from provisioner.runs.undo import run_undo, scope
 
+    dry_run, offline, script, report = review.dry_run, review.offline, review.script, review.report
     with edge():
-        check_output(output_format, dry_run, script)
+        check_output(review.output_format, dry_run, script)
         settings = discover(config)
         connection = connection_of(settings, connection_args)
         path = readable_journal(journal_of(settings, journal), journal is not None)
-        guard = run_guard(settings, path, lock_file=lock_file)
         run = scope(path, run_id)
-        profile = profile_for(run.trustees, profile_list, dry_run, report)
-        check_run_outputs(report=report, html=html, profile_list=profile_list, script=script,
-                          guard=None if dry_run else guard, settings=settings, journal=journal, lock_file=lock_file)
-        confirmation = Confirmation.from_terminal(yes)
+        profile = profile_for(run.trustees, consent.profile_list, dry_run, report)
+        change = change_run(settings, dry_run=dry_run, journal=journal, lock_file=lock_file, reads=path, report=report,
+                            html=review.html, profile_list=consent.profile_list, script=script)
+        confirmation = Confirmation.from_terminal(consent.yes)
         if not dry_run and run.removes:  # an undo that can only grant again asks nothing
             confirmation.require("journal undo")
         if offline and not dry_run:
@@ -123,15 +100,17 @@ def journal_undo(
             check_connection_settings(connection)
             password = resolve_password(connection)
         planned = confirmation.hook(removals_question(f"undo {run_id}")) if not dry_run else None
-        with guard.held() if not dry_run else nullcontext(), progress_factory() as progress:
-            result = run_undo(path, run_id, connection, guard.settings(settings.reapply), dry_run=dry_run,
-                              offline=offline, password=password,
-                              automapping_unsupported_ok=accept_automapping or automapping_unsupported_ok,
-                              progress=progress, hooks=Hooks(planned, profile=profile))
+        with change.locked():
+            with progress_factory() as progress:
+                result = run_undo(path, run_id, connection, change.settings(settings.reapply), dry_run=dry_run,
+                                  offline=offline, password=password,
+                                  automapping_unsupported_ok=consent.accept_automapping,
+                                  progress=progress, hooks=Hooks(planned, profile=profile))
+            if report is not None:
+                reports.write_report(result, report)
+        change.recorded(result)
         emit_script(result, script)
-        if report is not None:
-            reports.write_report(result, report)
-        present(result, output_format, html)
-        emit_profile(profile, profile_list)
+        present(result, review.output_format, review.html)
+        emit_profile(profile, consent.profile_list)
         err(summary_line(result))
         raise typer.Exit(int(result.exit_code))

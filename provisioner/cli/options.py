@@ -112,6 +112,11 @@ class ConnectionArgs:
 
 NO_CONNECTION = ConnectionArgs()
 
+#: The options that reach a server: every command that connects takes them (and then those of its own).
+CONNECT = ("server", "port", "scheme", "auth", "username", "keytab", "principal", "spn_service", "spn_hostname")
+#: How a run reads and writes in batches (commands that read targets in bulk).
+BATCHES = ("mode", "batch_size", "read_batch_size", "parallel")
+
 
 # option (parameter) name -> (the [connection] key it overrides, its Annotated type, its default)
 CONNECTION_OPTIONS: dict[str, tuple[str, Any, Any]] = {
@@ -181,6 +186,63 @@ def target_options(command: Callable[..., None]) -> Callable[..., None]:
     return option_group("targets", TARGET_OPTIONS, lambda given: TargetArgs(**given))(command)
 
 
+@dataclass(frozen=True)
+class ReviewArgs:
+    """What a changing command writes for review: ``--dry-run`` (``--offline``: without connecting) and its
+    ``--script``, the ``--report``, the items on stdout (``--format``) and the ``--html`` page."""
+
+    dry_run: bool = False
+    offline: bool = False
+    script: Path | None = None
+    report: Path | None = None
+    output_format: str | None = None
+    html: Path | None = None
+
+
+NO_REVIEW = ReviewArgs()
+REVIEW_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "dry_run": (DryRunOpt, False),
+    "offline": (OfflineOpt, False),
+    "script": (ScriptOpt, None),
+    "report": (ReportOpt, None),
+    "output_format": (FormatOpt, None),
+    "html": (HtmlOpt, None),
+}
+
+
+def review_options(command: Callable[..., None]) -> Callable[..., None]:
+    """A changing command's review options, written once (in the place of its ``review: ReviewArgs``)."""
+    return option_group("review", REVIEW_OPTIONS, lambda given: ReviewArgs(**given))(command)
+
+
+@dataclass(frozen=True)
+class ConsentArgs:
+    """What the admin accepts for a changing run: grants automapped on a server without -AutoMapping
+    (``--accept-automapping``), removals without a terminal to confirm them (``--yes``), and the MAPI-profile list it
+    wants (``--profile-list``)."""
+
+    accept_automapping: bool = False
+    yes: bool = False
+    profile_list: Path | None = None
+
+
+NO_CONSENT = ConsentArgs()
+CONSENT_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "accept_automapping": (AcceptAutomapOpt, False),
+    "automapping_unsupported_ok": (DeprecatedAutomapOpt, False),
+    "yes": (YesOpt, False),
+    "profile_list": (ProfileListOpt, None),
+}
+
+
+def consent_options(command: Callable[..., None]) -> Callable[..., None]:
+    """A changing command's consent options, written once (in the place of its ``consent: ConsentArgs``); the
+    deprecated ``--automapping-unsupported-ok`` counts as ``--accept-automapping``."""
+    return option_group("consent", CONSENT_OPTIONS, lambda given: ConsentArgs(
+        given["accept_automapping"] or given["automapping_unsupported_ok"], given["yes"], given["profile_list"]))(
+        command)
+
+
 def option_group(placeholder: str, table: Mapping[str, tuple[Any, Any]],
                  make: Callable[[dict[str, Any]], Any]) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Options written once for many commands: the options of ``table`` (name -> (Annotated type, default), in that
@@ -199,7 +261,7 @@ def option_group(placeholder: str, table: Mapping[str, tuple[Any, Any]],
 
         @functools.wraps(command)
         def with_group(**values: Any) -> None:
-            given = {name: values.pop(name) for name in table}
+            given = {name: values.pop(name, default) for name, (_, default) in table.items()}  # hidden: default
             command(**{placeholder: make(given)}, **values)
 
         with_group.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]

@@ -8,14 +8,9 @@ from typing import Annotated
 import typer
 
 from provisioner.cli.apps import app
-from provisioner.cli.common import (
-    check_output,
-    connection_of,
-    discover,
-    edge,
-    err,
-)
+from provisioner.cli.common import check_output, connection_of, discover, edge, err
 from provisioner.cli.options import (
+    CONNECT,
     NO_CONNECTION,
     AdminOpt,
     ConfigOpt,
@@ -35,8 +30,7 @@ LAB_MISSING = (f"error: the lab's dependencies are not installed: pip install '{
 
 
 @app.command()
-@connection_options("server", "port", "scheme", "auth", "username", "keytab", "principal", "spn_service",
-                    "spn_hostname", "mode", "insecure_lab")
+@connection_options(*CONNECT, "mode", "insecure_lab")
 def check(
     config: ConfigOpt = None,
     connection_args: ConnectionArgs = NO_CONNECTION,

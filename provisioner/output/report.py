@@ -15,9 +15,7 @@ from provisioner.output import metrics
 from provisioner.output.records import Rows
 from provisioner.output.runlog import RUN
 from provisioner.output.summary import Summary, attention_first
-from provisioner.runs.mapi_profile import CSV_FIELDS as PROFILE_FIELDS
-from provisioner.runs.mapi_profile import ProfileEntry
-from provisioner.runs.result import RunResult
+from provisioner.runs.result import PROFILE_FIELDS, ProfileEntry, RunResult
 from provisioner.version import commit
 
 

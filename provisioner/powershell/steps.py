@@ -104,19 +104,8 @@ def piped(step: Step) -> Command:
 
 def grant(item: PlanItem, options: StepOptions) -> Step:
     """``Add-MailboxPermission -Identity M -User T -AccessRights FullAccess -InheritanceType All -AutoMapping:b``."""
-    return Step(
-        Bare(cmdlets.ADD_PERMISSION.name),
-        _parameters(
-            ("Identity", item.mailbox.value),
-            ("User", item.trustee.identity.value),
-            ("AccessRights", FULL_ACCESS),
-            ("InheritanceType", INHERIT_ALL),
-            *((("AutoMapping", item.trustee.automapping),) if options.automapping else ()),
-            options=options,
-        ),
-        item.mailbox,
-        item.trustee,
-    )
+    automapping = (("AutoMapping", item.trustee.automapping),) if options.automapping else ()
+    return _full_access(cmdlets.ADD_PERMISSION, item, options, *automapping)
 
 
 def revoke(item: PlanItem, options: StepOptions) -> Step:
@@ -124,14 +113,20 @@ def revoke(item: PlanItem, options: StepOptions) -> Step:
 
     ``-Confirm:$false`` is required: the cmdlet's ConfirmImpact is High, and a remote pipeline cannot prompt.
     """
+    return _full_access(cmdlets.REMOVE_PERMISSION, item, options, ("Confirm", False))
+
+
+def _full_access(cmdlet: cmdlets.Cmdlet, item: PlanItem, options: StepOptions, *more: tuple[str, Value]) -> Step:
+    """``cmdlet -Identity M -User T -AccessRights FullAccess -InheritanceType All`` and ``more``: a grant or a
+    removal of one item's Full Access."""
     return Step(
-        Bare(cmdlets.REMOVE_PERMISSION.name),
+        Bare(cmdlet.name),
         _parameters(
             ("Identity", item.mailbox.value),
             ("User", item.trustee.identity.value),
             ("AccessRights", FULL_ACCESS),
             ("InheritanceType", INHERIT_ALL),
-            ("Confirm", False),
+            *more,
             options=options,
         ),
         item.mailbox,

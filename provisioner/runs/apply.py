@@ -27,8 +27,8 @@ from provisioner.engine.trustees import verify_trustees
 from provisioner.errors import ExitCode, ProvisionerError
 from provisioner.inputs.config import Connection, RunSettings
 from provisioner.powershell.steps import StepOptions
-from provisioner.runs.context import NO_HOOKS, FactsCheck, Hooks, RunSpec, open_run
-from provisioner.runs.jobs import cmdlets, new_run_id, required, step_options
+from provisioner.runs.context import NO_HOOKS, Hooks, RunSpec, new_run_id, open_run
+from provisioner.runs.needs import FactsCheck, cmdlets, required, step_options
 from provisioner.runs.planfile import TENANT, SavedPlan, server_facts
 from provisioner.runs.result import Job, RunResult
 from provisioner.runs.script import plan_script

@@ -8,12 +8,13 @@ makes their :class:`~provisioner.runs.result.RunResult`, complete (run id, lost 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from provisioner.domain.model import Outcome, Plan
+from provisioner.domain.model import ErrorInfo, ItemState, Outcome, Plan, PlanItem, Result
 from provisioner.engine.apply import Engine, ProgressFactory
 from provisioner.engine.journal import Journal
 from provisioner.engine.reconcile import reconcile
@@ -21,13 +22,11 @@ from provisioner.errors import ConnectionFailure, ExitCode, ProvisionerError
 from provisioner.inputs.config import Connection, RunSettings
 from provisioner.powershell.steps import StepOptions
 from provisioner.runs.mapi_profile import ProfileList
+from provisioner.runs.needs import FactsCheck, step_options
 from provisioner.runs.result import Job, RunResult
+from provisioner.runs.script import plan_script
 from provisioner.transport.runner import TransportLost
 from provisioner.transport.session import PoolFactory, SessionLike, open_session
-
-FactsCheck = Callable[[SessionLike], StepOptions]
-"""The facts check of a run: its step options for the session's server, or an error (nothing sent) when the server
-or account cannot carry the run out."""
 
 
 @dataclass(frozen=True)
@@ -165,3 +164,26 @@ def open_run(
     finally:
         if session is None:
             active.close()
+
+
+def lost_run(job: Job, started: datetime, finished: datetime, reason: str, notes: Sequence[str] = (),
+             run_id: str | None = None) -> RunResult:
+    """A run whose session was lost for good before the plan was known: every item unknown (exit 4)."""
+    lost = ErrorInfo(reason, category="ConnectionError")
+    items = tuple(PlanItem(mailbox, trustee, ItemState.UNKNOWN, lost.message, lost)
+                  for mailbox in job.mailboxes for trustee in job.trustees)
+    plan = Plan(job.action, items, job.trustees, observed=False)
+    outcomes = [Outcome(i.mailbox, i.trustee, Result.UNKNOWN, lost.message, lost) for i in plan.items]
+    options = step_options(job.connection, None, job.automapping_unsupported_ok)
+    return RunResult(job, plan, outcomes, started, finished, dry_run_script(job, plan, options, finished),
+                     list(notes), run_id, lost=reason)  # each item says why
+
+
+def new_run_id(prefix: str = "") -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
+    return f"{prefix}-{stamp}" if prefix else stamp
+
+
+def dry_run_script(job: Job, plan: Plan, options: StepOptions, finished: datetime) -> str | None:
+    """A dry-run's script (None: not a dry-run)."""
+    return plan_script(plan, options, job.connection, now=finished) if job.dry_run else None

@@ -1,5 +1,5 @@
 """grant, revoke and audit, start to end: read (observe), plan, then apply or stop before applying (dry-run), in
-the run context every verb shares (:func:`provisioner.runs.context.open_run`); what each run needs of the server.
+the run context every verb shares (:func:`provisioner.runs.context.open_run`).
 
 Dry-run is "stop before executing": the same plan and the same steps are rendered instead of sent. Every (mailbox,
 trustee) of the plan ends with exactly one outcome, including when the session breaks mid-run (the unfinished items
@@ -8,84 +8,21 @@ are reported unknown, never dropped).
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from provisioner.domain import planner
-from provisioner.domain.model import (
-    Action,
-    ErrorInfo,
-    ItemState,
-    Outcome,
-    Plan,
-    PlanItem,
-    Result,
-    Trustee,
-)
+from provisioner.domain.model import Action
 from provisioner.domain.outcomes import unchanged_outcome
 from provisioner.engine.apply import ProgressFactory
 from provisioner.engine.journal import Journal
 from provisioner.engine.trustees import verify_trustees
-from provisioner.inputs.config import Connection, RunSettings
-from provisioner.powershell import cmdlets as table
-from provisioner.powershell.steps import StepOptions
-from provisioner.runs.context import NO_HOOKS, FactsCheck, Hooks, Lost, RunSpec, open_run
+from provisioner.inputs.config import RunSettings
+from provisioner.runs.context import NO_HOOKS, Hooks, Lost, RunSpec, dry_run_script, lost_run, new_run_id, open_run
+from provisioner.runs.needs import cmdlets, needs, step_options
 from provisioner.runs.result import Job, RunResult
-from provisioner.runs.script import plan_script
-from provisioner.transport.facts import AUTOMAPPING_HINT, MissingCapability, ServerFacts, refuse_missing
 from provisioner.transport.psrp.connect import open_pool
 from provisioner.transport.session import PoolFactory, SessionLike
-
-GRANTING = table.ADD_PERMISSION.runs  # the runs that may grant
-
-
-def step_options(
-    connection: Connection, facts: ServerFacts | None, automapping_unsupported_ok: bool, action: Action = Action.GRANT,
-    trustees: Sequence[Trustee] = (),
-) -> StepOptions:
-    """How this run's steps are built, from the connection and the server facts (None: offline, nothing known).
-
-    A server without -AutoMapping (Exchange 2010 before SP2, or an RBAC role without it) automaps every grant; a
-    run that grants is refused unless the admin accepts that (``--accept-automapping``); then -AutoMapping is left
-    out of every grant, visibly in the reviewed script too. A run whose ``trustees`` all asked for automapping gets
-    what it asked for there, so it is not refused.
-    """
-    automapping = True
-    if facts is not None and not facts.has_parameter("Add-MailboxPermission", "AutoMapping"):
-        wants_off = not trustees or any(not trustee.automapping for trustee in trustees)
-        if not automapping_unsupported_ok and action in GRANTING and wants_off:
-            raise MissingCapability(AUTOMAPPING_HINT)
-        automapping = False
-    return StepOptions(domain_controller=connection.domain_controller, automapping=automapping)
-
-
-def required(action: Action, options: StepOptions, piping: bool) -> dict[str, set[str]]:
-    """The cmdlets and parameters a run of ``action`` will send (checked against the facts before any is sent)."""
-    return table.required(action, piping=piping, domain_controller=bool(options.domain_controller),
-                          automapping=options.automapping)
-
-
-def cmdlets(action: Action) -> tuple[str, ...]:
-    """The cmdlets a run of ``action`` may send (whose metadata its session reads): reapply resolves selectors
-    (Get-DistributionGroupMember) too."""
-    return table.run_cmdlets(action)
-
-
-def prepare(
-    session: SessionLike, action: Action, connection: Connection, automapping_unsupported_ok: bool,
-    trustees: Sequence[Trustee] = (),
-) -> StepOptions:
-    """Step options for this session's server, after refusing a run the server or account cannot carry out."""
-    options = step_options(connection, session.facts, automapping_unsupported_ok, action, trustees)
-    refuse_missing(session.facts, required(action, options, session.runner.piping))
-    return options
-
-
-def needs(action: Action, connection: Connection, automapping_unsupported_ok: bool,
-          trustees: Sequence[Trustee] = ()) -> FactsCheck:
-    """The facts check of a run of ``action``: :func:`prepare` on the run's session."""
-    return lambda session: prepare(session, action, connection, automapping_unsupported_ok, trustees)
 
 
 def run(
@@ -107,7 +44,7 @@ def run(
         options = step_options(job.connection, None, job.automapping_unsupported_ok)
         finished = now()
         return RunResult(job, plan, [unchanged_outcome(item) for item in plan.items], started, finished,
-                         _script(job, plan, options, finished))
+                         dry_run_script(job, plan, options, finished))
     settings = settings or RunSettings()
     changing = not job.dry_run and job.action is not Action.AUDIT
     spec = RunSpec(job.connection, cmdlets(job.action),
@@ -131,27 +68,4 @@ def run(
         return lost_run(job, started, now(), lost.reason, lost.notes)
     finished = now()
     return context.result(job, plan, outcomes, started, finished=finished,
-                          script=_script(job, plan, context.options, finished))
-
-
-def lost_run(job: Job, started: datetime, finished: datetime, reason: str, notes: Sequence[str] = (),
-             run_id: str | None = None) -> RunResult:
-    """A run whose session was lost for good before the plan was known: every item unknown (exit 4)."""
-    lost = ErrorInfo(reason, category="ConnectionError")
-    items = tuple(PlanItem(mailbox, trustee, ItemState.UNKNOWN, lost.message, lost)
-                  for mailbox in job.mailboxes for trustee in job.trustees)
-    plan = Plan(job.action, items, job.trustees, observed=False)
-    outcomes = [Outcome(i.mailbox, i.trustee, Result.UNKNOWN, lost.message, lost) for i in plan.items]
-    options = step_options(job.connection, None, job.automapping_unsupported_ok)
-    return RunResult(job, plan, outcomes, started, finished, _script(job, plan, options, finished),
-                     list(notes), run_id, lost=reason)  # each item says why
-
-
-def new_run_id(prefix: str = "") -> str:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
-    return f"{prefix}-{stamp}" if prefix else stamp
-
-
-def _script(job: Job, plan: Plan, options: StepOptions, finished: datetime) -> str | None:
-    """A dry-run's script (None: not a dry-run)."""
-    return plan_script(plan, options, job.connection, now=finished) if job.dry_run else None
+                          script=dry_run_script(job, plan, context.options, finished))

@@ -17,41 +17,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from provisioner.domain.model import Identity, Outcome, Result, Trustee
+from provisioner.domain.model import Outcome, Result, Trustee
 from provisioner.domain.wording import counted
 from provisioner.engine.apply import Engine
 from provisioner.engine.resolve import MailboxRef
 from provisioner.errors import InputError
+from provisioner.runs.result import ProfileEntry
 from provisioner.transport.runner import TransportLost
 
 ADMIN_ROLE = "admin-user"
 RUN_CHANGES: Mapping[Result, str] = {Result.GRANTED: "add", Result.REMOVED: "remove"}
 AUDIT_CHANGES: Mapping[Result, str] = {Result.PRESENT: "present"}
-AUTOMAPPED_NOTE = "AutoMapping on: Outlook adds it by Autodiscover; do not also add it to the profile (KB 981245)"
-CSV_FIELDS = ("change", "display_name", "primary_smtp_address", "legacy_exchange_dn", "mailbox", "admin_user",
-              "automapping", "note")
-
-
-@dataclass(frozen=True)
-class ProfileEntry:
-    change: str  # "add", "remove" or (audit --for-profile) "present"
-    mailbox: Identity  # as the run named it
-    trustee: Trustee
-    display_name: str = ""
-    primary_smtp: str = ""
-    legacy_dn: str = ""
-    note: str = ""  # e.g. why the names could not be read
-
-    def record(self) -> dict[str, str]:
-        note = self.note or (AUTOMAPPED_NOTE if self.trustee.automapping and self.change != "remove" else "")
-        return {
-            "change": self.change, "display_name": self.display_name, "primary_smtp_address": self.primary_smtp,
-            "legacy_exchange_dn": self.legacy_dn, "mailbox": self.mailbox.value,
-            "admin_user": self.trustee.identity.value, "automapping": str(self.trustee.automapping).lower(),
-            "note": note,
-        }
-
-
 def admin_users(trustees: Sequence[Trustee]) -> tuple[Trustee, ...]:
     return tuple(trustee for trustee in trustees if trustee.role == ADMIN_ROLE)
 

@@ -46,8 +46,8 @@ from provisioner.engine.resolve import MailboxRef, Resolver
 from provisioner.engine.trustees import verify_trustees
 from provisioner.errors import ExitCode, ProvisionerError
 from provisioner.inputs.config import Connection, RunSettings, Selector
-from provisioner.runs.context import NO_HOOKS, Hooks, Lost, RunSpec, open_run
-from provisioner.runs.jobs import cmdlets, lost_run, needs, new_run_id
+from provisioner.runs.context import NO_HOOKS, Hooks, Lost, RunSpec, lost_run, new_run_id, open_run
+from provisioner.runs.needs import cmdlets, needs
 from provisioner.runs.result import Job, RunResult
 from provisioner.runs.script import plan_script
 from provisioner.transport.psrp.connect import open_pool

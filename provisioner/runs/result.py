@@ -1,5 +1,6 @@
-"""What a run was asked to do (:class:`Job`) and what it found and did (:class:`RunResult`): the one record every
-output (terminal, reports, HTML, metrics) reads. A RunResult is complete when a run returns it, and frozen: nothing
+"""What a run was asked to do (:class:`Job`) and what it found and did (:class:`RunResult`, with the admin-console
+user's MAPI-profile changes as :class:`ProfileEntry`): the one record every output (terminal, reports, HTML,
+metrics) reads. A RunResult is complete when a run returns it, and frozen: nothing
 is added to it afterwards."""
 
 from __future__ import annotations
@@ -7,14 +8,34 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from provisioner.domain.model import PROBLEM_RESULTS, Action, Identity, ItemState, Outcome, Plan, Trustee
 from provisioner.errors import ExitCode, ProvisionerError, SessionLostForGood
 from provisioner.inputs.config import Connection
 
-if TYPE_CHECKING:
-    from provisioner.runs.mapi_profile import ProfileEntry
+AUTOMAPPED_NOTE = "AutoMapping on: Outlook adds it by Autodiscover; do not also add it to the profile (KB 981245)"
+PROFILE_FIELDS = ("change", "display_name", "primary_smtp_address", "legacy_exchange_dn", "mailbox", "admin_user",
+                  "automapping", "note")
+
+
+@dataclass(frozen=True)
+class ProfileEntry:
+    change: str  # "add", "remove" or (audit --for-profile) "present"
+    mailbox: Identity  # as the run named it
+    trustee: Trustee
+    display_name: str = ""
+    primary_smtp: str = ""
+    legacy_dn: str = ""
+    note: str = ""  # e.g. why the names could not be read
+
+    def record(self) -> dict[str, str]:
+        note = self.note or (AUTOMAPPED_NOTE if self.trustee.automapping and self.change != "remove" else "")
+        return {
+            "change": self.change, "display_name": self.display_name, "primary_smtp_address": self.primary_smtp,
+            "legacy_exchange_dn": self.legacy_dn, "mailbox": self.mailbox.value,
+            "admin_user": self.trustee.identity.value, "automapping": str(self.trustee.automapping).lower(),
+            "note": note,
+        }
 
 
 @dataclass(frozen=True)
@@ -41,7 +62,7 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
     run_id: str | None = None  # the id the journal (or the scheduled job's report) names this run by
     refused: ProvisionerError | None = None  # the run refused to apply (e.g. too many changes)
-    # the admin-console user's MAPI-profile changes (provisioner.runs.mapi_profile)
+    # the admin-console user's MAPI-profile changes (ProfileEntry; provisioner.runs.mapi_profile lists them)
     profile: tuple[ProfileEntry, ...] = ()
     lost: str | None = None  # the session was lost for good (Engine.lost): exit 4, unknown items in the report
 

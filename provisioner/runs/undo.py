@@ -29,7 +29,7 @@ from provisioner.errors import InputError, ProvisionerError
 from provisioner.inputs.config import Connection, RunSettings
 from provisioner.powershell import steps as step_builders
 from provisioner.runs.context import NO_HOOKS, Hooks, RunSpec, open_run
-from provisioner.runs.jobs import cmdlets, needs
+from provisioner.runs.needs import cmdlets, needs
 from provisioner.runs.result import Job, RunResult
 from provisioner.runs.script import plan_script
 from provisioner.transport.psrp.connect import open_pool
