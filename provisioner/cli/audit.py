@@ -33,11 +33,12 @@ from provisioner.cli.options import (
     connection_options,
     target_options,
 )
-from provisioner.cli.running import execute, present, summary_line
+from provisioner.cli.running import after_run, present, progress_factory, summary_line
 from provisioner.domain.model import Action
 from provisioner.output import metrics
 from provisioner.output.report import profile_rows
 from provisioner.runs.context import Hooks
+from provisioner.runs.jobs import run
 from provisioner.runs.mapi_profile import AUDIT_CHANGES, ProfileList, require_admin
 from provisioner.runs.result import Job
 
@@ -77,7 +78,10 @@ def audit(
             require_admin(wanted.trustees, "--for-profile")
             profile = ProfileList(AUDIT_CHANGES)
         job = Job(Action.AUDIT, wanted.mailboxes, wanted.trustees, connection, sources=wanted.sources)
-        result = execute(job, report, hooks=Hooks(profile=profile), password=credentials(job))
+        password = credentials(job)
+        with progress_factory() as progress:
+            result = run(job, password=password, progress=progress, hooks=Hooks(profile=profile))
+        after_run(result, report)
         if profile is not None:  # the MAPI profile's list instead of the items (the report and --html keep those)
             if html is not None:
                 present(result, None, html)

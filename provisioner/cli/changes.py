@@ -51,9 +51,9 @@ from provisioner.cli.options import (
 )
 from provisioner.cli.protocol import change_run
 from provisioner.cli.running import (
+    after_run,
     emit_profile,
     emit_script,
-    execute,
     present,
     profile_for,
     progress_factory,
@@ -64,8 +64,9 @@ from provisioner.domain.model import Action
 from provisioner.errors import InputError
 from provisioner.inputs.config import RunSettings
 from provisioner.inputs.desired import TrusteeOptions
-from provisioner.runs.apply import PlanCapture
 from provisioner.runs.context import Hooks
+from provisioner.runs.jobs import run
+from provisioner.runs.planfile import PlanCapture
 from provisioner.runs.result import Job
 from provisioner.transport.psrp.connect import check_connection_settings, resolve_password
 
@@ -108,8 +109,10 @@ def _change_command(
             confirmation.hook(removals_question("revoke")) if action is Action.REVOKE and not dry_run else None)
         password = credentials(job)
         with change.locked():
-            result = execute(job, report, change.settings(settings.reapply), Hooks(planned, profile=profile),
-                             password)
+            with progress_factory() as progress:
+                result = run(job, password=password, progress=progress, settings=change.settings(settings.reapply),
+                             hooks=Hooks(planned, profile=profile))
+            after_run(result, report)
         change.recorded(result)
         if capture is not None and plan_out is not None:
             save_plan(capture, plan_out, script)

@@ -15,15 +15,12 @@ from provisioner.domain.text import escaped
 from provisioner.domain.wording import counted
 from provisioner.engine.apply import ProgressFactory
 from provisioner.errors import InputError, ProvisionerError
-from provisioner.inputs.config import RunSettings
 from provisioner.output import report as reports
 from provisioner.output.report import SCRIPT_ENCODING, write_private
 from provisioner.output.runlog import RUN
-from provisioner.runs.apply import PlanCapture
-from provisioner.runs.context import Hooks
-from provisioner.runs.jobs import run
 from provisioner.runs.mapi_profile import ProfileList, admin_users, require_admin
-from provisioner.runs.result import Job, RunResult
+from provisioner.runs.planfile import PlanCapture
+from provisioner.runs.result import RunResult
 
 
 def summary_line(result: RunResult) -> str:
@@ -57,17 +54,14 @@ def present(result: RunResult, output_format: str | None, html: Path | None) -> 
         output.present(result, output_format)
 
 
-def execute(job: Job, report: Path | None, settings: RunSettings | None = None,
-             hooks: Hooks | None = None, password: str | None = None) -> RunResult:
-    with progress_factory() as progress:
-        result = run(job, password=password, progress=progress, settings=settings, hooks=hooks or Hooks())
+def after_run(result: RunResult, report: Path | None) -> None:
+    """A grant, revoke or audit run's notes and lost session on stderr, and its report."""
     for note in result.notes:
         err(f"warning: {note}")
     if result.lost is not None:  # exit 4 (RunResult.exit_code), after the outcomes and with the report written
         err(f"error: {result.lost}")
     if report is not None:
         reports.write_report(result, report)
-    return result
 
 
 def profile_for(trustees: tuple[Trustee, ...], path: Path | None, dry_run: bool, *shown_in: Path | None
@@ -95,7 +89,7 @@ def emit_profile(profile: ProfileList | None, path: Path | None) -> None:
 
 def save_plan(capture: PlanCapture, out: Path, script: Path | None) -> None:
     """Write the saved plan and its review script (owner-only), and say how to apply it."""
-    from provisioner.runs.apply import review_script
+    from provisioner.runs.planfile import review_script
 
     saved = capture.saved
     if saved is None:  # the run stopped before planning (e.g. the session was lost): nothing to save

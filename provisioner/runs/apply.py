@@ -22,7 +22,6 @@ from provisioner.domain.outcomes import unchanged_outcome
 from provisioner.domain.text import escaped
 from provisioner.engine.apply import Engine, ProgressFactory
 from provisioner.engine.journal import Journal, applied_by_plan
-from provisioner.engine.resolve import MailboxRef
 from provisioner.engine.trustees import verify_trustees
 from provisioner.errors import ExitCode, ProvisionerError
 from provisioner.inputs.config import Connection, RunSettings
@@ -31,7 +30,6 @@ from provisioner.runs.context import NO_HOOKS, Hooks, RunSpec, new_run_id, open_
 from provisioner.runs.needs import FactsCheck, cmdlets, required, step_options
 from provisioner.runs.planfile import TENANT, SavedPlan, server_facts
 from provisioner.runs.result import Job, RunResult
-from provisioner.runs.script import plan_script
 from provisioner.transport.facts import refuse_missing
 from provisioner.transport.psrp.connect import open_pool
 from provisioner.transport.session import PoolFactory, SessionLike
@@ -244,26 +242,3 @@ def _applied_before(moved: list[Moved], journal: Journal | None, digest: str) ->
 def _moved_outcome(entry: Moved) -> Outcome:
     outcome = unchanged_outcome(entry.now)
     return replace(outcome, detail=f"not applied, changed since the plan: {entry.why}")
-
-
-@dataclass
-class PlanCapture:
-    """The ``planned`` hook of ``provisioner plan``: the run's plan as a :class:`SavedPlan`, with each changed
-    mailbox's GUID read now (one ``ids | Get-Mailbox`` per batch) so that apply can tell it is still the same one."""
-
-    connection: Connection
-    saved: SavedPlan | None = None
-
-    def __call__(self, plan: Plan, engine: Engine) -> None:
-        found = engine.mailboxes(list(dict.fromkeys(item.mailbox for item in plan.items if item.changes)))
-        keys = {mailbox: ref.key for mailbox, ref in found.items() if isinstance(ref, MailboxRef)}
-        self.saved = SavedPlan.of(plan, self.connection, engine.session.facts, engine.options, keys,
-                                  datetime.now(UTC).replace(microsecond=0))
-
-
-def review_script(saved: SavedPlan, connection: Connection) -> str:
-    """The script a reviewer reads for ``saved`` (planned on ``connection``): its changes only, with the plan's
-    digest in the header, and the backend's header (on-prem server, or Exchange Online's Connect-ExchangeOnline)."""
-    options = StepOptions(domain_controller=saved.endpoint.get("domain_controller"), automapping=saved.automapping)
-    plan = saved.plan()
-    return plan_script(plan, options, connection, now=datetime.fromisoformat(saved.created), digest=saved.digest)
