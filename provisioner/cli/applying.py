@@ -25,7 +25,7 @@ from provisioner.cli.options import (
     connection_options,
 )
 from provisioner.cli.protocol import change_run
-from provisioner.cli.running import emit_profile, present, profile_for, progress_factory, summary_line
+from provisioner.cli.running import emit_profile, present, profile_for, progress_factory, say_lost, summary_line
 from provisioner.domain.wording import counted
 from provisioner.errors import InputError
 from provisioner.inputs.config import Connection
@@ -100,6 +100,7 @@ def apply_plan(
                 reports.write_report(result, report)
         for note in result.notes:
             err(f"note: {note}")
+        say_lost(result)
         change.recorded(result)
         present(result, output_format, html)
         emit_profile(profile, profile_list)

@@ -58,6 +58,7 @@ from provisioner.cli.running import (
     profile_for,
     progress_factory,
     save_plan,
+    say_lost,
     summary_line,
 )
 from provisioner.domain.model import Action
@@ -264,8 +265,7 @@ def reapply(
         err(f"run {result.run_id}: " + summary_line(result))
         if result.refused is not None:
             err(f"error: {result.refused}")
-        if result.lost is not None:  # exit 4, with the report and metrics written
-            err(f"error: {result.lost}")
+        say_lost(result)  # exit 4, with the report and metrics written
         raise typer.Exit(int(result.final_exit_code))
 
 

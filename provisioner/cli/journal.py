@@ -26,7 +26,15 @@ from provisioner.cli.options import (
     review_options,
 )
 from provisioner.cli.protocol import change_run
-from provisioner.cli.running import emit_profile, emit_script, present, profile_for, progress_factory, summary_line
+from provisioner.cli.running import (
+    emit_profile,
+    emit_script,
+    present,
+    profile_for,
+    progress_factory,
+    say_lost,
+    summary_line,
+)
 from provisioner.errors import InputError
 from provisioner.output import report as reports
 from provisioner.output.records import Rows
@@ -108,6 +116,7 @@ def journal_undo(
                                   progress=progress, hooks=Hooks(planned, profile=profile))
             if report is not None:
                 reports.write_report(result, report)
+        say_lost(result)
         change.recorded(result)
         emit_script(result, script)
         present(result, review.output_format, review.html)

@@ -58,10 +58,15 @@ def after_run(result: RunResult, report: Path | None) -> None:
     """A grant, revoke or audit run's notes and lost session on stderr, and its report."""
     for note in result.notes:
         err(f"warning: {note}")
-    if result.lost is not None:  # exit 4 (RunResult.exit_code), after the outcomes and with the report written
-        err(f"error: {result.lost}")
+    say_lost(result)
     if report is not None:
         reports.write_report(result, report)
+
+
+def say_lost(result: RunResult) -> None:
+    """A session lost for good (exit 4, :attr:`RunResult.lost`): one error line, the items being in the report."""
+    if result.lost is not None:
+        err(f"error: {result.lost}")
 
 
 def profile_for(trustees: tuple[Trustee, ...], path: Path | None, dry_run: bool, *shown_in: Path | None
