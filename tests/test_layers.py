@@ -13,7 +13,7 @@ is a dependency a reader has to follow. The rules:
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 
@@ -54,11 +54,21 @@ def _targets(name: str, node: ast.Import | ast.ImportFrom) -> Iterator[str]:
 @cache
 def imports() -> dict[str, frozenset[str]]:
     """Each module's provisioner modules, every import statement counted."""
+    return _graph(lambda tree: ast.walk(tree))
+
+
+@cache
+def module_level_imports() -> dict[str, frozenset[str]]:
+    """Each module's provisioner modules imported when it is loaded (the statements at its top level)."""
+    return _graph(lambda tree: iter(tree.body))
+
+
+def _graph(statements: Callable[[ast.Module], Iterator[ast.AST]]) -> dict[str, frozenset[str]]:
     known = modules()
     graph = {}
     for name, path in known.items():
         found = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in statements(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import | ast.ImportFrom):
                 for target in _targets(name, node):
                     while target and target not in known:
@@ -146,24 +156,6 @@ def test_the_contract_sees_what_it_checks() -> None:
 #: imports; every import): they may shrink, not grow. The layers themselves are 9 floors (errors and version share
 #: the lowest); a chain is longer because a layer has levels inside it (a verb on the run context on the engine).
 MAX_MODULE_CHAIN, MAX_CHAIN = 12, 18
-
-
-@cache
-def module_level_imports() -> dict[str, frozenset[str]]:
-    """Each module's provisioner modules imported when it is loaded (the statements at its top level)."""
-    known = modules()
-    graph = {}
-    for name, path in known.items():
-        found = set()
-        for node in ast.parse(path.read_text(encoding="utf-8")).body:
-            if isinstance(node, ast.Import | ast.ImportFrom):
-                for target in _targets(name, node):
-                    while target and target not in known:
-                        target = target.rpartition(".")[0]
-                    if target and target != name:
-                        found.add(target)
-        graph[name] = frozenset(found)
-    return graph
 
 
 def chain(graph: dict[str, frozenset[str]]) -> list[str]:
