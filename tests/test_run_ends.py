@@ -107,3 +107,33 @@ def test_an_output_lost_after_the_changes_is_exit_9_with_the_run_said(lab: Lab, 
     assert "(3 granted)" in stderr and "exit 9" in stderr and "exit 0" not in stderr, stderr
     assert all(lab.engine.directory.has_full_access(target, SERVICE) for target in TARGETS)
     assert (kept / "r.html").is_file(), "an output that could be written was not"
+
+
+def test_a_journal_that_cannot_be_written_mid_run_stops_sending_and_the_report_says_so(lab: Lab,
+                                                                                       tmp_path: Path) -> None:
+    """A change the journal cannot record could be neither undone nor reconciled: once the journal cannot be
+    written, nothing more is sent; what was sent is reported as it is, the rest unknown ("not sent"), exit 1."""
+    config = journaled_config(lab, tmp_path)
+    journal = tmp_path / "journal.jsonl"
+    report = tmp_path / "report.json"
+    lab.server.set_faults(FaultOptions(latency_ms=150))
+    env = {**os.environ, "PROVISIONER_PASSWORD": lab.password}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "provisioner", "grant", "--config", str(config), "--batch-size", "1", "--report",
+         str(report), *lab.cli_args("ntlm")],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and '"kind": "change"' not in (journal.read_text() if journal.exists() else ""):
+        time.sleep(0.01)
+    journal.rename(tmp_path / "journal.saved")
+    journal.mkdir()  # the journal's path can no longer be appended to (EISDIR), as a full disk would refuse it
+    _, stderr = run.communicate(timeout=120)
+    assert "Traceback" not in stderr, stderr
+    assert run.returncode == ExitCode.ITEMS_FAILED, stderr
+    items = {item["mailbox"]: item for item in json.loads(report.read_text(encoding="utf-8"))["items"]}
+    assert set(items) == set(TARGETS)
+    stopped = [m for m, item in items.items() if item["result"] == "unknown"]
+    assert stopped and all(items[m]["detail"].startswith("not sent: cannot write the journal") for m in stopped)
+    for mailbox, item in items.items():  # the report is the lab's state
+        assert lab.engine.directory.has_full_access(mailbox, SERVICE) == (item["result"] == "granted"), item
+    assert "cannot write the journal" in stderr and "nothing more was sent" in stderr, stderr

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from provisioner.domain.model import Identity, Outcome, Result
-from provisioner.errors import InputError
+from provisioner.errors import InputError, ProvisionerError
 from provisioner.powershell.cmdlets import inverse_of
 from provisioner.powershell.steps import Step
 
@@ -56,25 +56,36 @@ def _guid(guids: Mapping[Identity, str] | None, mailbox: Identity) -> dict[str, 
     return {"mailbox_guid": guid} if guid else {}
 
 
+class JournalUnwritable(ProvisionerError):
+    """The journal could not be written (the disk full, its folder gone): the engine sends nothing more, since a
+    change it cannot record could be neither undone nor reconciled."""
+
+
 class Journal:
     """Appends a run's lines. ``plan``: the digest of the saved plan this run applies (on its intent and change
-    lines), so a later apply of the same plan can tell its own earlier changes from drift."""
+    lines), so a later apply of the same plan can tell its own earlier changes from drift. ``broken``: why it
+    could not be written (None: every line was), after a :class:`JournalUnwritable`."""
 
     def __init__(self, path: Path, plan: str | None = None) -> None:
         self.path = path
         self.mark = {"plan": plan} if plan else {}
+        self.broken: str | None = None
 
     def _append(self, records: Iterable[dict[str, Any]]) -> None:
         lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
         if not lines:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            os.write(fd, lines.encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, lines.encode("utf-8"))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            self.broken = self.broken or f"cannot write the journal {self.path}: {exc.strerror or exc}"
+            raise JournalUnwritable(self.broken) from None
 
     @staticmethod
     def _now() -> str:
