@@ -4,7 +4,8 @@ Each batch first writes one ``intent`` line per step, then, once Exchange has an
 step with its outcome and the inverse action. A run killed between the two leaves intents without changes: the
 next run reads them back as *in doubt*, looks at the live state of those pairs and writes ``reconciled`` lines
 (attributed to the run that was killed), so the journal ends up holding exactly the changes that were made.
-A line torn by a crash (no final newline, or not JSON) is ignored when reading.
+A line torn by a crash or a full disk (no final newline, or not JSON) is ignored when reading, and ended before the
+next append so that it costs only itself.
 """
 
 from __future__ import annotations
@@ -77,9 +78,11 @@ class Journal:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                os.write(fd, lines.encode("utf-8"))
+                size = os.fstat(fd).st_size
+                torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"  # a line cut short: it ends here
+                os.write(fd, (b"\n" if torn else b"") + lines.encode("utf-8"))
                 os.fsync(fd)
             finally:
                 os.close(fd)
