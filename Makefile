@@ -32,7 +32,7 @@ kerberos-extra: $(BIN)/provisioner
 test: $(BIN)/provisioner kerberos-extra
 	$(BIN)/ruff check provisioner lab tests benchmarks
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --numprocesses auto --maxprocesses 4 --dist loadfile
 
 # The documentation site (docs/ + mkdocs.yml) into site/; the CLI and configuration references are generated from
 # the code at build time (docs/hooks/reference.py), so they cannot fall behind. --strict: a broken link fails.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import IntEnum
+from pathlib import Path
 
 
 class ExitCode(IntEnum):
@@ -15,6 +16,7 @@ class ExitCode(IntEnum):
     TOO_MANY_CHANGES = 6  # the plan exceeds --max-changes: nothing was applied
     PLAN_DRIFT = 7  # apply: the live state or the server moved since the saved plan was made; nothing was applied
     DECLINED = 8  # the confirmation prompt was answered no: nothing was applied
+    OUTPUT = 9  # the run finished, but a file it was to write (report, HTML, metrics, list, script) could not be
 
 
 class ProvisionerError(Exception):
@@ -49,6 +51,16 @@ class SessionLostForGood(ConnectionFailure):
     """The session broke and could not be reopened within the retries or the run's deadline. The engine does not
     raise it: it returns every outcome (``unknown`` for what is not known) and records the condition
     (``Engine.lost``); the run reports it as this error's exit code (4) after writing the report."""
+
+
+class OutputError(ProvisionerError):
+    """A file the run was to write could not be written (its folder gone, the disk full): the run itself stands."""
+
+    exit_code = ExitCode.OUTPUT
+
+    @classmethod
+    def writing(cls, what: str, path: Path, error: OSError) -> OutputError:
+        return cls(f"cannot write {what} {path}: {error.strerror or error}")
 
 
 class Declined(ProvisionerError):

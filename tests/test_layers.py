@@ -6,13 +6,14 @@ is a dependency a reader has to follow. The rules:
 * a module imports only from its own layer or the layers below it (:data:`LAYERS`, top first); ``errors`` and
   ``version`` are the floor every layer may use;
 * no import cycle between modules, whatever the kind of import;
-* at most 8 modules directly in ``provisioner/``, no module over 500 lines (the issue's targets).
+* at most 8 modules directly in ``provisioner/``, no module over 500 lines (the issue's targets);
+* the layers are 9 floors, and the longest chains of modules may not grow (:data:`MAX_MODULE_CHAIN`).
 """
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 
@@ -53,11 +54,21 @@ def _targets(name: str, node: ast.Import | ast.ImportFrom) -> Iterator[str]:
 @cache
 def imports() -> dict[str, frozenset[str]]:
     """Each module's provisioner modules, every import statement counted."""
+    return _graph(lambda tree: ast.walk(tree))
+
+
+@cache
+def module_level_imports() -> dict[str, frozenset[str]]:
+    """Each module's provisioner modules imported when it is loaded (the statements at its top level)."""
+    return _graph(lambda tree: iter(tree.body))
+
+
+def _graph(statements: Callable[[ast.Module], Iterator[ast.AST]]) -> dict[str, frozenset[str]]:
     known = modules()
     graph = {}
     for name, path in known.items():
         found = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in statements(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import | ast.ImportFrom):
                 for target in _targets(name, node):
                     while target and target not in known:
@@ -139,3 +150,32 @@ def test_the_contract_sees_what_it_checks() -> None:
     graph = imports()
     assert "provisioner.domain.model" in graph["provisioner.engine.apply"]
     assert all(layer(name) is not None for name in graph["provisioner.cli"])
+
+
+#: The longest chains of modules importing each other, as measured when the layers were finished (module-level
+#: imports; every import): they may shrink, not grow. The layers themselves are 9 floors (errors and version share
+#: the lowest); a chain is longer because a layer has levels inside it (a verb on the run context on the engine).
+MAX_MODULE_CHAIN, MAX_CHAIN = 12, 18
+
+
+def chain(graph: dict[str, frozenset[str]]) -> list[str]:
+    """The longest chain of imports in ``graph`` (acyclic: see the cycle test), top first."""
+    longest: dict[str, list[str]] = {}
+
+    def down(node: str) -> list[str]:
+        if node not in longest:
+            below = max((down(target) for target in sorted(graph[node])), key=len, default=[])
+            longest[node] = [node, *below]
+        return longest[node]
+
+    return max((down(node) for node in sorted(graph)), key=len)
+
+
+def test_the_layers_are_nine_floors_and_no_module_chain_grows() -> None:
+    floor = {name: min(layer(name) or 0, LAYERS.index("errors")) for name in modules() if layer(name) is not None}
+    layer_graph = {f"L{level}": frozenset(f"L{floor[t]}" for n in floor if floor[n] == level
+                                           for t in imports()[n] if t in floor and floor[t] != level)
+                   for level in set(floor.values())}
+    assert len(chain(layer_graph)) <= 9, chain(layer_graph)
+    assert len(chain(module_level_imports())) <= MAX_MODULE_CHAIN, " -> ".join(chain(module_level_imports()))
+    assert len(chain(imports())) <= MAX_CHAIN, " -> ".join(chain(imports()))

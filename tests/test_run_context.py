@@ -20,11 +20,11 @@ from provisioner.engine.apply import Engine
 from provisioner.engine.journal import changes_of
 from provisioner.errors import Declined, ExitCode
 from provisioner.inputs.config import Connection, RunSettings
-from provisioner.runs.apply import PlanCapture, connection_for, run_apply
+from provisioner.runs.apply import connection_for, run_apply
 from provisioner.runs.context import NO_HOOKS, Hooks
 from provisioner.runs.jobs import run
 from provisioner.runs.mapi_profile import ADMIN_ROLE, ProfileList
-from provisioner.runs.planfile import SavedPlan
+from provisioner.runs.planfile import PlanCapture, SavedPlan
 from provisioner.runs.reapply import ReapplyJob, run_reapply
 from provisioner.runs.result import Job, RunResult
 from provisioner.runs.undo import run_undo

@@ -25,11 +25,10 @@ from provisioner.cli.options import (
     connection_options,
 )
 from provisioner.cli.protocol import change_run
-from provisioner.cli.running import emit_profile, present, profile_for, progress_factory, summary_line
+from provisioner.cli.running import Finish, profile_for, progress_factory
 from provisioner.domain.wording import counted
 from provisioner.errors import InputError
 from provisioner.inputs.config import Connection
-from provisioner.output import report as reports
 from provisioner.runs.context import Hooks
 from provisioner.transport.psrp.connect import check_connection_settings, resolve_password
 
@@ -96,15 +95,15 @@ def apply_plan(
             with progress_factory() as progress:
                 result = run_apply(saved, connection, change.settings(settings.reapply), password=password,
                                    allow_drift=allow_drift, progress=progress, hooks=Hooks(profile=profile))
-            if report is not None:
-                reports.write_report(result, report)
-        for note in result.notes:
-            err(f"note: {note}")
+            finish = Finish(result)
+            finish.report(report)
+        finish.notes("note")
+        finish.lost()
         change.recorded(result)
-        present(result, output_format, html)
-        emit_profile(profile, profile_list)
-        err(summary_line(result))
-        raise typer.Exit(int(result.exit_code))
+        finish.items(output_format, html)
+        finish.profile(profile, profile_list)
+        finish.summary()
+        finish.exit(result.exit_code)
 
 
 def _same(name: str, given: object, endpoint: dict[str, object]) -> bool:

@@ -16,7 +16,6 @@ from provisioner.cli.common import (
     credentials,
     discover,
     edge,
-    err,
     wanted_from,
 )
 from provisioner.cli.options import (
@@ -33,11 +32,11 @@ from provisioner.cli.options import (
     connection_options,
     target_options,
 )
-from provisioner.cli.running import execute, present, summary_line
+from provisioner.cli.running import Finish, progress_factory
 from provisioner.domain.model import Action
-from provisioner.output import metrics
 from provisioner.output.report import profile_rows
 from provisioner.runs.context import Hooks
+from provisioner.runs.jobs import run
 from provisioner.runs.mapi_profile import AUDIT_CHANGES, ProfileList, require_admin
 from provisioner.runs.result import Job
 
@@ -77,14 +76,19 @@ def audit(
             require_admin(wanted.trustees, "--for-profile")
             profile = ProfileList(AUDIT_CHANGES)
         job = Job(Action.AUDIT, wanted.mailboxes, wanted.trustees, connection, sources=wanted.sources)
-        result = execute(job, report, hooks=Hooks(profile=profile), password=credentials(job))
+        password = credentials(job)
+        with progress_factory() as progress:
+            result = run(job, password=password, progress=progress, hooks=Hooks(profile=profile))
+        finish = Finish(result)
+        finish.notes()
+        finish.lost()
+        finish.report(report)
         if profile is not None:  # the MAPI profile's list instead of the items (the report and --html keep those)
             if html is not None:
-                present(result, None, html)
+                finish.items(None, html)
             sys.stdout.write(profile_rows(profile.entries).render(output_format or "table"))
         else:
-            present(result, output_format, html)
-        if metrics_file is not None:
-            metrics.write(metrics_file, metrics.of_run("audit", result))
-        err(summary_line(result))
-        raise typer.Exit(int(result.exit_code))
+            finish.items(output_format, html)
+        finish.metrics("audit", metrics_file)
+        finish.summary()
+        finish.exit(result.exit_code)

@@ -50,22 +50,14 @@ from provisioner.cli.options import (
     target_options,
 )
 from provisioner.cli.protocol import change_run
-from provisioner.cli.running import (
-    emit_profile,
-    emit_script,
-    execute,
-    present,
-    profile_for,
-    progress_factory,
-    save_plan,
-    summary_line,
-)
+from provisioner.cli.running import Finish, profile_for, progress_factory
 from provisioner.domain.model import Action
 from provisioner.errors import InputError
 from provisioner.inputs.config import RunSettings
 from provisioner.inputs.desired import TrusteeOptions
-from provisioner.runs.apply import PlanCapture
 from provisioner.runs.context import Hooks
+from provisioner.runs.jobs import run
+from provisioner.runs.planfile import PlanCapture
 from provisioner.runs.result import Job
 from provisioner.transport.psrp.connect import check_connection_settings, resolve_password
 
@@ -108,17 +100,22 @@ def _change_command(
             confirmation.hook(removals_question("revoke")) if action is Action.REVOKE and not dry_run else None)
         password = credentials(job)
         with change.locked():
-            result = execute(job, report, change.settings(settings.reapply), Hooks(planned, profile=profile),
-                             password)
+            with progress_factory() as progress:
+                result = run(job, password=password, progress=progress, settings=change.settings(settings.reapply),
+                             hooks=Hooks(planned, profile=profile))
+            finish = Finish(result)
+            finish.notes()
+            finish.lost()
+            finish.report(report)
         change.recorded(result)
         if capture is not None and plan_out is not None:
-            save_plan(capture, plan_out, script)
+            finish.plan(capture, plan_out, script)
         else:
-            emit_script(result, script)
-        present(result, review.output_format, review.html)
-        emit_profile(profile, consent.profile_list)
-        err(summary_line(result))
-        raise typer.Exit(int(result.exit_code))
+            finish.script(script)
+        finish.items(review.output_format, review.html)
+        finish.profile(profile, consent.profile_list)
+        finish.summary()
+        finish.exit(result.exit_code)
 
 
 def _change_cli(action: Action, help_text: str) -> Callable[..., None]:
@@ -197,7 +194,6 @@ def reapply(
     --prune it asks for confirmation before removing (--yes without a terminal)."""
     from dataclasses import replace as with_values
 
-    from provisioner.output.report import write_reapply_outputs
     from provisioner.runs.reapply import ReapplyJob, run_reapply
 
     with edge():
@@ -248,22 +244,21 @@ def reapply(
             with progress_factory() as progress:
                 result = run_reapply(job, password=password, progress=progress,
                                      hooks=Hooks(planned, profile=profile))
-            write_reapply_outputs(result, reapply_settings, None, None)
+            finish = Finish(result)
+            finish.reapply_outputs(reapply_settings)
         change.recorded(result)
-        for note in result.notes:
-            err(f"note: {note}")
+        finish.notes("note")
         if capture is not None and plan_out is not None and result.refused is None:
-            save_plan(capture, plan_out, script)
+            finish.plan(capture, plan_out, script)
         else:
-            emit_script(result, script)
-        present(result, output_format, html)
-        emit_profile(profile, consent.profile_list)
-        err(f"run {result.run_id}: " + summary_line(result))
+            finish.script(script)
+        finish.items(output_format, html)
+        finish.profile(profile, consent.profile_list)
+        finish.summary(f"run {result.run_id}: ")
         if result.refused is not None:
             err(f"error: {result.refused}")
-        if result.lost is not None:  # exit 4, with the report and metrics written
-            err(f"error: {result.lost}")
-        raise typer.Exit(int(result.final_exit_code))
+        finish.lost()  # exit 4, with the report and metrics written
+        finish.exit(result.final_exit_code)
 
 
 app.command("reapply")(hide(reapply, "plan_out"))

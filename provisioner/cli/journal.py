@@ -26,9 +26,8 @@ from provisioner.cli.options import (
     review_options,
 )
 from provisioner.cli.protocol import change_run
-from provisioner.cli.running import emit_profile, emit_script, present, profile_for, progress_factory, summary_line
+from provisioner.cli.running import Finish, profile_for, progress_factory
 from provisioner.errors import InputError
-from provisioner.output import report as reports
 from provisioner.output.records import Rows
 from provisioner.runs.context import Hooks
 from provisioner.runs.protocol import journal_of
@@ -106,11 +105,12 @@ def journal_undo(
                                   offline=offline, password=password,
                                   automapping_unsupported_ok=consent.accept_automapping,
                                   progress=progress, hooks=Hooks(planned, profile=profile))
-            if report is not None:
-                reports.write_report(result, report)
+            finish = Finish(result)
+            finish.report(report)
+        finish.lost()
         change.recorded(result)
-        emit_script(result, script)
-        present(result, review.output_format, review.html)
-        emit_profile(profile, consent.profile_list)
-        err(summary_line(result))
-        raise typer.Exit(int(result.exit_code))
+        finish.script(script)
+        finish.items(review.output_format, review.html)
+        finish.profile(profile, consent.profile_list)
+        finish.summary()
+        finish.exit(result.exit_code)

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from provisioner.domain.model import (
@@ -36,8 +37,8 @@ from provisioner.domain.model import (
 )
 from provisioner.domain.outcomes import unchanged_outcome
 from provisioner.domain.wording import counted
-from provisioner.engine import shapes
-from provisioner.engine.journal import Journal, step_action
+from provisioner.engine import outcomes, shapes
+from provisioner.engine.journal import Journal, JournalUnwritable, step_action
 from provisioner.engine.resolve import MailboxRef, Resolver
 from provisioner.errors import ConnectionFailure, ProvisionerError
 from provisioner.inputs.config import RunSettings
@@ -311,41 +312,40 @@ class Engine:
         changes = list(step_builders.changes(replace(plan, items=tuple(sent.values())), self.options))
         tick = self.progress(label, len(changes)) if self.progress and changes else None
         done: dict[PairKey, Outcome] = {}
+        journal = self.journal
         for batch in self.batches(changes):
             if self.lost is None and self.deadline.batches_closed:
                 self.lose(self.deadline.describe())
-            if self.lost is not None:  # nothing more is sent: what this batch would change is not known
-                detail = f"not sent: {self.lost}"
-                for step in batch:  # keyed by the GUID it would have been sent to, as the written ones
-                    done[step.pair] = Outcome(step.mailbox, step.trustee, Result.UNKNOWN,
-                                                                     detail, ErrorInfo(detail))
+            shown = [replace(step, mailbox=names[step.mailbox]) for step in batch]
+            guids = {names[step.mailbox]: step.mailbox.value for step in batch}
+            stop = self.lost or (journal and (journal.broken or self._journaled(
+                partial(journal.intents, self.run_id, shown, guids))))
+            if stop:  # nothing more is sent: what this batch would change is not known
+                done.update(outcomes.not_sent(batch, stop))  # keyed by the GUID it would have been sent to
                 if tick:
                     tick(len(batch))
                 continue
-            shown = [replace(step, mailbox=names[step.mailbox]) for step in batch]
-            guids = {names[step.mailbox]: step.mailbox.value for step in batch}
-            if self.journal:
-                self.journal.intents(self.run_id, shown, guids)
-            outcomes = [replace(outcome, mailbox=names[outcome.mailbox]) for outcome in self._apply_batch(batch)]
-            if self.journal:
+            results = [replace(outcome, mailbox=names[outcome.mailbox]) for outcome in self._apply_batch(batch)]
+            if journal:
                 action_of = {(s.mailbox.key, s.trustee.identity.key): step_action(s) for s in shown}
-                known = [o for o in outcomes if o.result is not Result.UNKNOWN]  # unknown stays in doubt
-                self.journal.outcomes(self.run_id, known, action_of, guids)
-            for outcome in outcomes:
+                known = [o for o in results if o.result is not Result.UNKNOWN]  # unknown stays in doubt
+                self._journaled(partial(journal.outcomes, self.run_id, known, action_of, guids))
+            for outcome in results:
                 done[pair_key(wire[outcome.mailbox], outcome.trustee)] = outcome
             if tick:
                 tick(len(batch))
-        return [self._outcome(item, wire, errors, done) for item in plan.items]
+        return [outcomes.planned(item, wire, errors, done) for item in plan.items]
 
-    @staticmethod
-    def _outcome(item: PlanItem, wire: dict[Identity, Identity], errors: dict[Identity, ErrorInfo],
-                 done: dict[PairKey, Outcome]) -> Outcome:
-        if not item.changes:
-            return unchanged_outcome(item)
-        error = errors.get(item.mailbox)
-        if error is not None:  # named no single mailbox when it was to be written: nothing was sent
-            return Outcome(item.mailbox, item.trustee, Result.FAILED, error.message, error)
-        return replace(done[pair_key(wire[item.mailbox], item.trustee)], mailbox=item.mailbox)
+    def _journaled(self, write: Callable[[], None]) -> str | None:
+        """Journal lines written, or why the journal cannot be written: then nothing more is sent (a note says so;
+        the intents of changes made whose outcome it lacks are settled by the next run's reconciliation)."""
+        try:
+            write()
+        except JournalUnwritable as exc:
+            if not any(note.startswith(str(exc)) for note in self.notes):
+                self.notes.append(f"{exc}: nothing more was sent")
+            return str(exc)
+        return None
 
     def _write(self, runner: Runner, batch: Sequence[Step]) -> list[shapes.Written]:
         if len(batch) == 1 or not runner.piping:
@@ -401,7 +401,7 @@ class Engine:
         try:
             confirmed = self.confirm(list(written.values()), steps)
         except TransportLost as exc:  # lost for good while confirming: what a read did not settle is unknown
-            confirmed = self._unconfirmed(written, str(exc))
+            confirmed = outcomes.unconfirmed(written, str(exc))
         return [confirmed[step.pair] for step in batch]
 
     def _settle(self, pending: dict[PairKey, Step], written: dict[PairKey, shapes.Written]) -> None:
@@ -412,20 +412,6 @@ class Engine:
         for pair, (visible, _) in seen.items():
             if visible:
                 written[pair] = shapes.done(pending.pop(pair))
-
-    @staticmethod
-    def _unconfirmed(written: dict[PairKey, shapes.Written], reason: str) -> dict[PairKey, Outcome]:
-        """Outcomes of a batch whose confirming read could not run: shown by the server's output, as shown;
-        the rest (sent, effect not seen) unknown."""
-        final: dict[PairKey, Outcome] = {}
-        detail = f"sent, but the state could not be read back: {reason}"
-        for pair, item in written.items():
-            if isinstance(item, shapes.Pending):
-                final[pair] = Outcome(item.step.mailbox, item.step.trustee, Result.UNKNOWN, detail,
-                                      ErrorInfo(detail, category="ConnectionError"), item.warnings)
-            else:
-                final[pair] = item
-        return final
 
     # ------------------------------------------------------------------ confirming and verifying
     def confirm(

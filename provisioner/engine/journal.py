@@ -4,7 +4,8 @@ Each batch first writes one ``intent`` line per step, then, once Exchange has an
 step with its outcome and the inverse action. A run killed between the two leaves intents without changes: the
 next run reads them back as *in doubt*, looks at the live state of those pairs and writes ``reconciled`` lines
 (attributed to the run that was killed), so the journal ends up holding exactly the changes that were made.
-A line torn by a crash (no final newline, or not JSON) is ignored when reading.
+A line torn by a crash or a full disk (no final newline, or not JSON) is ignored when reading, and ended before the
+next append so that it costs only itself.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from provisioner.domain.model import Identity, Outcome, Result
-from provisioner.errors import InputError
+from provisioner.errors import InputError, ProvisionerError
 from provisioner.powershell.cmdlets import inverse_of
 from provisioner.powershell.steps import Step
 
@@ -56,25 +57,38 @@ def _guid(guids: Mapping[Identity, str] | None, mailbox: Identity) -> dict[str, 
     return {"mailbox_guid": guid} if guid else {}
 
 
+class JournalUnwritable(ProvisionerError):
+    """The journal could not be written (the disk full, its folder gone): the engine sends nothing more, since a
+    change it cannot record could be neither undone nor reconciled."""
+
+
 class Journal:
     """Appends a run's lines. ``plan``: the digest of the saved plan this run applies (on its intent and change
-    lines), so a later apply of the same plan can tell its own earlier changes from drift."""
+    lines), so a later apply of the same plan can tell its own earlier changes from drift. ``broken``: why it
+    could not be written (None: every line was), after a :class:`JournalUnwritable`."""
 
     def __init__(self, path: Path, plan: str | None = None) -> None:
         self.path = path
         self.mark = {"plan": plan} if plan else {}
+        self.broken: str | None = None
 
     def _append(self, records: Iterable[dict[str, Any]]) -> None:
         lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
         if not lines:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            os.write(fd, lines.encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                size = os.fstat(fd).st_size
+                torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"  # a line cut short: it ends here
+                os.write(fd, (b"\n" if torn else b"") + lines.encode("utf-8"))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            self.broken = self.broken or f"cannot write the journal {self.path}: {exc.strerror or exc}"
+            raise JournalUnwritable(self.broken) from None
 
     @staticmethod
     def _now() -> str:

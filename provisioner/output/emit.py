@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from provisioner import __version__
 from provisioner.engine.apply import ProgressFactory
 from provisioner.output import report as reports
+from provisioner.output.files import write_private
 from provisioner.output.records import FORMATS, Rows, check_format
 from provisioner.runs.result import RunResult
 
@@ -61,7 +62,7 @@ def write_html(result: RunResult, path: Path) -> None:
     """The manager's HTML report, owner-only (see :mod:`provisioner.output.html`)."""
     from provisioner.output.html import render_html
 
-    reports.write_private(path, render_html(result))
+    write_private(path, render_html(result), what="the HTML report")
 
 
 @contextmanager

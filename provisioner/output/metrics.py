@@ -5,11 +5,11 @@ Every figure comes from the run's :class:`provisioner.output.summary.Summary`, s
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from provisioner.domain.model import Result
+from provisioner.output.files import write_shared
 from provisioner.output.summary import Summary
 
 if TYPE_CHECKING:
@@ -54,8 +54,4 @@ def of_run(job: str, result: RunResult) -> str:
 
 def write(path: Path, text: str) -> None:
     """Replace ``path`` atomically (node_exporter must never read half a file); world-readable, no secrets."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    write_shared(path, text, what="the metrics file")

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from provisioner import __version__
 from provisioner.domain.model import Outcome
 from provisioner.domain.text import aligned
-from provisioner.inputs.config import RunSettings
-from provisioner.output import metrics
+from provisioner.output.files import write_private
 from provisioner.output.records import Rows
 from provisioner.output.runlog import RUN
 from provisioner.output.summary import Summary, attention_first
@@ -77,23 +76,8 @@ Management Shell) reads a .ps1 in the ANSI code page, where a name's UTF-8 bytes
 (which PowerShell reads as ') and end a literal early."""
 
 
-def write_private(path: Path, text: str, encoding: str = "utf-8") -> None:
-    """Write ``text`` to ``path``, readable and writable by the owner only, replacing any earlier file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding=encoding, newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_report(result: RunResult, path: Path) -> None:
-    write_private(path, as_json(result))
+    write_private(path, as_json(result), what="the report")
 
 
 CSV_FIELDS = ("mailbox", "trustee", "role", "result", "detail", "reason", "fq_error_id", "source")
@@ -175,20 +159,13 @@ def as_table(result: RunResult) -> str:
     return aligned(rows)
 
 
-def summary_line(result: RunResult) -> str:
-    """The run's one line on stderr (:meth:`provisioner.output.summary.Summary.line`)."""
-    return Summary.of(result).line((result.finished - result.started).total_seconds())
-
-
-def write_reapply_outputs(result: RunResult, settings: RunSettings, report_path: Path | None,
-                  metrics_path: Path | None) -> None:
-
-    target = report_path or settings.report
-    if target is not None:
-        write_report(result, target)
-    metrics_file = metrics_path or settings.metrics_file
-    if metrics_file is not None:
-        metrics.write(metrics_file, metrics.of_run("reapply", result))
+def summary_line(result: RunResult, exit_code: int | None = None) -> str:
+    """The run's one line on stderr (:meth:`provisioner.output.summary.Summary.line`); ``exit_code``: the one the
+    command ends with when it is not the run's (a file it could not write)."""
+    summary = Summary.of(result)
+    if exit_code is not None:
+        summary = replace(summary, exit_code=exit_code)
+    return summary.line((result.finished - result.started).total_seconds())
 
 
 def profile_rows(entries: Sequence[ProfileEntry]) -> Rows:

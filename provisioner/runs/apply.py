@@ -17,21 +17,29 @@ from datetime import UTC, datetime
 
 from provisioner import __version__
 from provisioner.domain import planner
-from provisioner.domain.model import ErrorInfo, Identity, ItemState, Outcome, Plan, PlanItem, Trustee, pair_key
+from provisioner.domain.model import (
+    ErrorInfo,
+    Identity,
+    ItemState,
+    Outcome,
+    PairKey,
+    Plan,
+    PlanItem,
+    Trustee,
+    pair_key,
+)
 from provisioner.domain.outcomes import unchanged_outcome
 from provisioner.domain.text import escaped
 from provisioner.engine.apply import Engine, ProgressFactory
 from provisioner.engine.journal import Journal, applied_by_plan
-from provisioner.engine.resolve import MailboxRef
 from provisioner.engine.trustees import verify_trustees
 from provisioner.errors import ExitCode, ProvisionerError
 from provisioner.inputs.config import Connection, RunSettings
 from provisioner.powershell.steps import StepOptions
-from provisioner.runs.context import NO_HOOKS, Hooks, RunSpec, new_run_id, open_run
+from provisioner.runs.context import NO_HOOKS, Hooks, Lost, Run, RunSpec, lost_run, new_run_id, open_run
 from provisioner.runs.needs import FactsCheck, cmdlets, required, step_options
 from provisioner.runs.planfile import TENANT, SavedPlan, server_facts
 from provisioner.runs.result import Job, RunResult
-from provisioner.runs.script import plan_script
 from provisioner.transport.facts import refuse_missing
 from provisioner.transport.psrp.connect import open_pool
 from provisioner.transport.session import PoolFactory, SessionLike
@@ -187,26 +195,40 @@ def run_apply(
     soft: list[str] = []
     journal = Journal(settings.journal, plan=saved.digest) if settings.journal else None
     spec = RunSpec(connection, cmdlets(saved.action), reviewed(saved, connection, soft), settings,
-                   new_run_id(f"apply-{saved.action.value}"), journal, batch_size=saved.batch_size)
-    with open_run(spec, password=password, pool_factory=pool_factory, progress=progress, hooks=hooks) as context:
-        engine = context.engine
-        verify_trustees(engine, saved.trustees, [change.mailbox for change in saved.changes])
-        valid, moved = recheck(saved, engine)
-        moved, done = _applied_before(moved, journal, saved.digest)
-        if (moved or soft) and not allow_drift:
-            raise PlanDrift(soft + [m.line for m in moved], len(valid), len(saved.changes), hard=False)
-        still = Plan(saved.action, tuple(valid), saved.trustees, observed=True)
-        context.planned(still)
-        applied = engine.apply(still) if valid else []
-        by_pair = {o.pair: o for o in applied}
-        for entry in moved:
-            by_pair[entry.now.pair] = _moved_outcome(entry)
-        for entry in done:
-            by_pair[entry.now.pair] = replace(
-                unchanged_outcome(entry.now), detail=entry.why)
-        outcomes = [by_pair[pair_key(c.mailbox, c.trustee)] for c in saved.changes]
-        context.finished(outcomes)
-        notes = context.notes + soft
+                   new_run_id(f"apply-{saved.action.value}"), journal, batch_size=saved.batch_size, report_loss=True)
+    summary = Job(saved.action, tuple(dict.fromkeys(c.mailbox for c in saved.changes)), saved.trustees, connection)
+    try:
+        with open_run(spec, password=password, pool_factory=pool_factory, progress=progress, hooks=hooks) as context:
+            with context.reading():
+                verify_trustees(context.engine, saved.trustees, [change.mailbox for change in saved.changes])
+                valid, moved = recheck(saved, context.engine)
+            outcomes, notes, items = _apply_valid(context, saved, valid, moved, journal, allow_drift, soft)
+    except Lost as lost:  # nothing was changed: every planned change unknown, in a report (exit 4)
+        return lost_run(summary, started, datetime.now(UTC), lost.reason, lost.notes,
+                        pairs=[(change.mailbox, change.trustee) for change in saved.changes])
+    plan = Plan(saved.action, tuple(items[pair_key(c.mailbox, c.trustee)] for c in saved.changes),
+                saved.trustees, observed=True)
+    return context.result(summary, plan, outcomes, started, notes=notes)
+
+
+def _apply_valid(context: Run, saved: SavedPlan, valid: list[PlanItem], moved: list[Moved], journal: Journal | None,
+                 allow_drift: bool, soft: list[str]) -> tuple[list[Outcome], list[str], dict[PairKey, PlanItem]]:
+    """Apply the plan's still-valid changes (or refuse, :class:`PlanDrift`); the outcomes in the plan's order, the
+    run's notes, and each change's item as it is now."""
+    moved, done = _applied_before(moved, journal, saved.digest)
+    if (moved or soft) and not allow_drift:
+        raise PlanDrift(soft + [m.line for m in moved], len(valid), len(saved.changes), hard=False)
+    still = Plan(saved.action, tuple(valid), saved.trustees, observed=True)
+    context.planned(still)
+    applied = context.engine.apply(still) if valid else []
+    by_pair = {o.pair: o for o in applied}
+    for entry in moved:
+        by_pair[entry.now.pair] = _moved_outcome(entry)
+    for entry in done:
+        by_pair[entry.now.pair] = replace(unchanged_outcome(entry.now), detail=entry.why)
+    outcomes = [by_pair[pair_key(c.mailbox, c.trustee)] for c in saved.changes]
+    context.finished(outcomes)
+    notes = context.notes + soft
     if moved:
         notes.append(f"applied {len(valid)} of {len(saved.changes)} planned changes; {len(moved)} had moved since "
                      "the plan and were left alone (--allow-drift)")
@@ -214,10 +236,7 @@ def run_apply(
     items.update({m.now.pair: m.now for m in (*moved, *done)})
     if done:
         notes.append(f"{len(done)} of the plan's changes were already applied by an earlier apply of this plan")
-    plan = Plan(saved.action, tuple(items[pair_key(c.mailbox, c.trustee)] for c in saved.changes),
-                saved.trustees, observed=True)
-    summary = Job(saved.action, tuple(dict.fromkeys(c.mailbox for c in saved.changes)), saved.trustees, connection)
-    return context.result(summary, plan, outcomes, started, notes=notes)
+    return outcomes, notes, items
 
 
 _DONE = {ItemState.TO_ADD: {ItemState.ALREADY_PRESENT},
@@ -244,26 +263,3 @@ def _applied_before(moved: list[Moved], journal: Journal | None, digest: str) ->
 def _moved_outcome(entry: Moved) -> Outcome:
     outcome = unchanged_outcome(entry.now)
     return replace(outcome, detail=f"not applied, changed since the plan: {entry.why}")
-
-
-@dataclass
-class PlanCapture:
-    """The ``planned`` hook of ``provisioner plan``: the run's plan as a :class:`SavedPlan`, with each changed
-    mailbox's GUID read now (one ``ids | Get-Mailbox`` per batch) so that apply can tell it is still the same one."""
-
-    connection: Connection
-    saved: SavedPlan | None = None
-
-    def __call__(self, plan: Plan, engine: Engine) -> None:
-        found = engine.mailboxes(list(dict.fromkeys(item.mailbox for item in plan.items if item.changes)))
-        keys = {mailbox: ref.key for mailbox, ref in found.items() if isinstance(ref, MailboxRef)}
-        self.saved = SavedPlan.of(plan, self.connection, engine.session.facts, engine.options, keys,
-                                  datetime.now(UTC).replace(microsecond=0))
-
-
-def review_script(saved: SavedPlan, connection: Connection) -> str:
-    """The script a reviewer reads for ``saved`` (planned on ``connection``): its changes only, with the plan's
-    digest in the header, and the backend's header (on-prem server, or Exchange Online's Connect-ExchangeOnline)."""
-    options = StepOptions(domain_controller=saved.endpoint.get("domain_controller"), automapping=saved.automapping)
-    plan = saved.plan()
-    return plan_script(plan, options, connection, now=datetime.fromisoformat(saved.created), digest=saved.digest)

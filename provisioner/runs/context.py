@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from provisioner.domain.model import ErrorInfo, ItemState, Outcome, Plan, PlanItem, Result
+from provisioner.domain.model import ErrorInfo, Identity, ItemState, Outcome, Plan, PlanItem, Result, Trustee
 from provisioner.engine.apply import Engine, ProgressFactory
 from provisioner.engine.journal import Journal
 from provisioner.engine.reconcile import reconcile
@@ -167,11 +167,14 @@ def open_run(
 
 
 def lost_run(job: Job, started: datetime, finished: datetime, reason: str, notes: Sequence[str] = (),
-             run_id: str | None = None) -> RunResult:
-    """A run whose session was lost for good before the plan was known: every item unknown (exit 4)."""
+             run_id: str | None = None, pairs: Sequence[tuple[Identity, Trustee]] | None = None) -> RunResult:
+    """A run whose session was lost for good before the plan was known: every item unknown (exit 4). ``pairs``:
+    the run's (mailbox, trustee) items when they are not every target with every trustee (a saved plan's changes,
+    an undo's inverses)."""
     lost = ErrorInfo(reason, category="ConnectionError")
-    items = tuple(PlanItem(mailbox, trustee, ItemState.UNKNOWN, lost.message, lost)
-                  for mailbox in job.mailboxes for trustee in job.trustees)
+    every = [(mailbox, trustee) for mailbox in job.mailboxes for trustee in job.trustees]
+    wanted = every if pairs is None else pairs
+    items = tuple(PlanItem(mailbox, trustee, ItemState.UNKNOWN, lost.message, lost) for mailbox, trustee in wanted)
     plan = Plan(job.action, items, job.trustees, observed=False)
     outcomes = [Outcome(i.mailbox, i.trustee, Result.UNKNOWN, lost.message, lost) for i in plan.items]
     options = step_options(job.connection, None, job.automapping_unsupported_ok)

@@ -9,6 +9,8 @@ whether -AutoMapping is used) and the trustees. Unchanged items are only counted
 The body is canonical JSON; its SHA-256 is the plan's digest, stored beside it and printed in the review script's
 header, so the approver can tie the script to the file and ``apply`` refuses a file edited after it was made.
 No secret is ever part of a plan (passwords, keytabs and tickets are the applier's, at apply time).
+
+A plan is made by a run's ``planned`` hook (:class:`PlanCapture`) and reviewed as :func:`review_script`.
 """
 
 from __future__ import annotations
@@ -16,17 +18,20 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from provisioner import __version__
 from provisioner.domain.model import Action, Identity, ItemState, Plan, PlanItem, Trustee
+from provisioner.engine.apply import Engine
+from provisioner.engine.resolve import MailboxRef
 from provisioner.errors import InputError
 from provisioner.inputs.config import Connection
 from provisioner.inputs.files import read_regular
 from provisioner.inputs.identity import wildcard_problem
 from provisioner.powershell.steps import StepOptions
+from provisioner.runs.script import plan_script
 from provisioner.transport.facts import ServerFacts
 
 FORMAT = "provisioner-plan/1"
@@ -240,3 +245,26 @@ def _from_body(body: dict[str, Any]) -> SavedPlan:
         changes=tuple(changes),
         unchanged={str(k): int(v) for k, v in dict(body["unchanged"]).items()},
     )
+
+
+@dataclass
+class PlanCapture:
+    """The ``planned`` hook of ``provisioner plan``: the run's plan as a :class:`SavedPlan`, with each changed
+    mailbox's GUID read now (one ``ids | Get-Mailbox`` per batch) so that apply can tell it is still the same one."""
+
+    connection: Connection
+    saved: SavedPlan | None = None
+
+    def __call__(self, plan: Plan, engine: Engine) -> None:
+        found = engine.mailboxes(list(dict.fromkeys(item.mailbox for item in plan.items if item.changes)))
+        keys = {mailbox: ref.key for mailbox, ref in found.items() if isinstance(ref, MailboxRef)}
+        self.saved = SavedPlan.of(plan, self.connection, engine.session.facts, engine.options, keys,
+                                  datetime.now(UTC).replace(microsecond=0))
+
+
+def review_script(saved: SavedPlan, connection: Connection) -> str:
+    """The script a reviewer reads for ``saved`` (planned on ``connection``): its changes only, with the plan's
+    digest in the header, and the backend's header (on-prem server, or Exchange Online's Connect-ExchangeOnline)."""
+    options = StepOptions(domain_controller=saved.endpoint.get("domain_controller"), automapping=saved.automapping)
+    plan = saved.plan()
+    return plan_script(plan, options, connection, now=datetime.fromisoformat(saved.created), digest=saved.digest)

@@ -28,7 +28,7 @@ from provisioner.engine.journal import Journal, changes_of, in_doubt
 from provisioner.errors import InputError, ProvisionerError
 from provisioner.inputs.config import Connection, RunSettings
 from provisioner.powershell import steps as step_builders
-from provisioner.runs.context import NO_HOOKS, Hooks, RunSpec, open_run
+from provisioner.runs.context import NO_HOOKS, Hooks, Lost, RunSpec, lost_run, open_run
 from provisioner.runs.needs import cmdlets, needs
 from provisioner.runs.result import Job, RunResult
 from provisioner.runs.script import plan_script
@@ -140,25 +140,32 @@ def run_undo(
     spec = RunSpec(connection, cmdlets(Action.UNDO),
                    needs(Action.UNDO if run.grants else Action.REVOKE, connection, automapping_unsupported_ok,
                          run.trustees),
-                   settings, undo_id, None if dry_run else Journal(journal))
-    with open_run(spec, password=password, pool_factory=pool_factory, progress=progress, hooks=hooks) as context:
-        if not dry_run:
-            run = scope(journal, run_id)  # as reconciled
-            if run.doubts:
-                raise StillInDoubt(
-                    f"{counted(run.doubts, 'change')} of run {run_id} still in doubt (their state cannot be read "
-                    "now), so an undo now could leave some of them in place: nothing was changed. Run it again when "
-                    "those mailboxes can be read")
-        plan = undo_plan(context.engine, run)
-        script: str | None = None
-        if dry_run:
-            script = plan_script(plan, context.options, connection)
-            outcomes = [unchanged_outcome(item) for item in plan.items]
-        else:
-            context.planned(plan)
-            outcomes = context.engine.apply(plan)
-            context.finished(outcomes)
-        notes = context.notes
+                   settings, undo_id, None if dry_run else Journal(journal), report_loss=True, dry_run=dry_run)
+    try:
+        with open_run(spec, password=password, pool_factory=pool_factory, progress=progress, hooks=hooks) as context:
+            if not dry_run:
+                run = scope(journal, run_id)  # as reconciled
+                if run.doubts:
+                    raise StillInDoubt(
+                        f"{counted(run.doubts, 'change')} of run {run_id} still in doubt (their state cannot be read "
+                        "now), so an undo now could leave some of them in place: nothing was changed. Run it again "
+                        "when those mailboxes can be read")
+            with context.reading():
+                plan = undo_plan(context.engine, run)
+            script: str | None = None
+            if dry_run:
+                script = plan_script(plan, context.options, connection)
+                outcomes = [unchanged_outcome(item) for item in plan.items]
+            else:
+                context.planned(plan)
+                outcomes = context.engine.apply(plan)
+                context.finished(outcomes)
+            notes = context.notes
+    except Lost as lost:  # nothing was changed: every inverse unknown, in a report (exit 4)
+        inverses = wanted(run)
+        summary = Job(Action.UNDO, _mailboxes(inverses), run.trustees, connection, dry_run=dry_run)
+        return lost_run(summary, started, datetime.now(UTC), lost.reason, lost.notes,
+                        pairs=[(item.mailbox, item.trustee) for item in inverses])
     summary = Job(Action.UNDO, _mailboxes(plan.items), plan.trustees, connection, dry_run=dry_run)
     return context.result(summary, plan, outcomes, started, script=script, notes=notes)
 

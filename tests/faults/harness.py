@@ -22,7 +22,7 @@ SERVICE = "svc-codetwo@contoso.com"
 ADMIN = "sync.admin@contoso.com"
 MAILBOXES = ("alice.wong", "bob.meyer", "carol.diaz", "dave.okafor", "erin.lindqvist", "frank.oconnor",
              "grace.hopper", "heidi.schmidt")
-EXIT_CODES = frozenset(range(9))  # the README's table: 0..8
+EXIT_CODES = frozenset(range(10))  # the README's table: 0..9
 CLAIMS_PRESENT = frozenset({"granted", "already-present"})
 CLAIMS_ABSENT = frozenset({"removed", "absent", "failed", "blocked"})
 RUN_TIMEOUT = 90.0  # seconds per CLI subprocess: a run that takes longer is a hang
