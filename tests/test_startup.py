@@ -47,3 +47,13 @@ def test_the_quick_version_says_what_the_option_says() -> None:
 
     quick = version("--version")
     assert quick.startswith("provisioner ") and quick == version("--log-format", "text", "--version")
+
+
+def test_a_run_that_writes_no_script_loads_no_template_library() -> None:
+    """A run's path (its engine, the PSRP client, the JSON/CSV/table outputs) leaves Jinja2 to the scripts and the
+    HTML report, which import it when they render."""
+    run_path = ("import provisioner.runs.jobs, provisioner.runs.reapply, provisioner.output.emit, "
+                "provisioner.output.report, provisioner.transport.psrp.connect")
+    assert "jinja2" not in {name.split(".")[0] for name in loaded_after(run_path)}
+    rendering = loaded_after("from provisioner.powershell.render import environment\nenvironment()")
+    assert "jinja2" in {name.split(".")[0] for name in rendering}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -67,7 +68,7 @@ def format_characters(value: str) -> list[tuple[int, str]]:
 
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Identity:
     """A mailbox or trustee identity exactly as the admin wrote it. Compares case-insensitively; never empty."""
 
@@ -79,13 +80,14 @@ class Identity:
         if problem is not None:
             raise ValueError(problem)
         object.__setattr__(self, "value", value)
-        object.__setattr__(self, "key", value.casefold())
+        key = value.casefold()
+        object.__setattr__(self, "key", value if key == value else key)  # one string when folding changes nothing
 
     def __str__(self) -> str:
         return self.value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Trustee:
     """An account that must hold Full Access: the console user, the service account or an extra trustee."""
 
@@ -103,7 +105,7 @@ class AccessState(Enum):
     UNKNOWN = "unknown"  # the state could not be read; never treated as absent
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PermissionEntry:
     """One entry of Get-MailboxPermission -User <trustee>, reduced to what the planner needs."""
 
@@ -129,7 +131,7 @@ TRANSIENT_CATEGORIES = frozenset(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ErrorInfo:
     """An error record as Exchange reported it: decided on by reason/category/FQEID, the message is for humans."""
 
@@ -171,7 +173,7 @@ class ErrorInfo:
         return " ".join(parts)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Observation:
     """What was read for one (mailbox, trustee): the relevant entries, or the error that stopped the read."""
 
@@ -191,7 +193,7 @@ class Observation:
                     inherited_allow = True
                 else:
                     explicit_allow = True
-        return cls(explicit_allow=explicit_allow, inherited_allow=inherited_allow, deny=deny)
+        return _readable(explicit_allow, inherited_allow, deny)
 
     @classmethod
     def unreadable(cls, error: ErrorInfo) -> Observation:
@@ -206,6 +208,12 @@ class Observation:
         if self.explicit_allow or self.inherited_allow:
             return AccessState.PRESENT
         return AccessState.ABSENT
+
+
+@functools.cache
+def _readable(explicit_allow: bool, inherited_allow: bool, deny: bool) -> Observation:
+    """One shared (immutable) observation per combination: a run holds one per pair, most of them alike."""
+    return Observation(explicit_allow=explicit_allow, inherited_allow=inherited_allow, deny=deny)
 
 
 class Action(Enum):
@@ -239,7 +247,7 @@ def pair_key(mailbox: Identity, trustee: Trustee) -> PairKey:
     return (mailbox, trustee.identity)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlanItem:
     mailbox: Identity
     trustee: Trustee
@@ -298,7 +306,7 @@ ATTENTION_RESULTS = PROBLEM_RESULTS | {Result.MISSING}
 counts them in its headline (:mod:`provisioner.output.summary`)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outcome:
     mailbox: Identity
     trustee: Trustee

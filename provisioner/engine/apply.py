@@ -138,9 +138,10 @@ class Engine:
         for identity, ref in found.items():
             self._refs[identity] = ref
             if isinstance(ref, MailboxRef):
-                self._refs.setdefault(ref.guid_identity, ref)
+                guid = ref.guid_identity  # one key object for both tables (a run holds one per target)
+                self._refs.setdefault(guid, ref)
                 if ref.wire_key:
-                    self._keys.setdefault(ref.guid_identity, ref.wire_key)
+                    self._keys.setdefault(guid, ref.wire_key)
 
     def alias(self, names: dict[Identity, Identity]) -> None:
         """Pin each name to the mailbox its GUID names (the journal's): the name is shown, the GUID is sent."""

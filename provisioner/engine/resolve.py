@@ -48,7 +48,7 @@ class SelectorFailed(ProvisionerError):
     """A selector could not be read completely: nothing is changed."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MailboxRef:
     """A mailbox as Exchange identifies it, with the names an explicit identity or exclusion may use."""
 
@@ -83,6 +83,12 @@ def _text(props: dict[str, Any], name: str) -> str:
     return "" if value is None else str(value)
 
 
+def _folded(text: str) -> str:
+    """``text.casefold()``, the same string object when folding changes nothing (a run keeps one ref per target)."""
+    folded = text.casefold()
+    return text if folded == text else folded
+
+
 def mailbox_ref(obj: Any, given: str | None = None) -> MailboxRef | None:
     """A Mailbox or ReducedRecipient object as a MailboxRef; None when it has no GUID and no DN."""
     props = dict(records.properties(obj))
@@ -90,13 +96,13 @@ def mailbox_ref(obj: Any, given: str | None = None) -> MailboxRef | None:
     if not guid and not dn:
         return None
     names = {
-        _text(props, name).casefold()
+        _folded(_text(props, name))
         for name in ("Alias", "PrimarySmtpAddress", "UserPrincipalName", "DistinguishedName", "Guid", "SamAccountName")
     }
     names.discard("")
     shown = given or _text(props, "PrimarySmtpAddress") or dn or guid
-    labels = frozenset(_text(props, name).casefold() for name in ("Name", "DisplayName")) - {""}
-    return MailboxRef((guid or dn).casefold(), Identity(shown), dn, frozenset(names), _text(props, "DisplayName"),
+    labels = frozenset(_folded(_text(props, name)) for name in ("Name", "DisplayName")) - {""}
+    return MailboxRef(_folded(guid or dn), Identity(shown), dn, frozenset(names), _text(props, "DisplayName"),
                       _text(props, "PrimarySmtpAddress"), _text(props, "LegacyExchangeDN"), shapes.identity_key(obj),
                       labels)
 

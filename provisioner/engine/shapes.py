@@ -31,8 +31,10 @@ bags with only what the tool reads, the same values (an ADObjectId stays an obje
 the object's own depth), and attribution is unchanged: the keys of both sides are projected alike. A refusal
 (CommandNotFoundException, NamedParameterNotFound naming Select-Object) is remembered for the session and the read
 sent again unprojected. It is still one statement (protocol 2.1 runs it). A grant's returned ACE objects are
-projected the same way (the entry is all that proves it); PowerShell resolves every command of a pipeline and binds
-its parameters before any runs, so a refused projection wrote nothing (and a grant is idempotent anyway).
+projected to the entry alone (:data:`GRANT_PROPERTIES`: all that proves a grant, and half the bytes: the
+mailbox's Identity, an ADObjectId, is most of an ACE and nothing reads it there); PowerShell resolves every command
+of a pipeline and binds its parameters before any runs, so a refused projection wrote nothing (and a grant is
+idempotent anyway).
 
 Piped writes are exact only when AutoMapping is off: with pipeline input, Add-/Remove-MailboxPermission apply
 AutoMapping (msExchDelegateListLink) once, for the last record only (decompiled 2013 SetMailboxPermissionTaskBase).
@@ -63,6 +65,8 @@ Keys = Callable[[Sequence[Identity]], "dict[Identity, str | ErrorInfo] | None"]
 #: (:func:`records.permission_entry`); a looked-up Mailbox's Identity (:func:`identity_key`).
 ACE_PROPERTIES = ("Identity", "AccessRights", "IsInherited", "Deny")
 KEY_PROPERTIES = ("Identity",)
+#: What a grant's returned ACE object is read for: its entry (:func:`proves_grant`), never its mailbox.
+GRANT_PROPERTIES = ("AccessRights", "IsInherited", "Deny")
 #: PowerShell's refusals of a command or parameter the session lacks (FullyQualifiedErrorId, before the comma).
 REFUSALS = frozenset({"CommandNotFoundException", "NamedParameterNotFound"})
 
@@ -342,7 +346,7 @@ def failed(step: Step, error: ErrorInfo, warnings: Sequence[str] = ()) -> Outcom
 
 def _returned(step: Step) -> tuple[str, ...]:
     """What a write's output is read for: a grant's ACE object (its entry proves it); a Remove outputs nothing."""
-    return ACE_PROPERTIES if step.action is StepAction.GRANT else ()
+    return GRANT_PROPERTIES if step.action is StepAction.GRANT else ()
 
 
 def write_one(runner: Runner, step: Step) -> Written:

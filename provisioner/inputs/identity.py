@@ -13,7 +13,7 @@ from provisioner.errors import InputError
 WILDCARD_ADVICE = "Exchange expands * in identities: give the GUID, DN or address"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Source:
     """Where a value came from: a file path as given, ``--mailbox`` or ``config:<path>``; line is 1-based."""
 

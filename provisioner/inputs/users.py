@@ -49,7 +49,7 @@ _DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
 # --------------------------------------------------------------------------------------------- public types
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Target:
     identity: Identity
     source: Source

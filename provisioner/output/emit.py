@@ -54,7 +54,7 @@ def present(
 
         terminal.print_table(result, console or terminal.console(out))
     else:
-        out.write(reports.rows(result).render(output_format))
+        reports.rows(result).write(output_format, out)
     out.flush()
 
 

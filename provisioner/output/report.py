@@ -11,7 +11,7 @@ from provisioner import __version__
 from provisioner.domain.model import Outcome
 from provisioner.domain.text import aligned
 from provisioner.output.files import write_private
-from provisioner.output.records import Rows
+from provisioner.output.records import Rows, Stream
 from provisioner.output.runlog import RUN
 from provisioner.output.summary import Summary, attention_first
 from provisioner.runs.result import PROFILE_FIELDS, ProfileEntry, RunResult
@@ -63,7 +63,8 @@ def report_document(result: RunResult) -> dict[str, Any]:
         ],
         "summary": {"mailboxes": len(job.mailboxes), **Summary.of(result).record(), "plan": result.plan.counts()},
         "notes": result.notes,
-        "items": [outcome_record(outcome, job.sources.get(outcome.mailbox)) for outcome in result.outcomes],
+        "items": Stream(lambda: (outcome_record(outcome, job.sources.get(outcome.mailbox))
+                                 for outcome in result.outcomes)),
         # the seed's second step: what the admin-console user's MAPI profile must add or drop
         # (provisioner.runs.mapi_profile)
         "mapi_profile": [entry.record() for entry in result.profile],
@@ -86,13 +87,17 @@ CSV_FIELDS = ("mailbox", "trustee", "role", "result", "detail", "reason", "fq_er
 def rows(result: RunResult) -> Rows:
     """``result``'s items as every ``--format`` prints them: the CSV row of each (the error's reason and FQEID as
     columns), the plain table, and the JSON report."""
-    records = []
-    for outcome in result.outcomes:
-        row = outcome_record(outcome, result.job.sources.get(outcome.mailbox))
-        error = row.pop("error", None) or {}
-        row["reason"] = error.get("reason", "")
-        row["fq_error_id"] = error.get("fq_error_id", "")
-        records.append(row)
+
+    def records() -> list[dict[str, Any]]:
+        made = []
+        for outcome in result.outcomes:
+            row = outcome_record(outcome, result.job.sources.get(outcome.mailbox))
+            error = row.pop("error", None) or {}
+            row["reason"] = error.get("reason", "")
+            row["fq_error_id"] = error.get("fq_error_id", "")
+            made.append(row)
+        return made
+
     return Rows(CSV_FIELDS, records, lambda: as_table(result), lambda: report_document(result))
 
 

@@ -19,9 +19,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 from markupsafe import Markup
 
 from provisioner import __version__
@@ -29,6 +28,9 @@ from provisioner.domain.model import Outcome, Plan, count_results
 from provisioner.domain.outcomes import unchanged_outcome
 from provisioner.powershell.literals import Bare, literal
 from provisioner.powershell.steps import Command, Step
+
+if TYPE_CHECKING:
+    import jinja2
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -68,7 +70,10 @@ def _oneline(value: object) -> str:
 
 def templates(finalize: Callable[[Any], Any], *, keep_trailing_newline: bool = False) -> jinja2.Environment:
     """The shipped templates (review script, HTML report) with ``finalize`` as the one escaping point of every
-    ``{{ }}``: an undefined name is an error, and whitespace control keeps the output as the template reads."""
+    ``{{ }}``: an undefined name is an error, and whitespace control keeps the output as the template reads.
+    Jinja2 is imported here, when a script or report is rendered: a run that writes neither never loads it."""
+    import jinja2
+
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(template_dir()),
         undefined=jinja2.StrictUndefined,

@@ -58,6 +58,7 @@ def run(
                 verify_trustees(context.engine, job.trustees, job.mailboxes)  # a mistyped trustee: one message
                 observed = context.engine.observe(job.mailboxes, job.trustees)
             plan = planner.plan(job.action, job.mailboxes, job.trustees, observed)
+            del observed  # the plan holds what was read: a run's reads are not kept beside it
             context.planned(plan)
             if job.dry_run or job.action is Action.AUDIT:
                 outcomes = [unchanged_outcome(item, job.action) for item in plan.items]
