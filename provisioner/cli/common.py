@@ -1,5 +1,6 @@
-"""What the commands share: errors to exit codes (the one edge), connection and targets from the options, running a
-job with progress, presenting results, the MAPI-profile list, the saved plan, and the `plan` variants of commands."""
+"""What the commands share before a run: errors to exit codes (the one edge), the configuration, connection and
+targets from the options, every output path proven writable, and the `plan` variants of commands. The run protocol
+of changing commands is :mod:`provisioner.cli.protocol`, the end of a run :mod:`provisioner.cli.running`."""
 
 from __future__ import annotations
 
