@@ -26,7 +26,7 @@ from provisioner.output import report as reports
 from provisioner.output.files import write_private
 from provisioner.output.report import SCRIPT_ENCODING
 from provisioner.output.runlog import RUN
-from provisioner.output.summary import Summary, breakdown
+from provisioner.output.summary import Summary
 from provisioner.runs.mapi_profile import ProfileList, admin_users, require_admin
 from provisioner.runs.planfile import PlanCapture
 from provisioner.runs.result import RunResult
@@ -157,7 +157,5 @@ class Finish:
     def exit(self, code: int) -> NoReturn:
         """Exit with ``code``; or, when a file could not be written, exit 9 naming each and what the run did."""
         if self.failed:
-            summary = Summary.of(self.result)
-            done = f"{counted(summary.total, 'item')} ({breakdown(summary.counts)})" if summary.counts else "no items"
-            raise OutputError("; ".join(self.failed) + f"; the run itself finished: {done}")
+            raise OutputError("; ".join(self.failed) + f"; the run itself finished: {Summary.of(self.result).items}")
         raise typer.Exit(code)

@@ -300,9 +300,8 @@ class Engine:
         try:
             wire, errors = self.pin([item.mailbox for item in plan.items if item.changes])
         except TransportLost as exc:  # lost for good before anything was sent: every change unknown
-            detail = f"not sent: {exc}"
-            return [Outcome(item.mailbox, item.trustee, Result.UNKNOWN, detail, ErrorInfo(detail)) if item.changes
-                    else unchanged_outcome(item) for item in plan.items]
+            return [outcomes.not_sent(item, str(exc)) if item.changes else unchanged_outcome(item)
+                    for item in plan.items]
         names: dict[Identity, Identity] = {}  # GUID identity -> the name as written (first one, if several)
         sent: dict[PairKey, PlanItem] = {}  # two names of one mailbox: one change, one outcome for both
         for item in plan.items:
@@ -322,7 +321,7 @@ class Engine:
             stop = self.lost or (journal and (journal.broken or self._journaled(
                 partial(journal.intents, self.run_id, shown, guids))))
             if stop:  # nothing more is sent: what this batch would change is not known
-                done.update(outcomes.not_sent(batch, stop))  # keyed by the GUID it would have been sent to
+                done.update((step.pair, outcomes.not_sent(step, stop)) for step in batch)  # keyed by its GUID
                 if tick:
                     tick(len(batch))
                 continue
@@ -342,9 +341,8 @@ class Engine:
         the intents of changes made whose outcome it lacks are settled by the next run's reconciliation)."""
         try:
             write()
-        except JournalUnwritable as exc:
-            if not any(note.startswith(str(exc)) for note in self.notes):
-                self.notes.append(f"{exc}: nothing more was sent")
+        except JournalUnwritable as exc:  # once: a broken journal is not written again (``Journal.broken``)
+            self.notes.append(f"{exc}: nothing more was sent")
             return str(exc)
         return None
 

@@ -3,7 +3,6 @@ unwritable), sent but not read back, or not a change at all; and each plan item'
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import replace
 
 from provisioner.domain.model import ErrorInfo, Identity, Outcome, PairKey, PlanItem, Result, pair_key
@@ -12,11 +11,10 @@ from provisioner.engine import shapes
 from provisioner.powershell.steps import Step
 
 
-def not_sent(batch: Iterable[Step], reason: str) -> dict[PairKey, Outcome]:
-    """The batch's changes, not sent because of ``reason``: unknown (what they would change is not known)."""
+def not_sent(change: Step | PlanItem, reason: str) -> Outcome:
+    """A change not sent because of ``reason``: unknown (what it would change is not known)."""
     detail = f"not sent: {reason}"
-    return {step.pair: Outcome(step.mailbox, step.trustee, Result.UNKNOWN, detail, ErrorInfo(detail))
-            for step in batch}
+    return Outcome(change.mailbox, change.trustee, Result.UNKNOWN, detail, ErrorInfo(detail))
 
 
 def unconfirmed(written: dict[PairKey, shapes.Written], reason: str) -> dict[PairKey, Outcome]:

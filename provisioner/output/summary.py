@@ -105,12 +105,17 @@ class Summary:
             "exit_code": self.exit_code,
         }
 
+    @property
+    def items(self) -> str:
+        """``3 items (1 failed, 2 granted)``."""
+        counts = f" ({breakdown(self.counts)})" if self.counts else ""
+        return f"{counted(self.total, 'item')}{counts}"
+
     def line(self, seconds: float) -> str:
         """The terminal's summary line (stderr), e.g. ``audit: 3 items (1 failed, 1 missing, 1 present) in 0.4s;
         2 need attention; exit 3``."""
         dry = " (dry run)" if self.dry_run else ""
-        counts = f" ({breakdown(self.counts)})" if self.counts else ""
-        parts = [f"{self.action.value}{dry}: {counted(self.total, 'item')}{counts} in {seconds:.1f}s"]
+        parts = [f"{self.action.value}{dry}: {self.items} in {seconds:.1f}s"]
         if self.refused is not None:
             parts.append("refused, nothing was applied")
         if self.attention:
