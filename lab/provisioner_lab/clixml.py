@@ -302,6 +302,57 @@ def parse_create_pipeline(data: bytes, *, extra_cmds: bool = True) -> CreatePipe
         raise Unsupported(_PLACEHOLDER) from exc
 
 
+# --- reading PIPELINE_INPUT ------------------------------------------------------------------------------------------
+#
+# A piped read or write sends one PIPELINE_INPUT message per record, ~2,900 in a 1,000-mailbox no-op, each a string
+# (``<S>text</S>``); psrpcore builds an ElementTree and a PSString for each. :func:`parse_pipeline_input` reads the
+# shapes psrpcore's serializer writes for a string or None without either, and gives the value psrpcore's
+# deserializer gives (through :func:`provisioner_lab.convert.to_plain`); any other message, or text the XML parser
+# would reject or change (the checks of :func:`_simple`, markup, a character reference), is Unsupported and goes to
+# psrpcore, which reads it (or fails on it) as before.
+
+_INPUT_EMPTY = {b"<S />": "", b"<S/>": "", b"<S></S>": "", b"<Nil />": None, b"<Nil/>": None}
+_ENTITY = re.compile("&(amp|lt|gt|quot|apos);")
+_ENTITIES = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
+#: psrpcore's own pattern for ``_xHHHH_``, applied as psrpcore applies it: to the UTF-16-BE bytes of the text
+_UTF16_ESCAPE = re.compile(rb"\x00_\x00x((?:\x00[a-fA-F0-9]){4})\x00_")
+
+
+def _utf16_code_unit(match: re.Match[bytes]) -> bytes:
+    return bytes.fromhex(match.group(1).decode("utf-16-be"))
+
+
+def decode_psrpcore_string(text: str) -> str:
+    """A string element's text as psrpcore's deserializer decodes it: its ``_xHHHH_`` pattern (lower-case ``x``)
+    matched over the text's UTF-16-BE bytes, each match replaced by the code unit, the bytes decoded back with
+    lone surrogates kept. A match needs ``_x``, or (at an odd byte offset, which psrpcore's pattern also finds)
+    the character U+5F00; text with neither is returned as it is."""
+    if "_x" not in text and "\u5f00" not in text:
+        return text
+    return _UTF16_ESCAPE.sub(_utf16_code_unit, text.encode("utf-16-be")).decode("utf-16-be", "surrogatepass")
+
+
+def parse_pipeline_input(data: bytes) -> str | None:
+    """The record of a PIPELINE_INPUT message whose CLIXML is one string (``<S>text</S>``, ``<S />``) or ``<Nil />``,
+    as the psrpcore path hands it to the command (psrpcore's deserializer, then ``convert.to_plain``); raises
+    :class:`Unsupported` for anything else."""
+    if data in _INPUT_EMPTY:
+        return _INPUT_EMPTY[data]
+    if not (data.startswith(b"<S>") and data.endswith(b"</S>")):
+        raise Unsupported("not a string record")
+    text = _simple(data)  # None: bytes the XML parser rejects or changes, or not UTF-8
+    if text is None:
+        raise Unsupported("text the XML parser would not take as it is")
+    text = text[3:-4]
+    if "<" in text:
+        raise Unsupported("markup in a string record")
+    if "&" in text:
+        if "&" in _ENTITY.sub("", text):
+            raise Unsupported("a character reference")  # or a bare '&', which the parser rejects
+        text = _ENTITY.sub(lambda match: _ENTITIES[match.group(1)], text)
+    return decode_psrpcore_string(text)
+
+
 # --- writing ---------------------------------------------------------------------------------------------------------
 
 _SERIAL_ESCAPE_ESCAPE = re.compile("(?i)_(x)")

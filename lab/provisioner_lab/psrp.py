@@ -3,7 +3,8 @@
 psrpcore keeps the protocol state of the pool and its pipelines (capability exchange, pool and pipeline states,
 the generic serialiser), through its public API only. The wire is the lab's (:mod:`provisioner_lab.framing`):
 the client's fragments are joined into messages here; a CREATE_PIPELINE the lab's own reader
-(:func:`provisioner_lab.clixml.parse_create_pipeline`) understands and the pool's runspace requests
+(:func:`provisioner_lab.clixml.parse_create_pipeline`) understands, a PIPELINE_INPUT record that is one string
+(:func:`provisioner_lab.clixml.parse_pipeline_input`) and the pool's runspace requests
 (SET_MAX/MIN_RUNSPACES, GET_AVAILABLE_RUNSPACES, RESET_RUNSPACE_STATE) are handled without psrpcore, every other
 message goes to psrpcore's ``receive_data`` as one fragment. Outgoing, output the lab rendered to CLIXML itself
 (:class:`provisioner_lab.clixml.Writer`, error records of a known shape) is framed here, and after every operation
@@ -65,6 +66,7 @@ log = logging.getLogger(__name__)
 CHUNK_SIZE = 32768
 
 _CREATE_PIPELINE = PSRPMessageType.CreatePipeline.value
+_PIPELINE_INPUT = PSRPMessageType.PipelineInput.value
 #: The pool's runspace requests, answered by the lab with a RUNSPACE_AVAILABILITY (MS-PSRP 2.2.2.6-2.2.2.8, 2.2.2.31).
 _POOL_REQUESTS = frozenset(kind.value for kind in (
     PSRPMessageType.SetMaxRunspaces,
@@ -223,9 +225,17 @@ class Shell:
                     self._cond.wait(remaining)
 
     def _take(self, message: framing.Message) -> _Command | None:
-        """One whole client message: read by the lab (a CREATE_PIPELINE its reader understands, a pool request) or
-        passed to psrpcore; the command it concerns, if any."""
-        if message.message_type == _CREATE_PIPELINE and message.pipeline_id is not None:
+        """One whole client message: read by the lab (a CREATE_PIPELINE its reader understands, a string record of
+        PIPELINE_INPUT, a pool request) or passed to psrpcore; the command it concerns, if any."""
+        kind = message.message_type
+        if kind == _PIPELINE_INPUT and message.pipeline_id is not None:
+            try:
+                record = clixml.parse_pipeline_input(message.data)
+            except clixml.Unsupported:
+                pass  # psrpcore's generic path below
+            else:
+                return self._input(message.pipeline_id, record)
+        elif kind == _CREATE_PIPELINE and message.pipeline_id is not None:
             cmd = self._commands.get(str(message.pipeline_id).upper())
             if cmd is not None:
                 try:
@@ -236,7 +246,7 @@ class Shell:
                     cmd.statements = parsed.statements
                     cmd.no_input = parsed.no_input
                     return cmd
-        elif message.message_type in _POOL_REQUESTS:
+        elif kind in _POOL_REQUESTS:
             self._answer_pool_request(message)
             return None
         self._pool.receive_data(
@@ -245,6 +255,13 @@ class Shell:
         cmd = None
         while (event := self._pool.next_event()) is not None:
             cmd = self._handle_event(event) or cmd
+        return cmd
+
+    def _input(self, pipeline_id: uuid.UUID, record: Any) -> _Command | None:
+        """One record of pipeline input, in the order the client sent it (read by the lab or by psrpcore)."""
+        cmd = self._commands.get(str(pipeline_id).upper())
+        if cmd is not None:
+            cmd.input.append(record)
         return cmd
 
     def _answer_pool_request(self, message: framing.Message) -> None:
@@ -281,10 +298,7 @@ class Shell:
                 cmd.query = _query(event.pipeline)
             return cmd
         if isinstance(event, psrpcore.PipelineInputEvent):
-            cmd = self._commands.get(str(event.pipeline_id).upper())
-            if cmd is not None:
-                cmd.input.append(convert.to_plain(event.data))
-            return cmd
+            return self._input(event.pipeline_id, convert.to_plain(event.data))
         if isinstance(event, psrpcore.EndOfPipelineInputEvent):
             cmd = self._commands.get(str(event.pipeline_id).upper())
             if cmd is not None:
