@@ -50,6 +50,7 @@ from psrpcore.types import (
 from provisioner_lab import clixml, convert, framing, metadata
 from provisioner_lab.api import (
     ALL_COMMAND_TYPES,
+    CommandInfo,
     Engine,
     LabError,
     MetadataEngine,
@@ -114,6 +115,33 @@ def serializer(pool: psrpcore.ServerRunspacePool, cipher: psrpcore.PSRemotingCry
     return to_bytes
 
 
+def _capability_key(capability: Any) -> tuple[str, ...]:
+    if capability is None:
+        return ()
+    return (str(capability.PSVersion), str(capability.protocolversion), str(capability.SerializationVersion))
+
+
+#: GET_COMMAND_METADATA's CommandMetadata objects as the pool serialises them, per command and both sides'
+#: capabilities (all the serialiser reads besides the object): a CommandInfo is immutable, so an entry never goes
+#: stale. psrpcore takes ~10 ms per cmdlet; a session asks once, and every session the same.
+_COMMAND_CLIXML: dict[tuple[CommandInfo, tuple[str, ...], tuple[str, ...]], bytes] = {}
+_COMMAND_CLIXML_LIMIT = 4096
+
+
+def command_output(info: CommandInfo, pool: psrpcore.ServerRunspacePool, to_bytes: Callable[[Any], bytes]) -> bytes:
+    """One CommandMetadata output object as ``pool.prepare_message`` writes it (``to_bytes``: :func:`serializer`
+    of the pool), from the cache when it was written before (the hook tests replace to force psrpcore's
+    ``write_output``, by raising :class:`provisioner_lab.clixml.Unsupported`)."""
+    key = (info, _capability_key(pool.our_capability), _capability_key(pool.their_capability))
+    data = _COMMAND_CLIXML.get(key)
+    if data is None:
+        data = to_bytes(metadata.command_object(info))
+        if len(_COMMAND_CLIXML) >= _COMMAND_CLIXML_LIMIT:
+            _COMMAND_CLIXML.clear()
+        _COMMAND_CLIXML[key] = data
+    return data
+
+
 class ShellClosed(Exception):
     """The shell was deleted (or the server stopped) while a request waited on it."""
 
@@ -167,7 +195,8 @@ class Shell:
         self._cond = threading.Condition()
         self._pool = new_pool(profile)
         self._cipher = psrpcore.PSRemotingCrypto()  # the lab's own; psrpcore keeps the pool's to itself
-        self._errors = convert.ErrorTemplates(serializer(self._pool, self._cipher))
+        self._to_bytes = serializer(self._pool, self._cipher)
+        self._errors = convert.ErrorTemplates(self._to_bytes)
         self._inbox = framing.Defragmenter()  # the client's fragments
         self._from_psrpcore = framing.Defragmenter()  # what psrpcore queued, in its own fragments
         self._outbox = framing.Outbox(CHUNK_SIZE)
@@ -341,7 +370,11 @@ class Shell:
             found = (engine.command_metadata(query, user=self.user) if isinstance(engine, MetadataEngine)
                      else MetadataResult())
             output: list[Any] = [metadata.count_object(len(found.commands))]
-            output += [metadata.command_object(info) for info in found.commands]
+            for info in found.commands:
+                try:
+                    output.append(command_output(info, self._pool, self._to_bytes))
+                except clixml.Unsupported:
+                    output.append(metadata.command_object(info))
             result = PipelineResult(errors=list(found.errors))
         except Exception as exc:  # as in _execute: fail the pipeline rather than hang the client
             log.exception("lab command metadata raised")
@@ -363,8 +396,11 @@ class Shell:
     def _write_result(self, cmd: _Command, result: PipelineResult, ps_output: list[Any] | None = None) -> None:
         pipeline = cmd.pipeline
         pipeline.state = PSInvocationState.Running  # no Running PIPELINE_STATE message; PowerShell sends none
-        for obj in ps_output or ():
-            pipeline.write_output(obj)
+        for obj in ps_output or ():  # psrpcore objects, or their CLIXML already written (command_output)
+            if isinstance(obj, bytes):
+                self._send_rendered(cmd, PSRPMessageType.PipelineOutput, obj)
+            else:
+                pipeline.write_output(obj)
         writer = clixml.Writer()
         for item in result.output:
             try:
