@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -75,6 +76,12 @@ _POOL_REQUESTS = frozenset(kind.value for kind in (
     PSRPMessageType.GetAvailableRunspaces,
     PSRPMessageType.ResetRunspaceState,
 ))
+
+
+@functools.lru_cache(maxsize=256)
+def command_key(pipeline_id: uuid.UUID) -> str:
+    """The shell's key of a pipeline: its id as WinRS's CommandId, upper case (a message per input record asks)."""
+    return str(pipeline_id).upper()
 
 
 def call_id(request: Any) -> int:
@@ -265,7 +272,7 @@ class Shell:
             else:
                 return self._input(message.pipeline_id, record)
         elif kind == _CREATE_PIPELINE and message.pipeline_id is not None:
-            cmd = self._commands.get(str(message.pipeline_id).upper())
+            cmd = self._commands.get(command_key(message.pipeline_id))
             if cmd is not None:
                 try:
                     parsed = clixml.parse_create_pipeline(message.data, extra_cmds=self.profile.reads_extra_cmds)
@@ -288,7 +295,7 @@ class Shell:
 
     def _input(self, pipeline_id: uuid.UUID, record: Any) -> _Command | None:
         """One record of pipeline input, in the order the client sent it (read by the lab or by psrpcore)."""
-        cmd = self._commands.get(str(pipeline_id).upper())
+        cmd = self._commands.get(command_key(pipeline_id))
         if cmd is not None:
             cmd.input.append(record)
         return cmd
@@ -313,7 +320,7 @@ class Shell:
             self.max_runspaces = int(event.max_runspaces)
             return None
         if isinstance(event, psrpcore.CreatePipelineEvent):
-            cmd = self._commands.get(str(event.pipeline_id).upper())
+            cmd = self._commands.get(command_key(event.pipeline_id))
             if cmd is not None:
                 pipeline = event.pipeline  # a property that rebuilds the object on every access
                 statements = convert.statements_from_pipeline(pipeline)
@@ -322,14 +329,14 @@ class Shell:
                 cmd.no_input = bool(pipeline.no_input)
             return cmd
         if isinstance(event, psrpcore.GetCommandMetadataEvent):
-            cmd = self._commands.get(str(event.pipeline_id).upper())
+            cmd = self._commands.get(command_key(event.pipeline_id))
             if cmd is not None:
                 cmd.query = _query(event.pipeline)
             return cmd
         if isinstance(event, psrpcore.PipelineInputEvent):
             return self._input(event.pipeline_id, convert.to_plain(event.data))
         if isinstance(event, psrpcore.EndOfPipelineInputEvent):
-            cmd = self._commands.get(str(event.pipeline_id).upper())
+            cmd = self._commands.get(command_key(event.pipeline_id))
             if cmd is not None:
                 cmd.input_done = True
             return cmd
@@ -445,7 +452,7 @@ class Shell:
                 if message.pipeline_id is None:
                     self._pool_chunks.extend(self._outbox.fragments(message.raw))
                     continue
-                cmd = self._commands.get(str(message.pipeline_id).upper())
+                cmd = self._commands.get(command_key(message.pipeline_id))
                 if cmd is not None:
                     cmd.chunks.extend(self._outbox.fragments(message.raw))
 
