@@ -6,6 +6,13 @@ client does (a WinRS shell on ``http://schemas.microsoft.com/powershell/<configu
 carries SESSION_CAPABILITY and INIT_RUNSPACEPOOL), runs pipelines (a Command carrying CREATE_PIPELINE, Sends for the
 rest and for pipeline input, Receives until the pipeline's state is final) and reads command metadata.
 
+While it reads one Receive's output, the client has the next Receive of the same pipeline already on its way
+(:class:`_Ahead`, one request in flight at a time, on a thread of its own): reading ~113-375 KB of CLIXML takes the
+client about as long as a round trip, and the server's next answer needs none of it. It is not sent when the data
+holds a state change or a host call (the server may have nothing more to send, or waits for the client), nor when
+WSMan says the command is done: so it never waits on a server with nothing to say, and the requests are the ones the
+loop sends anyway.
+
 Every receive loop is bounded (:class:`Bounds`): a Receive that answers without progress (nothing new, or WSMan's
 operation-timeout fault) is paced and given up after ``stall_seconds``; nothing is sent after ``deadline`` (a
 ``time.monotonic()`` value). Transport failures surface as pypsrp/requests exceptions (the caller maps them);
@@ -15,6 +22,7 @@ protocol failures as :class:`ProtocolFailure`.
 from __future__ import annotations
 
 import base64
+import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -26,11 +34,12 @@ import psrpcore
 from psrpcore.types import (
     CommandTypes,
     PSInvocationState,
+    PSRPMessageType,
     RemoteStreamOptions,
     RunspacePoolState,
 )
 from pypsrp.exceptions import WSManFaultError
-from pypsrp.shell import WinRS
+from pypsrp.shell import CommandState, WinRS
 from pypsrp.wsman import OptionSet, WSMan
 
 from provisioner.transport.facts import BATCH_PROTOCOL, version_tuple
@@ -44,6 +53,11 @@ OPERATION_TIMEOUT_FAULT = 2150858793
 _SMALLEST_FRAGMENT = 22  #: psrpcore's data_to_send needs room for a fragment header and one byte
 _FINAL = frozenset({PSInvocationState.Completed, PSInvocationState.Failed, PSInvocationState.Stopped,
                     PSInvocationState.Disconnected})
+#: Messages after which no Receive is sent ahead: a state change (the server may have nothing more to send) or a
+#: host call (the server waits for the client).
+_TURNING = frozenset(kind.value for kind in (
+    PSRPMessageType.PipelineState, PSRPMessageType.RunspacePoolState, PSRPMessageType.PipelineHostCall,
+    PSRPMessageType.RunspacePoolHostCall))
 
 
 class ProtocolFailure(Exception):
@@ -70,6 +84,35 @@ class Bounds:
         """Six operation timeouts (plus a margin) without progress; ``seconds_left`` until nothing is sent."""
         deadline = None if seconds_left is None else time.monotonic() + seconds_left
         return cls(stall_seconds=6.0 * operation_timeout + 10.0, deadline=deadline)
+
+
+class _Ahead:
+    """One Receive in flight on a daemon thread (never joined at exit) while the caller reads the previous one."""
+
+    def __init__(self, receive: Callable[[], tuple[str, bytes]]) -> None:
+        self._finished = threading.Event()
+        self._value: tuple[str, bytes] = ("", b"")
+        self._error: BaseException | None = None
+        threading.Thread(target=self._run, args=(receive,), name="provisioner-receive", daemon=True).start()
+
+    def _run(self, receive: Callable[[], tuple[str, bytes]]) -> None:
+        try:
+            self._value = receive()
+        except BaseException as exc:  # handed to the caller, in its thread
+            self._error = exc
+        finally:
+            self._finished.set()
+
+    def result(self) -> tuple[str, bytes]:
+        """The Receive's (command state, stdout); what it raised is raised here."""
+        self._finished.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def settle(self) -> None:
+        """Wait for it to end, whatever it brought: the connection is free again (the caller is failing anyway)."""
+        self._finished.wait()
 
 
 @dataclass
@@ -213,27 +256,54 @@ class Client:
         command_id = None if pipeline is None else str(pipeline[0].pipeline_id).upper()
         last_progress = self.bounds.clock()
         idle = 0
-        while not done():
-            self.bounds.check(what)
-            if self.bounds.clock() - last_progress > self.bounds.stall_seconds:
-                raise ProtocolFailure(f"{what}: no progress for {self.bounds.stall_seconds:g} s")
-            if idle > 1:
-                self.bounds.sleep(min(self.bounds.max_pause, self.bounds.first_pause * 2 ** (idle - 2)))
-            self.requests += 1
-            try:
-                data = self.shell.receive("stdout", command_id=command_id)[2].get("stdout", b"")
-            except WSManFaultError as exc:
-                if exc.code != OPERATION_TIMEOUT_FAULT:
-                    raise
-                data = b""
-            if not data:
-                idle += 1
-                continue
-            idle = 0
-            last_progress = self.bounds.clock()
-            for message in self.defragmenter.feed(data):
-                self._dispatch(message, pipeline)
-            self._send_pending(command_id)
+        ahead: _Ahead | None = None
+        try:
+            while ahead is not None or not done():  # what a Receive in flight brings is read, whatever came before
+                if ahead is not None:
+                    state, data = ahead.result()
+                    ahead = None
+                    self._send_pending(command_id)
+                else:
+                    self.bounds.check(what)
+                    if self.bounds.clock() - last_progress > self.bounds.stall_seconds:
+                        raise ProtocolFailure(f"{what}: no progress for {self.bounds.stall_seconds:g} s")
+                    if idle > 1:
+                        self.bounds.sleep(min(self.bounds.max_pause, self.bounds.first_pause * 2 ** (idle - 2)))
+                    self.requests += 1
+                    state, data = self._receive(command_id)
+                if not data:
+                    idle += 1
+                    continue
+                idle = 0
+                last_progress = self.bounds.clock()
+                messages = list(self.defragmenter.feed(data))
+                if command_id is not None and self._may_receive_ahead(state, messages):
+                    self.requests += 1
+                    ahead = _Ahead(lambda: self._receive(command_id))
+                for message in messages:
+                    self._dispatch(message, pipeline)
+                if ahead is None:
+                    self._send_pending(command_id)
+        finally:
+            if ahead is not None:  # failing: the next request on the connection waits for this one to end
+                ahead.settle()
+
+    def _receive(self, command_id: str | None) -> tuple[str, bytes]:
+        """One Receive: WSMan's command state and the stdout bytes (none for an operation-timeout fault)."""
+        try:
+            state, _, streams = self.shell.receive("stdout", command_id=command_id)
+        except WSManFaultError as exc:
+            if exc.code != OPERATION_TIMEOUT_FAULT:
+                raise
+            return CommandState.RUNNING, b""
+        return state, streams.get("stdout", b"")
+
+    def _may_receive_ahead(self, state: str, messages: Sequence[Message]) -> bool:
+        """More output is due (no state change or host call in this data, the command not done) and there is
+        time to ask for it."""
+        if state == CommandState.DONE or any(message.message_type in _TURNING for message in messages):
+            return False
+        return self.bounds.deadline is None or self.bounds.clock() < self.bounds.deadline
 
     def _dispatch(self, message: Message, pipeline: tuple[Any, Outcome] | None) -> None:
         if message.message_type == PIPELINE_OUTPUT and pipeline is not None:
