@@ -1,10 +1,12 @@
-"""Fast CLIXML: reading the CREATE_PIPELINE message pypsrp sends, writing the engine's output objects.
+"""Fast CLIXML: reading the CREATE_PIPELINE message pypsrp sends and string records of pipeline input, writing the
+engine's output objects.
 
 psrpcore deserialises the whole message generically (HostInfo included) into PSObjects, which costs milliseconds
 per pipeline; the lab only needs the commands, their arguments and NoInput. :func:`parse_create_pipeline` walks
 the XML directly and returns plain values (``str``, ``bool``, ``int``, ``float``, ``None``, ``list``, ``dict``).
 Anything it does not understand (secure strings, object references, ...) raises :class:`Unsupported` and the
-caller falls back to psrpcore.
+caller falls back to psrpcore. :func:`parse_pipeline_input` does the same for a PIPELINE_INPUT record that is one
+string (or null), decoding it exactly as psrpcore does.
 
 The same goes for output: psrpcore builds a PSObject tree per result object and serialises it through
 ElementTree (~0.7 ms for a small ACE object); :class:`Writer` renders LabObject/LabEnum/lists/dicts straight to
