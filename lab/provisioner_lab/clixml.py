@@ -1,10 +1,12 @@
-"""Fast CLIXML: reading the CREATE_PIPELINE message pypsrp sends, writing the engine's output objects.
+"""Fast CLIXML: reading the CREATE_PIPELINE message pypsrp sends and string records of pipeline input, writing the
+engine's output objects.
 
 psrpcore deserialises the whole message generically (HostInfo included) into PSObjects, which costs milliseconds
 per pipeline; the lab only needs the commands, their arguments and NoInput. :func:`parse_create_pipeline` walks
 the XML directly and returns plain values (``str``, ``bool``, ``int``, ``float``, ``None``, ``list``, ``dict``).
 Anything it does not understand (secure strings, object references, ...) raises :class:`Unsupported` and the
-caller falls back to psrpcore.
+caller falls back to psrpcore. :func:`parse_pipeline_input` does the same for a PIPELINE_INPUT record that is one
+string (or null), decoding it exactly as psrpcore does.
 
 The same goes for output: psrpcore builds a PSObject tree per result object and serialises it through
 ElementTree (~0.7 ms for a small ACE object); :class:`Writer` renders LabObject/LabEnum/lists/dicts straight to
@@ -300,6 +302,57 @@ def parse_create_pipeline(data: bytes, *, extra_cmds: bool = True) -> CreatePipe
         return _parse(data, [], extra_cmds)
     except _NotSimple as exc:  # an element named like the placeholder in the message itself: an unknown tag
         raise Unsupported(_PLACEHOLDER) from exc
+
+
+# --- reading PIPELINE_INPUT ------------------------------------------------------------------------------------------
+#
+# A piped read or write sends one PIPELINE_INPUT message per record, ~2,900 in a 1,000-mailbox no-op, each a string
+# (``<S>text</S>``); psrpcore builds an ElementTree and a PSString for each. :func:`parse_pipeline_input` reads the
+# shapes psrpcore's serializer writes for a string or None without either, and gives the value psrpcore's
+# deserializer gives (through :func:`provisioner_lab.convert.to_plain`); any other message, or text the XML parser
+# would reject or change (the checks of :func:`_simple`, markup, a character reference), is Unsupported and goes to
+# psrpcore, which reads it (or fails on it) as before.
+
+_INPUT_EMPTY = {b"<S />": "", b"<S/>": "", b"<S></S>": "", b"<Nil />": None, b"<Nil/>": None}
+_ENTITY = re.compile("&(amp|lt|gt|quot|apos);")
+_ENTITIES = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
+#: psrpcore's own pattern for ``_xHHHH_``, applied as psrpcore applies it: to the UTF-16-BE bytes of the text
+_UTF16_ESCAPE = re.compile(rb"\x00_\x00x((?:\x00[a-fA-F0-9]){4})\x00_")
+
+
+def _utf16_code_unit(match: re.Match[bytes]) -> bytes:
+    return bytes.fromhex(match.group(1).decode("utf-16-be"))
+
+
+def decode_psrpcore_string(text: str) -> str:
+    """A string element's text as psrpcore's deserializer decodes it: its ``_xHHHH_`` pattern (lower-case ``x``)
+    matched over the text's UTF-16-BE bytes, each match replaced by the code unit, the bytes decoded back with
+    lone surrogates kept. A match needs ``_x``, or (at an odd byte offset, which psrpcore's pattern also finds)
+    the character U+5F00; text with neither is returned as it is."""
+    if "_x" not in text and "\u5f00" not in text:
+        return text
+    return _UTF16_ESCAPE.sub(_utf16_code_unit, text.encode("utf-16-be")).decode("utf-16-be", "surrogatepass")
+
+
+def parse_pipeline_input(data: bytes) -> str | None:
+    """The record of a PIPELINE_INPUT message whose CLIXML is one string (``<S>text</S>``, ``<S />``) or ``<Nil />``,
+    as the psrpcore path hands it to the command (psrpcore's deserializer, then ``convert.to_plain``); raises
+    :class:`Unsupported` for anything else."""
+    if data in _INPUT_EMPTY:
+        return _INPUT_EMPTY[data]
+    if not (data.startswith(b"<S>") and data.endswith(b"</S>")):
+        raise Unsupported("not a string record")
+    text = _simple(data)  # None: bytes the XML parser rejects or changes, or not UTF-8
+    if text is None:
+        raise Unsupported("text the XML parser would not take as it is")
+    text = text[3:-4]
+    if "<" in text:
+        raise Unsupported("markup in a string record")
+    if "&" in text:
+        if "&" in _ENTITY.sub("", text):
+            raise Unsupported("a character reference")  # or a bare '&', which the parser rejects
+        text = _ENTITY.sub(lambda match: _ENTITIES[match.group(1)], text)
+    return decode_psrpcore_string(text)
 
 
 # --- writing ---------------------------------------------------------------------------------------------------------

@@ -307,7 +307,16 @@ def _variable(value: str) -> bool:
     nothing psrpcore's string encoding changes (not every place uses it, e.g. ToString does not), no ``_x`` across
     its ends."""
     return (bool(value) and value[0] not in "xX" and not value.endswith("_") and "QZ" not in value
-            and serialize(value, _NO_CIPHER).text == value)
+            and encoded_as_itself(value))
+
+
+def encoded_as_itself(value: str) -> bool:
+    """Whether psrpcore's string encoding leaves ``value`` as it is. Printable ASCII without ``_x`` in either case
+    has nothing it escapes (``_x``, controls, surrogates, characters beyond the BMP), so only other text is given
+    to psrpcore's serialiser to find out (an error record asks for ~5 strings)."""
+    if value.isascii() and value.isprintable() and "_x" not in value and "_X" not in value:
+        return True
+    return bool(serialize(value, _NO_CIPHER).text == value)
 
 
 def _encode(value: str) -> str:

@@ -14,6 +14,7 @@ runspace pool id (16, .NET GUID byte order), the pipeline id (16; all zero for t
 
 from __future__ import annotations
 
+import functools
 import struct
 import uuid
 from collections.abc import Iterator
@@ -59,8 +60,19 @@ class Message:
 def message(destination: int, message_type: int, runspace_pool_id: uuid.UUID, pipeline_id: uuid.UUID | None,
             data: bytes) -> bytes:
     """A message's bytes (MS-PSRP 2.2.1)."""
-    pipeline = _NO_PIPELINE if pipeline_id is None else pipeline_id.bytes_le
-    return b"".join((_MESSAGE.pack(destination, message_type), runspace_pool_id.bytes_le, pipeline, data))
+    pipeline = _NO_PIPELINE if pipeline_id is None else _bytes_le(pipeline_id)
+    return b"".join((_MESSAGE.pack(destination, message_type), _bytes_le(runspace_pool_id), pipeline, data))
+
+
+@functools.lru_cache(maxsize=256)
+def _bytes_le(guid: uuid.UUID) -> bytes:
+    return guid.bytes_le
+
+
+@functools.lru_cache(maxsize=256)
+def _guid(bytes_le: bytes) -> uuid.UUID:
+    """A GUID from its 16 bytes in .NET order (UUIDs are immutable: one object serves every message of a pipeline)."""
+    return uuid.UUID(bytes_le=bytes_le)
 
 
 @dataclass
@@ -96,7 +108,7 @@ def _message(object_id: int, raw: bytes) -> Message:
         raise FramingError(f"a PSRP message of {len(raw)} bytes (its header alone is {MESSAGE_HEADER})")
     message_type = _MESSAGE.unpack_from(raw)[1]
     pipeline = raw[24:40]
-    return Message(object_id, message_type, None if pipeline == _NO_PIPELINE else uuid.UUID(bytes_le=pipeline), raw)
+    return Message(object_id, message_type, None if pipeline == _NO_PIPELINE else _guid(bytes(pipeline)), raw)
 
 
 class Outbox:

@@ -3,7 +3,8 @@
 psrpcore keeps the protocol state of the pool and its pipelines (capability exchange, pool and pipeline states,
 the generic serialiser), through its public API only. The wire is the lab's (:mod:`provisioner_lab.framing`):
 the client's fragments are joined into messages here; a CREATE_PIPELINE the lab's own reader
-(:func:`provisioner_lab.clixml.parse_create_pipeline`) understands and the pool's runspace requests
+(:func:`provisioner_lab.clixml.parse_create_pipeline`) understands, a PIPELINE_INPUT record that is one string
+(:func:`provisioner_lab.clixml.parse_pipeline_input`) and the pool's runspace requests
 (SET_MAX/MIN_RUNSPACES, GET_AVAILABLE_RUNSPACES, RESET_RUNSPACE_STATE) are handled without psrpcore, every other
 message goes to psrpcore's ``receive_data`` as one fragment. Outgoing, output the lab rendered to CLIXML itself
 (:class:`provisioner_lab.clixml.Writer`, error records of a known shape) is framed here, and after every operation
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -49,6 +51,7 @@ from psrpcore.types import (
 from provisioner_lab import clixml, convert, framing, metadata
 from provisioner_lab.api import (
     ALL_COMMAND_TYPES,
+    CommandInfo,
     Engine,
     LabError,
     MetadataEngine,
@@ -65,6 +68,7 @@ log = logging.getLogger(__name__)
 CHUNK_SIZE = 32768
 
 _CREATE_PIPELINE = PSRPMessageType.CreatePipeline.value
+_PIPELINE_INPUT = PSRPMessageType.PipelineInput.value
 #: The pool's runspace requests, answered by the lab with a RUNSPACE_AVAILABILITY (MS-PSRP 2.2.2.6-2.2.2.8, 2.2.2.31).
 _POOL_REQUESTS = frozenset(kind.value for kind in (
     PSRPMessageType.SetMaxRunspaces,
@@ -72,6 +76,12 @@ _POOL_REQUESTS = frozenset(kind.value for kind in (
     PSRPMessageType.GetAvailableRunspaces,
     PSRPMessageType.ResetRunspaceState,
 ))
+
+
+@functools.lru_cache(maxsize=256)
+def command_key(pipeline_id: uuid.UUID) -> str:
+    """The shell's key of a pipeline: its id as WinRS's CommandId, upper case (a message per input record asks)."""
+    return str(pipeline_id).upper()
 
 
 def call_id(request: Any) -> int:
@@ -110,6 +120,33 @@ def serializer(pool: psrpcore.ServerRunspacePool, cipher: psrpcore.PSRemotingCry
         return bytes(ElementTree.tostring(element, encoding="utf-8", method="xml"))
 
     return to_bytes
+
+
+def _capability_key(capability: Any) -> tuple[str, ...]:
+    if capability is None:
+        return ()
+    return (str(capability.PSVersion), str(capability.protocolversion), str(capability.SerializationVersion))
+
+
+#: GET_COMMAND_METADATA's CommandMetadata objects as the pool serialises them, per command and both sides'
+#: capabilities (all the serialiser reads besides the object): a CommandInfo is immutable, so an entry never goes
+#: stale. psrpcore takes ~10 ms per cmdlet; a session asks once, and every session the same.
+_COMMAND_CLIXML: dict[tuple[CommandInfo, tuple[str, ...], tuple[str, ...]], bytes] = {}
+_COMMAND_CLIXML_LIMIT = 4096
+
+
+def command_output(info: CommandInfo, pool: psrpcore.ServerRunspacePool, to_bytes: Callable[[Any], bytes]) -> bytes:
+    """One CommandMetadata output object as ``pool.prepare_message`` writes it (``to_bytes``: :func:`serializer`
+    of the pool), from the cache when it was written before (the hook tests replace to force psrpcore's
+    ``write_output``, by raising :class:`provisioner_lab.clixml.Unsupported`)."""
+    key = (info, _capability_key(pool.our_capability), _capability_key(pool.their_capability))
+    data = _COMMAND_CLIXML.get(key)
+    if data is None:
+        data = to_bytes(metadata.command_object(info))
+        if len(_COMMAND_CLIXML) >= _COMMAND_CLIXML_LIMIT:
+            _COMMAND_CLIXML.clear()
+        _COMMAND_CLIXML[key] = data
+    return data
 
 
 class ShellClosed(Exception):
@@ -165,7 +202,8 @@ class Shell:
         self._cond = threading.Condition()
         self._pool = new_pool(profile)
         self._cipher = psrpcore.PSRemotingCrypto()  # the lab's own; psrpcore keeps the pool's to itself
-        self._errors = convert.ErrorTemplates(serializer(self._pool, self._cipher))
+        self._to_bytes = serializer(self._pool, self._cipher)
+        self._errors = convert.ErrorTemplates(self._to_bytes)
         self._inbox = framing.Defragmenter()  # the client's fragments
         self._from_psrpcore = framing.Defragmenter()  # what psrpcore queued, in its own fragments
         self._outbox = framing.Outbox(CHUNK_SIZE)
@@ -223,10 +261,18 @@ class Shell:
                     self._cond.wait(remaining)
 
     def _take(self, message: framing.Message) -> _Command | None:
-        """One whole client message: read by the lab (a CREATE_PIPELINE its reader understands, a pool request) or
-        passed to psrpcore; the command it concerns, if any."""
-        if message.message_type == _CREATE_PIPELINE and message.pipeline_id is not None:
-            cmd = self._commands.get(str(message.pipeline_id).upper())
+        """One whole client message: read by the lab (a CREATE_PIPELINE its reader understands, a string record of
+        PIPELINE_INPUT, a pool request) or passed to psrpcore; the command it concerns, if any."""
+        kind = message.message_type
+        if kind == _PIPELINE_INPUT and message.pipeline_id is not None:
+            try:
+                record = clixml.parse_pipeline_input(message.data)
+            except clixml.Unsupported:
+                pass  # psrpcore's generic path below
+            else:
+                return self._input(message.pipeline_id, record)
+        elif kind == _CREATE_PIPELINE and message.pipeline_id is not None:
+            cmd = self._commands.get(command_key(message.pipeline_id))
             if cmd is not None:
                 try:
                     parsed = clixml.parse_create_pipeline(message.data, extra_cmds=self.profile.reads_extra_cmds)
@@ -236,7 +282,7 @@ class Shell:
                     cmd.statements = parsed.statements
                     cmd.no_input = parsed.no_input
                     return cmd
-        elif message.message_type in _POOL_REQUESTS:
+        elif kind in _POOL_REQUESTS:
             self._answer_pool_request(message)
             return None
         self._pool.receive_data(
@@ -245,6 +291,13 @@ class Shell:
         cmd = None
         while (event := self._pool.next_event()) is not None:
             cmd = self._handle_event(event) or cmd
+        return cmd
+
+    def _input(self, pipeline_id: uuid.UUID, record: Any) -> _Command | None:
+        """One record of pipeline input, in the order the client sent it (read by the lab or by psrpcore)."""
+        cmd = self._commands.get(command_key(pipeline_id))
+        if cmd is not None:
+            cmd.input.append(record)
         return cmd
 
     def _answer_pool_request(self, message: framing.Message) -> None:
@@ -267,7 +320,7 @@ class Shell:
             self.max_runspaces = int(event.max_runspaces)
             return None
         if isinstance(event, psrpcore.CreatePipelineEvent):
-            cmd = self._commands.get(str(event.pipeline_id).upper())
+            cmd = self._commands.get(command_key(event.pipeline_id))
             if cmd is not None:
                 pipeline = event.pipeline  # a property that rebuilds the object on every access
                 statements = convert.statements_from_pipeline(pipeline)
@@ -276,17 +329,14 @@ class Shell:
                 cmd.no_input = bool(pipeline.no_input)
             return cmd
         if isinstance(event, psrpcore.GetCommandMetadataEvent):
-            cmd = self._commands.get(str(event.pipeline_id).upper())
+            cmd = self._commands.get(command_key(event.pipeline_id))
             if cmd is not None:
                 cmd.query = _query(event.pipeline)
             return cmd
         if isinstance(event, psrpcore.PipelineInputEvent):
-            cmd = self._commands.get(str(event.pipeline_id).upper())
-            if cmd is not None:
-                cmd.input.append(convert.to_plain(event.data))
-            return cmd
+            return self._input(event.pipeline_id, convert.to_plain(event.data))
         if isinstance(event, psrpcore.EndOfPipelineInputEvent):
-            cmd = self._commands.get(str(event.pipeline_id).upper())
+            cmd = self._commands.get(command_key(event.pipeline_id))
             if cmd is not None:
                 cmd.input_done = True
             return cmd
@@ -327,7 +377,11 @@ class Shell:
             found = (engine.command_metadata(query, user=self.user) if isinstance(engine, MetadataEngine)
                      else MetadataResult())
             output: list[Any] = [metadata.count_object(len(found.commands))]
-            output += [metadata.command_object(info) for info in found.commands]
+            for info in found.commands:
+                try:
+                    output.append(command_output(info, self._pool, self._to_bytes))
+                except clixml.Unsupported:
+                    output.append(metadata.command_object(info))
             result = PipelineResult(errors=list(found.errors))
         except Exception as exc:  # as in _execute: fail the pipeline rather than hang the client
             log.exception("lab command metadata raised")
@@ -349,8 +403,11 @@ class Shell:
     def _write_result(self, cmd: _Command, result: PipelineResult, ps_output: list[Any] | None = None) -> None:
         pipeline = cmd.pipeline
         pipeline.state = PSInvocationState.Running  # no Running PIPELINE_STATE message; PowerShell sends none
-        for obj in ps_output or ():
-            pipeline.write_output(obj)
+        for obj in ps_output or ():  # psrpcore objects, or their CLIXML already written (command_output)
+            if isinstance(obj, bytes):
+                self._send_rendered(cmd, PSRPMessageType.PipelineOutput, obj)
+            else:
+                pipeline.write_output(obj)
         writer = clixml.Writer()
         for item in result.output:
             try:
@@ -395,7 +452,7 @@ class Shell:
                 if message.pipeline_id is None:
                     self._pool_chunks.extend(self._outbox.fragments(message.raw))
                     continue
-                cmd = self._commands.get(str(message.pipeline_id).upper())
+                cmd = self._commands.get(command_key(message.pipeline_id))
                 if cmd is not None:
                     cmd.chunks.extend(self._outbox.fragments(message.raw))
 

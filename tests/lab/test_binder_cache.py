@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import random
 
-from provisioner_lab.exchange.binding import Binder, CmdletSpec, ParamSpec, load_specs
+from provisioner_lab.api import Argument, LabObject
+from provisioner_lab.exchange.binding import Binder, CmdletSpec, ParamSpec, PreparedCommand, load_specs
 from provisioner_lab.exchange.errors import CmdletError
 
 
@@ -58,3 +59,35 @@ def test_cache_not_used_for_another_spec_of_the_same_name() -> None:
     assert binder._is_mandatory_somewhere(other, "Identity") is False
     assert binder._resolve_name(spec, "user").name == "User"
     assert binder._is_mandatory_somewhere(spec, "Identity") is True
+
+
+def _bound(binder: Binder, prepared: PreparedCommand, record: object) -> object:
+    try:
+        bound = binder.bind_record(prepared, record)
+    except CmdletError as exc:
+        return ("error", exc.record, exc.terminating)
+    return (bound.cmdlet, bound.parameter_set, bound.values, bound.common)
+
+
+def test_records_bound_through_one_prepared_command_bind_as_through_a_fresh_one() -> None:
+    """bind_record keeps, per prepared command, the parameters input may bind and the set chosen per bound names:
+    a run of records of every shape (strings, ACE-like objects, bags with and without the names, nothing that
+    binds) binds as each record would alone."""
+    binder = Binder(load_specs())
+    ace = LabObject(("Microsoft.Exchange.Management.RecipientTasks.MailboxAcePresentationObject", "System.Object"),
+                    {"Identity": "alice", "User": "CONTOSO\\svc", "AccessRights": ["FullAccess"]}, "alice")
+    records: list[object] = ["alice", "", {"Identity": "bob"}, {"identity": "carol", "User": "svc"}, {"Other": 1},
+                             ace, 5, None, {"User": "svc"}, LabObject(("Some.Type",), {}, "x")]
+    commands = [
+        ("Get-Mailbox", []),
+        ("Get-MailboxPermission", [Argument("User", "svc")]),
+        ("Get-MailboxPermission", []),
+        ("Add-MailboxPermission", [Argument("User", "svc"), Argument("AccessRights", ["FullAccess"])]),
+        ("Add-MailboxPermission", [Argument("AccessRights", ["FullAccess"])]),
+        ("Remove-MailboxPermission", [Argument("User", "svc"), Argument("AccessRights", ["FullAccess"])]),
+    ]
+    for cmdlet, arguments in commands:
+        shared = binder.prepare(cmdlet, arguments)
+        for record in records * 2:  # the second time round, from the caches
+            alone = _bound(binder, binder.prepare(cmdlet, arguments), record)
+            assert _bound(binder, shared, record) == alone, (cmdlet, record)

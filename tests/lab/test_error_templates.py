@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import psrpcore
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from provisioner_lab import convert, psrp
 from provisioner_lab.api import LabError
+from psrpcore.types import serialize
 
 BASE = {
     "exception_type": "Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException",
@@ -43,3 +46,10 @@ def test_templates_match_psrpcore(first: str) -> None:
             written += 1
             assert data == to_bytes(convert.error_record(error)), error
     assert written > len(errors) // 4
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(["_", "x", "X", "_x", "_X", "\x7f", "\x1f", " ", "~", "&", "<"]),
+                          st.characters()), max_size=12).map("".join))
+def test_the_printable_ascii_shortcut_answers_as_psrpcore(value: str) -> None:
+    assert convert.encoded_as_itself(value) is (serialize(value, None).text == value)

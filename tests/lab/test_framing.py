@@ -106,3 +106,19 @@ def test_broken_framing_is_refused(fragments: list[tuple[int, int, int, bytes]],
 def test_a_fragment_must_hold_more_than_its_header() -> None:
     with pytest.raises(ValueError, match="21-byte header"):
         framing.Outbox(framing.FRAGMENT_HEADER)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.uuids(), min_size=1, max_size=4), st.lists(st.integers(min_value=0, max_value=3), max_size=12))
+def test_pipeline_ids_read_back_whatever_the_buffer_type(pipelines: list[uuid.UUID], picks: list[int]) -> None:
+    """Ids are read through a small cache of GUID bytes (and written through one of their .NET byte order): every
+    message names its own pipeline, from bytes and from a bytearray (what psrpcore's ``data_to_send`` gives)."""
+    sent = [pipelines[pick % len(pipelines)] for pick in picks]
+    outbox = framing.Outbox(1000)
+    wire = b"".join(fragment for pid in sent for fragment in outbox.fragments(
+        framing.message(framing.DESTINATION_CLIENT, PSRPMessageType.PipelineOutput.value, POOL, pid, b"<S>x</S>")))
+    for data in (wire, bytearray(wire)):
+        received = list(framing.Defragmenter().feed(data))
+        assert [m.pipeline_id for m in received] == sent
+        assert all(m.raw[8:24] == POOL.bytes_le and m.raw[24:40] == pid.bytes_le
+                   for m, pid in zip(received, sent, strict=True))

@@ -74,6 +74,11 @@ class PreparedCommand:
     values: dict[str, Any]
     common: dict[str, Any]
     candidates: list[SetSpec]
+    #: What every input record finds the same, worked out for the first (:meth:`Binder.bind_record`): the
+    #: parameters input may bind, and the parameter set chosen for each set of bound names. Both follow from the
+    #: fields above, which nothing changes after binding.
+    open_params: list[ParamSpec] | None = field(default=None, init=False, repr=False, compare=False)
+    chosen: dict[frozenset[str], SetSpec] = field(default_factory=dict, init=False, repr=False, compare=False)
 
 
 def _type_label(value: Any) -> str:
@@ -410,11 +415,13 @@ class Binder:
         spec = prepared.spec
         values = dict(prepared.values)
         bound_any = False
-        open_params = [
-            param for param in spec.params.values()
-            if param.name not in values and (param.by_value or param.by_property_name)
-            and any(param.name in pset.members for pset in prepared.candidates)
-        ]
+        open_params = prepared.open_params
+        if open_params is None:
+            open_params = prepared.open_params = [
+                param for param in spec.params.values()
+                if param.name not in values and (param.by_value or param.by_property_name)
+                and any(param.name in pset.members for pset in prepared.candidates)
+            ]
         properties = _properties(record)
         for param in open_params:
             if param.by_value and _accepts_by_value(param, record):
@@ -437,8 +444,12 @@ class Binder:
                 target=record, command=spec.name,
             )
             raise CmdletError(record_error, terminating=False)
+        names = frozenset(values)
+        pset = prepared.chosen.get(names)
+        if pset is not None:
+            return BoundCommand(spec.name, pset.name, values, dict(prepared.common))
         try:
-            pset = self._choose(prepared, set(values), pending_pipeline=False)
+            pset = prepared.chosen[names] = self._choose(prepared, set(values), pending_pipeline=False)
         except CmdletError as error:
             record_error = error.record
             if record_error.fq_error_id.startswith("MissingMandatoryParameter,"):

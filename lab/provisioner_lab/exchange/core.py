@@ -29,6 +29,7 @@ PowerShell's CommandNotFoundException, as a session without the command would re
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -160,14 +161,58 @@ def _select_names(wanted: Sequence[Any], excluded: Sequence[str], available: Map
             if not any(regex.match(name) if regex is not None else name.lower() == plain for regex, plain in dropped)]
 
 
+#: Which input property each selected name takes its value from (None: the input has none, the value is $null).
+Plan = tuple[tuple[str, str | None], ...]
+
+
+@functools.lru_cache(maxsize=1024)
+def _plan(keys: tuple[str, ...], wanted: tuple[str, ...], excluded: tuple[str, ...]) -> Plan:
+    """:func:`_select_names` and the case-insensitive lookup of the values, worked out once per input shape (its
+    property names in order) and selection: a pipeline's records share a handful of shapes."""
+    source = {key.lower(): key for key in keys}  # of names differing only in case, the last, as a dict keeps it
+    return tuple((name, source.get(name.lower())) for name in _select_names(wanted, excluded, dict.fromkeys(keys)))
+
+
+def _all_text(values: tuple[Any, ...]) -> bool:
+    return all(type(value) is str for value in values)
+
+
+@functools.lru_cache(maxsize=256)
+def _bag_types(first: str) -> tuple[str, str, str]:
+    return (f"Selected.{first}", PSCUSTOMOBJECT, "System.Object")
+
+
+def _bag(item: Any, props: dict[str, Any]) -> LabObject:
+    shown = "; ".join(f"{name}={_rendered(value)}" for name, value in props.items())
+    return LabObject(_bag_types(_type_names(item)[0]), props, f"@{{{shown}}}", note_properties=True)
+
+
+def selector(wanted: Sequence[Any], excluded: Sequence[str] = ()) -> Callable[[Any], LabObject]:
+    """What ``Select-Object -Property wanted -ExcludeProperty excluded`` makes of each input object.
+
+    Names given as plain strings over inputs whose property names are plain strings (every object the engine
+    makes) go through :func:`_plan`, cached; anything else (a calculated property, which raises TypeError) takes
+    the uncached path, which is the definition.
+    """
+    names, dropped = tuple(wanted), tuple(excluded)
+    cacheable = _all_text(names) and _all_text(dropped)
+
+    def select(item: Any) -> LabObject:
+        available = properties_of(item)
+        if cacheable:
+            keys = tuple(available)
+            if _all_text(keys):
+                return _bag(item, {name: None if key is None else available[key]
+                                   for name, key in _plan(keys, names, dropped)})
+        lowered = {str(key).lower(): value for key, value in available.items()}
+        return _bag(item, {name: lowered.get(name.lower()) for name in _select_names(wanted, excluded, available)})
+
+    return select
+
+
 def selected(item: Any, wanted: Sequence[Any], excluded: Sequence[str] = ()) -> LabObject:
     """The property bag ``Select-Object -Property wanted`` makes of one input object."""
-    available = properties_of(item)
-    lowered = {str(key).lower(): value for key, value in available.items()}
-    props = {name: lowered.get(name.lower()) for name in _select_names(wanted, excluded, available)}
-    shown = "; ".join(f"{name}={_rendered(value)}" for name, value in props.items())
-    return LabObject((f"Selected.{_type_names(item)[0]}", PSCUSTOMOBJECT, "System.Object"), props, f"@{{{shown}}}",
-                     note_properties=True)
+    return selector(wanted, excluded)(item)
 
 
 def select_object(bound: BoundCommand, records: Sequence[Any]) -> list[Any]:
@@ -183,9 +228,9 @@ def select_object(bound: BoundCommand, records: Sequence[Any]) -> list[Any]:
         items = first + [item for item in last if not any(item is kept for kept in first)]
     if not bound.has("Property"):
         return items
-    wanted = bound.get("Property") or []
+    select = selector(bound.get("Property") or [], bound.get("ExcludeProperty") or [])
     try:
-        return [selected(item, wanted, bound.get("ExcludeProperty") or []) for item in items]
+        return [select(item) for item in items]
     except TypeError:
         raise _not_implemented(bound, "calculated properties") from None
 
@@ -231,4 +276,4 @@ def measure_object(bound: BoundCommand, records: Sequence[Any]) -> list[Any]:
 
 HANDLERS: dict[str, Handler] = {SELECT_OBJECT: select_object, MEASURE_OBJECT: measure_object}
 
-__all__ = ["CLASSES", "HANDLERS", "MEASURE_OBJECT", "NAMESPACE", "SELECT_OBJECT", "core_specs", "selected"]
+__all__ = ["CLASSES", "HANDLERS", "MEASURE_OBJECT", "NAMESPACE", "SELECT_OBJECT", "core_specs", "selected", "selector"]

@@ -7,6 +7,8 @@ remembered (UNCONFIRMED: only the names matter to the product; the integers are 
 
 from __future__ import annotations
 
+import functools
+
 from provisioner_lab.api import LabEnum
 
 MAILBOX_RIGHTS_TYPE = "Microsoft.Exchange.Management.RecipientTasks.MailboxRights"
@@ -157,22 +159,28 @@ def rights_names(mask: int) -> list[str]:
     return [name for name, bit in MAILBOX_RIGHTS.items() if mask & bit]
 
 
+@functools.lru_cache(maxsize=256)
 def mailbox_rights_enum(mask: int) -> LabEnum:
+    """The MailboxRights value of ``mask`` (these enum values are frozen, so one instance serves every object)."""
     return LabEnum(enum_type_names(MAILBOX_RIGHTS_TYPE), mask, flags_text(mask, MAILBOX_RIGHTS))
 
 
+@functools.lru_cache(maxsize=256)
 def inheritance_enum(name: str) -> LabEnum:
     return LabEnum(enum_type_names(INHERITANCE_TYPE), INHERITANCE[name], name)
 
 
+@functools.lru_cache(maxsize=256)
 def recipient_type_details_enum(name: str) -> LabEnum:
     return LabEnum(enum_type_names(RECIPIENT_TYPE_DETAILS_TYPE), RECIPIENT_TYPE_DETAILS[name], name)
 
 
+@functools.lru_cache(maxsize=256)
 def recipient_type_enum(name: str) -> LabEnum:
     return LabEnum(enum_type_names(RECIPIENT_TYPE_TYPE), RECIPIENT_TYPES[name], name)
 
 
+@functools.lru_cache(maxsize=256)
 def object_state_enum() -> LabEnum:
     """ConfigurableObject.ObjectState of an object read from AD (``Unchanged``; integer UNCONFIRMED)."""
     return LabEnum(enum_type_names(OBJECT_STATE_TYPE), 1, "Unchanged")

@@ -99,6 +99,9 @@ def ace_object(directory: Directory, mailbox: Recipient, entry: PermissionEntry)
     )
 
 
+_CUSTOM_ATTRIBUTES = tuple((number, f"CustomAttribute{number}") for number in range(1, 16))
+
+
 def _common(directory: Directory, recipient: Recipient) -> dict[str, Any]:
     identity = ad_object_id(directory, recipient)
     props: dict[str, Any] = {
@@ -121,8 +124,9 @@ def _common(directory: Directory, recipient: Recipient) -> dict[str, Any]:
         "IsValid": True,
         "ObjectState": object_state_enum(),
     }
-    for number in range(1, 16):
-        props[f"CustomAttribute{number}"] = recipient.custom_attributes.get(number, "")
+    attributes = recipient.custom_attributes
+    for number, name in _CUSTOM_ATTRIBUTES:
+        props[name] = attributes.get(number, "")
     return props
 
 
