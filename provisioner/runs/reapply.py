@@ -127,7 +127,7 @@ class Reapply:
             for ref in refs:
                 by_key.setdefault(ref.key, ref)
         excluded = {value.casefold() for value in self.job.exclude}
-        kept = {key: ref for key, ref in by_key.items() if not (ref.names & excluded)}
+        kept = {key: ref for key, ref in by_key.items() if excluded.isdisjoint(ref.names)}
         if len(kept) != len(by_key):
             self.notes.append(f"excluded {counted(len(by_key) - len(kept), 'mailbox')}")
         identities = [ref.identity for ref in kept.values()]
