@@ -137,8 +137,7 @@ _COMMAND_CLIXML_LIMIT = 4096
 
 def command_output(info: CommandInfo, pool: psrpcore.ServerRunspacePool, to_bytes: Callable[[Any], bytes]) -> bytes:
     """One CommandMetadata output object as ``pool.prepare_message`` writes it (``to_bytes``: :func:`serializer`
-    of the pool), from the cache when it was written before (the hook tests replace to force psrpcore's
-    ``write_output``, by raising :class:`provisioner_lab.clixml.Unsupported`)."""
+    of the pool), from the cache when it was written before."""
     key = (info, _capability_key(pool.our_capability), _capability_key(pool.their_capability))
     data = _COMMAND_CLIXML.get(key)
     if data is None:
@@ -377,11 +376,7 @@ class Shell:
             found = (engine.command_metadata(query, user=self.user) if isinstance(engine, MetadataEngine)
                      else MetadataResult())
             output: list[Any] = [metadata.count_object(len(found.commands))]
-            for info in found.commands:
-                try:
-                    output.append(command_output(info, self._pool, self._to_bytes))
-                except clixml.Unsupported:
-                    output.append(metadata.command_object(info))
+            output += [command_output(info, self._pool, self._to_bytes) for info in found.commands]
             result = PipelineResult(errors=list(found.errors))
         except Exception as exc:  # as in _execute: fail the pipeline rather than hang the client
             log.exception("lab command metadata raised")

@@ -10,7 +10,7 @@ from typing import Any
 
 import psrpcore
 import pytest
-from provisioner_lab import clixml, framing, psrp
+from provisioner_lab import framing, metadata, psrp
 from provisioner_lab.exchange import EngineOptions, ExchangeEngine, load_seed
 from provisioner_lab.profiles import get_profile
 
@@ -66,10 +66,10 @@ def test_metadata_messages_are_psrpcore_s(profile: str, user: str, monkeypatch: 
     cold_or_warm = metadata_wire(profile, user, names)
     warm = metadata_wire(profile, user, names)
 
-    def unsupported(*args: Any) -> bytes:
-        raise clixml.Unsupported("forced")
+    def as_object(info: Any, *args: Any) -> Any:
+        return metadata.command_object(info)  # not bytes: the shell has psrpcore's write_output serialise it
 
-    monkeypatch.setattr(psrp, "command_output", unsupported)
+    monkeypatch.setattr(psrp, "command_output", as_object)
     by_psrpcore = metadata_wire(profile, user, names)
     assert cold_or_warm == warm == by_psrpcore
     assert len(by_psrpcore) >= 6  # the count, five commands, the pipeline state
